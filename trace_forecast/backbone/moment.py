@@ -1,0 +1,134 @@
+"""A MOMENT-compatible backbone in plain torch.
+
+Same module tree and parameter names as MOMENT (``normalizer``, ``patch_embedding``,
+``encoder`` = a ``transformers`` T5 encoder stack, ``head.linear``), so public
+checkpoints load without key remapping. Input is ``x [B, C, L]`` and
+``input_mask [B, L]`` (1 = observed, 0 = left padding); channels are processed
+independently by folding them into the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import T5Config
+from transformers.models.t5.modeling_t5 import T5Stack
+
+from trace_forecast.backbone.config import MomentConfig
+from trace_forecast.backbone.embedding import PatchEmbedding
+from trace_forecast.backbone.revin import RevIN
+
+
+class PretrainHead(nn.Module):
+    """MOMENT's reconstruction head: every token back to ``patch_len`` values."""
+
+    def __init__(self, d_model: int, patch_len: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(d_model, patch_len)
+        nn.init.orthogonal_(self.linear.weight, gain=1.41)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, C, n_patches, d_model]`` -> ``[B, C, n_patches * patch_len]``."""
+        return self.linear(self.dropout(tokens)).flatten(start_dim=2)
+
+
+def build_t5_encoder(t5_config: dict) -> T5Stack:
+    """A T5 encoder stack from a config dict; never downloads anything."""
+    cfg = T5Config(**{k: v for k, v in t5_config.items() if not k.startswith("_")})
+    cfg.is_decoder = False
+    cfg.use_cache = False
+    cfg.is_encoder_decoder = False
+    return T5Stack(cfg)
+
+
+@dataclass
+class Encoded:
+    """What the encoder produced for a batch, with the RevIN statistics to undo it."""
+
+    tokens: torch.Tensor  # [B, C, n_patches, d_model]
+    mean: torch.Tensor  # [B, C, 1]
+    std: torch.Tensor  # [B, C, 1]
+
+
+def patch_view(mask: torch.Tensor, patch_len: int) -> torch.Tensor:
+    """``[B, L]`` time-step mask -> ``[B, L / patch_len]``: 1 where the whole patch is 1."""
+    return (mask.unfold(-1, patch_len, patch_len).sum(-1) == patch_len).to(mask.dtype)
+
+
+class MomentBackbone(nn.Module):
+    """RevIN -> patches -> patch embedding -> T5 encoder -> reconstruction head."""
+
+    def __init__(self, config: MomentConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.patch_len = config.patch_len
+        self.normalizer = RevIN()
+        self.patch_embedding = PatchEmbedding(
+            d_model=config.d_model,
+            patch_len=config.patch_len,
+            dropout=config.dropout,
+            add_positional_embedding=config.add_positional_embedding,
+            value_embedding_bias=config.value_embedding_bias,
+        )
+        self.encoder = build_t5_encoder(config.t5_config)
+        self.head = PretrainHead(config.d_model, config.patch_len, config.dropout)
+
+    def _check_input(self, x: torch.Tensor, input_mask: torch.Tensor | None) -> torch.Tensor:
+        if x.ndim != 3:
+            raise ValueError(f"x must be [batch, channels, time], got shape {tuple(x.shape)}")
+        if x.shape[-1] % self.patch_len:
+            raise ValueError(
+                f"time length {x.shape[-1]} must be a multiple of patch_len {self.patch_len}"
+            )
+        if input_mask is None:
+            return torch.ones(x.shape[0], x.shape[-1], device=x.device, dtype=x.dtype)
+        return input_mask.to(x.dtype)
+
+    def encode(
+        self,
+        x: torch.Tensor,
+        input_mask: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> Encoded:
+        """Encode ``x [B, C, L]``.
+
+        ``input_mask [B, L]`` marks observed steps (0 = padding: excluded from RevIN
+        statistics and from attention). ``mask [B, L]`` marks steps shown to the model
+        (0 = hidden behind the mask token, as in masked-reconstruction pretraining).
+        """
+        input_mask = self._check_input(x, input_mask)
+        mask = torch.ones_like(input_mask) if mask is None else mask.to(x.dtype)
+        batch, channels, _ = x.shape
+        mean, std = self.normalizer.statistics(x, mask * input_mask)
+        z = self.normalizer.normalize(x, mean, std)
+        patches = z.unfold(-1, self.patch_len, self.patch_len)
+        emb = self.patch_embedding(patches, patch_view(mask, self.patch_len))
+        n_patches = emb.shape[2]
+        emb = emb.reshape(batch * channels, n_patches, -1)
+        attention = patch_view(input_mask, self.patch_len).repeat_interleave(channels, dim=0)
+        out = self.encoder(inputs_embeds=emb, attention_mask=attention).last_hidden_state
+        return Encoded(out.reshape(batch, channels, n_patches, -1), mean, std)
+
+    def reconstruct(
+        self,
+        x: torch.Tensor,
+        input_mask: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        normalized: bool = False,
+    ) -> torch.Tensor:
+        """Masked-patch reconstruction ``[B, C, L]`` (in the input's scale unless ``normalized``)."""
+        enc = self.encode(x, input_mask, mask)
+        rec = self.head(enc.tokens)
+        return rec if normalized else self.normalizer.denormalize(rec, enc.mean, enc.std)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        input_mask: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.reconstruct(x, input_mask, mask)

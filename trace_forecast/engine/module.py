@@ -1,0 +1,90 @@
+"""The one LightningModule that trains every mode (TRACE, LoRA, AdaLoRA, full, probing).
+
+The loss is defined once, in :meth:`TraceLightningModule.compute_loss`, and reused by
+training, validation and the Gated DSIC importance estimate.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from trace_forecast.network import TraceNetwork
+
+
+class TraceLightningModule(pl.LightningModule):
+    """Train a :class:`TraceNetwork` with AdamW and a one-cycle learning-rate schedule.
+
+    Parameters
+    ----------
+    network : TraceNetwork
+        The model to train; only parameters with ``requires_grad`` are optimised.
+    learning_rate : float
+        Peak learning rate of the one-cycle schedule.
+    weight_decay : float
+        AdamW weight decay.
+    reconstruction_weight : float
+        ``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``
+        (forecasting networks only; reconstruction networks use only the latter).
+    mask_ratio : float
+        Fraction of patches hidden by the masked-reconstruction loss.
+    """
+
+    def __init__(
+        self,
+        network: TraceNetwork,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        reconstruction_weight: float = 0.0,
+        mask_ratio: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.reconstruction_weight = reconstruction_weight
+        self.mask_ratio = mask_ratio
+
+    @property
+    def is_forecaster(self) -> bool:
+        return self.network.spec.task == "forecast"
+
+    def compute_loss(self, batch) -> torch.Tensor:
+        """The training objective on one batch."""
+        if self.is_forecaster:
+            x, input_mask, y = batch
+            loss = self.network.forecast_loss(x, input_mask, y)
+            if self.reconstruction_weight > 0:
+                loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
+                    x, input_mask, self.mask_ratio
+                )
+            return loss
+        x, input_mask = batch[0], batch[1]
+        return self.network.masked_reconstruction_loss(x, input_mask, self.mask_ratio)
+
+    def forward(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
+        return self.network(x, input_mask)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
+        return loss
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.network.parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        params = self.trainable_parameters()
+        if not params:
+            raise ValueError("nothing to train: every parameter is frozen (adapter='none' needs a head)")
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 2)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.learning_rate, total_steps=total, pct_start=0.3
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

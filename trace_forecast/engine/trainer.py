@@ -1,0 +1,196 @@
+"""``fit_network``: train a :class:`TraceNetwork` with PyTorch Lightning.
+
+One engine for every adapter mode and task. CPU or CUDA (``device="auto"`` picks
+CUDA when present, with bf16 autocast); several GPUs through Lightning's own
+strategies (``devices``, ``strategy``); early stopping on validation loss; seeds
+for reproducibility.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping
+from torch.utils.data import DataLoader, Dataset
+
+from trace_forecast.engine.callbacks import AdaLoraAllocator, LossHistory
+from trace_forecast.engine.module import TraceLightningModule
+from trace_forecast.network import TraceNetwork
+from trace_forecast.params import parameter_report
+from trace_forecast.selection import GatedDSIC
+
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning")
+
+
+@dataclass
+class DSICSettings:
+    """Gated DSIC settings (see :class:`trace_forecast.selection.GatedDSIC`)."""
+
+    budget: float | int = 0.5
+    warmup: float | int = 0.2
+    final: float | int = 0.7
+    interval: int = 10
+    draws: int = 8
+    ema: float = 0.85
+
+
+@dataclass
+class TrainSettings:
+    """How to train; every field has the default a user would expect."""
+
+    max_epochs: int = 5
+    max_steps: int = -1
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    gradient_clip: float = 1.0
+    early_stopping_patience: int = 3
+    reconstruction_weight: float = 0.0
+    mask_ratio: float = 0.3
+    device: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str | None = None
+    random_state: int | None = 0
+    verbose: bool = False
+    dsic: DSICSettings = field(default_factory=DSICSettings)
+
+
+@dataclass
+class FitResult:
+    """What training produced, for fitted attributes and reports."""
+
+    network: TraceNetwork
+    train_loss: list[float]
+    val_loss: list[float]
+    selection: list[dict[str, Any]]
+    parameters: dict[str, int]
+    fit_seconds: float
+    steps: int
+
+
+def resolve_accelerator(device: str) -> tuple[str, str]:
+    """``(accelerator, default precision)`` for ``"auto"``, ``"cpu"``, ``"cuda"``/``"gpu"``."""
+    device = device.lower()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device in ("cuda", "gpu"):
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' was requested but no CUDA GPU is available")
+        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if device == "cpu":
+        return "cpu", "32-true"
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+@contextlib.contextmanager
+def quiet_lightning(verbose: bool):
+    """Silence Lightning's banner lines and hint warnings unless ``verbose``."""
+    if verbose:
+        yield
+        return
+    levels = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="pytorch_lightning")
+            warnings.filterwarnings("ignore", module="lightning")
+            warnings.filterwarnings("ignore", message=".*num_workers.*")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def selection_callback(settings: TrainSettings) -> GatedDSIC:
+    d = settings.dsic
+    return GatedDSIC(
+        budget=d.budget,
+        warmup=d.warmup,
+        final=d.final,
+        interval=d.interval,
+        draws=d.draws,
+        ema=d.ema,
+        seed=0 if settings.random_state is None else settings.random_state,
+    )
+
+
+def engine_callbacks(network: TraceNetwork, settings: TrainSettings) -> list[Callback]:
+    """The callbacks an adapter mode needs (also used by the Darts model)."""
+    if network.spec.adapter == "gated_dsic":
+        return [selection_callback(settings)]
+    if network.spec.adapter == "adalora":
+        return [AdaLoraAllocator()]
+    return []
+
+
+def fit_network(
+    network: TraceNetwork,
+    train_data: Dataset,
+    val_data: Dataset | None,
+    settings: TrainSettings,
+    extra_callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train ``network`` in place and report what happened."""
+    seed = settings.random_state
+    if seed is not None:
+        pl.seed_everything(seed, workers=True, verbose=False)
+    accelerator, default_precision = resolve_accelerator(settings.device)
+    generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    train_loader = DataLoader(
+        train_data, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False
+    )
+    val_loader = (
+        DataLoader(val_data, batch_size=settings.batch_size, shuffle=False) if val_data is not None and len(val_data) else None
+    )
+    module = TraceLightningModule(
+        network,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        reconstruction_weight=settings.reconstruction_weight,
+        mask_ratio=settings.mask_ratio,
+    )
+    history = LossHistory()
+    callbacks: list[Callback] = [history, *engine_callbacks(network, settings), *extra_callbacks]
+    if val_loader is not None and settings.early_stopping_patience > 0:
+        callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience, mode="min"))
+    trainer = pl.Trainer(
+        max_epochs=settings.max_epochs,
+        max_steps=settings.max_steps,
+        accelerator=accelerator,
+        devices=settings.devices if accelerator == "gpu" else 1,
+        strategy=settings.strategy,
+        precision=settings.precision or default_precision,
+        gradient_clip_val=settings.gradient_clip or None,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=settings.verbose,
+        enable_model_summary=settings.verbose,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    start = time.perf_counter()
+    with quiet_lightning(settings.verbose):
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    elapsed = time.perf_counter() - start
+    network.eval().cpu()
+    dsic = next((c for c in callbacks if isinstance(c, GatedDSIC)), None)
+    return FitResult(
+        network=network,
+        train_loss=history.train,
+        val_loss=history.val,
+        selection=dsic.report() if dsic else [],
+        parameters=parameter_report(network),
+        fit_seconds=elapsed,
+        steps=int(trainer.global_step),
+    )

@@ -1,0 +1,115 @@
+"""Training windows cut from one or many univariate series.
+
+Every channel of every series is an independent univariate series (MOMENT is
+channel-independent). A window is ``(x [1, L], input_mask [L], y [1, H])``; a history
+shorter than ``L`` is left-padded with zeros and ``input_mask = 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from trace_forecast.errors import DataError
+
+
+def left_pad(history: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``length`` values of ``history``, left-padded: ``(values, input_mask)``."""
+    values = np.zeros(length, dtype=np.float32)
+    mask = np.zeros(length, dtype=np.float32)
+    tail = history[-length:]
+    if len(tail):
+        values[length - len(tail) :] = tail
+        mask[length - len(tail) :] = 1.0
+    return values, mask
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Which windows to cut: ``(series index, forecast origin)`` pairs."""
+
+    origins: np.ndarray  # [n, 2] int64
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+
+def minimum_length(horizon: int, min_context: int) -> int:
+    """Shortest series that yields one training window."""
+    return horizon + min_context
+
+
+def plan_windows(
+    lengths: Sequence[int],
+    horizon: int,
+    min_context: int,
+    validation_fraction: float = 0.2,
+    stride: int = 1,
+) -> tuple[WindowPlan, WindowPlan]:
+    """Split forecast origins of each series in time order into train and validation.
+
+    An origin ``t`` forecasts ``y[t:t+H]`` from ``y[:t]``. Validation origins are those
+    whose targets lie in the last ``validation_fraction`` of the series; training
+    targets end before that cut, so nothing leaks from validation into training.
+    A series too short for its own validation windows contributes its last window
+    to validation and the rest to training.
+    """
+    need = minimum_length(horizon, min_context)
+    train, val = [], []
+    for i, n in enumerate(lengths):
+        origins = list(range(min_context, n - horizon + 1, stride))
+        if not origins:
+            continue
+        if validation_fraction <= 0:
+            train += [(i, o) for o in origins]
+            continue
+        cut = int(round(n * (1.0 - validation_fraction)))
+        v = [o for o in origins if o >= cut] or [origins[-1]]
+        t = [o for o in origins if o + horizon <= min(cut, v[0])] or origins
+        train += [(i, o) for o in t]
+        val += [(i, o) for o in v]
+    if not train:
+        raise DataError(
+            f"no series is long enough for one training window: each needs at least {need} "
+            f"observations (horizon {horizon} + minimum context {min_context}), the longest has "
+            f"{max(lengths, default=0)}."
+        )
+    as_plan = lambda rows: WindowPlan(np.asarray(rows, dtype=np.int64).reshape(-1, 2))  # noqa: E731
+    return as_plan(train), as_plan(val)
+
+
+def subsample(plan: WindowPlan, max_windows: int | None, seed: int = 0) -> WindowPlan:
+    """At most ``max_windows`` windows, chosen at random but reproducibly."""
+    if max_windows is None or len(plan) <= max_windows:
+        return plan
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(plan), size=max_windows, replace=False))
+    return WindowPlan(plan.origins[keep])
+
+
+class WindowDataset(Dataset):
+    """Windows of ``context_length`` history (and ``horizon`` future) from univariate series."""
+
+    def __init__(self, series: Sequence[np.ndarray], plan: WindowPlan, context_length: int, horizon: int):
+        self.series = [np.asarray(s, dtype=np.float32) for s in series]
+        self.plan = plan
+        self.context_length = context_length
+        self.horizon = horizon
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, idx: int):
+        i, origin = self.plan.origins[idx]
+        s = self.series[i]
+        x, mask = left_pad(s[:origin], self.context_length)
+        x_t = torch.from_numpy(x)[None, :]
+        m_t = torch.from_numpy(mask)
+        if self.horizon == 0:
+            return x_t, m_t
+        y = torch.from_numpy(s[origin : origin + self.horizon].copy())[None, :]
+        return x_t, m_t, y

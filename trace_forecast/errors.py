@@ -1,0 +1,13 @@
+"""Exceptions with specific, user-facing messages."""
+
+
+class TraceError(Exception):
+    """Base class of trace_forecast errors."""
+
+
+class CheckpointError(TraceError, ValueError):
+    """A backbone checkpoint is missing, corrupt, or not a MOMENT checkpoint."""
+
+
+class DataError(TraceError, ValueError):
+    """Input data cannot be used (NaN, non-numeric, too short, ...)."""

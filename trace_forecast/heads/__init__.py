@@ -1,0 +1,6 @@
+"""Forecasting heads: TRACE's reconstruction-based head and MOMENT's linear probe."""
+
+from trace_forecast.heads.linear import LinearProbingHead
+from trace_forecast.heads.reconstruction import TEMPORAL_MAPS, ReconstructionForecastHead
+
+__all__ = ["TEMPORAL_MAPS", "LinearProbingHead", "ReconstructionForecastHead"]

@@ -1,0 +1,23 @@
+"""MOMENT's linear-probing forecasting head: ``Flatten -> Linear(n_patches * d_model, H)``.
+
+The baseline TRACE's reconstruction head replaces: ``64 * d_model * H`` parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LinearProbingHead(nn.Module):
+    """Flatten all tokens and map them linearly to the horizon (as MOMENT does)."""
+
+    def __init__(self, n_patches: int, d_model: int, horizon: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(n_patches * d_model, horizon)
+        self.horizon = horizon
+
+    def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, C, n_patches, d_model]`` -> normalised forecast ``[B, C, H]``."""
+        return self.dropout(self.linear(tokens.flatten(start_dim=2)))

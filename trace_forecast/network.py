@@ -1,0 +1,175 @@
+"""The adapted model: a backbone, an adapter mode and a task head, as one ``nn.Module``.
+
+Pure tensors in, tensors out; nothing here knows pandas, sktime or Darts.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trace_forecast.adapters import DEFAULT_TARGETS, GatedLoraSet
+from trace_forecast.adapters.peft_adapters import inject_peft
+from trace_forecast.backbone.moment import MomentBackbone, patch_view
+from trace_forecast.heads import LinearProbingHead, ReconstructionForecastHead
+
+ADAPTERS = ("gated_dsic", "lora", "adalora", "full", "none")
+HEADS = ("reconstruction", "linear")
+TASKS = ("forecast", "reconstruction")
+
+
+@dataclass
+class NetworkSpec:
+    """What to build around a backbone.
+
+    ``task="forecast"`` needs ``horizon``; ``task="reconstruction"`` (anomaly detection)
+    trains the masked-reconstruction objective and has no forecasting head.
+    """
+
+    horizon: int = 0
+    context_length: int = 512
+    adapter: str = "gated_dsic"
+    head: str = "reconstruction"
+    task: str = "forecast"
+    lora_rank: int = 2
+    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
+    temporal_map: str = "linear"
+    total_steps: int | None = None  # AdaLoRA's allocation schedule needs it
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.adapter not in ADAPTERS:
+            raise ValueError(f"adapter must be one of {ADAPTERS}, got {self.adapter!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "forecast" and self.horizon < 1:
+            raise ValueError(f"forecast horizon must be >= 1, got {self.horizon}")
+        if self.lora_rank < 1:
+            raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
+
+
+def random_patch_mask(
+    input_mask: torch.Tensor, patch_len: int, ratio: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Hide a fraction ``ratio`` of each row's observed patches: ``[B, L]``, 0 = hidden."""
+    observed = patch_view(input_mask, patch_len).bool()
+    noise = torch.rand(observed.shape, generator=generator, device="cpu").to(input_mask.device)
+    noise = torch.where(observed, noise, torch.full_like(noise, 2.0))
+    n_hide = (observed.sum(-1, keepdim=True).float() * ratio).floor().long()
+    rank = noise.argsort(-1).argsort(-1)
+    hide = (rank < n_hide) & observed
+    return (~hide).to(input_mask.dtype).repeat_interleave(patch_len, dim=-1)
+
+
+class TraceNetwork(nn.Module):
+    """Backbone + adapter + head. Build it with :func:`build_network`."""
+
+    def __init__(self, backbone: MomentBackbone, spec: NetworkSpec, head: nn.Module | None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.spec = spec
+        self.forecast_head = head
+        self._peft: list[nn.Module] = []  # PEFT tuner (not a submodule: it wraps backbone.encoder)
+
+    @property
+    def patch_len(self) -> int:
+        return self.backbone.patch_len
+
+    @property
+    def gated_lora(self) -> GatedLoraSet | None:
+        return GatedLoraSet.find(self.backbone.encoder)
+
+    @property
+    def peft_tuner(self) -> nn.Module | None:
+        return self._peft[0] if self._peft else None
+
+    def forecast_normalized(
+        self, x: torch.Tensor, input_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forecast in RevIN space: ``(pred [B, C, H], mean, std)``."""
+        if self.forecast_head is None:
+            raise RuntimeError("this network was built for reconstruction, not forecasting")
+        enc = self.backbone.encode(x, input_mask)
+        return self.forecast_head(enc.tokens, input_mask), enc.mean, enc.std
+
+    def forward(self, x: torch.Tensor, input_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Forecast ``[B, C, H]`` in the input's scale."""
+        if input_mask is None:
+            input_mask = torch.ones(x.shape[0], x.shape[-1], device=x.device, dtype=x.dtype)
+        pred, mean, std = self.forecast_normalized(x, input_mask)
+        return self.backbone.normalizer.denormalize(pred, mean, std)
+
+    def forecast_loss(self, x: torch.Tensor, input_mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """MSE in each window's RevIN space, so series of any scale weigh the same."""
+        pred, mean, std = self.forecast_normalized(x, input_mask)
+        target = (y - mean) / std
+        return torch.mean((pred.float() - target.float()) ** 2)
+
+    def masked_reconstruction_loss(
+        self,
+        x: torch.Tensor,
+        input_mask: torch.Tensor,
+        ratio: float = 0.3,
+        generator: torch.Generator | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """MOMENT's pretraining loss: MSE on hidden, observed steps in RevIN space."""
+        if mask is None:
+            mask = random_patch_mask(input_mask, self.patch_len, ratio, generator)
+        enc = self.backbone.encode(x, input_mask, mask)
+        rec = self.backbone.head(enc.tokens)
+        target = self.backbone.normalizer.normalize(x, enc.mean, enc.std)
+        weight = ((1 - mask) * input_mask)[:, None, :].expand_as(target).float()
+        if weight.sum() == 0:  # nothing hidden (very short window): score every step
+            weight = input_mask[:, None, :].expand_as(target).float()
+        err = (rec.float() - target.float()) ** 2
+        return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def reconstruct(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
+        """Unmasked reconstruction ``[B, C, L]`` in the input's scale (anomaly scoring)."""
+        return self.backbone.reconstruct(x, input_mask)
+
+
+def _freeze(module: nn.Module, trainable: bool = False) -> None:
+    for p in module.parameters():
+        p.requires_grad_(trainable)
+
+
+def build_network(backbone: MomentBackbone, spec: NetworkSpec) -> TraceNetwork:
+    """Copy ``backbone``, set which parts train, inject adapters and attach the head."""
+    backbone = copy.deepcopy(backbone)
+    _freeze(backbone, trainable=spec.adapter == "full")
+    config = backbone.config
+    head: nn.Module | None = None
+    if spec.task == "forecast":
+        if spec.context_length % config.patch_len:
+            raise ValueError(
+                f"context_length {spec.context_length} must be a multiple of {config.patch_len}"
+            )
+        if spec.head == "reconstruction":
+            head = ReconstructionForecastHead(
+                backbone.head,
+                spec.context_length,
+                spec.horizon,
+                temporal_map=spec.temporal_map,
+                patch_len=config.patch_len,
+                train_reconstruction_head=spec.adapter == "full",
+            )
+        else:
+            head = LinearProbingHead(spec.context_length // config.patch_len, config.d_model, spec.horizon)
+    elif spec.adapter != "full":
+        # Masked reconstruction fine-tuning adapts the (tiny) reconstruction head too.
+        _freeze(backbone.head, trainable=True)
+    network = TraceNetwork(backbone, spec, head)
+    if spec.adapter == "gated_dsic":
+        GatedLoraSet.inject(backbone.encoder, spec.lora_targets, rank=spec.lora_rank)
+    elif spec.adapter in ("lora", "adalora"):
+        network._peft.append(
+            inject_peft(backbone.encoder, spec.adapter, spec.lora_targets, spec.lora_rank, spec.total_steps)
+        )
+    return network

@@ -1,0 +1,256 @@
+"""Gated DSIC (Gated Dynamic Simulation Importance Calculation) as a Lightning callback.
+
+Every ``interval`` optimiser steps after the warm-up, the callback estimates the
+importance of every gated LoRA module on validation batches and re-selects the
+modules to keep; the keep budget decays on a cubic schedule to its target, and at
+the final step the selection is frozen and pruned modules stop training.
+
+Importance (one evaluation): ``draws`` Monte-Carlo draws, each on one validation
+batch. A draw switches on a uniformly random subset of ``k`` modules, where ``k`` is
+the number the schedule will keep at the *next* evaluation, and switches the rest off
+(pruned modules included, so they can come back). With the drawn gates the loss ``L``
+is computed and the gate gradients taken; module ``i`` scores ``|g_i * dL/dg_i|`` (the
+first-order change of ``L`` if ``i`` were removed) *only in draws where it is on*. The
+average over those draws estimates the module's contribution in contexts that look
+like the pruned model, which is the conditional consistency Gated DSIC asks for. An
+exponential moving average smooths the estimate across evaluations. Under
+data-parallel training the per-module sums and counts are all-reduced before any
+selection, so every rank keeps the same modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from trace_forecast.adapters import GatedLoraSet
+from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
+
+
+def top_k_mask(importance: torch.Tensor, k: int) -> torch.Tensor:
+    """1 for the ``k`` largest scores (ties broken by position), 0 elsewhere."""
+    order = torch.argsort(-importance, stable=True)
+    mask = torch.zeros_like(importance)
+    mask[order[:k]] = 1.0
+    return mask
+
+
+def random_subset_masks(n: int, k: int, draws: int, generator: torch.Generator) -> torch.Tensor:
+    """``[draws, n]`` masks, each with ``k`` ones at uniformly random positions."""
+    scores = torch.rand(draws, n, generator=generator)
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    return (ranks < k).float()
+
+
+class GatedDSIC(Callback):
+    """Select gated LoRA modules by Monte-Carlo masked gate importance.
+
+    Parameters
+    ----------
+    budget : float or int, default=0.5
+        Modules kept at the end: a fraction of all gated modules (float <= 1) or a count.
+    warmup : float or int, default=0.2
+        Steps during which every module trains before the first selection
+        (fraction of the total optimiser steps, or a step count).
+    final : float or int, default=0.7
+        Step at which the budget reaches its target and the selection freezes.
+    interval : int, default=10
+        Optimiser steps between two importance evaluations.
+    draws : int, default=8
+        Monte-Carlo draws (random gate masks) per evaluation.
+    ema : float, default=0.85
+        Smoothing factor of the importance across evaluations.
+    seed : int, default=0
+        Seed of the draw generator (offset by the rank under data parallelism).
+    """
+
+    def __init__(
+        self,
+        budget: float | int = 0.5,
+        warmup: float | int = 0.2,
+        final: float | int = 0.7,
+        interval: int = 10,
+        draws: int = 8,
+        ema: float = 0.85,
+        seed: int = 0,
+    ) -> None:
+        if interval < 1:
+            raise ValueError(f"interval must be >= 1, got {interval}")
+        if draws < 1:
+            raise ValueError(f"draws must be >= 1, got {draws}")
+        if not 0 <= ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {ema}")
+        self.budget = budget
+        self.warmup = warmup
+        self.final = final
+        self.interval = interval
+        self.draws = draws
+        self.ema = ema
+        self.seed = seed
+        self.importance: torch.Tensor | None = None
+        self.seen: torch.Tensor | None = None
+        self.frozen = False
+        self.history: list[dict[str, Any]] = []
+        self.schedule: KeepSchedule | None = None
+        self._lora: GatedLoraSet | None = None
+        self._val_iter = None
+        self._generator: torch.Generator | None = None
+
+    # ----------------------------------------------------------------- set-up
+    def _set_up(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._lora = GatedLoraSet.find(pl_module)
+        if self._lora is None:
+            raise RuntimeError("GatedDSIC needs a model with gated LoRA modules (adapter='gated_dsic')")
+        n = len(self._lora)
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        if total is None:
+            total = int(trainer.estimated_stepping_batches)
+        warmup = resolve_step(self.warmup, total)
+        final = max(resolve_step(self.final, total), warmup + 1)
+        self.schedule = KeepSchedule(n, resolve_count(self.budget, n), warmup, final)
+        if self.importance is None:
+            self.importance = torch.zeros(n)
+            self.seen = torch.zeros(n, dtype=torch.bool)
+        self._generator = torch.Generator().manual_seed(self.seed + 7919 * trainer.global_rank)
+        saved = getattr(self, "_saved_generator", None)
+        if saved is not None:  # resumed: continue the same stream of draws
+            self._generator.set_state(saved)
+            self._saved_generator = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._set_up(trainer, pl_module)
+        if self.frozen:  # resumed after the final step
+            self._lora.freeze_pruned()
+
+    # ----------------------------------------------------------------- schedule
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        sched = self.schedule
+        if self.frozen or step <= sched.warmup_step:
+            return
+        if step >= sched.final_step:
+            self._finalize(trainer, pl_module)
+        elif (step - sched.warmup_step) % self.interval == 0:
+            self._evaluate(trainer, pl_module, step)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Training stopped early (early stopping, few steps): select at the target anyway.
+        if not self.frozen and self.schedule is not None:
+            self._finalize(trainer, pl_module)
+
+    def _evaluate(self, trainer, pl_module, step: int) -> None:
+        k_draw = self.schedule.keep(step + self.interval)
+        self.update_importance(self.estimate(trainer, pl_module, k_draw))
+        self._select(self.schedule.keep(step), step)
+
+    def _finalize(self, trainer, pl_module) -> None:
+        step = trainer.global_step
+        self.update_importance(self.estimate(trainer, pl_module, self.schedule.target))
+        self._select(self.schedule.target, step)
+        self._lora.freeze_pruned()
+        self.frozen = True
+
+    def _select(self, keep: int, step: int) -> None:
+        mask = top_k_mask(self.importance, keep)
+        self._lora.set_masks(mask)
+        self.history.append({"step": int(step), "kept": int(mask.sum().item()), "mask": mask.tolist()})
+
+    # ----------------------------------------------------------------- importance
+    def update_importance(self, estimate: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Blend a new (sums, counts) estimate into the smoothed importance."""
+        sums, counts = estimate
+        measured = counts > 0
+        new = torch.where(measured, sums / counts.clamp_min(1), torch.zeros_like(sums))
+        first = measured & ~self.seen
+        again = measured & self.seen
+        self.importance[first] = new[first]
+        self.importance[again] = self.ema * self.importance[again] + (1 - self.ema) * new[again]
+        self.seen |= measured
+
+    def _next_batch(self, trainer: pl.Trainer):
+        loaders = trainer.val_dataloaders
+        if loaders is None:
+            trainer.fit_loop.epoch_loop.val_loop.setup_data()
+            loaders = trainer.val_dataloaders
+        if not loaders:
+            loaders = trainer.train_dataloader
+        loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+        if self._val_iter is None:
+            self._val_iter = iter(loader)
+        try:
+            return next(self._val_iter)
+        except StopIteration:
+            self._val_iter = iter(loader)
+            return next(self._val_iter)
+
+    def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, k_on: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-module importance sums and counts over ``draws`` random gate masks."""
+        lora = self._lora
+        n = len(lora)
+        masks = random_subset_masks(n, k_on, self.draws, self._generator)
+        sums = torch.zeros(n)
+        counts = torch.zeros(n)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            for z in masks:
+                batch = trainer.strategy.batch_to_device(self._next_batch(trainer))
+                with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context():
+                    loss = pl_module.compute_loss(batch)
+                    grads = torch.autograd.grad(loss, lora.gates, allow_unused=True)
+                score = torch.stack(
+                    [
+                        (g.detach().float() * gr.detach().float()).abs().cpu()
+                        if gr is not None
+                        else torch.zeros(())
+                        for g, gr in zip(lora.gates, grads, strict=True)
+                    ]
+                )
+                sums += score * z
+                counts += z
+        finally:
+            pl_module.train(was_training)
+        device = pl_module.device
+        sums = trainer.strategy.reduce(sums.to(device), reduce_op="sum").cpu()
+        counts = trainer.strategy.reduce(counts.to(device), reduce_op="sum").cpu()
+        return sums, counts
+
+    # ----------------------------------------------------------------- reporting / state
+    def report(self) -> list[dict[str, Any]]:
+        """One row per gated module: name, kept, smoothed importance, gate value."""
+        if self._lora is None or self.importance is None:
+            return []
+        masks = self._lora.masks()
+        gates = self._lora.gate_values()
+        return [
+            {"module": name, "kept": bool(masks[i] > 0.5), "importance": float(self.importance[i]), "gate": float(gates[i])}
+            for i, name in enumerate(self._lora.names)
+        ]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "importance": None if self.importance is None else self.importance.clone(),
+            "seen": None if self.seen is None else self.seen.clone(),
+            "frozen": self.frozen,
+            "history": list(self.history),
+            "generator": None if self._generator is None else self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.importance = state_dict["importance"]
+        self.seen = state_dict["seen"]
+        self.frozen = state_dict["frozen"]
+        self.history = list(state_dict["history"])
+        self._saved_generator = state_dict.get("generator")
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._val_iter = None
+
+    def __getstate__(self) -> dict[str, Any]:  # the iterator and module handle are not picklable state
+        state = self.__dict__.copy()
+        state["_val_iter"] = None
+        state["_lora"] = None
+        return state
