@@ -15,6 +15,7 @@ from trace_forecast.adapters import DEFAULT_TARGETS, GatedLoraSet
 from trace_forecast.adapters.peft_adapters import inject_peft
 from trace_forecast.backbone.moment import MomentBackbone, patch_view
 from trace_forecast.heads import LinearProbingHead, ReconstructionForecastHead
+from trace_forecast.losses import masked_reconstruction_loss, normalized_mse
 
 ADAPTERS = ("gated_dsic", "lora", "adalora", "full", "none")
 HEADS = ("reconstruction", "linear")
@@ -105,10 +106,9 @@ class TraceNetwork(nn.Module):
         return self.backbone.normalizer.denormalize(pred, mean, std)
 
     def forecast_loss(self, x: torch.Tensor, input_mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """MSE in each window's RevIN space, so series of any scale weigh the same."""
+        """Forecast MSE in each window's RevIN space."""
         pred, mean, std = self.forecast_normalized(x, input_mask)
-        target = (y - mean) / std
-        return torch.mean((pred.float() - target.float()) ** 2)
+        return normalized_mse(pred, y, mean, std)
 
     def masked_reconstruction_loss(
         self,
@@ -116,19 +116,10 @@ class TraceNetwork(nn.Module):
         input_mask: torch.Tensor,
         ratio: float = 0.3,
         generator: torch.Generator | None = None,
-        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """MOMENT's pretraining loss: MSE on hidden, observed steps in RevIN space."""
-        if mask is None:
-            mask = random_patch_mask(input_mask, self.patch_len, ratio, generator)
-        enc = self.backbone.encode(x, input_mask, mask)
-        rec = self.backbone.head(enc.tokens)
-        target = self.backbone.normalizer.normalize(x, enc.mean, enc.std)
-        weight = ((1 - mask) * input_mask)[:, None, :].expand_as(target).float()
-        if weight.sum() == 0:  # nothing hidden (very short window): score every step
-            weight = input_mask[:, None, :].expand_as(target).float()
-        err = (rec.float() - target.float()) ** 2
-        return (err * weight).sum() / weight.sum().clamp_min(1.0)
+        """MOMENT's pretraining loss on a fresh random patch mask."""
+        mask = random_patch_mask(input_mask, self.patch_len, ratio, generator)
+        return masked_reconstruction_loss(self.backbone, x, input_mask, mask)
 
     def reconstruct(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """Unmasked reconstruction ``[B, C, L]`` in the input's scale (anomaly scoring)."""

@@ -163,6 +163,8 @@ def fit_network(
     callbacks: list[Callback] = [history, *engine_callbacks(network, settings), *extra_callbacks]
     if val_loader is not None and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience, mode="min"))
+    quiet = quiet_lightning(settings.verbose)
+    quiet.__enter__()
     trainer = pl.Trainer(
         max_epochs=settings.max_epochs,
         max_steps=settings.max_steps,
@@ -180,8 +182,10 @@ def fit_network(
         deterministic=False,
     )
     start = time.perf_counter()
-    with quiet_lightning(settings.verbose):
+    try:
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    finally:
+        quiet.__exit__(None, None, None)
     elapsed = time.perf_counter() - start
     network.eval().cpu()
     dsic = next((c for c in callbacks if isinstance(c, GatedDSIC)), None)

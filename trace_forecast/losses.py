@@ -1,0 +1,44 @@
+"""Training objectives, defined once and shared by fine-tuning and pretraining.
+
+Both losses are computed in each window's RevIN space so that series of any scale
+weigh the same. Targets are clipped to ``[-clip, clip]`` standard deviations: a window
+whose visible part is nearly constant has a tiny standard deviation, and its hidden or
+future values would otherwise produce enormous, uninformative errors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trace_forecast.backbone.moment import MomentBackbone
+
+TARGET_CLIP = 10.0
+
+
+def masked_reconstruction_loss(
+    backbone: MomentBackbone,
+    x: torch.Tensor,
+    input_mask: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float = TARGET_CLIP,
+) -> torch.Tensor:
+    """MSE of the reconstruction on hidden (``mask == 0``), observed steps.
+
+    If nothing is hidden (a very short window), every observed step is scored.
+    """
+    enc = backbone.encode(x, input_mask, mask)
+    rec = backbone.head(enc.tokens)
+    target = backbone.normalizer.normalize(x, enc.mean, enc.std).clamp(-clip, clip)
+    weight = ((1 - mask) * input_mask)[:, None, :].expand_as(target).float()
+    if weight.sum() == 0:
+        weight = input_mask[:, None, :].expand_as(target).float()
+    err = (rec.float() - target.float()) ** 2
+    return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def normalized_mse(
+    pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, clip: float = TARGET_CLIP
+) -> torch.Tensor:
+    """MSE between a RevIN-space forecast and the future ``y`` put in the same space."""
+    target = ((y - mean) / std).clamp(-clip, clip)
+    return torch.mean((pred.float() - target.float()) ** 2)

@@ -1,0 +1,214 @@
+"""Pretrain a MOMENT-layout backbone: ``python -m trace_forecast.pretrain --out DIR``.
+
+Objective: MOMENT's masked-patch reconstruction (30 % of the observed patches hidden)
+and, as our addition, a share of windows whose *last* 1-12 patches are hidden, so the
+reconstruction head learns to extend a series (what TRACE's reconstruction-based
+forecasting head builds on). Data: the synthetic generator plus, when given, the M4
+weekly files of ``../shared/data/pretraining`` (never the evaluation data sets).
+Training runs on Lightning (CPU or GPU), logs loss curves to ``DIR/logs``,
+checkpoints to ``DIR/checkpoints`` (``--resume`` continues from the last one) and
+writes ``config.json`` + ``model.safetensors`` into ``DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from torch.utils.data import DataLoader, Dataset
+
+from trace_forecast.backbone import MomentBackbone, MomentConfig, save_backbone, t5_config_dict
+from trace_forecast.data.synthetic import generate_corpus
+from trace_forecast.engine.windows import left_pad
+from trace_forecast.errors import DataError
+from trace_forecast.losses import masked_reconstruction_loss
+from trace_forecast.network import random_patch_mask
+
+
+def load_m4_file(path: Path) -> dict[str, np.ndarray]:
+    """M4 csv (id column then values, NaN-padded) as ``{id: values}``."""
+    frame = pd.read_csv(path)
+    ids = frame.iloc[:, 0].astype(str).tolist()
+    values = frame.iloc[:, 1:].to_numpy(dtype=float)
+    return {i: row[~np.isnan(row)] for i, row in zip(ids, values, strict=True)}
+
+
+def load_pretraining_series(data_dir: str | Path) -> list[np.ndarray]:
+    """M4 weekly series (train followed by test values) from ``data_dir/M4``."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DataError(f"pretraining data folder {folder} does not exist")
+    files = sorted(folder.glob("M4/*-train.csv"))
+    if not files:
+        raise DataError(f"pretraining data folder {folder} holds no M4/*-train.csv file")
+    series = []
+    for train_file in files:
+        train = load_m4_file(train_file)
+        test_file = train_file.with_name(train_file.name.replace("-train", "-test"))
+        test = load_m4_file(test_file) if test_file.is_file() else {}
+        for key, values in train.items():
+            full = np.concatenate([values, test.get(key, np.empty(0))])
+            if len(full) >= 16:
+                series.append(full.astype(np.float32))
+    if not series:
+        raise DataError(f"no usable series in {folder}")
+    return series
+
+
+class PretrainWindows(Dataset):
+    """Random windows with their pretraining masks; index-seeded, so reproducible."""
+
+    def __init__(self, series: list[np.ndarray], n_windows: int, seq_len: int, patch_len: int,
+                 mask_ratio: float = 0.3, tail_share: float = 0.3, seed: int = 0) -> None:
+        self.series = series
+        self.n_windows = n_windows
+        self.seq_len = seq_len
+        self.patch_len = patch_len
+        self.mask_ratio = mask_ratio
+        self.tail_share = tail_share
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.n_windows
+
+    def __getitem__(self, idx: int):
+        rng = np.random.default_rng((self.seed, idx))
+        s = self.series[rng.integers(len(self.series))]
+        min_len = min(len(s), 8 * self.patch_len)
+        end = int(rng.integers(min_len, len(s) + 1))
+        full = min(end, self.seq_len)
+        # Mostly full contexts (as MOMENT sees), sometimes short ones (left-padded).
+        length = full if rng.random() < 0.7 else int(rng.integers(min(min_len, end), full + 1))
+        x, input_mask = left_pad(s[end - length : end], self.seq_len)
+        x_t, m_t = torch.from_numpy(x)[None, :], torch.from_numpy(input_mask)
+        observed_patches = int(m_t.reshape(-1, self.patch_len).all(-1).sum())
+        if rng.random() < self.tail_share and observed_patches >= 4:
+            k = int(rng.integers(1, min(12, observed_patches // 2) + 1))
+            mask = torch.ones(self.seq_len)
+            mask[-k * self.patch_len :] = 0
+        else:
+            g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+            mask = random_patch_mask(m_t[None], self.patch_len, self.mask_ratio, g)[0]
+        return x_t, m_t, mask
+
+
+class PretrainModule(pl.LightningModule):
+    """Lightning wrapper of the pretraining objective."""
+
+    def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000):
+        super().__init__()
+        self.backbone = backbone
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+
+    def training_step(self, batch, batch_idx):
+        loss = masked_reconstruction_loss(self.backbone, *batch)
+        self.log("train_loss", loss, on_step=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss = masked_reconstruction_loss(self.backbone, *batch)
+        self.log("heldout_loss", loss, on_epoch=True, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=0.01)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=self.total_steps,
+                                                    pct_start=max(0.05, 3 / self.total_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def build_config(d_model: int, layers: int, d_ff: int, heads: int, seq_len: int = 512) -> MomentConfig:
+    """A small MOMENT-layout architecture (vocab 2: T5's token table is never used)."""
+    t5 = t5_config_dict(d_model, layers, d_ff, heads, d_kv=d_model // heads, vocab_size=2)
+    t5["dropout_rate"] = 0.0
+    return MomentConfig(d_model=d_model, t5_config=t5, seq_len=seq_len, dropout=0.0,
+                        extra={"trace_forecast": {"pretrained_by": "trace_forecast.pretrain"}})
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="output folder (MOMENT layout)")
+    p.add_argument("--data-dir", default=None, help="folder with M4/*-train.csv (e.g. ../shared/data/pretraining)")
+    p.add_argument("--synthetic", type=int, default=4000, help="number of synthetic series")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--d-ff", type=int, default=256)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--tail-share", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.ckpt")
+    p.add_argument("--compact", action="store_true", help="omit the position table from the saved weights")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(args.seed, verbose=False)
+    series = generate_corpus(args.synthetic, 128, 1024, seed=args.seed)
+    n_real = 0
+    if args.data_dir:
+        real = load_pretraining_series(args.data_dir)
+        n_real = len(real)
+        series += real
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(series))
+    n_held = max(1, len(series) // 20)
+    heldout = [series[i] for i in order[:n_held]]
+    train = [series[i] for i in order[n_held:]]
+    config = build_config(args.d_model, args.layers, args.d_ff, args.heads, args.seq_len)
+    backbone = MomentBackbone(config)
+    module = PretrainModule(backbone, args.lr, args.steps)
+    train_ds = PretrainWindows(train, args.steps * args.batch_size, args.seq_len, config.patch_len,
+                               tail_share=args.tail_share, seed=args.seed)
+    held_ds = PretrainWindows(heldout, 512, args.seq_len, config.patch_len, tail_share=args.tail_share, seed=args.seed + 1)
+    from trace_forecast.engine.trainer import resolve_accelerator
+
+    accelerator, precision = resolve_accelerator(args.device)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=args.checkpoint_every)
+    trainer = pl.Trainer(
+        max_steps=args.steps, accelerator=accelerator, devices=1, precision=precision,
+        logger=CSVLogger(out, name="logs", version=0), callbacks=[ckpt], gradient_clip_val=1.0,
+        val_check_interval=min(args.checkpoint_every, args.steps), check_val_every_n_epoch=None,
+        limit_val_batches=8, num_sanity_val_steps=0, log_every_n_steps=25, enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(
+        module,
+        DataLoader(train_ds, batch_size=args.batch_size, shuffle=False),
+        DataLoader(held_ds, batch_size=args.batch_size),
+        ckpt_path="last" if args.resume and (out / "checkpoints" / "last.ckpt").is_file() else None,
+    )
+    wall = time.perf_counter() - start
+    backbone.eval()
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    save_backbone(backbone, out, moment_compatible=not args.compact)
+    summary = {
+        "steps": int(trainer.global_step), "batch_size": args.batch_size, "wall_seconds_this_run": round(wall, 1),
+        "synthetic_series": args.synthetic, "real_series": n_real, "heldout_series": n_held,
+        "parameters": sum(p.numel() for p in backbone.parameters()), "metrics": metrics,
+        "hardware": f"{accelerator}, torch threads {torch.get_num_threads()}", "args": vars(args),
+    }
+    (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
