@@ -1,1 +1,23 @@
-"""trace_forecast."""
+"""trace_forecast: TRACE parameter-efficient fine-tuning of time-series foundation models.
+
+``TraceForecaster`` and ``TraceAnomalyDetector`` are sktime estimators; the Darts model
+lives in ``trace_forecast.darts``. The core (backbone, adapters, Gated DSIC, heads,
+training engine) knows nothing of either front end.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["TraceAnomalyDetector", "TraceForecaster", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: importing the package must not import torch/sktime until needed.
+    if name == "TraceForecaster":
+        from trace_forecast.estimators.forecaster import TraceForecaster
+
+        return TraceForecaster
+    if name == "TraceAnomalyDetector":
+        from trace_forecast.estimators.detector import TraceAnomalyDetector
+
+        return TraceAnomalyDetector
+    raise AttributeError(f"module 'trace_forecast' has no attribute {name!r}")

@@ -131,8 +131,16 @@ def _freeze(module: nn.Module, trainable: bool = False) -> None:
         p.requires_grad_(trainable)
 
 
-def build_network(backbone: MomentBackbone, spec: NetworkSpec) -> TraceNetwork:
-    """Copy ``backbone``, set which parts train, inject adapters and attach the head."""
+def build_network(backbone: MomentBackbone, spec: NetworkSpec, seed: int | None = None) -> TraceNetwork:
+    """Copy ``backbone``, set which parts train, inject adapters and attach the head.
+
+    ``seed`` makes the initialisation of new weights (LoRA ``A``, heads) reproducible
+    without touching the global random state.
+    """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_network(backbone, spec)
     backbone = copy.deepcopy(backbone)
     _freeze(backbone, trainable=spec.adapter == "full")
     config = backbone.config

@@ -34,6 +34,11 @@ def find_targets(root: nn.Module, targets: Sequence[str]) -> list[str]:
     return names
 
 
+def _short(name: str) -> str:
+    """Module name relative to the encoder (``block.0.layer.0.SelfAttention.q``)."""
+    return name.split("encoder.", 1)[-1]
+
+
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, leaf = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
@@ -73,7 +78,7 @@ class GatedLoraSet:
     @classmethod
     def find(cls, root: nn.Module) -> GatedLoraSet | None:
         """The set already injected under ``root`` (``None`` if there is none)."""
-        found = {n: m for n, m in root.named_modules() if isinstance(m, GatedLoraLinear)}
+        found = {_short(n): m for n, m in root.named_modules() if isinstance(m, GatedLoraLinear)}
         return cls(found) if found else None
 
     def __len__(self) -> int:
@@ -108,6 +113,11 @@ class GatedLoraSet:
         finally:
             for m in self.modules:
                 m.draw_mask = None
+
+    @property
+    def selection_frozen(self) -> bool:
+        """Whether a final selection has frozen the pruned modules (see :meth:`freeze_pruned`)."""
+        return any(not m.gate.requires_grad for m in self.modules)
 
     def freeze_pruned(self) -> None:
         """Stop training the modules whose mask is 0 (after the final selection)."""

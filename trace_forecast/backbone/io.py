@@ -7,6 +7,7 @@ Hugging Face hub id such as ``AutonLab/MOMENT-1-large`` (downloaded with
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -123,3 +124,20 @@ def save_backbone(model: MomentBackbone, folder: str | Path, moment_compatible: 
         state[POSITION_KEY] = sinusoidal_positions(5000, model.config.d_model)
     save_file(state, str(folder / WEIGHTS_NAME))
     return folder
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(source: str | None, mtime: float) -> MomentBackbone:
+    return load_backbone(source)
+
+
+def shared_backbone(source: str | Path | None = None) -> MomentBackbone:
+    """A cached, read-only backbone for estimators that copy it before adapting.
+
+    Re-fitting (cross-validation, grid search) then loads the weights once per process.
+    The cache key includes the weights file's modification time.
+    """
+    folder = resolve_checkpoint(source)
+    weights = folder / WEIGHTS_NAME
+    mtime = weights.stat().st_mtime if weights.is_file() else 0.0
+    return _cached(None if source is None else str(folder), mtime)

@@ -59,6 +59,18 @@ def patch_view(mask: torch.Tensor, patch_len: int) -> torch.Tensor:
     return (mask.unfold(-1, patch_len, patch_len).sum(-1) == patch_len).to(mask.dtype)
 
 
+def attention_mask(input_mask: torch.Tensor, patch_len: int) -> torch.Tensor:
+    """Patches the encoder attends to: fully observed ones, as in MOMENT.
+
+    A history shorter than one patch has no fully observed patch; its partially
+    observed patches are attended to instead, so attention never runs on nothing.
+    """
+    full = patch_view(input_mask, patch_len)
+    partial = (input_mask.unfold(-1, patch_len, patch_len).sum(-1) > 0).to(full.dtype)
+    empty = full.sum(-1, keepdim=True) == 0
+    return torch.where(empty, partial, full)
+
+
 class MomentBackbone(nn.Module):
     """RevIN -> patches -> patch embedding -> T5 encoder -> reconstruction head."""
 
@@ -109,7 +121,7 @@ class MomentBackbone(nn.Module):
         emb = self.patch_embedding(patches, patch_view(mask, self.patch_len))
         n_patches = emb.shape[2]
         emb = emb.reshape(batch * channels, n_patches, -1)
-        attention = patch_view(input_mask, self.patch_len).repeat_interleave(channels, dim=0)
+        attention = attention_mask(input_mask, self.patch_len).repeat_interleave(channels, dim=0)
         out = self.encoder(inputs_embeds=emb, attention_mask=attention).last_hidden_state
         return Encoded(out.reshape(batch, channels, n_patches, -1), mean, std)
 

@@ -125,8 +125,13 @@ def selection_callback(settings: TrainSettings) -> GatedDSIC:
 
 
 def engine_callbacks(network: TraceNetwork, settings: TrainSettings) -> list[Callback]:
-    """The callbacks an adapter mode needs (also used by the Darts model)."""
-    if network.spec.adapter == "gated_dsic":
+    """The callbacks an adapter mode needs (also used by the Darts model).
+
+    Continued training of a network whose Gated DSIC selection is already final
+    (pretrain then fit, ``update_params=True``) keeps that selection.
+    """
+    lora = network.gated_lora
+    if lora is not None and not lora.selection_frozen:
         return [selection_callback(settings)]
     if network.spec.adapter == "adalora":
         return [AdaLoraAllocator()]

@@ -198,9 +198,11 @@ class GatedDSIC(Callback):
         try:
             for z in masks:
                 batch = trainer.strategy.batch_to_device(self._next_batch(trainer))
+                live = [g for g in lora.gates if g.requires_grad]
                 with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context():
                     loss = pl_module.compute_loss(batch)
-                    grads = torch.autograd.grad(loss, lora.gates, allow_unused=True)
+                    live_grads = iter(torch.autograd.grad(loss, live, allow_unused=True))
+                grads = [next(live_grads) if g.requires_grad else None for g in lora.gates]
                 score = torch.stack(
                     [
                         (g.detach().float() * gr.detach().float()).abs().cpu()

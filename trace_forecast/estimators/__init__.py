@@ -1,0 +1,1 @@
+"""sktime estimators: thin adapters from pandas to the core engine."""

@@ -1,0 +1,53 @@
+"""pandas <-> arrays for the sktime estimators: validation, instances, channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trace_forecast.errors import DataError
+
+
+def check_frame(y: pd.DataFrame, name: str = "y") -> None:
+    """Raise a specific error for empty, non-numeric or non-finite data."""
+    if len(y) == 0 or y.shape[1] == 0:
+        raise DataError(f"{name} is empty")
+    bad = [c for c in y.columns if not pd.api.types.is_numeric_dtype(y[c]) or pd.api.types.is_bool_dtype(y[c])]
+    if bad:
+        raise DataError(f"{name} has non-numeric column(s) {bad}; convert or drop them first")
+    values = y.to_numpy(dtype=float)
+    if np.isnan(values).any():
+        raise DataError(f"{name} contains NaN values ({int(np.isnan(values).sum())}); impute them first")
+    if not np.isfinite(values).all():
+        raise DataError(f"{name} contains infinite values")
+
+
+def instances(y: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """``[(instance key, frame with a plain time index)]``; one ``((), y)`` for a single series."""
+    if not isinstance(y.index, pd.MultiIndex):
+        return [((), y)]
+    levels = list(range(y.index.nlevels - 1))
+    out = []
+    for key, frame in y.groupby(level=levels, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append((key, frame.droplevel(levels)))
+    return out
+
+
+def channels(frames: list[pd.DataFrame]) -> list[np.ndarray]:
+    """Every column of every frame as a float32 array (channel-independent modelling)."""
+    return [frame[c].to_numpy(dtype=np.float32).copy() for frame in frames for c in frame.columns]
+
+
+def assemble(
+    keys: list[tuple], columns: pd.Index, index: pd.Index, values: np.ndarray, index_names: list | None = None
+) -> pd.DataFrame:
+    """Predictions ``values [n_instances * n_columns, n_steps]`` back into a frame."""
+    n_cols = len(columns)
+    blocks = []
+    for i, key in enumerate(keys):
+        block = pd.DataFrame(values[i * n_cols : (i + 1) * n_cols].T, index=index, columns=columns)
+        if key:
+            block.index = pd.MultiIndex.from_tuples([(*key, t) for t in index], names=index_names)
+        blocks.append(block)
+    return pd.concat(blocks) if len(blocks) > 1 else blocks[0]

@@ -1,0 +1,372 @@
+"""TraceForecaster: TRACE fine-tuning of a MOMENT-style backbone as an sktime forecaster."""
+
+from __future__ import annotations
+
+import copy
+import numpy as np
+import pandas as pd
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+
+from trace_forecast.backbone import shared_backbone
+from trace_forecast.engine import DSICSettings, TrainSettings
+from trace_forecast.errors import DataError
+from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
+from trace_forecast.network import NetworkSpec
+from trace_forecast.persistence import CompactNetworkState
+from trace_forecast.tasks.forecast import ForecastFit, fit_forecast, predict_normalized, residual_quantiles
+
+# Shortest history a window may have; MOMENT's attention falls back to partial patches
+# when no patch is fully observed, so even very short series can be forecast.
+MIN_CONTEXT = 1
+
+
+class TraceForecaster(CompactNetworkState, BaseForecaster):
+    """Forecast by TRACE fine-tuning of a pretrained MOMENT-style foundation model.
+
+    Gated LoRA modules on the encoder's linear layers are selected by Gated DSIC
+    (Monte-Carlo gate masking on validation windows), and the forecast comes from the
+    pretrained reconstruction head plus a tiny temporal map. Channels are modelled
+    independently; panel and hierarchical data are fitted globally (one model for all
+    series). Prediction intervals are split-conformal: empirical quantiles of the
+    validation residuals per horizon step, in each window's normalised scale.
+
+    Pickles and ``save`` files hold the adapter and head only; loading rebuilds the
+    network from the same ``backbone`` checkpoint.
+
+    Parameters
+    ----------
+    backbone : str, path or None, default=None
+        Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default, a
+        local folder, or a hub id such as ``"AutonLab/MOMENT-1-large"``.
+    adapter : {"gated_dsic", "lora", "adalora", "full", "none"}, default="gated_dsic"
+        Fine-tuning mode: TRACE's gated LoRA with Gated DSIC, PEFT's LoRA or AdaLoRA,
+        full fine-tuning, or a frozen backbone (with ``head="linear"``: linear probing).
+    head : {"reconstruction", "linear"}, default="reconstruction"
+        TRACE's reconstruction-based head or MOMENT's linear-probing head.
+    lora_rank : int, default=2
+        Rank of every LoRA module.
+    dsic_budget : float or int, default=0.5
+        Gated modules kept at the end (fraction or count).
+    dsic_interval : int, default=10
+        Optimiser steps between two importance evaluations.
+    dsic_draws : int, default=8
+        Monte-Carlo gate-mask draws per evaluation.
+    dsic_warmup, dsic_final : float, default=0.2, 0.7
+        Fractions of training at which selection starts and freezes.
+    temporal_map : {"linear", "truncate", "pool", "dwconv"}, default="linear"
+        Temporal map of the reconstruction head.
+    context_length : int, default=512
+        History length fed to the backbone (multiple of 8, at most the backbone's 512).
+    max_epochs : int, default=5
+        Training epochs (early stopping on validation loss may stop sooner).
+    batch_size : int, default=32
+    learning_rate : float, default=1e-3
+        Peak learning rate of the one-cycle schedule.
+    validation_fraction : float, default=0.2
+        Last fraction of every series whose windows form the validation set
+        (early stopping, Gated DSIC importance, interval residuals).
+    max_windows : int or None, default=None
+        Cap on training windows (random, reproducible subset); ``None`` uses all.
+    window_stride : int, default=1
+        Step between consecutive training windows.
+    reconstruction_weight : float, default=0.0
+        ``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``.
+    update_epochs : int, default=1
+        Epochs of further fine-tuning in ``update(..., update_params=True)``.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        ``"auto"`` trains on CUDA (bf16 mixed precision) when available.
+    random_state : int or None, default=None
+        Seed for reproducible fitting.
+    verbose : bool, default=False
+        Show Lightning's progress bar and summaries.
+
+    Attributes
+    ----------
+    network_ : TraceNetwork
+        The adapted model.
+    trainable_parameters_ : dict
+        Trainable parameters per component (``adapter_trainable``, ``gates_trainable``,
+        ``head_trainable``, ``backbone_trainable``) and ``total_trainable``.
+    selected_modules_ : pd.DataFrame
+        Gated DSIC's modules with ``kept``, ``importance`` and ``gate`` (gated_dsic only).
+    train_loss_, val_loss_ : list of float
+        Loss per epoch.
+
+    Examples
+    --------
+    >>> from sktime.datasets import load_airline
+    >>> from trace_forecast import TraceForecaster
+    >>> y = load_airline()
+    >>> forecaster = TraceForecaster(context_length=64, max_epochs=1, random_state=0)
+    >>> forecaster.fit(y, fh=[1, 2, 3])  # doctest: +ELLIPSIS
+    TraceForecaster(...)
+    >>> y_pred = forecaster.predict()
+    >>> forecaster.get_fitted_params()["total_trainable"] > 0
+    True
+    """
+
+    _tags = {
+        "authors": ["trace_forecast developers"],
+        "maintainers": ["trace_forecast developers"],
+        "python_dependencies": ["torch", "transformers", "pytorch-lightning", "safetensors", "huggingface-hub", "peft"],
+        "y_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
+        "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
+        "scitype:y": "both",
+        "capability:exogenous": False,
+        "capability:missing_values": False,
+        "capability:insample": False,
+        "capability:pred_int": True,
+        "capability:pred_int:insample": False,
+        "capability:pretrain": True,
+        "capability:random_state": True,
+        "property:randomness": "derandomized",
+        "requires-fh-in-fit": True,
+        "fit_is_empty": False,
+        "capability:update": True,
+    }
+    # The forecaster keeps its own history (``_history``): contexts for predict and
+    # data for update_params=True, whatever sktime's remember_data default becomes.
+    _config = {**BaseForecaster._config, "remember_data": False}
+
+    def __init__(
+        self,
+        backbone=None,
+        adapter="gated_dsic",
+        head="reconstruction",
+        lora_rank=2,
+        dsic_budget=0.5,
+        dsic_interval=10,
+        dsic_draws=8,
+        dsic_warmup=0.2,
+        dsic_final=0.7,
+        temporal_map="linear",
+        context_length=512,
+        max_epochs=5,
+        batch_size=32,
+        learning_rate=1e-3,
+        validation_fraction=0.2,
+        max_windows=None,
+        window_stride=1,
+        reconstruction_weight=0.0,
+        update_epochs=1,
+        device="auto",
+        random_state=None,
+        verbose=False,
+    ):
+        self.backbone = backbone
+        self.adapter = adapter
+        self.head = head
+        self.lora_rank = lora_rank
+        self.dsic_budget = dsic_budget
+        self.dsic_interval = dsic_interval
+        self.dsic_draws = dsic_draws
+        self.dsic_warmup = dsic_warmup
+        self.dsic_final = dsic_final
+        self.temporal_map = temporal_map
+        self.context_length = context_length
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.max_windows = max_windows
+        self.window_stride = window_stride
+        self.reconstruction_weight = reconstruction_weight
+        self.update_epochs = update_epochs
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        super().__init__()
+        if not hasattr(self, "_y"):  # sktime sets these only when remember_data is on
+            self._y = None
+            self._X = None
+
+    # ------------------------------------------------------------------ helpers
+    def _settings(self, max_epochs: int | None = None) -> TrainSettings:
+        return TrainSettings(
+            max_epochs=self.max_epochs if max_epochs is None else max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            reconstruction_weight=self.reconstruction_weight,
+            device=self.device,
+            random_state=self.random_state,
+            verbose=self.verbose,
+            dsic=DSICSettings(
+                budget=self.dsic_budget,
+                warmup=self.dsic_warmup,
+                final=self.dsic_final,
+                interval=self.dsic_interval,
+                draws=self.dsic_draws,
+            ),
+        )
+
+    def _spec(self, horizon: int) -> NetworkSpec:
+        return NetworkSpec(
+            horizon=horizon,
+            context_length=self.context_length,
+            adapter=self.adapter,
+            head=self.head,
+            lora_rank=self.lora_rank,
+            temporal_map=self.temporal_map,
+        )
+
+    def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
+        steps = np.asarray(fh.to_relative(self.cutoff), dtype=int)
+        if len(steps) == 0:
+            raise ValueError("fh is empty")
+        if (steps < 1).any():
+            raise ValueError(
+                f"TraceForecaster forecasts out of sample only: fh steps must be >= 1, got {sorted(steps.tolist())}"
+            )
+        return steps
+
+    def _series(self, y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
+        check_frame(y, "y")
+        parts = instances(y)
+        return [k for k, _ in parts], channels([f for _, f in parts])
+
+    def _check_length(self, series: list[np.ndarray], horizon: int) -> None:
+        need = horizon + MIN_CONTEXT
+        longest = max(len(s) for s in series)
+        if longest < need:
+            raise DataError(
+                f"y is too short: forecasting {horizon} steps ahead needs at least {need} observations "
+                f"({horizon} to learn from + {MIN_CONTEXT} of context), got {longest}"
+            )
+
+    def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
+        self._check_length(series, horizon)
+        backbone = shared_backbone(self.backbone)
+        if self.context_length % backbone.patch_len or not 0 < self.context_length <= backbone.config.seq_len:
+            raise ValueError(
+                f"context_length must be a positive multiple of {backbone.patch_len} and at most "
+                f"{backbone.config.seq_len}, got {self.context_length}"
+            )
+        return fit_forecast(
+            series,
+            backbone,
+            self._spec(horizon),
+            self._settings(max_epochs),
+            validation_fraction=self.validation_fraction,
+            max_windows=self.max_windows,
+            stride=self.window_stride,
+            min_context=MIN_CONTEXT,
+            init=init,
+        )
+
+    def _store(self, fit: ForecastFit) -> None:
+        result = fit.result
+        self.network_ = result.network
+        self.residuals_ = fit.residuals
+        self.trainable_parameters_ = dict(result.parameters)
+        for key, value in result.parameters.items():
+            setattr(self, f"{key}_", value)
+        self.selected_modules_ = pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"])
+        self.train_loss_ = list(result.train_loss)
+        self.val_loss_ = list(result.val_loss)
+        self.fit_seconds_ = result.fit_seconds
+
+    # ------------------------------------------------------------------ sktime API
+    def _pretrain(self, y, X=None, fh=None):
+        """Fit the adapters and head on a panel of related series (global pretraining)."""
+        if fh is None:
+            raise ValueError("pretrain needs fh: the forecasting head is built for a horizon")
+        if not fh.is_relative:
+            raise ValueError("pretrain needs a relative fh (steps ahead), e.g. fh=[1, 2, 3]")
+        horizon = int(np.asarray(fh.to_pandas(), dtype=int).max())
+        _, series = self._series(y)
+        fit = self._fit_series(series, horizon)
+        self.pretrained_network_ = fit.network
+        self.pretrained_horizon_ = horizon
+        return self
+
+    def _pretrain_update(self, y, X=None, fh=None):
+        _, series = self._series(y)
+        fit = self._fit_series(series, self.pretrained_horizon_, init=self.pretrained_network_)
+        self.pretrained_network_ = fit.network
+        return self
+
+    def _fit(self, y, X=None, fh=None):
+        steps = self._horizon(fh)
+        horizon = int(steps.max())
+        self._columns = list(y.columns)
+        self._history = y.copy()
+        _, series = self._series(y)
+        init = None
+        pretrained = getattr(self, "pretrained_network_", None)
+        if pretrained is not None:
+            if horizon > self.pretrained_horizon_:
+                raise ValueError(
+                    f"fh reaches {horizon} steps but the pretrained head forecasts {self.pretrained_horizon_}; "
+                    "pretrain with an fh at least as long"
+                )
+            init = copy.deepcopy(pretrained)
+            horizon = self.pretrained_horizon_
+        self._store(self._fit_series(series, horizon, init=init))
+        return self
+
+    def _update(self, y, X=None, update_params=True):
+        if list(y.columns) != self._columns:
+            raise ValueError(
+                f"update got columns {list(y.columns)} but the forecaster was fitted on {self._columns}"
+            )
+        check_frame(y, "y")
+        combined = pd.concat([self._history, y])
+        self._history = combined[~combined.index.duplicated(keep="last")].sort_index()
+        if update_params:
+            _, series = self._series(self._history)
+            self._store(
+                self._fit_series(series, self.network_.spec.horizon, init=self.network_, max_epochs=self.update_epochs)
+            )
+        return self
+
+    def _histories(self) -> tuple[list[tuple], list[np.ndarray]]:
+        keys, series = self._series(self._history)
+        return keys, [s[-self.context_length :] for s in series]
+
+    def _index_names(self) -> list | None:
+        index = self._history.index
+        return list(index.names) if isinstance(index, pd.MultiIndex) else None
+
+    def _predict(self, fh, X=None):
+        steps = self._horizon(fh)
+        self._check_horizon(steps)
+        keys, histories = self._histories()
+        pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
+        values = pred[:, steps - 1] * std[:, None] + mean[:, None]
+        index = fh.to_absolute_index(self.cutoff)
+        return assemble(keys, pd.Index(self._columns), index, values, self._index_names())
+
+    def _predict_quantiles(self, fh, X=None, alpha=None):
+        steps = self._horizon(fh)
+        self._check_horizon(steps)
+        keys, histories = self._histories()
+        pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
+        q = residual_quantiles(self.residuals_, list(alpha), steps - 1)  # [n_alpha, n_steps]
+        index = fh.to_absolute_index(self.cutoff)
+        frames = []
+        for a_idx, a in enumerate(alpha):
+            values = (pred[:, steps - 1] + q[a_idx][None, :]) * std[:, None] + mean[:, None]
+            frame = assemble(keys, pd.Index(self._columns), index, values, self._index_names())
+            frame.columns = pd.MultiIndex.from_tuples([(c, a) for c in self._columns])
+            frames.append(frame)
+        out = pd.concat(frames, axis=1)
+        ordered = [(c, a) for c in self._columns for a in alpha]
+        return out[ordered]
+
+    def _check_horizon(self, steps: np.ndarray) -> None:
+        horizon = self.network_.spec.horizon
+        if steps.max() > horizon:
+            raise ValueError(
+                f"fh reaches {int(steps.max())} steps ahead but the model was fitted for at most {horizon}; "
+                "refit with the longer fh"
+            )
+
+    # ------------------------------------------------------------------ testing
+    @classmethod
+    def get_test_params(cls, parameter_set="default"):
+        """Tiny configurations that fit in about a second on a CPU."""
+        fast = {"context_length": 32, "max_epochs": 1, "max_windows": 48, "batch_size": 16, "random_state": 0}
+        return [
+            {**fast, "dsic_interval": 1, "dsic_draws": 2},
+            {**fast, "adapter": "lora", "head": "linear", "validation_fraction": 0.0},
+        ]

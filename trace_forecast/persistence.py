@@ -1,0 +1,69 @@
+"""Compact persistence of an adapted network: only what training changed.
+
+A fitted estimator's network is its frozen backbone plus a few trainable tensors.
+:func:`adapted_state` keeps the trainable tensors and the buffers (gate masks), and
+:func:`restore_network` rebuilds the network from the backbone checkpoint, so pickles
+and ``save`` files hold the adapter and head only (kilobytes, not the backbone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from trace_forecast.adapters import GatedLoraSet
+from trace_forecast.backbone import shared_backbone
+from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
+
+
+def adapted_state(network: TraceNetwork, backbone_source: Any) -> dict[str, Any]:
+    """The spec, the trainable tensors and the buffers of ``network``."""
+    trainable = [n for n, p in network.named_parameters() if p.requires_grad]
+    buffers = [n for n, _ in network.named_buffers() if n.endswith(".mask")]
+    state = network.state_dict()
+    return {
+        "backbone": None if backbone_source is None else str(backbone_source),
+        "spec": network.spec,
+        "trainable": trainable,
+        "tensors": {k: state[k].detach().cpu().clone() for k in (*trainable, *buffers)},
+    }
+
+
+def restore_network(saved: dict[str, Any]) -> TraceNetwork:
+    """Rebuild a network saved by :func:`adapted_state` (loads the backbone checkpoint)."""
+    spec: NetworkSpec = saved["spec"]
+    network = build_network(shared_backbone(saved["backbone"]), spec)
+    own = dict(network.state_dict())
+    unknown = [k for k in saved["tensors"] if k not in own]
+    if unknown:
+        raise ValueError(f"saved adapter does not fit the backbone: unknown tensors {unknown[:3]}")
+    network.load_state_dict(saved["tensors"], strict=False)
+    keep = set(saved["trainable"])
+    for name, p in network.named_parameters():
+        p.requires_grad_(name in keep)
+    lora = GatedLoraSet.find(network)
+    if lora is not None:
+        for m in lora:
+            m.draw_mask = None
+    return network.eval()
+
+
+class CompactNetworkState:
+    """Mixin: pickle ``*network_`` attributes as adapted state, rebuild on load."""
+
+    _network_attrs = ("network_", "pretrained_network_")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for attr in self._network_attrs:
+            if isinstance(state.get(attr), torch.nn.Module):
+                state[attr] = {"__adapted_state__": adapted_state(state[attr], getattr(self, "backbone", None))}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for attr in self._network_attrs:
+            value = state.get(attr)
+            if isinstance(value, dict) and "__adapted_state__" in value:
+                state[attr] = restore_network(value["__adapted_state__"])
+        self.__dict__.update(state)

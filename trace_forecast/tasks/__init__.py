@@ -1,0 +1,1 @@
+"""Tasks on plain arrays (forecasting, reconstruction scoring) shared by every front end."""

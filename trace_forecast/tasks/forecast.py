@@ -1,0 +1,118 @@
+"""Forecasting as a task on plain arrays: fit a network on many series, predict from
+histories, and keep the validation residuals that give prediction intervals.
+
+The sktime forecaster is a thin translation layer over this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trace_forecast.backbone.moment import MomentBackbone
+from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, plan_windows, subsample
+from trace_forecast.engine.trainer import FitResult, resolve_accelerator
+from trace_forecast.engine.windows import left_pad
+from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
+
+
+@dataclass
+class ForecastFit:
+    """A fitted forecasting network and the residuals used for intervals."""
+
+    result: FitResult
+    residuals: np.ndarray  # [n_windows, H] signed errors in RevIN space (y - pred)
+
+    @property
+    def network(self) -> TraceNetwork:
+        return self.result.network
+
+
+def _inference_device(device: str) -> torch.device:
+    accelerator, _ = resolve_accelerator(device)
+    return torch.device("cuda" if accelerator == "gpu" else "cpu")
+
+
+@torch.no_grad()
+def predict_normalized(
+    network: TraceNetwork, histories: list[np.ndarray], batch_size: int = 256, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forecast each history: ``(pred [n, H] in RevIN space, mean [n], std [n])``."""
+    length = network.spec.context_length
+    dev = _inference_device(device)
+    network = network.to(dev).eval()
+    preds, means, stds = [], [], []
+    for start in range(0, len(histories), batch_size):
+        chunk = [left_pad(np.asarray(h, dtype=np.float32), length) for h in histories[start : start + batch_size]]
+        x = torch.from_numpy(np.stack([c[0] for c in chunk]))[:, None, :].to(dev)
+        mask = torch.from_numpy(np.stack([c[1] for c in chunk])).to(dev)
+        pred, mean, std = network.forecast_normalized(x, mask)
+        preds.append(pred[:, 0].float().cpu().numpy())
+        means.append(mean[:, 0, 0].float().cpu().numpy())
+        stds.append(std[:, 0, 0].float().cpu().numpy())
+    network.cpu()
+    return np.concatenate(preds), np.concatenate(means), np.concatenate(stds)
+
+
+def predict(network: TraceNetwork, histories: list[np.ndarray], device: str = "cpu") -> np.ndarray:
+    """Forecasts ``[n, H]`` in each history's own scale."""
+    pred, mean, std = predict_normalized(network, histories, device=device)
+    return pred * std[:, None] + mean[:, None]
+
+
+def window_residuals(network: TraceNetwork, dataset: WindowDataset, device: str = "cpu") -> np.ndarray:
+    """Signed RevIN-space errors ``y - pred`` of every window in ``dataset``."""
+    if len(dataset) == 0:
+        return np.zeros((0, network.spec.horizon), dtype=np.float32)
+    histories, targets = [], []
+    for i, origin in dataset.plan.origins:
+        s = dataset.series[i]
+        histories.append(s[:origin][-dataset.context_length :])
+        targets.append(s[origin : origin + dataset.horizon])
+    pred, mean, std = predict_normalized(network, histories, device=device)
+    y = (np.stack(targets) - mean[:, None]) / std[:, None]
+    return (y - pred).astype(np.float32)
+
+
+def fit_forecast(
+    series: list[np.ndarray],
+    backbone: MomentBackbone,
+    spec: NetworkSpec,
+    settings: TrainSettings,
+    validation_fraction: float = 0.2,
+    max_windows: int | None = None,
+    stride: int = 1,
+    min_context: int = 8,
+    init: TraceNetwork | None = None,
+) -> ForecastFit:
+    """Fit a forecasting network on univariate ``series`` (one model for all of them).
+
+    ``init`` continues training an already adapted network (pretraining, updates)
+    instead of building a new one from ``backbone``.
+    """
+    train_plan, val_plan = plan_windows([len(s) for s in series], spec.horizon, min_context, validation_fraction, stride)
+    seed = settings.random_state or 0
+    train_plan = subsample(train_plan, max_windows, seed)
+    val_cap = None if max_windows is None else max(1, max_windows // 4)
+    val_plan = subsample(val_plan, val_cap, seed + 1)
+    train_ds = WindowDataset(series, train_plan, spec.context_length, spec.horizon)
+    val_ds = WindowDataset(series, val_plan, spec.context_length, spec.horizon)
+    if init is None:
+        steps = settings.max_epochs * -(-len(train_ds) // settings.batch_size)
+        spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps
+        network = build_network(backbone, spec, seed=settings.random_state)
+    else:
+        network = init
+    result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings)
+    residual_ds = val_ds if len(val_ds) else train_ds
+    return ForecastFit(result, window_residuals(result.network, residual_ds, settings.device))
+
+
+def residual_quantiles(residuals: np.ndarray, alphas: list[float], steps: np.ndarray) -> np.ndarray:
+    """Empirical quantiles ``[len(alphas), len(steps)]`` of the residuals per horizon step
+    (``steps`` are 0-based). With no residuals, intervals collapse to the point forecast."""
+    if len(residuals) == 0:
+        return np.zeros((len(alphas), len(steps)))
+    return np.quantile(residuals[:, steps], alphas, axis=0)
