@@ -8,6 +8,20 @@ import pandas as pd
 from trace_forecast.errors import DataError
 
 
+def as_frame(data, name: str = "X") -> pd.DataFrame:
+    """A DataFrame view of a Series, DataFrame or 1-/2-d array."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    array = np.asarray(data)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise DataError(f"{name} must be 1- or 2-dimensional, got shape {array.shape}")
+    return pd.DataFrame(array)
+
+
 def check_frame(y: pd.DataFrame, name: str = "y") -> None:
     """Raise a specific error for empty, non-numeric or non-finite data."""
     if len(y) == 0 or y.shape[1] == 0:
