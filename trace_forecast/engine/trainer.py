@@ -168,6 +168,10 @@ def fit_network(
     callbacks: list[Callback] = [history, *engine_callbacks(network, settings), *extra_callbacks]
     if val_loader is not None and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience, mode="min"))
+    strategy = settings.strategy
+    if strategy == "ddp" and network.gated_lora is not None:
+        # Gated DSIC stops training pruned modules; DDP must not wait for their gradients.
+        strategy = "ddp_find_unused_parameters_true"
     quiet = quiet_lightning(settings.verbose)
     quiet.__enter__()
     trainer = pl.Trainer(
@@ -175,7 +179,7 @@ def fit_network(
         max_steps=settings.max_steps,
         accelerator=accelerator,
         devices=settings.devices if accelerator == "gpu" else 1,
-        strategy=settings.strategy,
+        strategy=strategy,
         precision=settings.precision or default_precision,
         gradient_clip_val=settings.gradient_clip or None,
         callbacks=callbacks,

@@ -9,8 +9,9 @@ Importance (one evaluation): ``draws`` Monte-Carlo draws, each on one validation
 batch. A draw switches on a uniformly random subset of ``k`` modules, where ``k`` is
 the number the schedule will keep at the *next* evaluation, and switches the rest off
 (pruned modules included, so they can come back). With the drawn gates the loss ``L``
-is computed and the gate gradients taken; module ``i`` scores ``|g_i * dL/dg_i|`` (the
-first-order change of ``L`` if ``i`` were removed) *only in draws where it is on*. The
+is computed and module ``i`` scores the loss increase if it were removed,
+``-g_i dL/dg_i + g_i^2/2 d2L/dg_i^2`` (second-order Taylor; the Hessian diagonal by
+Hutchinson's estimator, one extra backward pass) *only in draws where it is on*. The
 average over those draws estimates the module's contribution in contexts that look
 like the pruned model, which is the conditional consistency Gated DSIC asks for. An
 exponential moving average smooths the estimate across evaluations. Under
@@ -28,6 +29,9 @@ from pytorch_lightning.callbacks import Callback
 
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
+
+
+IMPORTANCE_RULES = ("taylor2", "magnitude")
 
 
 def top_k_mask(importance: torch.Tensor, k: int) -> torch.Tensor:
@@ -65,6 +69,12 @@ class GatedDSIC(Callback):
         Smoothing factor of the importance across evaluations.
     seed : int, default=0
         Seed of the draw generator (offset by the rank under data parallelism).
+    importance_rule : {"taylor2", "magnitude"}, default="taylor2"
+        ``"taylor2"``: expected loss increase if the module were removed, to second
+        order, ``-g dL/dg + g^2/2 d2L/dg2`` (Hessian diagonal by Hutchinson's estimator).
+        ``"magnitude"``: ``|g dL/dg|`` (first order, as AdaLoRA's sensitivity). The
+        magnitude rule also rewards *harmful* modules (a large gradient that pushes the
+        gate to 0); see ``docs/design.md`` for the test that shows it.
     """
 
     def __init__(
@@ -76,7 +86,10 @@ class GatedDSIC(Callback):
         draws: int = 8,
         ema: float = 0.85,
         seed: int = 0,
+        importance_rule: str = "taylor2",
     ) -> None:
+        if importance_rule not in IMPORTANCE_RULES:
+            raise ValueError(f"importance_rule must be one of {IMPORTANCE_RULES}, got {importance_rule!r}")
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
         if draws < 1:
@@ -90,6 +103,7 @@ class GatedDSIC(Callback):
         self.draws = draws
         self.ema = ema
         self.seed = seed
+        self.importance_rule = importance_rule
         self.importance: torch.Tensor | None = None
         self.seen: torch.Tensor | None = None
         self.frozen = False
@@ -197,20 +211,7 @@ class GatedDSIC(Callback):
         pl_module.eval()
         try:
             for z in masks:
-                batch = trainer.strategy.batch_to_device(self._next_batch(trainer))
-                live = [g for g in lora.gates if g.requires_grad]
-                with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context():
-                    loss = pl_module.compute_loss(batch)
-                    live_grads = iter(torch.autograd.grad(loss, live, allow_unused=True))
-                grads = [next(live_grads) if g.requires_grad else None for g in lora.gates]
-                score = torch.stack(
-                    [
-                        (g.detach().float() * gr.detach().float()).abs().cpu()
-                        if gr is not None
-                        else torch.zeros(())
-                        for g, gr in zip(lora.gates, grads, strict=True)
-                    ]
-                )
+                score = self._draw_scores(trainer, pl_module, lora, z, self._next_batch(trainer))
                 sums += score * z
                 counts += z
         finally:
@@ -219,6 +220,35 @@ class GatedDSIC(Callback):
         sums = trainer.strategy.reduce(sums.to(device), reduce_op="sum").cpu()
         counts = trainer.strategy.reduce(counts.to(device), reduce_op="sum").cpu()
         return sums, counts
+
+    def _draw_scores(self, trainer, pl_module, lora: GatedLoraSet, z: torch.Tensor, batch) -> torch.Tensor:
+        """Per-module scores for one draw (0 for modules that are off or frozen)."""
+        batch = trainer.strategy.batch_to_device(batch)
+        live_idx = [i for i, g in enumerate(lora.gates) if g.requires_grad and z[i] > 0]
+        score = torch.zeros(len(lora))
+        if not live_idx:
+            return score
+        live = [lora.gates[i] for i in live_idx]
+        second_order = self.importance_rule == "taylor2"
+        with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context():
+            loss = pl_module.compute_loss(batch)
+            grads = torch.autograd.grad(loss, live, create_graph=second_order, allow_unused=True)
+            grads = [torch.zeros_like(g) if gr is None else gr for g, gr in zip(live, grads, strict=True)]
+            g = torch.stack([p.detach().float() for p in live])
+            grad = torch.stack([gr.detach().float() for gr in grads])
+            if second_order:
+                # Hutchinson: v * (H v) estimates the Hessian diagonal without N backward passes.
+                v = (torch.randint(0, 2, (len(live),), generator=self._generator) * 2 - 1).float()
+                v_dev = v.to(grads[0].device)
+                dot = sum(gr * vi for gr, vi in zip(grads, v_dev, strict=True))
+                hv = torch.autograd.grad(dot, live, allow_unused=True) if dot.requires_grad else [None] * len(live)
+                hv = torch.stack([torch.zeros(()) if h is None else h.detach().float().cpu() for h in hv])
+                # Loss increase if the module were removed (g -> 0), to second order.
+                values = -g.cpu() * grad.cpu() + 0.5 * g.cpu() ** 2 * (v * hv)
+            else:
+                values = (g * grad).abs().cpu()
+        score[live_idx] = values
+        return score
 
     # ----------------------------------------------------------------- reporting / state
     def report(self) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ class KeepSchedule:
     """How many gated modules stay active at each optimiser step.
 
     All ``n_modules`` are kept up to ``warmup_step``; the count then decays as
-    ``target + (n - target) * (1 - progress) ** 3`` and reaches ``target`` at
+    ``floor(target + (n - target) * (1 - progress) ** 3)`` (as AdaLoRA) and reaches ``target`` at
     ``final_step``, after which the selection is frozen.
     """
 
@@ -36,7 +36,7 @@ class KeepSchedule:
             return self.target
         progress = (step - self.warmup_step) / (self.final_step - self.warmup_step)
         count = self.target + (self.n_modules - self.target) * (1.0 - progress) ** 3
-        return max(self.target, min(self.n_modules, math.ceil(count)))
+        return max(self.target, min(self.n_modules, math.floor(count)))
 
 
 def resolve_count(budget: float | int, n_modules: int) -> int:
