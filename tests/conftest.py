@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny random backbone written to disk, and the shared data folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA_DIR = Path(os.environ.get("TRACE_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+def data_path(*parts: str) -> Path:
+    """A file of ``../shared/data``; the test is skipped (with the reason) where it is absent."""
+    path = DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data set not available here: {path} (set TRACE_DATA_DIR)")
+    return path
+
+
+def tiny_config():
+    from trace_forecast.pretrain import build_config
+
+    return build_config(d_model=32, layers=2, d_ff=64, heads=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory) -> Path:
+    """A random MOMENT-layout checkpoint (d_model 32, 2 blocks) in a temporary folder."""
+    from trace_forecast.backbone import MomentBackbone, save_backbone
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_backbone")
+    save_backbone(MomentBackbone(tiny_config()), folder)
+    return folder
