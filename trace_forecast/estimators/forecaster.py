@@ -55,6 +55,10 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         Fractions of training at which selection starts and freezes.
     temporal_map : {"linear", "truncate", "pool", "dwconv"}, default="linear"
         Temporal map of the reconstruction head.
+    head_init : {"ridge", "default"}, default="ridge"
+        ``"ridge"`` solves the head's output layer in closed form on frozen-backbone
+        features before fine-tuning (linear probing then fine-tuning, LP-FT);
+        ``"default"`` starts from the layer's own initialisation.
     context_length : int, default=512
         History length fed to the backbone (multiple of 8, at most the backbone's 512).
     max_epochs : int, default=5
@@ -112,6 +116,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         "y_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "scitype:y": "both",
+        "capability:multivariate": True,
         "capability:exogenous": False,
         "capability:missing_values": False,
         "capability:insample": False,
@@ -140,6 +145,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         dsic_warmup=0.2,
         dsic_final=0.7,
         temporal_map="linear",
+        head_init="ridge",
         context_length=512,
         max_epochs=5,
         batch_size=32,
@@ -163,6 +169,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.dsic_warmup = dsic_warmup
         self.dsic_final = dsic_final
         self.temporal_map = temporal_map
+        self.head_init = head_init
         self.context_length = context_length
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -251,6 +258,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             stride=self.window_stride,
             min_context=MIN_CONTEXT,
             init=init,
+            head_init=self.head_init,
         )
 
     def _store(self, fit: ForecastFit) -> None:

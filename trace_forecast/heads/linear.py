@@ -18,6 +18,14 @@ class LinearProbingHead(nn.Module):
         self.linear = nn.Linear(n_patches * d_model, horizon)
         self.horizon = horizon
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.linear
+
+    def features(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
+        """Flattened tokens ``[B, C, n_patches * d_model]``."""
+        return tokens.flatten(start_dim=2)
+
     def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """``tokens [B, C, n_patches, d_model]`` -> normalised forecast ``[B, C, H]``."""
-        return self.dropout(self.linear(tokens.flatten(start_dim=2)))
+        return self.dropout(self.linear(self.features(tokens, input_mask)))

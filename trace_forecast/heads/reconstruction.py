@@ -69,8 +69,13 @@ class ReconstructionForecastHead(nn.Module):
             self.temporal.weight[:, -1] += 1.0
             self.temporal.bias.zero_()
 
-    def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
-        """``tokens [B, C, n_patches, d_model]`` -> normalised forecast ``[B, C, H]``."""
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The final linear map (what :func:`trace_forecast.heads.ridge.ridge_init` solves for)."""
+        return self.temporal
+
+    def features(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
+        """The inputs of the temporal map ``[B, C, n_in]``."""
         rec = self.pretrain_head(tokens) * input_mask[:, None, :].to(tokens.dtype)
         if self.kind == "truncate":
             rec = rec[..., -self.n_in :]
@@ -82,4 +87,8 @@ class ReconstructionForecastHead(nn.Module):
             patches = rec.reshape(b * c, -1, self.patch_len)
             mixed = patches + self.pointwise(self.depthwise(patches))
             rec = mixed.reshape(b, c, length)
-        return self.temporal(rec)
+        return rec
+
+    def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, C, n_patches, d_model]`` -> normalised forecast ``[B, C, H]``."""
+        return self.temporal(self.features(tokens, input_mask))

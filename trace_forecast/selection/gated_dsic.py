@@ -21,11 +21,13 @@ selection, so every rank keeps the same modules.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
@@ -230,7 +232,9 @@ class GatedDSIC(Callback):
             return score
         live = [lora.gates[i] for i in live_idx]
         second_order = self.importance_rule == "taylor2"
-        with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context():
+        # Second-order terms need double backward, which only SDPA's math kernel supports.
+        kernel = sdpa_kernel(SDPBackend.MATH) if second_order else contextlib.nullcontext()
+        with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context(), kernel:
             loss = pl_module.compute_loss(batch)
             grads = torch.autograd.grad(loss, live, create_graph=second_order, allow_unused=True)
             grads = [torch.zeros_like(g) if gr is None else gr for g, gr in zip(live, grads, strict=True)]

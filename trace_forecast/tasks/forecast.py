@@ -15,7 +15,10 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, plan_windows, subsample
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
+from trace_forecast.heads.ridge import ridge_init
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
+
+RIDGE_WINDOWS = 4096
 
 
 @dataclass
@@ -86,11 +89,14 @@ def fit_forecast(
     stride: int = 1,
     min_context: int = 8,
     init: TraceNetwork | None = None,
+    head_init: str = "ridge",
 ) -> ForecastFit:
     """Fit a forecasting network on univariate ``series`` (one model for all of them).
 
     ``init`` continues training an already adapted network (pretraining, updates)
-    instead of building a new one from ``backbone``.
+    instead of building a new one from ``backbone``. ``head_init="ridge"`` solves the
+    head's output layer in closed form on up to ``RIDGE_WINDOWS`` training windows
+    before fine-tuning (LP-FT); ``"default"`` keeps its random/persistence start.
     """
     train_plan, val_plan = plan_windows([len(s) for s in series], spec.horizon, min_context, validation_fraction, stride)
     seed = settings.random_state or 0
@@ -103,6 +109,9 @@ def fit_forecast(
         steps = settings.max_epochs * -(-len(train_ds) // settings.batch_size)
         spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps
         network = build_network(backbone, spec, seed=settings.random_state)
+        if head_init == "ridge":
+            ridge_rows = subsample(train_plan, RIDGE_WINDOWS, seed + 2)
+            ridge_init(network, WindowDataset(series, ridge_rows, spec.context_length, spec.horizon))
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings)

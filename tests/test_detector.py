@@ -1,0 +1,97 @@
+"""TraceAnomalyDetector: scores for any length, labels, and a planted anomaly found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trace_forecast import TraceAnomalyDetector
+from trace_forecast.errors import DataError
+
+
+def _signal(n: int = 1200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    x = np.sin(2 * np.pi * t / 32) + 0.1 * rng.normal(size=n)
+    return pd.DataFrame({"x": x})
+
+
+@pytest.fixture
+def make(tiny_backbone_dir):
+    def _make(**kwargs):
+        params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "batch_size": 16,
+                  "random_state": 0, "max_windows": 64, "dsic_interval": 2, "dsic_draws": 2}
+        params.update(kwargs)
+        return TraceAnomalyDetector(**params)
+
+    return _make
+
+
+@pytest.mark.parametrize("length", [5, 63, 64, 65, 1000])
+def test_scores_cover_series_of_any_length(make, length):
+    d = make().fit(_signal(300))
+    scores = d.transform_scores(_signal(length, seed=1))
+    assert scores.shape == (length, 1)
+    assert np.isfinite(scores.to_numpy()).all()
+
+
+def test_labels_and_sparse_predictions_agree(make):
+    d = make(threshold="contamination", contamination=0.02).fit(_signal(400))
+    x = _signal(500, seed=3)
+    sparse = d.predict(x)
+    dense = d.transform(x)
+    assert list(sparse.columns) == ["ilocs"]
+    assert set(np.flatnonzero(dense.iloc[:, 0].to_numpy())) == set(sparse["ilocs"])
+    assert 5 <= len(sparse) <= 15  # about 2 % of 500
+
+
+def test_fixed_and_percentile_thresholds(make):
+    x = _signal(400)
+    d = make(threshold=0.5).fit(x)
+    assert d.threshold_ == 0.5
+    d = make(threshold="percentile", percentile=90.0).fit(x)
+    assert d.threshold_ == pytest.approx(np.percentile(d.train_scores_, 90.0))
+
+
+def test_multivariate_input(make):
+    x = pd.DataFrame({"a": _signal(300)["x"], "b": 50 + 10 * _signal(300, seed=2)["x"]})
+    d = make().fit(x)
+    assert d.transform_scores(x).shape == (300, 1)
+
+
+def test_zero_shot_mode_trains_nothing(make):
+    d = make(adapter="none").fit(_signal(300))
+    assert d.get_fitted_params()["total_trainable"] == 0
+
+
+def test_bad_input_is_rejected(make):
+    x = _signal(300)
+    x.iloc[10, 0] = np.nan
+    with pytest.raises((DataError, ValueError), match="NaN"):
+        make().fit(x)
+    with pytest.raises(ValueError, match="threshold"):
+        make(threshold="banana").fit(_signal(300))
+
+
+def test_callers_data_is_not_mutated(make):
+    x = _signal(300)
+    before = x.copy(deep=True)
+    d = make().fit(x)
+    d.transform_scores(x)
+    pd.testing.assert_frame_equal(x, before)
+
+
+@pytest.mark.slow
+def test_finds_a_planted_level_shift_with_the_embedded_backbone():
+    """Sine + noise + one injected level shift: the top-scored point lies inside it."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    t = np.arange(n)
+    x = np.sin(2 * np.pi * t / 50) + 0.1 * rng.normal(size=n)
+    x[2200:2260] += 2.5
+    frame = pd.DataFrame({"x": x})
+    d = TraceAnomalyDetector(context_length=256, max_epochs=1, max_windows=256, random_state=0, stride=16)
+    d.fit(frame.iloc[:1500])
+    scores = d.transform_scores(frame)["scores"].to_numpy()
+    assert 2200 - 8 <= int(np.argmax(scores)) < 2260 + 8

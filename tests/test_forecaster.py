@@ -1,0 +1,215 @@
+"""TraceForecaster: the sktime forecaster users meet first."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trace_forecast import TraceForecaster
+from trace_forecast.errors import DataError
+
+
+def _series(n: int = 160, seed: int = 0, name: str = "y") -> pd.Series:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = 10 + 3 * np.sin(2 * np.pi * t / 12) + 0.05 * t + rng.normal(0, 0.3, n)
+    return pd.Series(values, index=pd.period_range("2000-01", periods=n, freq="M"), name=name)
+
+
+@pytest.fixture
+def make(tiny_backbone_dir):
+    def _make(**kwargs):
+        params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 2, "batch_size": 16,
+                  "random_state": 0, "dsic_interval": 2, "dsic_draws": 2}
+        params.update(kwargs)
+        return TraceForecaster(**params)
+
+    return _make
+
+
+def test_fit_predict_series_with_gapped_fh(make):
+    y = _series()
+    f = make().fit(y, fh=[1, 3, 12])
+    pred = f.predict()
+    assert list(pred.index) == list(pd.period_range(y.index[-1] + 1, periods=12, freq="M")[[0, 2, 11]])
+    assert np.isfinite(pred.to_numpy()).all()
+    assert pred.name == "y"
+
+
+def test_absolute_fh_and_multivariate_frame(make):
+    y = pd.DataFrame({"a": _series(seed=1).to_numpy(), "b": 100 * _series(seed=2).to_numpy()},
+                     index=_series().index)
+    fh = pd.period_range(y.index[-1] + 1, periods=4, freq="M")
+    pred = make().fit(y, fh=fh).predict()
+    assert list(pred.columns) == ["a", "b"] and list(pred.index) == list(fh)
+    assert pred["b"].mean() > 20 * pred["a"].mean()  # channels keep their own scale
+
+
+def test_fitting_is_reproducible_with_a_seed(make):
+    y = _series()
+    a = make().fit(y, fh=[1, 2, 3]).predict()
+    b = make().fit(y, fh=[1, 2, 3]).predict()
+    pd.testing.assert_series_equal(a, b)
+
+
+def test_fitted_params_report_trainable_counts_and_selection(make):
+    f = make(dsic_budget=0.5).fit(_series(), fh=[1, 2])
+    params = f.get_fitted_params()
+    for key in ("adapter_trainable", "gates_trainable", "head_trainable", "backbone_trainable", "total_trainable"):
+        assert key in params
+    assert params["backbone_trainable"] == 0
+    selection = params["selected_modules"]
+    assert list(selection.columns) == ["module", "kept", "importance", "gate"]
+    assert selection["kept"].sum() == len(selection) // 2  # budget 0.5 of 14 modules
+    assert params["gates_trainable"] == selection["kept"].sum()
+    assert len(params["train_loss"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("adapter", "head"), [("lora", "reconstruction"), ("adalora", "reconstruction"), ("full", "reconstruction"), ("none", "linear")]
+)
+def test_every_adapter_mode_fits(make, adapter, head):
+    f = make(adapter=adapter, head=head, max_epochs=1).fit(_series(), fh=[1, 2, 3])
+    assert np.isfinite(f.predict().to_numpy()).all()
+    report = f.get_fitted_params()
+    if adapter == "none":
+        assert report["adapter_trainable"] == 0 and report["head_trainable"] > 0
+
+
+def test_pickle_round_trip_is_small_and_predicts_the_same(make, tiny_backbone_dir):
+    f = make().fit(_series(), fh=[1, 2, 3])
+    blob = pickle.dumps(f)
+    assert len(blob) < 100_000  # adapter + head + history, not the backbone
+    g = pickle.loads(blob)
+    pd.testing.assert_series_equal(g.predict(), f.predict())
+
+
+def test_sktime_save_and_load(make, tmp_path):
+    from sktime.base import load
+
+    f = make().fit(_series(), fh=[1, 2, 3])
+    f.save(tmp_path / "model")
+    g = load(tmp_path / "model")
+    pd.testing.assert_series_equal(g.predict(), f.predict())
+    assert (tmp_path / "model.zip").stat().st_size < 100_000
+
+
+def test_update_moves_the_context_without_refitting(make):
+    y = _series(180)
+    f = make().fit(y.iloc[:150], fh=[1, 2])
+    state = {k: v.clone() for k, v in f.network_.state_dict().items()}
+    first = f.predict()
+    f.update(y.iloc[150:160], update_params=False)
+    second = f.predict()
+    assert second.index[0] == y.index[160]
+    assert not np.allclose(first.to_numpy(), second.to_numpy())
+    for k, v in f.network_.state_dict().items():
+        assert (v == state[k]).all()
+    f.update(y.iloc[160:], update_params=True)
+    changed = any(not (v == state[k]).all() for k, v in f.network_.state_dict().items())
+    assert changed
+
+
+def test_update_with_other_columns_is_an_error(make):
+    y = pd.DataFrame({"a": _series().to_numpy()}, index=_series().index)
+    f = make().fit(y.iloc[:150], fh=[1])
+    with pytest.raises(ValueError, match="columns"):
+        f.update(y.iloc[150:].rename(columns={"a": "z"}), update_params=False)
+
+
+def test_prediction_intervals_are_ordered_and_cover(make):
+    f = make(max_epochs=3).fit(_series(200), fh=[1, 2, 3])
+    q = f.predict_quantiles(alpha=[0.1, 0.5, 0.9])
+    lo, mid, hi = (q.iloc[:, i].to_numpy() for i in range(3))
+    assert (lo <= mid).all() and (mid <= hi).all()
+    intervals = f.predict_interval(coverage=[0.5, 0.9])
+    assert (intervals.iloc[:, 2] <= intervals.iloc[:, 0]).all()  # 90 % lower below 50 % lower
+
+
+def test_panel_data_is_fitted_globally(make):
+    frames = []
+    for i in range(3):
+        s = _series(seed=i).to_frame("y")
+        s.index = pd.MultiIndex.from_product([[f"s{i}"], s.index], names=["id", "time"])
+        frames.append(s)
+    y = pd.concat(frames)
+    f = make().fit(y, fh=[1, 2])
+    pred = f.predict()
+    assert pred.index.nlevels == 2 and set(pred.index.get_level_values(0)) == {"s0", "s1", "s2"}
+    assert len(pred) == 6
+    assert f.get_fitted_params()["total_trainable"] > 0
+
+
+def test_pretrain_then_fit_continues_from_the_panel_model(make):
+    frames = []
+    for i in range(3):
+        s = _series(seed=10 + i).to_frame("y")
+        s.index = pd.MultiIndex.from_product([[i], s.index])
+        frames.append(s)
+    f = make()
+    f.pretrain(pd.concat(frames), fh=[1, 2, 3])
+    assert f.state == "pretrained"
+    f.fit(_series(), fh=[1, 2])
+    assert f.state == "fitted"
+    assert len(f.predict()) == 2
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda y: y.where(y.index != y.index[5]), "NaN"),
+        (lambda y: y.replace(y.iloc[3], np.inf), "infinite"),
+        (lambda y: y.iloc[:0], "empty|Series"),
+    ],
+)
+def test_bad_values_are_rejected(make, mutate, match):
+    with pytest.raises((DataError, ValueError, TypeError), match=match):
+        make().fit(mutate(_series()), fh=[1])
+
+
+def test_non_numeric_column_is_rejected(make):
+    y = pd.DataFrame({"a": _series().to_numpy(), "b": ["x"] * 160}, index=_series().index)
+    with pytest.raises((DataError, TypeError, ValueError), match="numeric|dtype"):
+        make().fit(y, fh=[1])
+
+
+def test_too_short_series_says_how_many_are_needed(make):
+    with pytest.raises(DataError, match="at least 13 observations"):
+        make().fit(_series(10), fh=[12])
+
+
+@pytest.mark.parametrize("fh", [[0], [-1, 2]])
+def test_non_positive_horizon_is_rejected(make, fh):
+    with pytest.raises(ValueError, match="fh|steps"):
+        make().fit(_series(), fh=fh)
+
+
+def test_missing_fh_is_rejected(make):
+    with pytest.raises(ValueError, match="fh"):
+        make().fit(_series())
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from trace_forecast.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        TraceForecaster(backbone=str(tmp_path / "absent")).fit(_series(), fh=[1])
+
+
+def test_callers_data_is_never_mutated(make):
+    y = _series()
+    frame = pd.DataFrame({"a": y.to_numpy(), "b": y.to_numpy() * 2}, index=y.index)
+    before = frame.copy(deep=True)
+    f = make().fit(frame, fh=[1, 2])
+    f.predict()
+    f.update(frame.iloc[-5:] + 0.0, update_params=False)
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_params_are_stored_unchanged():
+    f = TraceForecaster(backbone="x/y", lora_rank=4, dsic_budget=3, context_length=64)
+    assert f.get_params()["backbone"] == "x/y" and f.dsic_budget == 3 and f.lora_rank == 4
