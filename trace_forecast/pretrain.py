@@ -152,6 +152,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.ckpt")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop this run after N steps (an interruption; --resume continues the schedule of --steps)")
     p.add_argument("--compact", action="store_true", help="omit the position table from the saved weights")
     return p.parse_args(argv)
 
@@ -183,7 +185,7 @@ def main(argv=None) -> dict:
     accelerator, precision = resolve_accelerator(args.device)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=args.checkpoint_every)
     trainer = pl.Trainer(
-        max_steps=args.steps, accelerator=accelerator, devices=1, precision=precision,
+        max_steps=args.stop_after or args.steps, accelerator=accelerator, devices=1, precision=precision,
         logger=CSVLogger(out, name="logs", version=0), callbacks=[ckpt], gradient_clip_val=1.0,
         val_check_interval=min(args.checkpoint_every, args.steps), check_val_every_n_epoch=None,
         limit_val_batches=8, num_sanity_val_steps=0, log_every_n_steps=25, enable_model_summary=False,

@@ -1,0 +1,89 @@
+"""The shipped backbone is the pretrained one, loads offline, and the pretraining command works."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from trace_forecast.backbone import MomentBackbone, load_backbone
+from trace_forecast.backbone.io import EMBEDDED_DIR
+from trace_forecast.data.synthetic import generate_corpus
+from trace_forecast.engine.windows import left_pad
+from trace_forecast.losses import masked_reconstruction_loss
+from trace_forecast.network import random_patch_mask
+
+# Measured when the weights were committed (docs/model_card.md); a different file fails.
+REFERENCE_LOSS = 0.3453366160392761
+
+
+def reference_loss(model: MomentBackbone) -> float:
+    """Masked-reconstruction loss on a fixed synthetic batch (seeded corpus and masks)."""
+    series = generate_corpus(32, 512, 600, seed=123)
+    pads = [left_pad(s[-512:], 512) for s in series]
+    x = torch.from_numpy(np.stack([p[0] for p in pads]))[:, None, :]
+    input_mask = torch.from_numpy(np.stack([p[1] for p in pads]))
+    mask = random_patch_mask(input_mask, 8, 0.3, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return float(masked_reconstruction_loss(model.eval(), x, input_mask, mask))
+
+
+def test_embedded_weights_are_the_pretrained_ones():
+    model = load_backbone(None)
+    loss = reference_loss(model)
+    assert loss == pytest.approx(REFERENCE_LOSS, rel=1e-4)
+    torch.manual_seed(0)
+    assert reference_loss(MomentBackbone(model.config)) > 2 * loss  # random weights are far worse
+
+
+def test_embedded_backbone_is_small_and_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = load_backbone(None)
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+    assert (EMBEDDED_DIR / "model.safetensors").stat().st_size < 5_000_000
+    cfg = json.loads((EMBEDDED_DIR / "config.json").read_text())
+    assert cfg["seq_len"] == 512 and cfg["patch_len"] == 8
+
+
+def test_pretraining_runs_a_few_steps_and_resumes(tmp_path):
+    from trace_forecast.pretrain import main
+
+    common = ["--out", str(tmp_path), "--synthetic", "20", "--batch-size", "4", "--d-model", "16",
+              "--layers", "1", "--d-ff", "32", "--heads", "2", "--checkpoint-every", "2", "--device", "cpu"]
+    first = main([*common, "--steps", "6", "--stop-after", "4"])
+    assert first["steps"] == 4 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "logs" / "version_0" / "metrics.csv").is_file()
+    resumed = main([*common, "--steps", "6", "--resume"])
+    assert resumed["steps"] == 6  # continued from step 4, not restarted
+    reloaded = load_backbone(tmp_path)
+    assert reloaded.config.d_model == 16
+
+
+def test_pretraining_data_folder_errors(tmp_path):
+    from trace_forecast.errors import DataError
+    from trace_forecast.pretrain import load_pretraining_series
+
+    with pytest.raises(DataError, match="does not exist"):
+        load_pretraining_series(tmp_path / "missing")
+    with pytest.raises(DataError, match="no M4"):
+        load_pretraining_series(tmp_path)
+
+
+def test_pretraining_reads_the_shared_corpus():
+    from conftest import data_path
+
+    from trace_forecast.pretrain import load_pretraining_series
+
+    series = load_pretraining_series(data_path("pretraining"))
+    assert len(series) == 359 and all(np.isfinite(s).all() for s in series)
+
+
+def test_synthetic_corpus_is_reproducible_and_varied():
+    a = generate_corpus(30, 64, 700, seed=5)
+    b = generate_corpus(30, 64, 700, seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert len({len(x) for x in a}) > 10
+    scales = np.array([np.std(x) for x in a])
+    assert scales.max() / scales.min() > 100
