@@ -21,15 +21,19 @@ def masked_reconstruction_loss(
     input_mask: torch.Tensor,
     mask: torch.Tensor,
     clip: float = TARGET_CLIP,
+    visible_weight: float = 0.0,
 ) -> torch.Tensor:
     """MSE of the reconstruction on hidden (``mask == 0``), observed steps.
 
-    If nothing is hidden (a very short window), every observed step is scored.
+    ``visible_weight > 0`` also scores the visible observed steps with that weight
+    (MOMENT scores hidden steps only; TRACE's forecasting head reuses the reconstruction
+    of *visible* patches, so our pretraining asks for both). If nothing is hidden (a
+    very short window), every observed step is scored.
     """
     enc = backbone.encode(x, input_mask, mask)
     rec = backbone.head(enc.tokens)
     target = backbone.normalizer.normalize(x, enc.mean, enc.std).clamp(-clip, clip)
-    weight = ((1 - mask) * input_mask)[:, None, :].expand_as(target).float()
+    weight = (((1 - mask) + visible_weight * mask) * input_mask)[:, None, :].expand_as(target).float()
     if weight.sum() == 0:
         weight = input_mask[:, None, :].expand_as(target).float()
     err = (rec.float() - target.float()) ** 2

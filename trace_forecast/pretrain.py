@@ -103,14 +103,16 @@ class PretrainWindows(Dataset):
 class PretrainModule(pl.LightningModule):
     """Lightning wrapper of the pretraining objective."""
 
-    def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000):
+    def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000,
+                 visible_weight: float = 0.0):
         super().__init__()
         self.backbone = backbone
+        self.visible_weight = visible_weight
         self.learning_rate = learning_rate
         self.total_steps = total_steps
 
     def training_step(self, batch, batch_idx):
-        loss = masked_reconstruction_loss(self.backbone, *batch)
+        loss = masked_reconstruction_loss(self.backbone, *batch, visible_weight=self.visible_weight)
         self.log("train_loss", loss, on_step=True, prog_bar=True)
         return loss
 
@@ -149,6 +151,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--tail-share", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--visible-weight", type=float, default=0.0,
+                   help="weight of the visible patches in the loss (0 = MOMENT's hidden-only objective)")
+    p.add_argument("--init", default=None, help="start from this checkpoint folder (a second pretraining stage)")
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.ckpt")
@@ -175,8 +180,14 @@ def main(argv=None) -> dict:
     heldout = [series[i] for i in order[:n_held]]
     train = [series[i] for i in order[n_held:]]
     config = build_config(args.d_model, args.layers, args.d_ff, args.heads, args.seq_len)
-    backbone = MomentBackbone(config)
-    module = PretrainModule(backbone, args.lr, args.steps)
+    if args.init:
+        from trace_forecast.backbone import load_backbone
+
+        backbone = load_backbone(args.init).train()
+        config = backbone.config
+    else:
+        backbone = MomentBackbone(config)
+    module = PretrainModule(backbone, args.lr, args.steps, args.visible_weight)
     train_ds = PretrainWindows(train, args.steps * args.batch_size, args.seq_len, config.patch_len,
                                tail_share=args.tail_share, seed=args.seed)
     held_ds = PretrainWindows(heldout, 512, args.seq_len, config.patch_len, tail_share=args.tail_share, seed=args.seed + 1)
