@@ -100,6 +100,7 @@ def fit_forecast(
     """
     train_plan, val_plan = plan_windows([len(s) for s in series], spec.horizon, min_context, validation_fraction, stride)
     seed = settings.random_state or 0
+    all_train_plan = train_plan
     train_plan = subsample(train_plan, max_windows, seed)
     val_cap = None if max_windows is None else max(1, max_windows // 4)
     val_plan = subsample(val_plan, val_cap, seed + 1)
@@ -110,7 +111,8 @@ def fit_forecast(
         spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps
         network = build_network(backbone, spec, seed=settings.random_state)
         if head_init == "ridge":
-            ridge_rows = subsample(train_plan, RIDGE_WINDOWS, seed + 2)
+            # Forward passes only: the closed-form head may see more windows than training does.
+            ridge_rows = subsample(all_train_plan, max(RIDGE_WINDOWS, len(train_plan)), seed + 2)
             ridge_init(network, WindowDataset(series, ridge_rows, spec.context_length, spec.horizon))
     else:
         network = init
