@@ -92,7 +92,7 @@ def test_sktime_save_and_load(make, tmp_path):
 
     f = make().fit(_series(), fh=[1, 2, 3])
     f.save(tmp_path / "model")
-    g = load(tmp_path / "model")
+    g = load(tmp_path / "model.zip")
     pd.testing.assert_series_equal(g.predict(), f.predict())
     assert (tmp_path / "model.zip").stat().st_size < 100_000
 
@@ -161,7 +161,7 @@ def test_pretrain_then_fit_continues_from_the_panel_model(make):
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda y: y.where(y.index != y.index[5]), "NaN"),
+        (lambda y: y.where(y.index != y.index[5]), "missing data|NaN"),
         (lambda y: y.replace(y.iloc[3], np.inf), "infinite"),
         (lambda y: y.iloc[:0], "empty|Series"),
     ],
@@ -173,7 +173,7 @@ def test_bad_values_are_rejected(make, mutate, match):
 
 def test_non_numeric_column_is_rejected(make):
     y = pd.DataFrame({"a": _series().to_numpy(), "b": ["x"] * 160}, index=_series().index)
-    with pytest.raises((DataError, TypeError, ValueError), match="numeric|dtype"):
+    with pytest.raises((DataError, TypeError, ValueError), match="numeric|categorical"):
         make().fit(y, fh=[1])
 
 
@@ -184,7 +184,8 @@ def test_too_short_series_says_how_many_are_needed(make):
 
 @pytest.mark.parametrize("fh", [[0], [-1, 2]])
 def test_non_positive_horizon_is_rejected(make, fh):
-    with pytest.raises(ValueError, match="fh|steps"):
+    # sktime itself rejects in-sample steps for forecasters tagged capability:insample=False
+    with pytest.raises((ValueError, NotImplementedError), match="in-sample|fh steps must be >= 1"):
         make().fit(_series(), fh=fh)
 
 
