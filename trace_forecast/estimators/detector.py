@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
 
+from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.engine import DSICSettings, TrainSettings
 from trace_forecast.errors import DataError
@@ -33,6 +34,10 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     adapter : {"gated_dsic", "lora", "adalora", "full", "none"}, default="gated_dsic"
         ``"none"`` is zero-shot: no fine-tuning at all.
     lora_rank : int, default=2
+        Rank of every LoRA module.
+    lora_targets : list of str or None, default=None
+        Names of the encoder linear layers that get adapters; ``None`` means every
+        ``q, k, v, o, wi_0, wi_1, wo`` of every block.
     dsic_budget, dsic_interval, dsic_draws, dsic_warmup, dsic_final
         Gated DSIC settings, as in :class:`trace_forecast.TraceForecaster`.
     context_length : int, default=512
@@ -102,6 +107,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         backbone=None,
         adapter="gated_dsic",
         lora_rank=2,
+        lora_targets=None,
         dsic_budget=0.5,
         dsic_interval=10,
         dsic_draws=8,
@@ -126,6 +132,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.backbone = backbone
         self.adapter = adapter
         self.lora_rank = lora_rank
+        self.lora_targets = lora_targets
         self.dsic_budget = dsic_budget
         self.dsic_interval = dsic_interval
         self.dsic_draws = dsic_draws
@@ -173,7 +180,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.columns_ = list(X.columns)
         backbone = shared_backbone(self.backbone)
         spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
-                           lora_rank=self.lora_rank)
+                           lora_rank=self.lora_rank,
+                           lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
         settings = TrainSettings(
             max_epochs=self.max_epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             mask_ratio=self.mask_ratio, device=self.device, random_state=self.random_state, verbose=self.verbose,

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
+from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.engine import DSICSettings, TrainSettings
 from trace_forecast.errors import DataError
@@ -45,6 +46,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         TRACE's reconstruction-based head or MOMENT's linear-probing head.
     lora_rank : int, default=2
         Rank of every LoRA module.
+    lora_targets : list of str or None, default=None
+        Names of the encoder linear layers that get adapters; ``None`` means every
+        ``q, k, v, o, wi_0, wi_1, wo`` of every block.
     dsic_budget : float or int, default=0.5
         Gated modules kept at the end (fraction or count).
     dsic_interval : int, default=10
@@ -140,6 +144,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         adapter="gated_dsic",
         head="reconstruction",
         lora_rank=2,
+        lora_targets=None,
         dsic_budget=0.5,
         dsic_interval=10,
         dsic_draws=8,
@@ -164,6 +169,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.adapter = adapter
         self.head = head
         self.lora_rank = lora_rank
+        self.lora_targets = lora_targets
         self.dsic_budget = dsic_budget
         self.dsic_interval = dsic_interval
         self.dsic_draws = dsic_draws
@@ -214,6 +220,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             adapter=self.adapter,
             head=self.head,
             lora_rank=self.lora_rank,
+            lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
             temporal_map=self.temporal_map,
         )
 
