@@ -113,3 +113,38 @@ class WindowDataset(Dataset):
             return x_t, m_t
         y = torch.from_numpy(s[origin : origin + self.horizon].copy())[None, :]
         return x_t, m_t, y
+
+
+@dataclass(frozen=True)
+class WindowSets:
+    """Training and validation windows of one fit, plus every training origin (uncapped)."""
+
+    train: WindowDataset
+    val: WindowDataset
+    all_train: WindowPlan
+
+
+def make_window_sets(
+    series: Sequence[np.ndarray],
+    context_length: int,
+    horizon: int,
+    min_context: int,
+    validation_fraction: float,
+    stride: int,
+    max_windows: int | None,
+    seed: int,
+) -> WindowSets:
+    """Plan, split in time order, and cap (``max_windows`` for training, a quarter of it
+    for validation) the windows of ``series``; ``horizon=0`` gives reconstruction windows."""
+    train_plan, val_plan = plan_windows([len(s) for s in series], horizon, min_context, validation_fraction, stride)
+    val_cap = None if max_windows is None else max(1, max_windows // 4)
+    return WindowSets(
+        WindowDataset(series, subsample(train_plan, max_windows, seed), context_length, horizon),
+        WindowDataset(series, subsample(val_plan, val_cap, seed + 1), context_length, horizon),
+        train_plan,
+    )
+
+
+def steps_per_run(n_windows: int, batch_size: int, max_epochs: int) -> int:
+    """Optimiser steps of a run (what AdaLoRA's allocation schedule needs up front)."""
+    return max_epochs * -(-n_windows // batch_size)

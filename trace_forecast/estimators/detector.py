@@ -8,8 +8,8 @@ from sktime.detection.base import BaseDetector
 
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
-from trace_forecast.engine import DSICSettings, TrainSettings
 from trace_forecast.errors import DataError
+from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, channels, check_frame
 from trace_forecast.network import NetworkSpec
 from trace_forecast.persistence import CompactNetworkState
@@ -182,22 +182,11 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
                            lora_rank=self.lora_rank,
                            lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
-        settings = TrainSettings(
-            max_epochs=self.max_epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            mask_ratio=self.mask_ratio, device=self.device, random_state=self.random_state, verbose=self.verbose,
-            dsic=DSICSettings(budget=self.dsic_budget, warmup=self.dsic_warmup, final=self.dsic_final,
-                              interval=self.dsic_interval, draws=self.dsic_draws),
-        )
+        settings = train_settings(self, mask_ratio=self.mask_ratio)
         series = channels([X])
         result = fit_reconstruction(series, backbone, spec, settings, self.validation_fraction,
                                     self.max_windows, self.window_stride, min_context=1)
-        self.network_ = result.network
-        self.trainable_parameters_ = dict(result.parameters)
-        for key, value in result.parameters.items():
-            setattr(self, f"{key}_", value)
-        self.selected_modules_ = pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"])
-        self.train_loss_ = list(result.train_loss)
-        self.val_loss_ = list(result.val_loss)
+        store_fit(self, result)
         self.train_scores_ = reconstruction_scores(self.network_, values, self._scoring_stride(), device=self.device)
         if self.threshold == "percentile":
             self.threshold_ = float(np.percentile(self.train_scores_, self.percentile))

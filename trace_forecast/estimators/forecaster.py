@@ -9,8 +9,9 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
-from trace_forecast.engine import DSICSettings, TrainSettings
+from trace_forecast.engine import TrainSettings
 from trace_forecast.errors import DataError
+from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
 from trace_forecast.network import NetworkSpec
 from trace_forecast.persistence import CompactNetworkState
@@ -196,21 +197,10 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     # ------------------------------------------------------------------ helpers
     def _settings(self, max_epochs: int | None = None) -> TrainSettings:
-        return TrainSettings(
+        return train_settings(
+            self,
             max_epochs=self.max_epochs if max_epochs is None else max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
             reconstruction_weight=self.reconstruction_weight,
-            device=self.device,
-            random_state=self.random_state,
-            verbose=self.verbose,
-            dsic=DSICSettings(
-                budget=self.dsic_budget,
-                warmup=self.dsic_warmup,
-                final=self.dsic_final,
-                interval=self.dsic_interval,
-                draws=self.dsic_draws,
-            ),
         )
 
     def _spec(self, horizon: int) -> NetworkSpec:
@@ -270,16 +260,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         )
 
     def _store(self, fit: ForecastFit) -> None:
-        result = fit.result
-        self.network_ = result.network
+        store_fit(self, fit.result)
         self.residuals_ = fit.residuals
-        self.trainable_parameters_ = dict(result.parameters)
-        for key, value in result.parameters.items():
-            setattr(self, f"{key}_", value)
-        self.selected_modules_ = pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"])
-        self.train_loss_ = list(result.train_loss)
-        self.val_loss_ = list(result.val_loss)
-        self.fit_seconds_ = result.fit_seconds
 
     # ------------------------------------------------------------------ sktime API
     def _pretrain(self, y, X=None, fh=None):

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from trace_forecast.backbone.moment import MomentBackbone
-from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, plan_windows, subsample
+from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
+from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.heads.ridge import ridge_init
@@ -98,21 +99,17 @@ def fit_forecast(
     head's output layer in closed form on up to ``RIDGE_WINDOWS`` training windows
     before fine-tuning (LP-FT); ``"default"`` keeps its random/persistence start.
     """
-    train_plan, val_plan = plan_windows([len(s) for s in series], spec.horizon, min_context, validation_fraction, stride)
     seed = settings.random_state or 0
-    all_train_plan = train_plan
-    train_plan = subsample(train_plan, max_windows, seed)
-    val_cap = None if max_windows is None else max(1, max_windows // 4)
-    val_plan = subsample(val_plan, val_cap, seed + 1)
-    train_ds = WindowDataset(series, train_plan, spec.context_length, spec.horizon)
-    val_ds = WindowDataset(series, val_plan, spec.context_length, spec.horizon)
+    sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
+                            max_windows, seed)
+    train_ds, val_ds = sets.train, sets.val
     if init is None:
-        steps = settings.max_epochs * -(-len(train_ds) // settings.batch_size)
+        steps = steps_per_run(len(train_ds), settings.batch_size, settings.max_epochs)
         spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps
         network = build_network(backbone, spec, seed=settings.random_state)
         if head_init == "ridge":
             # Forward passes only: the closed-form head may see more windows than training does.
-            ridge_rows = subsample(all_train_plan, max(RIDGE_WINDOWS, len(train_plan)), seed + 2)
+            ridge_rows = subsample(sets.all_train, max(RIDGE_WINDOWS, len(train_ds)), seed + 2)
             ridge_init(network, WindowDataset(series, ridge_rows, spec.context_length, spec.horizon))
     else:
         network = init

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from trace_forecast.backbone.moment import MomentBackbone
-from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, plan_windows, subsample
+from trace_forecast.engine import TrainSettings, fit_network
+from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
@@ -30,22 +31,16 @@ def fit_reconstruction(
     min_context: int = 8,
 ) -> FitResult:
     """Fine-tune masked reconstruction on univariate ``series``; ``adapter="none"`` is zero-shot."""
-    length = spec.context_length
-    lengths = [len(s) for s in series]
     if spec.adapter == "none":
         network = build_network(backbone, spec, seed=settings.random_state)
         for p in network.parameters():
             p.requires_grad_(False)
         return FitResult(network.eval(), [], [], [], parameter_report(network), 0.0, 0)
     # Window ends: from min_context to the end of each series, every `stride` steps.
-    train_plan, val_plan = plan_windows(lengths, 0, min_context, validation_fraction, stride)
-    seed = settings.random_state or 0
-    train_plan = subsample(train_plan, max_windows, seed)
-    val_plan = subsample(val_plan, None if max_windows is None else max(1, max_windows // 4), seed + 1)
-    train_ds = WindowDataset(series, train_plan, length, 0)
-    val_ds = WindowDataset(series, val_plan, length, 0)
-    steps = settings.max_epochs * -(-len(train_ds) // settings.batch_size)
-    spec.total_steps = steps
+    sets = make_window_sets(series, spec.context_length, 0, min_context, validation_fraction, stride,
+                            max_windows, settings.random_state or 0)
+    train_ds, val_ds = sets.train, sets.val
+    spec.total_steps = steps_per_run(len(train_ds), settings.batch_size, settings.max_epochs)
     network = build_network(backbone, spec, seed=settings.random_state)
     return fit_network(network, train_ds, val_ds if len(val_ds) else None, settings)
 

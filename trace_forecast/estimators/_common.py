@@ -1,0 +1,42 @@
+"""What both sktime estimators share: training settings from their parameters, and the
+fitted attributes a training run leaves behind."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from trace_forecast.engine import DSICSettings, TrainSettings
+from trace_forecast.engine.trainer import FitResult
+
+
+def train_settings(est, **overrides) -> TrainSettings:
+    """``TrainSettings`` from an estimator's parameters (``overrides`` win)."""
+    fields = dict(
+        max_epochs=est.max_epochs,
+        batch_size=est.batch_size,
+        learning_rate=est.learning_rate,
+        device=est.device,
+        random_state=est.random_state,
+        verbose=est.verbose,
+        dsic=DSICSettings(
+            budget=est.dsic_budget,
+            warmup=est.dsic_warmup,
+            final=est.dsic_final,
+            interval=est.dsic_interval,
+            draws=est.dsic_draws,
+        ),
+    )
+    fields.update(overrides)
+    return TrainSettings(**fields)
+
+
+def store_fit(est, result: FitResult) -> None:
+    """Set ``network_``, the trainable-parameter counts, Gated DSIC's selection and losses."""
+    est.network_ = result.network
+    est.trainable_parameters_ = dict(result.parameters)
+    for key, value in result.parameters.items():
+        setattr(est, f"{key}_", value)
+    est.selected_modules_ = pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"])
+    est.train_loss_ = list(result.train_loss)
+    est.val_loss_ = list(result.val_loss)
+    est.fit_seconds_ = result.fit_seconds
