@@ -79,6 +79,11 @@ def test_every_adapter_mode_fits(make, adapter, head):
         assert report["adapter_trainable"] == 0 and report["head_trainable"] > 0
 
 
+def test_gated_dsic_without_validation_windows_uses_training_batches(make):
+    f = make(validation_fraction=0.0).fit(_series(), fh=[1, 2])
+    assert f.get_fitted_params()["selected_modules"]["kept"].sum() == 7
+
+
 def test_pickle_round_trip_is_small_and_predicts_the_same(make, tiny_backbone_dir):
     f = make().fit(_series(), fh=[1, 2, 3])
     blob = pickle.dumps(f)

@@ -6,7 +6,7 @@ Pure tensors in, tensors out; nothing here knows pandas, sktime or Darts.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -39,7 +39,6 @@ class NetworkSpec:
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     temporal_map: str = "linear"
     total_steps: int | None = None  # AdaLoRA's allocation schedule needs it
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.adapter not in ADAPTERS:

@@ -172,29 +172,25 @@ def fit_network(
     if strategy == "ddp" and network.gated_lora is not None:
         # Gated DSIC stops training pruned modules; DDP must not wait for their gradients.
         strategy = "ddp_find_unused_parameters_true"
-    quiet = quiet_lightning(settings.verbose)
-    quiet.__enter__()
-    trainer = pl.Trainer(
-        max_epochs=settings.max_epochs,
-        max_steps=settings.max_steps,
-        accelerator=accelerator,
-        devices=settings.devices if accelerator == "gpu" else 1,
-        strategy=strategy,
-        precision=settings.precision or default_precision,
-        gradient_clip_val=settings.gradient_clip or None,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=settings.verbose,
-        enable_model_summary=settings.verbose,
-        num_sanity_val_steps=0,
-        deterministic=False,
-    )
-    start = time.perf_counter()
-    try:
+    with quiet_lightning(settings.verbose):  # Lightning prints its banner at construction
+        trainer = pl.Trainer(
+            max_epochs=settings.max_epochs,
+            max_steps=settings.max_steps,
+            accelerator=accelerator,
+            devices=settings.devices if accelerator == "gpu" else 1,
+            strategy=strategy,
+            precision=settings.precision or default_precision,
+            gradient_clip_val=settings.gradient_clip or None,
+            callbacks=callbacks,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=settings.verbose,
+            enable_model_summary=settings.verbose,
+            num_sanity_val_steps=0,
+            deterministic=False,
+        )
+        start = time.perf_counter()
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    finally:
-        quiet.__exit__(None, None, None)
     elapsed = time.perf_counter() - start
     network.eval().cpu()
     dsic = next((c for c in callbacks if isinstance(c, GatedDSIC)), None)

@@ -1,7 +1,8 @@
 """Gated DSIC (Gated Dynamic Simulation Importance Calculation) as a Lightning callback.
 
 Every ``interval`` optimiser steps after the warm-up, the callback estimates the
-importance of every gated LoRA module on validation batches and re-selects the
+importance of every gated LoRA module on validation batches (training batches when the
+run has no validation data) and re-selects the
 modules to keep; the keep budget decays on a cubic schedule to its target, and at
 the final step the selection is frozen and pruned modules stop training.
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -188,9 +190,12 @@ class GatedDSIC(Callback):
 
     def _next_batch(self, trainer: pl.Trainer):
         loaders = trainer.val_dataloaders
-        if loaders is None:
-            trainer.fit_loop.epoch_loop.val_loop.setup_data()
-            loaders = trainer.val_dataloaders
+        if loaders is None:  # the validation loop has not run yet
+            try:
+                trainer.fit_loop.epoch_loop.val_loop.setup_data()
+                loaders = trainer.val_dataloaders
+            except MisconfigurationException:  # no validation data: fall back to training batches
+                loaders = None
         if not loaders:
             loaders = trainer.train_dataloader
         loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
