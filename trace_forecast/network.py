@@ -115,10 +115,12 @@ class TraceNetwork(nn.Module):
         input_mask: torch.Tensor,
         ratio: float = 0.3,
         generator: torch.Generator | None = None,
+        visible_weight: float = 0.0,
     ) -> torch.Tensor:
-        """MOMENT's pretraining loss on a fresh random patch mask."""
+        """MOMENT's pretraining loss on a fresh random patch mask (``visible_weight``: see
+        :func:`trace_forecast.losses.masked_reconstruction_loss`)."""
         mask = random_patch_mask(input_mask, self.patch_len, ratio, generator)
-        return masked_reconstruction_loss(self.backbone, x, input_mask, mask)
+        return masked_reconstruction_loss(self.backbone, x, input_mask, mask, visible_weight=visible_weight)
 
     def reconstruct(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """Unmasked reconstruction ``[B, C, L]`` in the input's scale (anomaly scoring)."""

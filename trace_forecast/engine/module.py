@@ -28,6 +28,10 @@ class TraceLightningModule(pl.LightningModule):
         (forecasting networks only; reconstruction networks use only the latter).
     mask_ratio : float
         Fraction of patches hidden by the masked-reconstruction loss.
+    visible_weight : float
+        Weight of the visible patches in reconstruction fine-tuning (anomaly detection
+        scores the *unmasked* reconstruction, so it must stay accurate; 0 is MOMENT's
+        hidden-only objective).
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class TraceLightningModule(pl.LightningModule):
         weight_decay: float = 1e-4,
         reconstruction_weight: float = 0.0,
         mask_ratio: float = 0.3,
+        visible_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.network = network
@@ -44,6 +49,7 @@ class TraceLightningModule(pl.LightningModule):
         self.weight_decay = weight_decay
         self.reconstruction_weight = reconstruction_weight
         self.mask_ratio = mask_ratio
+        self.visible_weight = visible_weight
 
     @property
     def is_forecaster(self) -> bool:
@@ -60,7 +66,9 @@ class TraceLightningModule(pl.LightningModule):
                 )
             return loss
         x, input_mask = batch[0], batch[1]
-        return self.network.masked_reconstruction_loss(x, input_mask, self.mask_ratio)
+        return self.network.masked_reconstruction_loss(
+            x, input_mask, self.mask_ratio, visible_weight=self.visible_weight
+        )
 
     def forward(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         return self.network(x, input_mask)

@@ -55,6 +55,7 @@ class TrainSettings:
     early_stopping_patience: int = 3
     reconstruction_weight: float = 0.0
     mask_ratio: float = 0.3
+    visible_weight: float = 1.0
     device: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -163,6 +164,7 @@ def fit_network(
         weight_decay=settings.weight_decay,
         reconstruction_weight=settings.reconstruction_weight,
         mask_ratio=settings.mask_ratio,
+        visible_weight=settings.visible_weight,
     )
     history = LossHistory()
     callbacks: list[Callback] = [history, *engine_callbacks(network, settings), *extra_callbacks]
