@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 
@@ -42,10 +41,6 @@ def restore_network(saved: dict[str, Any]) -> TraceNetwork:
     keep = set(saved["trainable"])
     for name, p in network.named_parameters():
         p.requires_grad_(name in keep)
-    lora = GatedLoraSet.find(network)
-    if lora is not None:
-        for m in lora:
-            m.draw_mask = None
     return network.eval()
 
 

@@ -169,7 +169,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _values(self, X) -> np.ndarray:
         X = as_frame(X)
         check_frame(X, "X")
-        if hasattr(self, "columns_") and list(X.columns) != self.columns_ and len(X.columns) != len(self.columns_):
+        if hasattr(self, "columns_") and len(X.columns) != len(self.columns_):
             raise DataError(f"X has {len(X.columns)} columns but the detector was fitted on {len(self.columns_)}")
         return X.to_numpy(dtype=np.float32)
 

@@ -226,6 +226,11 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _series(self, y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
         check_frame(y, "y")
+        return self._split(y)
+
+    @staticmethod
+    def _split(y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
+        """Instance keys and univariate channels of already validated data."""
         parts = instances(y)
         return [k for k, _ in parts], channels([f for _, f in parts])
 
@@ -311,45 +316,47 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         combined = pd.concat([self._history, y])
         self._history = combined[~combined.index.duplicated(keep="last")].sort_index()
         if update_params:
-            _, series = self._series(self._history)
+            _, series = self._split(self._history)
             self._store(
                 self._fit_series(series, self.network_.spec.horizon, init=self.network_, max_epochs=self.update_epochs)
             )
         return self
 
-    def _histories(self) -> tuple[list[tuple], list[np.ndarray]]:
-        keys, series = self._series(self._history)
-        return keys, [s[-self.context_length :] for s in series]
-
     def _index_names(self) -> list | None:
         index = self._history.index
         return list(index.names) if isinstance(index, pd.MultiIndex) else None
 
-    def _predict(self, fh, X=None):
+    def _forecast_at(self, fh, offsets: list[np.ndarray]) -> list[pd.DataFrame]:
+        """One frame per offset: ``(pred + offset) * std + mean`` at the steps of ``fh``.
+
+        ``offsets`` are RevIN-space shifts per step (zeros for the point forecast,
+        residual quantiles for intervals); the network runs once for all of them.
+        """
         steps = self._horizon(fh)
         self._check_horizon(steps)
-        keys, histories = self._histories()
+        keys, series = self._split(self._history)  # validated when it was stored
+        histories = [s[-self.context_length :] for s in series]
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
-        values = pred[:, steps - 1] * std[:, None] + mean[:, None]
         index = fh.to_absolute_index(self.cutoff)
-        return assemble(keys, pd.Index(self._columns), index, values, self._index_names())
+        columns = pd.Index(self._columns)
+        return [
+            assemble(keys, columns, index, (pred[:, steps - 1] + offset[None, :]) * std[:, None] + mean[:, None],
+                     self._index_names())
+            for offset in offsets
+        ]
+
+    def _predict(self, fh, X=None):
+        n_steps = len(self._horizon(fh))
+        return self._forecast_at(fh, [np.zeros(n_steps)])[0]
 
     def _predict_quantiles(self, fh, X=None, alpha=None):
         steps = self._horizon(fh)
-        self._check_horizon(steps)
-        keys, histories = self._histories()
-        pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
         q = residual_quantiles(self.residuals_, list(alpha), steps - 1)  # [n_alpha, n_steps]
-        index = fh.to_absolute_index(self.cutoff)
-        frames = []
-        for a_idx, a in enumerate(alpha):
-            values = (pred[:, steps - 1] + q[a_idx][None, :]) * std[:, None] + mean[:, None]
-            frame = assemble(keys, pd.Index(self._columns), index, values, self._index_names())
+        frames = self._forecast_at(fh, list(q))
+        for frame, a in zip(frames, alpha, strict=True):
             frame.columns = pd.MultiIndex.from_tuples([(c, a) for c in self._columns])
-            frames.append(frame)
         out = pd.concat(frames, axis=1)
-        ordered = [(c, a) for c in self._columns for a in alpha]
-        return out[ordered]
+        return out[[(c, a) for c in self._columns for a in alpha]]
 
     def predict_histories(self, histories) -> np.ndarray:
         """Forecast many univariate histories at once: ``[n, horizon]`` (batched, for evaluation).
