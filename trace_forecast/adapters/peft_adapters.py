@@ -30,16 +30,26 @@ def inject_peft(
         config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets), lora_dropout=0.0)
         return LoraModel(encoder, config, "default")
     if mode == "adalora":
-        steps = max(int(total_steps or 100), 10)
         config = AdaLoraConfig(
             init_r=2 * rank,
             target_r=rank,
             lora_alpha=2 * rank,
             target_modules=list(targets),
-            total_step=steps,
-            tinit=int(0.1 * steps),
-            tfinal=int(0.3 * steps),
-            deltaT=max(1, steps // 20),
+            **adalora_schedule(total_steps),
         )
         return AdaLoraModel(encoder, config, "default")
     raise ValueError(f"unknown PEFT mode {mode!r}")
+
+
+def adalora_schedule(total_steps: int | None) -> dict[str, int]:
+    """AdaLoRA's budget schedule for a run of ``total_steps`` optimiser steps."""
+    steps = max(int(total_steps or 100), 10)
+    return {"total_step": steps, "tinit": int(0.1 * steps), "tfinal": int(0.3 * steps), "deltaT": max(1, steps // 20)}
+
+
+def set_adalora_steps(tuner: nn.Module, total_steps: int) -> None:
+    """Re-time an AdaLoRA tuner's schedule once the run length is known (its rank
+    allocator reads the same config object)."""
+    config = tuner.peft_config["default"]
+    for key, value in adalora_schedule(total_steps).items():
+        setattr(config, key, value)

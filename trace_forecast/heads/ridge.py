@@ -10,6 +10,8 @@ backbones), so baselines get the same start.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -18,34 +20,57 @@ from trace_forecast.losses import TARGET_CLIP
 MAX_RIDGE_FEATURES = 16384
 
 
-@torch.no_grad()
-def ridge_init(network, dataset: Dataset, alpha: float = 1.0, batch_size: int = 256) -> bool:
-    """Solve the head's output layer by ridge regression on ``dataset``; False if skipped.
+def ridge_applicable(network) -> bool:
+    """Whether the head's output layer is small enough for the closed-form solve."""
+    head = network.forecast_head
+    return head is not None and head.output_layer.in_features <= MAX_RIDGE_FEATURES
 
-    Targets are the future values in each window's RevIN space (as the training loss
-    sees them); ``alpha`` is relative to the mean feature variance.
+
+@torch.no_grad()
+def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """Normal-equation sums ``(X'X, X'Y)`` (float64, with a bias column) over ``batches``.
+
+    Each batch is ``(x [B, 1, L], input_mask [B, L], y [B, 1, H])``; targets are the
+    future values in each window's RevIN space, as the training loss sees them. The
+    sums can be all-reduced across data-parallel ranks before :func:`ridge_solve`.
     """
     head = network.forecast_head
     layer = head.output_layer
-    if layer.in_features > MAX_RIDGE_FEATURES or len(dataset) == 0:
-        return False
     was_training = network.training
     network.eval()
-    xtx = torch.zeros(layer.in_features + 1, layer.in_features + 1, dtype=torch.float64)
-    xty = torch.zeros(layer.in_features + 1, layer.out_features, dtype=torch.float64)
-    for x, input_mask, y in DataLoader(dataset, batch_size=batch_size):
+    n = layer.in_features + 1
+    xtx = torch.zeros(n, n, dtype=torch.float64)
+    xty = torch.zeros(n, layer.out_features, dtype=torch.float64)
+    for x, input_mask, y in batches:
         enc = network.backbone.encode(x, input_mask)
         feats = head.features(enc.tokens, input_mask)[:, 0].double()
-        feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=feats.dtype)], dim=1)
+        feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=feats.dtype, device=feats.device)], dim=1)
         target = ((y[:, 0] - enc.mean[:, 0]) / enc.std[:, 0]).clamp(-TARGET_CLIP, TARGET_CLIP).double()
-        xtx += feats.T @ feats
-        xty += feats.T @ target
+        xtx += (feats.T @ feats).cpu()
+        xty += (feats.T @ target).cpu()
+    network.train(was_training)
+    return xtx, xty
+
+
+@torch.no_grad()
+def ridge_solve(network, xtx: torch.Tensor, xty: torch.Tensor, alpha: float = 1.0) -> None:
+    """Set the head's output layer to the ridge solution of the normal equations
+    (``alpha`` is relative to the mean feature variance; the bias is not shrunk)."""
+    layer = network.forecast_head.output_layer
     n_feat = layer.in_features
+    xtx, xty = xtx.double().cpu(), xty.double().cpu()
     scale = torch.diagonal(xtx)[:n_feat].mean().clamp_min(1e-8)
     reg = torch.eye(n_feat + 1, dtype=torch.float64) * alpha * scale
-    reg[-1, -1] = 0.0  # the bias is not shrunk
+    reg[-1, -1] = 0.0
     solution = torch.linalg.solve(xtx + reg, xty)
     layer.weight.copy_(solution[:-1].T.to(layer.weight.dtype))
     layer.bias.copy_(solution[-1].to(layer.bias.dtype))
-    network.train(was_training)
+
+
+def ridge_init(network, dataset: Dataset, alpha: float = 1.0, batch_size: int = 256) -> bool:
+    """Solve the head's output layer by ridge regression on ``dataset``; False if skipped."""
+    if not ridge_applicable(network) or len(dataset) == 0:
+        return False
+    xtx, xty = ridge_statistics(network, DataLoader(dataset, batch_size=batch_size))
+    ridge_solve(network, xtx, xty, alpha)
     return True

@@ -1,0 +1,277 @@
+"""TraceModel and TraceAnomalyScorer in Darts, in the spirit of Darts' own model tests:
+tiny configurations, behaviour checked against Darts' contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+darts = pytest.importorskip("darts")
+
+from darts import TimeSeries  # noqa: E402
+from darts.ad import QuantileDetector, ThresholdDetector  # noqa: E402
+from darts.models import NaiveEnsembleModel, NaiveSeasonal, NLinearModel, RegressionEnsembleModel  # noqa: E402
+from pytorch_lightning.callbacks import Callback  # noqa: E402
+
+from trace_forecast.darts import TraceAnomalyScorer, TraceModel  # noqa: E402
+from trace_forecast.errors import DataError  # noqa: E402
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
+FAST = dict(input_chunk_length=32, output_chunk_length=8, n_epochs=1, batch_size=16, random_state=0,
+            dsic_interval=1, dsic_draws=2, pl_trainer_kwargs=QUIET)
+
+
+def sine(n: int = 240, width: int = 1, phase: float = 0.0, freq: str = "h", start="2020-01-01") -> TimeSeries:
+    t = np.arange(n, dtype=np.float32)[:, None]
+    values = np.sin(t / 6 + phase + np.arange(width)) * (1 + np.arange(width)) + 0.05 * t / n
+    index = pd.date_range(start, periods=n, freq=freq)
+    return TimeSeries.from_times_and_values(index, values.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def fitted() -> TraceModel:
+    model = TraceModel(**FAST)
+    model.fit([sine(), sine(phase=1.0)], val_series=[sine(phase=2.0)], verbose=False)
+    return model
+
+
+def test_fit_predict_shape_and_index(fitted):
+    series = sine(phase=1.0)
+    pred = fitted.predict(n=8, series=series, verbose=False)
+    assert pred.n_timesteps == 8 and pred.width == 1
+    assert pred.start_time() == series.end_time() + series.freq
+    assert np.isfinite(pred.values()).all()
+
+
+def test_longer_n_is_autoregressive(fitted):
+    pred = fitted.predict(n=20, series=sine(), verbose=False)
+    assert pred.n_timesteps == 20
+    first = fitted.predict(n=8, series=sine(), verbose=False)
+    np.testing.assert_allclose(pred.values()[:8], first.values(), rtol=1e-5, atol=1e-5)
+
+
+def test_unseen_series_list(fitted):
+    unseen = [sine(n=100, phase=3.0), sine(n=150, phase=0.5, start="2021-01-01")]
+    preds = fitted.predict(n=8, series=unseen, verbose=False)
+    assert len(preds) == 2
+    for p, s in zip(preds, unseen, strict=True):
+        assert p.start_time() == s.end_time() + s.freq
+
+
+def test_gated_dsic_ran_inside_darts_trainer(fitted):
+    table = fitted.selected_modules()
+    n = len(table)
+    assert n == fitted.network.backbone.config.n_layers * 7  # q, k, v, o, wi_0, wi_1, wo per block
+    assert table["kept"].sum() == n // 2  # default budget 0.5
+    assert fitted.trainable_parameters() > 0
+
+
+def test_user_callbacks_compose_with_gated_dsic():
+    class Counter(Callback):
+        def __init__(self):
+            self.steps = 0
+
+        def on_train_batch_end(self, *args):
+            self.steps += 1
+
+    counter = Counter()
+    model = TraceModel(**{**FAST, "pl_trainer_kwargs": {**QUIET, "callbacks": [counter]}})
+    model.fit(sine(), verbose=False)
+    assert counter.steps > 0
+    assert model.selected_modules()["kept"].sum() == len(model.selected_modules()) // 2
+
+
+def test_historical_forecasts_equal_stacked_predicts(fitted):
+    series = sine(n=120, phase=0.3)
+    hist = fitted.historical_forecasts(series, start=80, forecast_horizon=8, stride=8, retrain=False,
+                                       last_points_only=False, verbose=False)
+    assert len(hist) == 5
+    for fc in hist:
+        context = series.drop_after(fc.start_time())
+        single = fitted.predict(n=8, series=context, verbose=False)
+        np.testing.assert_allclose(fc.values(), single.values(), rtol=1e-5, atol=1e-5)
+        assert fc.time_index.equals(single.time_index)
+    errors = fitted.backtest(series, start=80, forecast_horizon=8, stride=8, retrain=False, verbose=False)
+    assert np.isfinite(errors)
+
+
+def test_multivariate_channels_are_independent():
+    series = sine(width=3)
+    model = TraceModel(**FAST)
+    model.fit(series, verbose=False)
+    pred = model.predict(n=8, verbose=False)
+    assert pred.width == 3 and list(pred.components) == list(series.components)
+
+
+def test_reproducible_with_random_state():
+    a = TraceModel(**FAST).fit(sine(), verbose=False).predict(n=8, verbose=False)
+    b = TraceModel(**FAST).fit(sine(), verbose=False).predict(n=8, verbose=False)
+    np.testing.assert_allclose(a.values(), b.values(), rtol=1e-6)
+
+
+def test_head_starts_from_closed_form(fitted):
+    assert bool(fitted.model.head_initialised)
+    weight = fitted.network.forecast_head.output_layer.weight.detach()
+    persistence = np.zeros_like(weight.numpy())
+    persistence[:, -1] = 1.0
+    assert np.abs(weight.numpy() - persistence).max() > 0.05
+
+
+def test_save_load_identical_predictions(fitted, tmp_path):
+    path = str(tmp_path / "trace.pt")
+    fitted.save(path)
+    loaded = TraceModel.load(path)
+    series = sine(phase=1.5)
+    a = fitted.predict(n=8, series=series, verbose=False)
+    b = loaded.predict(n=8, series=series, verbose=False)
+    np.testing.assert_allclose(a.values(), b.values(), rtol=1e-6)
+    assert loaded.selected_modules()["kept"].tolist() == fitted.selected_modules()["kept"].tolist()
+
+
+def test_load_from_checkpoint(tmp_path):
+    model = TraceModel(**FAST, model_name="trace_ckpt", work_dir=str(tmp_path), save_checkpoints=True,
+                       force_reset=True)
+    model.fit(sine(), val_series=sine(phase=2.0), verbose=False)
+    restored = TraceModel.load_from_checkpoint("trace_ckpt", work_dir=str(tmp_path), best=False)
+    series = sine(phase=0.7)
+    np.testing.assert_allclose(
+        model.predict(n=8, series=series, verbose=False).values(),
+        restored.predict(n=8, series=series, verbose=False).values(),
+        rtol=1e-6,
+    )
+
+
+def test_ensembles_with_darts_models():
+    series = sine(n=300)
+    ensemble = NaiveEnsembleModel([TraceModel(**FAST), NLinearModel(32, 8, n_epochs=1, pl_trainer_kwargs=QUIET)])
+    ensemble.fit(series)
+    pred = ensemble.predict(n=8, verbose=False)
+    assert pred.n_timesteps == 8 and np.isfinite(pred.values()).all()
+
+    regression = RegressionEnsembleModel(
+        forecasting_models=[TraceModel(**FAST), NaiveSeasonal(K=24)], regression_train_n_points=24
+    )
+    regression.fit(series)
+    pred = regression.predict(n=8, verbose=False)
+    assert pred.n_timesteps == 8
+    coefs = regression.ensemble_model.model.coef_
+    assert np.abs(np.ravel(coefs)).sum() > 0  # the regressor learned from both models' historical forecasts
+
+
+@pytest.mark.parametrize("adapter, head", [("lora", "reconstruction"), ("adalora", "reconstruction"), ("none", "linear")])
+def test_other_adapter_modes(adapter, head):
+    model = TraceModel(**{**FAST, "adapter": adapter, "head": head})
+    model.fit(sine(), verbose=False)
+    assert model.selected_modules().empty
+    assert np.isfinite(model.predict(n=8, verbose=False).values()).all()
+
+
+def test_variable_length_inputs_are_padded():
+    model = TraceModel(**{**FAST, "input_chunk_length": (8, 32)})
+    model.fit(sine(), verbose=False)
+    pred = model.predict(n=8, series=sine(n=12), verbose=False)
+    assert pred.n_timesteps == 8 and np.isfinite(pred.values()).all()
+
+
+# ---------------------------------------------------------------------- bad input
+def test_too_short_series():
+    with pytest.raises(DataError, match="too short for one window"):
+        TraceModel(**FAST).fit(sine(n=30))
+
+
+def test_nan_values():
+    values = sine().values().copy()
+    values[50] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        TraceModel(**FAST).fit(TimeSeries.from_values(values))
+
+
+def test_output_chunk_length_beyond_head():
+    with pytest.raises(ValueError, match="longest direct forecast"):
+        TraceModel(input_chunk_length=32, output_chunk_length=1000)
+
+
+def test_input_chunk_length_beyond_backbone():
+    with pytest.raises(ValueError, match="backbone's context"):
+        TraceModel(input_chunk_length=600, output_chunk_length=8)
+
+
+def test_covariates_rejected():
+    with pytest.raises(ValueError, match="does not support `past_covariates`"):
+        TraceModel(**FAST).fit(sine(), past_covariates=sine(phase=1.0))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"likelihood": object()}, "likelihood"),
+    ({"enable_finetuning": False}, "always fine-tunes"),
+    ({"adapter": "prefix"}, "adapter must be one of"),
+])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TraceModel(input_chunk_length=32, output_chunk_length=8, **kwargs)
+
+
+def test_caller_series_not_mutated():
+    series = sine()
+    before = series.values().copy()
+    TraceModel(**FAST).fit(series, verbose=False)
+    np.testing.assert_array_equal(series.values(), before)
+
+
+# ---------------------------------------------------------------------- anomaly scorer
+def _spike_data():
+    t = np.arange(800, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    normal = TimeSeries.from_values((np.sin(t / 8) + 0.05 * rng.standard_normal(800)).astype(np.float32))
+    values = (np.sin(t / 8) + 0.05 * rng.standard_normal(800)).astype(np.float32)
+    values[500] += 4.0
+    labels = np.zeros(800, dtype=np.float32)
+    labels[500] = 1.0
+    return normal, TimeSeries.from_values(values), TimeSeries.from_values(labels)
+
+
+@pytest.fixture(scope="module")
+def scorer_and_data():
+    normal, test, labels = _spike_data()
+    scorer = TraceAnomalyScorer(context_length=64, max_epochs=1, max_windows=64, random_state=0,
+                                dsic_interval=1, dsic_draws=2)
+    scorer.fit(normal)
+    return scorer, normal, test, labels
+
+
+def test_scorer_ranks_planted_anomaly_highest(scorer_and_data):
+    scorer, normal, test, labels = scorer_and_data
+    scores = scorer.score(test)
+    assert len(scores) == len(test) and scores.time_index.equals(test.time_index)
+    assert int(np.argmax(scores.values())) == 500
+    flags = QuantileDetector(high_quantile=0.999).fit(scorer.score(normal)).detect(scores)
+    assert flags.values()[500, 0] == 1
+    assert ThresholdDetector(high_threshold=float(scores.values()[500, 0]) - 1e-6).detect(scores).values().sum() >= 1
+    auc = scorer.eval_metric(labels, test, metric="AUC_ROC")
+    assert auc > 0.95
+    assert any(row["kept"] for row in scorer.selected_modules_)
+
+
+def test_scorer_any_length_and_components(scorer_and_data):
+    scorer, *_ = scorer_and_data
+    short = sine(n=20)
+    assert len(scorer.score(short)) == 20
+    wide = TraceAnomalyScorer(context_length=32, component_wise=True, adapter="none").fit(sine(n=100, width=2))
+    out = wide.score(sine(n=50, width=2))
+    assert out.width == 2 and len(out) == 50
+
+
+def test_scorer_show_anomalies(scorer_and_data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    scorer, _, test, labels = scorer_and_data
+    scorer.show_anomalies(test, anomalies=labels)
+
+
+def test_scorer_rejects_nan():
+    values = sine().values().copy()
+    values[3] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        TraceAnomalyScorer(context_length=32, adapter="none").fit(TimeSeries.from_values(values))

@@ -1,0 +1,170 @@
+"""The Lightning module of :class:`~trace_forecast.darts.TraceModel`: a Darts
+``PLForecastingModule`` around a :class:`~trace_forecast.network.TraceNetwork`.
+
+Darts hands the module batches of ``past_target [B, L, C]`` (left-padded with NaN when
+the model accepts variable-length inputs); channels are forecast independently, as in
+MOMENT, so they become ``B * C`` univariate windows with a MOMENT ``input_mask``. The
+loss is TRACE's (forecast MSE in each window's RevIN space, plus optional masked
+reconstruction) and is defined once, in :meth:`TraceModule.compute_loss`, which Gated
+DSIC also calls for its importance estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
+from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput, TorchTrainingBatch
+
+from trace_forecast.adapters import DEFAULT_TARGETS
+from trace_forecast.adapters.peft_adapters import set_adalora_steps
+from trace_forecast.backbone import shared_backbone
+from trace_forecast.heads.ridge import ridge_applicable, ridge_solve, ridge_statistics
+from trace_forecast.losses import normalized_mse
+from trace_forecast.network import NetworkSpec, build_network
+
+# Training windows (series x channel) whose features solve the head in closed form.
+RIDGE_WINDOWS = 4096
+
+
+def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, L, C]`` (NaN = padding) -> ``x [B*C, 1, context]`` and ``input_mask [B*C, context]``,
+    left-padded (or cut) to ``context_length``."""
+    b, length, c = past_target.shape
+    x = past_target.permute(0, 2, 1).reshape(b * c, length)
+    mask = (~torch.isnan(x)).to(x.dtype)
+    x = torch.nan_to_num(x, nan=0.0)
+    if length < context_length:
+        pad = context_length - length
+        x = torch.nn.functional.pad(x, (pad, 0))
+        mask = torch.nn.functional.pad(mask, (pad, 0))
+    elif length > context_length:
+        x, mask = x[:, -context_length:], mask[:, -context_length:]
+    return x[:, None, :], mask
+
+
+class TraceModule(PLForecastingModule):
+    """Backbone + gated LoRA (or another adapter mode) + forecasting head, for Darts.
+
+    Parameters
+    ----------
+    backbone, adapter, head, lora_rank, lora_targets, temporal_map
+        As in :class:`~trace_forecast.TraceForecaster`.
+    head_init : {"ridge", "default"}
+        ``"ridge"`` solves the head's output layer in closed form on up to
+        ``RIDGE_WINDOWS`` training windows when training starts (LP-FT).
+    reconstruction_weight : float
+        ``lambda`` of ``forecast + lambda * masked reconstruction``.
+    mask_ratio : float
+        Fraction of patches hidden by the reconstruction loss.
+    network_seed : int
+        Seed of the new weights (LoRA ``A``, head).
+    **kwargs
+        Darts' :class:`PLForecastingModule` parameters.
+    """
+
+    def __init__(
+        self,
+        backbone=None,
+        adapter: str = "gated_dsic",
+        head: str = "reconstruction",
+        lora_rank: int = 2,
+        lora_targets=None,
+        temporal_map: str = "linear",
+        head_init: str = "ridge",
+        reconstruction_weight: float = 0.0,
+        mask_ratio: float = 0.3,
+        network_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        base = shared_backbone(backbone)
+        patch = base.patch_len
+        self.context_length = int(math.ceil(self.input_chunk_length / patch) * patch)
+        spec = NetworkSpec(
+            horizon=self.output_chunk_length + self.output_chunk_shift,
+            context_length=self.context_length,
+            adapter=adapter,
+            head=head,
+            lora_rank=lora_rank,
+            lora_targets=DEFAULT_TARGETS if lora_targets is None else tuple(lora_targets),
+            temporal_map=temporal_map,
+        )
+        self.network = build_network(base, spec, seed=network_seed)
+        self.head_init = head_init
+        self.reconstruction_weight = reconstruction_weight
+        self.mask_ratio = mask_ratio
+        # Persisted with the weights, so continued training does not redo the closed-form start.
+        self.register_buffer("head_initialised", torch.tensor(head_init != "ridge"))
+
+    # ------------------------------------------------------------------ forward and loss
+    def _forecast_normalized(self, past_target: torch.Tensor):
+        x, mask = channel_windows(past_target, self.context_length)
+        pred, mean, std = self.network.forecast_normalized(x, mask)
+        return x, mask, pred[..., self.output_chunk_shift :], mean, std
+
+    @io_processor
+    def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        b, _, c = x_in.past_target.shape
+        _, _, pred, mean, std = self._forecast_normalized(x_in.past_target)
+        out = self.network.backbone.normalizer.denormalize(pred, mean, std)  # [B*C, 1, H]
+        out = out.reshape(b, c, -1).permute(0, 2, 1).to(x_in.past_target.dtype)
+        return PLModuleOutput(prediction=out[..., None])
+
+    def compute_loss(self, batch: TorchTrainingBatch) -> torch.Tensor:
+        """The training objective on one Darts batch."""
+        x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
+        b, h, c = batch.future_target.shape
+        y = batch.future_target.permute(0, 2, 1).reshape(b * c, 1, h)
+        loss = normalized_mse(pred, y, mean, std)
+        if self.reconstruction_weight > 0:
+            loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(x, mask, self.mask_ratio)
+        return loss
+
+    def _train_val_step(self, batch: TorchTrainingBatch, stage: ModuleStage, criterion, metrics) -> torch.Tensor:
+        loss = self.compute_loss(batch)
+        self.log(f"{stage.value}_loss", loss, batch_size=batch.past_target.shape[0], prog_bar=True, sync_dist=True)
+        if len(metrics):
+            self._update_metrics(self(batch.to_module_input(stage=stage)), batch.future_target, metrics)
+        return loss
+
+    # ------------------------------------------------------------------ training hooks
+    def on_train_start(self) -> None:
+        tuner = self.network.peft_tuner
+        if tuner is not None and self.network.spec.adapter == "adalora":
+            set_adalora_steps(tuner, int(self.trainer.estimated_stepping_batches))
+        if not bool(self.head_initialised) and ridge_applicable(self.network):
+            self._ridge_start()
+
+    def _ridge_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        seen = 0
+        strategy = self.trainer.strategy
+        for batch in self.trainer.train_dataloader:
+            batch = strategy.batch_to_device(batch)
+            x, mask = channel_windows(batch.past_target, self.context_length)
+            b, h, c = batch.future_target.shape
+            y = batch.future_target.permute(0, 2, 1).reshape(b * c, 1, h)
+            yield x.float(), mask.float(), y.float()
+            seen += len(x)
+            if seen >= RIDGE_WINDOWS:
+                return
+
+    @torch.no_grad()
+    def _ridge_start(self) -> None:
+        """Closed-form head on frozen-backbone features (LP-FT); sums are all-reduced
+        under data parallelism so every rank solves the same system."""
+        if self.output_chunk_shift:  # the shifted gap is never observed: no targets for its steps
+            self.head_initialised.fill_(True)
+            return
+        dtype = next(self.network.parameters()).dtype
+        self.network.float()
+        xtx, xty = ridge_statistics(self.network, self._ridge_batches())
+        strategy = self.trainer.strategy
+        xtx = strategy.reduce(xtx.to(self.device), reduce_op="sum").cpu()
+        xty = strategy.reduce(xty.to(self.device), reduce_op="sum").cpu()
+        if xtx[-1, -1] > 0:
+            ridge_solve(self.network, xtx, xty)
+        self.network.to(dtype)
+        self.head_initialised.fill_(True)

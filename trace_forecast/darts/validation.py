@@ -1,0 +1,65 @@
+"""Input checks and the internal validation split of the Darts integration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from darts import TimeSeries
+
+from trace_forecast.errors import DataError
+
+
+def as_list(series: TimeSeries | Sequence[TimeSeries]) -> list[TimeSeries]:
+    return [series] if isinstance(series, TimeSeries) else list(series)
+
+
+def check_series(series: TimeSeries | Sequence[TimeSeries], name: str, min_length: int) -> None:
+    """Raise a :class:`DataError` naming the first series that is not a numeric, finite
+    ``TimeSeries`` of at least ``min_length`` steps."""
+    items = as_list(series)
+    if not items:
+        raise DataError(f"`{name}` is empty")
+    for i, ts in enumerate(items):
+        label = f"`{name}`" if isinstance(series, TimeSeries) else f"`{name}[{i}]`"
+        if not isinstance(ts, TimeSeries):
+            raise DataError(f"{label} must be a darts TimeSeries, got {type(ts).__name__}")
+        values = ts.values(copy=False)
+        if not np.issubdtype(values.dtype, np.floating):
+            raise DataError(f"{label} must hold floating-point values, got dtype {values.dtype}")
+        if len(ts) < min_length:
+            raise DataError(
+                f"{label} has {len(ts)} time steps, too short for one window: TraceModel needs at least "
+                f"{min_length} (input_chunk_length + output_chunk_length when fitting, "
+                "the minimum input_chunk_length when predicting)"
+            )
+        bad = ~np.isfinite(values)
+        if bad.any():
+            first = ts.time_index[int(np.argwhere(bad)[0][0])]
+            raise DataError(
+                f"{label} contains {int(bad.sum())} NaN or infinite values (first at {first}); "
+                "fill them first, e.g. with darts.utils.missing_values.fill_missing_values"
+            )
+
+
+def split_for_validation(
+    series: TimeSeries | Sequence[TimeSeries], fraction: float, min_length: int, context: int
+) -> tuple[list[TimeSeries], list[TimeSeries] | None]:
+    """Hold out the last ``fraction`` of every series long enough for it.
+
+    A held-out part starts ``context`` steps before the split point, so its first window
+    forecasts the first held-out step. Series too short to split train whole.
+    """
+    train, val = [], []
+    for ts in as_list(series):
+        n_val = int(round(len(ts) * fraction))
+        split = len(ts) - n_val
+        if n_val < 1 or split < min_length:
+            train.append(ts)
+            continue
+        head = ts[:split]
+        tail = ts[max(0, split - context):]
+        train.append(head)
+        if len(tail) >= min_length:
+            val.append(tail)
+    return train, (val or None)
