@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import re
 from pathlib import Path
 
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["user_guide.md"]
+PAGES = ["user_guide.md", "darts.md"]
+DOCTEST_MODULES = ["trace_forecast.darts.model", "trace_forecast.darts.scorer"]
 
 
 def python_blocks(page: Path) -> list[str]:
@@ -26,3 +29,10 @@ def test_examples_run(page):
             exec(compile(block, f"{page}[block {i}]", "exec"), namespace)
         except Exception as err:  # pragma: no cover - the message names the failing block
             raise AssertionError(f"{page}, block {i} failed: {err!r}\n{block}") from err
+
+
+@pytest.mark.parametrize("module", DOCTEST_MODULES)
+def test_docstring_examples_run(module):
+    pytest.importorskip("darts")
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, f"{module}: {result}"
