@@ -43,3 +43,54 @@ def test_ucr_hit_uses_a_100_step_slack():
     scores[350] = 1.0
     assert metrics.ucr_hit(scores, 400, 450)
     assert not metrics.ucr_hit(scores, 451, 500)
+
+
+def _best_f1_brute(scores, labels, point_adjust):
+    """The definition, threshold by threshold (the fast version must agree)."""
+    from trace_forecast.metrics import _segments
+
+    labels = labels.astype(bool)
+    best = 0.0
+    for t in np.unique(scores):
+        flagged = scores >= t
+        if point_adjust:
+            for a, b in _segments(labels):
+                if flagged[a:b].any():
+                    flagged[a:b] = True
+        tp = np.sum(flagged & labels)
+        if tp:
+            p, r = tp / flagged.sum(), tp / labels.sum()
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+@pytest.mark.parametrize("point_adjust", [False, True])
+def test_fast_best_f1_matches_definition(point_adjust):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        scores = np.round(rng.random(200), 2)  # ties on purpose
+        labels = np.zeros(200)
+        for start in rng.choice(190, 3, replace=False):
+            labels[start : start + rng.integers(1, 8)] = 1
+        assert metrics.best_f1(scores, labels, point_adjust) == pytest.approx(_best_f1_brute(scores, labels, point_adjust))
+
+
+def test_vus_perfect_random_and_buffer():
+    from trace_forecast.metrics import soft_labels, vus
+
+    labels = np.zeros(100)
+    labels[40:45] = 1
+    perfect = labels.copy()
+    assert vus(perfect, labels, 0, steps=1) == pytest.approx((1.0, 1.0))
+    # a score peaking just before the segment earns credit only once the buffer reaches it
+    near = np.zeros(100)
+    near[38] = 1.0
+    roc0, _ = vus(near, labels, 0, steps=1)
+    roc_buffered, _ = vus(near, labels, 10, steps=1)
+    assert roc_buffered > roc0
+    # soft labels: ramps of sqrt(1 - d / (half + 1)) on both sides, 1 inside
+    soft = soft_labels(labels, 4)
+    np.testing.assert_allclose(soft[37:48], [0, np.sqrt(1 / 3), np.sqrt(2 / 3), 1, 1, 1, 1, 1, np.sqrt(2 / 3), np.sqrt(1 / 3), 0])
+    rng = np.random.default_rng(1)
+    roc_random, pr_random = vus(rng.random(100), labels, 0, steps=1)
+    assert 0.2 < roc_random < 0.8 and pr_random < 0.3

@@ -40,24 +40,79 @@ def owa(smape_model: float, mase_model: float, smape_naive2: float, mase_naive2:
 
 def best_f1(scores: np.ndarray, labels: np.ndarray, point_adjust: bool = False) -> float:
     """Best F1 over all thresholds; with ``point_adjust`` a whole labelled segment counts
-    as detected once any of its points is flagged (the usual, generous protocol)."""
+    as detected once any of its points is flagged (the usual, generous protocol).
+
+    ``O(n log n)``: counts at every threshold come from sorted scores, not a loop over
+    thresholds.
+    """
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
-    segments = _segments(labels)
-    best = 0.0
-    for threshold in np.unique(scores):
-        flagged = scores >= threshold
-        if point_adjust:
-            flagged = flagged.copy()
-            for start, end in segments:
-                if flagged[start:end].any():
-                    flagged[start:end] = True
-        tp = np.sum(flagged & labels)
-        if tp == 0:
-            continue
-        precision = tp / np.sum(flagged)
-        recall = tp / np.sum(labels)
-        best = max(best, 2 * precision * recall / (precision + recall))
-    return float(best)
+    if not labels.any():
+        return 0.0
+    thresholds = np.unique(scores)[::-1]                       # descending
+    normal = np.sort(scores[~labels])
+    n_normal_flagged = len(normal) - np.searchsorted(normal, thresholds, side="left")
+    if point_adjust:
+        segments = _segments(labels)
+        seg_max = np.array([scores[a:b].max() for a, b in segments])
+        seg_len = np.array([b - a for a, b in segments], dtype=float)
+        order = np.argsort(seg_max)
+        cum = np.concatenate([[0.0], np.cumsum(seg_len[order][::-1])])   # lengths of the k largest maxima
+        k = len(seg_max) - np.searchsorted(seg_max[order], thresholds, side="left")
+        tp = cum[k]
+    else:
+        anomalous = np.sort(scores[labels])
+        tp = (len(anomalous) - np.searchsorted(anomalous, thresholds, side="left")).astype(float)
+    flagged = tp + n_normal_flagged
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(tp > 0, 2 * tp / (flagged + labels.sum()), 0.0)
+    return float(f1.max())
+
+
+def soft_labels(labels: np.ndarray, buffer: int) -> np.ndarray:
+    """Labels widened by ``buffer // 2`` steps on each side with weights
+    ``sqrt(1 - d / (buffer // 2))`` (Paparrizos et al.'s range-based labels)."""
+    out = np.asarray(labels, float).copy()
+    half = buffer // 2
+    if half < 1:
+        return out
+    n = len(out)
+    for start, end in _segments(np.asarray(labels).astype(bool)):
+        d = np.arange(1, half + 1)
+        w = np.sqrt(1 - d / (half + 1))
+        after = end - 1 + d
+        before = start - d
+        keep = after < n
+        out[after[keep]] = np.maximum(out[after[keep]], w[keep])
+        keep = before >= 0
+        out[before[keep]] = np.maximum(out[before[keep]], w[keep])
+    return out
+
+
+def _weighted_curves(scores: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """(ROC AUC, average precision) with soft positive weights ``weights`` in [0, 1]."""
+    order = np.argsort(-scores, kind="stable")
+    s, pos = scores[order], weights[order]
+    neg = 1.0 - pos
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]           # end of each tie group
+    tp, fp = np.cumsum(pos)[last], np.cumsum(neg)[last]
+    tpr = np.r_[0.0, tp / max(pos.sum(), 1e-12)]
+    fpr = np.r_[0.0, fp / max(neg.sum(), 1e-12)]
+    roc = float(np.trapezoid(tpr, fpr))
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    ap = float(np.sum(np.diff(tpr) * precision))
+    return roc, ap
+
+
+def vus(scores: np.ndarray, labels: np.ndarray, max_buffer: int, steps: int = 8) -> tuple[float, float]:
+    """Volume under the ROC and PR surfaces (VUS-ROC, VUS-PR): the range-based ROC AUC and
+    average precision averaged over label buffers ``0 .. max_buffer`` (``steps + 1``
+    evenly spaced sizes). Simplified from Paparrizos et al. (VLDB 2022): no existence
+    reward, soft labels as in :func:`soft_labels`.
+    """
+    scores = np.asarray(scores, float)
+    buffers = np.unique(np.linspace(0, max_buffer, steps + 1).astype(int))
+    curves = [_weighted_curves(scores, soft_labels(labels, int(b))) for b in buffers]
+    return float(np.mean([c[0] for c in curves])), float(np.mean([c[1] for c in curves]))
 
 
 def _segments(labels: np.ndarray) -> list[tuple[int, int]]:

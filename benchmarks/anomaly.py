@@ -1,0 +1,176 @@
+"""Anomaly detection: the three UCR series and NAB.
+
+UCR: fit on the normal prefix ``[0, TRAINEND)``, score the whole series, report the UCR
+hit (top-scored point after the prefix within 100 steps of the labelled anomaly) and the
+rank of the best anomalous point. NAB: fit on the first 30 % of each series (NAB's
+probationary period is 15 %; 30 % gives fittable scorers enough windows), score the whole
+series against ``combined_windows.json``; best F1 with and without point adjustment,
+VUS-ROC / VUS-PR (buffers 0..100) and AUC-PR. The ``quick`` profile uses the first
+``nab_per_category`` series (sorted by name) of every category that has anomalies.
+
+Methods on the same embedded backbone through ``TraceAnomalyDetector``: TRACE (Gated DSIC,
+masked-reconstruction fine-tuning) and zero-shot reconstruction; peers: PyOD ``IForest`` on
+sliding windows and Darts ``KMeansScorer``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, PeakMemory, Profile, timed
+from trace_forecast.datasets import shared_data_dir
+from trace_forecast.metrics import best_f1, ucr_hit, vus
+
+CONTEXT, STRIDE, WINDOW = 512, 64, 128
+NAB_FIT_SHARE = 0.3
+VUS_BUFFER = 100
+
+
+def ucr_series() -> list[dict]:
+    folder = shared_data_dir() / "anomaly" / "UCR"
+    out = []
+    for path in sorted(folder.glob("*_UCR_Anomaly_*")):
+        m = re.match(r"(\d+)_UCR_Anomaly_(.+)_(\d+)_(\d+)_(\d+)\.(txt|out)$", path.name)
+        if not m:
+            continue
+        if path.suffix == ".out":
+            values = pd.read_csv(path, header=None).iloc[:, 0].to_numpy(np.float64)
+        else:
+            values = np.loadtxt(path, dtype=np.float64)
+        out.append({"name": f"UCR {m.group(1)} {m.group(2)}", "values": values, "train_end": int(m.group(3)),
+                    "begin": int(m.group(4)), "end": int(m.group(5))})
+    return out
+
+
+def nab_series(per_category: int | None) -> list[dict]:
+    folder = shared_data_dir() / "anomaly" / "NAB"
+    windows = json.loads((folder / "labels" / "combined_windows.json").read_text())
+    by_category: dict[str, list[str]] = {}
+    for key, wins in sorted(windows.items()):
+        if wins:
+            by_category.setdefault(key.split("/")[0], []).append(key)
+    out = []
+    for category, keys in sorted(by_category.items()):
+        for key in keys[:per_category]:
+            frame = pd.read_csv(folder / key, parse_dates=["timestamp"])
+            labels = np.zeros(len(frame))
+            for start, end in windows[key]:
+                labels[(frame["timestamp"] >= pd.Timestamp(start)) & (frame["timestamp"] <= pd.Timestamp(end))] = 1
+            out.append({"name": key, "values": frame["value"].to_numpy(np.float64), "labels": labels,
+                        "train_end": int(len(frame) * NAB_FIT_SHARE)})
+    return out
+
+
+# ---------------------------------------------------------------------- scorers
+def _window_to_points(window_scores: np.ndarray, n: int, w: int) -> np.ndarray:
+    """Point score = mean score of the windows (start ``j``, length ``w``) covering it."""
+    csum = np.concatenate([[0.0], np.cumsum(window_scores)])
+    t = np.arange(n)
+    lo = np.clip(t - w + 1, 0, len(window_scores))
+    hi = np.clip(t + 1, 0, len(window_scores))
+    count = np.maximum(hi - lo, 1)
+    return (csum[hi] - csum[lo]) / count
+
+
+def _windows(values: np.ndarray, w: int) -> np.ndarray:
+    return np.lib.stride_tricks.sliding_window_view(values, w)
+
+
+def score_trace(values, train_end, adapter: str, profile: Profile, seed: int):
+    from trace_forecast import TraceAnomalyDetector
+
+    detector = TraceAnomalyDetector(adapter=adapter, context_length=CONTEXT, stride=STRIDE, max_epochs=profile.epochs,
+                                    max_windows=profile.ucr_train_windows, random_state=seed)
+    train = pd.DataFrame({"x": values[:train_end]})
+    with PeakMemory() as mem, timed() as fit_time:
+        detector.fit(train)
+    with timed() as score_time:
+        scores = detector.transform_scores(pd.DataFrame({"x": values}))["scores"].to_numpy()
+    params = int(detector.get_fitted_params()["total_trainable"]) if adapter != "none" else 0
+    return scores, {"trainable_parameters": params, "fit_seconds": fit_time(),
+                    "score_points_per_s": len(values) / score_time(), "peak_rss_mb": mem.peak_rss / 2**20}
+
+
+def score_iforest(values, train_end, profile: Profile, seed: int):
+    from pyod.models.iforest import IForest
+
+    z = (values - values[:train_end].mean()) / (values[:train_end].std() + 1e-8)
+    model = IForest(n_estimators=100, random_state=seed)
+    with PeakMemory() as mem, timed() as fit_time:
+        model.fit(_windows(z[:train_end], WINDOW)[::4])
+    with timed() as score_time:
+        scores = _window_to_points(model.decision_function(_windows(z, WINDOW)), len(values), WINDOW)
+    return scores, {"trainable_parameters": 0, "fit_seconds": fit_time(),
+                    "score_points_per_s": len(values) / score_time(), "peak_rss_mb": mem.peak_rss / 2**20}
+
+
+def score_kmeans(values, train_end, profile: Profile, seed: int):
+    from darts import TimeSeries
+    from darts.ad import KMeansScorer
+
+    z = ((values - values[:train_end].mean()) / (values[:train_end].std() + 1e-8)).astype(np.float32)
+    scorer = KMeansScorer(k=8, window=WINDOW, random_state=seed, n_init=3)
+    with PeakMemory() as mem, timed() as fit_time:
+        scorer.fit(TimeSeries.from_values(z[:train_end]))
+    with timed() as score_time:
+        scores = scorer.score(TimeSeries.from_values(z)).values()[:, 0]
+    return scores, {"trainable_parameters": 0, "fit_seconds": fit_time(),
+                    "score_points_per_s": len(values) / score_time(), "peak_rss_mb": mem.peak_rss / 2**20}
+
+
+SCORERS = {
+    "TRACE": lambda v, e, p, s: score_trace(v, e, "gated_dsic", p, s),
+    "zero-shot reconstruction": lambda v, e, p, s: score_trace(v, e, "none", p, s),
+    "PyOD IForest (windows)": score_iforest,
+    "Darts KMeansScorer": score_kmeans,
+}
+
+
+def _save_example(series: dict, method: str, scores: np.ndarray, profile: Profile, pool: int = 32) -> None:
+    """Max-pooled scores of one UCR series for the anomaly-score figure."""
+    path = RESULTS / f"anomaly_example_{profile.name}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    n = len(scores) // pool * pool
+    data.update({
+        "series": series["name"], "pool": pool, "train_end": series["train_end"], "begin": series["begin"],
+        "end": series["end"], "values": series["values"][:n].reshape(-1, pool).mean(1).tolist(),
+        method: scores[:n].reshape(-1, pool).max(1).tolist(),
+    })
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def run(profile: Profile, log=print) -> list[dict]:
+    rows = []
+    for series in ucr_series():
+        values, train_end = series["values"], series["train_end"]
+        for method, scorer in SCORERS.items():
+            for seed in profile.seeds if method != "zero-shot reconstruction" else profile.seeds[:1]:
+                scores, extra = scorer(values, train_end, profile, seed)
+                after = scores[train_end:]
+                inside = after[series["begin"] - train_end : series["end"] - train_end + 1]
+                rank = int(np.sum(after > inside.max())) + 1
+                if series["name"].startswith("UCR 198") and seed == profile.seeds[0]:
+                    _save_example(series, method, scores, profile)
+                rows.append({"dataset": series["name"], "benchmark": "UCR", "method": method, "seed": seed,
+                             "profile": profile.name,
+                             "ucr_hit": bool(ucr_hit(after, series["begin"] - train_end, series["end"] - train_end)),
+                             "top_point": int(np.argmax(after)) + train_end, "anomaly_rank": rank, **extra})
+                log(rows[-1])
+    for series in nab_series(profile.nab_per_category):
+        values, labels, train_end = series["values"], series["labels"], series["train_end"]
+        for method, scorer in SCORERS.items():
+            for seed in profile.seeds if method != "zero-shot reconstruction" else profile.seeds[:1]:
+                scores, extra = scorer(values, train_end, profile, seed)
+                vus_roc, vus_pr = vus(scores, labels, VUS_BUFFER)
+                _, auc_pr = vus(scores, labels, 0, steps=1)
+                rows.append({"dataset": series["name"], "benchmark": "NAB", "method": method, "seed": seed,
+                             "profile": profile.name, "f1": best_f1(scores, labels),
+                             "f1_point_adjusted": best_f1(scores, labels, point_adjust=True),
+                             "vus_roc": vus_roc, "vus_pr": vus_pr, "auc_pr": auc_pr, **extra})
+                log(rows[-1])
+    return rows

@@ -1,0 +1,141 @@
+"""What every benchmark shares: profiles, method table, measurement helpers, result rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# name -> TraceForecaster / detector parameters (all on the same embedded backbone)
+METHODS: dict[str, dict] = {
+    "TRACE": {"adapter": "gated_dsic", "head": "reconstruction"},
+    "gated+linear head": {"adapter": "gated_dsic", "head": "linear"},
+    "LoRA (PEFT) + recon head": {"adapter": "lora", "head": "reconstruction"},
+    "AdaLoRA (PEFT) + recon head": {"adapter": "adalora", "head": "reconstruction"},
+    "linear probing": {"adapter": "none", "head": "linear"},
+    "full fine-tuning": {"adapter": "full", "head": "linear"},
+}
+ABLATIONS: dict[str, dict] = {
+    f"TRACE, temporal map {m}": {"adapter": "gated_dsic", "head": "reconstruction", "temporal_map": m}
+    for m in ("truncate", "pool", "dwconv")
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of the protocol to run."""
+
+    name: str
+    seeds: tuple[int, ...]
+    max_windows: int | None      # training windows per fit (random subset)
+    epochs: int
+    test_stride: int             # every k-th test origin (1 = every window)
+    nab_per_category: int | None  # NAB series per category (None = all)
+    ucr_train_windows: int
+    darts_epochs: int
+
+
+PROFILES = {
+    "quick": Profile("quick", (0,), 512, 1, 4, 2, 512, 5),
+    "full": Profile("full", (0, 1, 2), None, 5, 1, None, 8192, 10),
+}
+
+
+def environment() -> dict:
+    import darts
+    import sktime
+    import torch
+
+    import trace_forecast
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sktime": sktime.__version__,
+        "darts": darts.__version__,
+        "trace_forecast": getattr(trace_forecast, "__version__", "dev"),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+    }
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakMemory:
+    """Peak resident memory (sampled every 20 ms) and, on CUDA, ``max_memory_allocated``
+    while the block runs."""
+
+    def __init__(self) -> None:
+        self.peak_rss = 0
+        self.peak_cuda: int | None = None
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_rss = max(self.peak_rss, _rss_bytes())
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self.peak_rss = _rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        self._stop.set()
+        self._thread.join()
+        self.peak_rss = max(self.peak_rss, _rss_bytes())
+        if torch.cuda.is_available():
+            self.peak_cuda = int(torch.cuda.max_memory_allocated())
+
+
+@contextmanager
+def timed():
+    """``with timed() as t: ...``; ``t()`` is the elapsed seconds after the block."""
+    start = time.perf_counter()
+    box = [None]
+    yield lambda: box[0]
+    box[0] = time.perf_counter() - start
+
+
+def write_rows(rows: list[dict], name: str) -> Path:
+    """Raw results: one row per run, as CSV and JSON (with the environment)."""
+    import pandas as pd
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    csv = RESULTS / f"{name}.csv"
+    frame.to_csv(csv, index=False)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1,
+                                                     default=_jsonable))
+    return csv
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -1,0 +1,195 @@
+"""Long-horizon forecasting: ETTh1 (H = 96/192/336/720) and ILI (H = 24/36/48/60).
+
+Protocol (``../shared/data/README.md``): lookback 512 (ILI: 512 too, the split allows it;
+shorter training contexts are masked), all channels forecast independently,
+train-set standardisation, MSE/MAE over the test windows. The ``quick`` profile scores
+every ``test_stride``-th test origin and trains on a random subset of windows.
+
+Every TRACE-family method runs on the same embedded backbone through ``TraceForecaster``;
+peers: seasonal naive, Darts ``NLinearModel``/``DLinearModel`` (paper configuration:
+``normalize=True``/``shared_weights=True``, best epoch on validation) and sktime's
+``MomentFMForecaster`` on our backbone exported in MOMENT layout.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import ABLATIONS, METHODS, PeakMemory, Profile, timed
+from trace_forecast.datasets import Split, load_etth1, ratio_split, rolling_windows, shared_data_dir, standard_split
+from trace_forecast.metrics import mae, mse, seasonal_naive
+
+LOOKBACK = 512
+DATASETS = {
+    "ETTh1": {"horizons": (96, 192, 336, 720), "period": 24},
+    "ILI": {"horizons": (24, 36, 48, 60), "period": 52},
+}
+
+
+def load_split(name: str) -> Split:
+    if name == "ETTh1":
+        return standard_split(load_etth1(), LOOKBACK)
+    path = shared_data_dir() / "forecasting" / "illness" / "national_illness.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"ILI data not found at {path} (set TRACE_DATA_DIR)")
+    frame = pd.read_csv(path, index_col="date", parse_dates=True).astype("float64")
+    return ratio_split(frame, LOOKBACK)
+
+
+def test_windows(split: Split, horizon: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    hist, fut = [], []
+    for column in split.test.columns:
+        h, f = rolling_windows(split.test[column].to_numpy(np.float32), LOOKBACK, horizon)
+        hist.append(h[::stride])
+        fut.append(f[::stride])
+    return np.concatenate(hist), np.concatenate(fut)
+
+
+def fit_rows(split: Split) -> tuple[pd.DataFrame, float]:
+    """Train + validation rows, and the validation share that is exactly the val rows."""
+    rows = pd.concat([split.train, split.val.iloc[LOOKBACK:]])
+    return rows, (len(split.val) - LOOKBACK) / len(rows)
+
+
+def run_trace(split, horizon, method, params, profile: Profile, seed: int, hist, fut) -> dict:
+    from trace_forecast import TraceForecaster
+
+    rows, val_share = fit_rows(split)
+    forecaster = TraceForecaster(
+        **params, context_length=LOOKBACK, max_epochs=profile.epochs, max_windows=profile.max_windows,
+        validation_fraction=val_share, random_state=seed,
+    )
+    with PeakMemory() as mem, timed() as fit_time:
+        forecaster.fit(rows, fh=np.arange(1, horizon + 1))
+    with timed() as predict_time:
+        pred = forecaster.predict_histories(list(hist))
+    fitted = forecaster.get_fitted_params()
+    return {
+        "mse": mse(fut, pred), "mae": mae(fut, pred),
+        "trainable_parameters": int(fitted["total_trainable"]),
+        "fit_seconds": fit_time(), "predict_windows_per_s": len(hist) / predict_time(),
+        "peak_rss_mb": mem.peak_rss / 2**20, "peak_cuda_mb": None if mem.peak_cuda is None else mem.peak_cuda / 2**20,
+        "kept_modules": int(fitted["selected_modules"]["kept"].sum()) if len(fitted["selected_modules"]) else None,
+    }
+
+
+def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, stride: int) -> dict:
+    import torch
+    from darts import TimeSeries
+    from darts.models import DLinearModel, NLinearModel
+
+    cls = NLinearModel if kind == "NLinear" else DLinearModel
+    extra = {"normalize": True} if kind == "NLinear" else {}
+    as_ts = lambda frame: TimeSeries.from_values(frame.to_numpy(np.float32))  # noqa: E731
+    with tempfile.TemporaryDirectory() as work:
+        model = cls(
+            input_chunk_length=LOOKBACK, output_chunk_length=horizon, shared_weights=True, n_epochs=profile.darts_epochs,
+            batch_size=32, random_state=seed, save_checkpoints=True, work_dir=work, model_name=f"{kind}_{horizon}",
+            force_reset=True, optimizer_kwargs={"lr": 1e-3},
+            pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"},
+            **extra,
+        )
+        with PeakMemory() as mem, timed() as fit_time:
+            model.fit(as_ts(split.train), val_series=as_ts(split.val), load_best=True, verbose=False)
+        test = as_ts(split.test)
+        with timed() as predict_time:
+            forecasts = model.historical_forecasts(
+                test, start=LOOKBACK, start_format="position", forecast_horizon=horizon, stride=stride,
+                retrain=False, last_points_only=False, overlap_end=False, verbose=False,
+            )
+        pred = np.stack([f.values() for f in forecasts])              # [n, H, C]
+        values = split.test.to_numpy(np.float32)
+        starts = np.arange(LOOKBACK, LOOKBACK + stride * len(forecasts), stride)
+        truth = np.stack([values[s : s + horizon] for s in starts])
+    n_params = sum(p.numel() for p in model.model.parameters() if p.requires_grad)
+    del torch
+    return {
+        "mse": mse(truth, pred), "mae": mae(truth, pred), "trainable_parameters": int(n_params),
+        "fit_seconds": fit_time(), "predict_windows_per_s": pred.shape[0] * pred.shape[2] / predict_time(),
+        "peak_rss_mb": mem.peak_rss / 2**20, "peak_cuda_mb": None, "kept_modules": None,
+    }
+
+
+def export_for_sktime(folder: Path) -> tuple[str, str]:
+    """The embedded backbone in MOMENT layout plus a local T5 folder (nothing downloads)."""
+    from transformers import T5Config, T5EncoderModel
+
+    from trace_forecast.backbone import save_backbone, shared_backbone
+
+    backbone = shared_backbone(None)
+    save_backbone(backbone, folder / "moment")
+    T5EncoderModel(T5Config(**backbone.config.t5_config)).save_pretrained(folder / "t5")
+    return str(folder / "moment"), str(folder / "t5")
+
+
+def run_sktime_moment(split, horizon, profile: Profile, seed: int, hist, fut) -> dict:
+    """sktime's MomentFMForecaster (its own training loop: linear probing with one-cycle,
+    MOMENT's recipe) on our backbone, trained on every training window (no subsampling:
+    its best setting), scored on the same test windows through its fitted model."""
+    import torch
+    from sktime.forecasting.momentfm import MomentFMForecaster
+
+    torch.manual_seed(seed)
+    rows, _ = fit_rows(split)
+    with tempfile.TemporaryDirectory() as work:
+        moment_dir, t5_dir = export_for_sktime(Path(work))
+        forecaster = MomentFMForecaster(
+            pretrained_model_name_or_path=moment_dir, transformer_backbone=t5_dir, epochs=profile.epochs,
+            batch_size=32, device="cpu", train_val_split=0.0, dropout=0.0, head_dropout=0.0,
+        )
+        with PeakMemory() as mem, timed() as fit_time:
+            forecaster.fit(rows, fh=np.arange(1, horizon + 1))
+        model = forecaster.model.eval()
+        preds = []
+        with timed() as predict_time, torch.no_grad():
+            for i in range(0, len(hist), 256):
+                x = torch.from_numpy(hist[i : i + 256]).float()[:, None, :]
+                preds.append(model(x_enc=x, input_mask=torch.ones(len(x), LOOKBACK)).forecast[:, 0].numpy())
+        pred = np.concatenate(preds)
+        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "mse": mse(fut, pred), "mae": mae(fut, pred), "trainable_parameters": int(n_params),
+        "fit_seconds": fit_time(), "predict_windows_per_s": len(hist) / predict_time(),
+        "peak_rss_mb": mem.peak_rss / 2**20, "peak_cuda_mb": None, "kept_modules": None,
+    }
+
+
+def run(profile: Profile, datasets=("ETTh1", "ILI"), horizons=None, methods=None, log=print) -> list[dict]:
+    rows = []
+    for name in datasets:
+        split = load_split(name)
+        period = DATASETS[name]["period"]
+        for horizon in horizons or DATASETS[name]["horizons"]:
+            hist, fut = test_windows(split, horizon, profile.test_stride)
+            base = {"dataset": name, "horizon": horizon, "test_windows": len(hist), "profile": profile.name}
+            naive = seasonal_naive(hist, horizon, period=period)
+            rows.append({**base, "method": f"seasonal naive ({period})", "seed": None, "mse": mse(fut, naive),
+                         "mae": mae(fut, naive), "trainable_parameters": 0, "family": "baseline"})
+            log(rows[-1])
+            table = dict(METHODS)
+            if name == "ETTh1" and horizon == 96:
+                table.update(ABLATIONS)
+            for method, params in table.items():
+                if methods and method not in methods:
+                    continue
+                for seed in profile.seeds:
+                    r = run_trace(split, horizon, method, params, profile, seed, hist, fut)
+                    rows.append({**base, "method": method, "seed": seed, "family": "trace", **r})
+                    log(rows[-1])
+            for kind in ("NLinear", "DLinear"):
+                if methods and kind not in methods:
+                    continue
+                for seed in profile.seeds:
+                    r = run_darts_linear(kind, split, horizon, profile, seed, profile.test_stride)
+                    rows.append({**base, "method": f"Darts {kind}", "seed": seed, "family": "peer", **r})
+                    log(rows[-1])
+            if name == "ETTh1" and horizon == 96 and (not methods or "sktime MomentFM" in methods):
+                for seed in profile.seeds:
+                    r = run_sktime_moment(split, horizon, profile, seed, hist, fut)
+                    rows.append({**base, "method": "sktime MomentFMForecaster", "seed": seed, "family": "peer", **r})
+                    log(rows[-1])
+    return rows
