@@ -45,7 +45,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", (0,), 512, 1, 4, 2, 512, 5),
+    "quick": Profile("quick", (0,), 512, 1, 4, 2, 512, 10),
     "full": Profile("full", (0, 1, 2), None, 5, 1, None, 8192, 10),
 }
 
@@ -122,11 +122,21 @@ def timed():
     box[0] = time.perf_counter() - start
 
 
-def write_rows(rows: list[dict], name: str) -> Path:
-    """Raw results: one row per run, as CSV and JSON (with the environment)."""
+KEY = ("dataset", "horizon", "method", "seed")
+
+
+def write_rows(rows: list[dict], name: str, merge: bool = False) -> Path:
+    """Raw results: one row per run, as CSV and JSON (with the environment). With
+    ``merge``, rows already in the file with the same dataset/horizon/method/seed are
+    replaced and the others kept (re-running some methods of a suite)."""
     import pandas as pd
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    existing = RESULTS / f"{name}.json"
+    if merge and existing.exists():
+        key = lambda r: tuple(str(r.get(k)) for k in KEY)  # noqa: E731
+        new = {key(r) for r in rows}
+        rows = [r for r in json.loads(existing.read_text())["rows"] if key(r) not in new] + rows
     frame = pd.DataFrame(rows)
     csv = RESULTS / f"{name}.csv"
     frame.to_csv(csv, index=False)

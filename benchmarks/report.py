@@ -161,9 +161,12 @@ def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_exam
     if lh is not None:
         part = lh[(lh["dataset"] == "ETTh1") & (lh["trainable_parameters"] > 0)]
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for method in _order(part["method"].unique()):
+        colors = plt.cm.tab20(np.linspace(0, 1, 20))
+        markers = "osD^v<>ph*X"
+        for i, method in enumerate(_order(part["method"].unique())):
             m = part[part["method"] == method].groupby("horizon")[["trainable_parameters", "mse"]].mean()
-            ax.plot(m["trainable_parameters"], m["mse"], "o-", label=method, ms=4)
+            ax.plot(m["trainable_parameters"], m["mse"], "-", marker=markers[i % len(markers)], color=colors[i % 20],
+                    label=method, ms=5, lw=2.5 if method == "TRACE" else 1.2)
         ax.set_xscale("log")
         ax.set_xlabel("trainable parameters (log)")
         ax.set_ylabel("test MSE (ETTh1; one point per horizon)")
@@ -242,10 +245,10 @@ Environment: {env}
 PROFILE_TEXT = {
     "quick": "One seed (0). Each TRACE-family fit trains 1 epoch on a random subset of 512 windows, after the "
              "closed-form head start on up to 4,096 windows. Long-horizon metrics are computed over every 4th test "
-             "origin, all channels. Darts NLinear/DLinear train 5 epochs on every training window and keep the best "
+             "origin, all channels. Darts NLinear/DLinear train 10 epochs on every training window and keep the best "
              "validation epoch. sktime's MomentFMForecaster trains 1 epoch on every training window (its own loop). "
              "UCR detectors fine-tune on 512 windows. NAB uses the first 2 series (by name) of each category that has "
-             "anomalies. About 30 minutes on 2 CPU cores.",
+             "anomalies. Measured duration on 2 CPU cores: {durations}.",
     "full": "Seeds 0, 1 and 2 (mean ± std). Every training window, 5 epochs, every test origin, every NAB series.",
 }
 
@@ -274,7 +277,11 @@ def main(argv=None) -> None:
     if made:
         parts += ["## Figures", "\n\n".join(f"![{m}](figures/{m})" for m in made)]
     env_text = ", ".join(f"{k} {v}" for k, v in (env or {}).items())
-    page = INTRO.format(profile=p, profile_text=PROFILE_TEXT.get(p, ""), env=env_text) + "\n" + "\n\n".join(
+    durations = load_json(f"durations_{p}.json") or {}
+    total = sum(durations.values())
+    duration_text = (", ".join(f"{k} {v / 60:.1f} min" for k, v in durations.items())
+                     + f"; {total / 60:.0f} min in all") if durations else "not recorded"
+    page = INTRO.format(profile=p, profile_text=PROFILE_TEXT.get(p, "").format(durations=duration_text), env=env_text) + "\n" + "\n\n".join(
         x for x in parts if x) + "\n"
     notes = DOCS / "benchmarks_notes.md"
     if notes.exists():

@@ -9,13 +9,23 @@ the whole protocol with 3 seeds, meant for a GPU.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
 
-from benchmarks.common import PROFILES, write_rows
+from benchmarks.common import PROFILES, RESULTS, write_rows
 
 SUITES = ("long_horizon", "m4", "anomaly", "examples")
+
+
+def record_duration(profile: str, suite: str, seconds: float) -> None:
+    """Wall time of each suite run, for the report (``durations_<profile>.json``)."""
+    path = RESULTS / f"durations_{profile}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[suite] = round(seconds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
 
 
 def _log(row: dict) -> None:
@@ -27,6 +37,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--suite", choices=(*SUITES, "all"), default="all")
+    parser.add_argument("--methods", nargs="+", help="only these methods (long_horizon); merged into the results file")
     args = parser.parse_args(argv)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -35,9 +46,14 @@ def main(argv=None) -> None:
     for suite in SUITES if args.suite == "all" else (args.suite,):
         start = time.perf_counter()
         module = __import__(f"benchmarks.{suite}", fromlist=["run"])
-        rows = module.run(profile, log=_log)
-        path = write_rows(rows, f"{suite}_{profile.name}")
-        print(f"{suite}: {len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
+        if args.methods:
+            rows = module.run(profile, methods=args.methods, log=_log)
+        else:
+            rows = module.run(profile, log=_log)
+        path = write_rows(rows, f"{suite}_{profile.name}", merge=bool(args.methods))
+        seconds = time.perf_counter() - start
+        record_duration(profile.name, suite + (" (" + " ".join(args.methods) + ")" if args.methods else ""), seconds)
+        print(f"{suite}: {len(rows)} rows in {seconds:.0f} s -> {path}", flush=True)
 
 
 if __name__ == "__main__":

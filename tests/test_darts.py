@@ -275,3 +275,42 @@ def test_scorer_rejects_nan():
     values[3] = np.nan
     with pytest.raises(DataError, match="NaN"):
         TraceAnomalyScorer(context_length=32, adapter="none").fit(TimeSeries.from_values(values))
+
+
+@pytest.mark.slow
+def test_data_parallel_ranks_agree(tmp_path):
+    """Two CPU processes under Darts' trainer with strategy="ddp": Gated DSIC's importance
+    and the closed-form head start are all-reduced, so both ranks end with the same
+    modules and the same head."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "ddp_darts.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        import numpy as np, pandas as pd
+        from darts import TimeSeries
+        from trace_forecast.darts import TraceModel
+        t = np.arange(400, dtype=np.float32)[:, None]
+        series = [TimeSeries.from_times_and_values(pd.date_range("2020", periods=400, freq="h"),
+                                                   np.sin(t / 6 + p).astype(np.float32)) for p in (0.0, 1.0, 2.0)]
+        model = TraceModel(input_chunk_length=32, output_chunk_length=8, n_epochs=1, batch_size=16, random_state=0,
+                           dsic_interval=1, dsic_draws=2,
+                           pl_trainer_kwargs={{"accelerator": "cpu", "devices": 2, "strategy": "ddp",
+                                              "enable_progress_bar": False, "enable_model_summary": False}})
+        model.fit(series, verbose=False)
+        rank = model.trainer.global_rank
+        head = model.network.forecast_head.output_layer.weight.detach().numpy()
+        out = {{"rank": rank, "kept": model.selected_modules()["kept"].tolist(),
+               "head": float(np.abs(head).sum()), "strategy": type(model.trainer.strategy).__name__}}
+        open({str(tmp_path)!r} + f"/rank{{rank}}.json", "w").write(json.dumps(out))
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = json.loads((tmp_path / "rank0.json").read_text())
+    r1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert r0["kept"] == r1["kept"] and sum(r0["kept"]) == len(r0["kept"]) // 2
+    assert r0["head"] == pytest.approx(r1["head"], rel=1e-5)
+    assert r0["strategy"] == "DDPStrategy"
