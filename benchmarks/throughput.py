@@ -1,5 +1,5 @@
-"""Training throughput and peak memory at MOMENT's sizes: TRACE vs linear probing vs full
-fine-tuning, with random weights (speed does not depend on them).
+"""Training throughput and peak memory at MOMENT's sizes: TRACE vs plain LoRA vs linear probing vs
+full fine-tuning, with random weights (speed does not depend on them).
 
 Each method trains ``--steps`` optimiser steps through the package's Lightning engine
 (Gated DSIC included for TRACE: its importance evaluations every ``dsic_interval`` steps
@@ -32,6 +32,7 @@ from trace_forecast.params import parameter_report
 
 METHODS = {
     "TRACE": {"adapter": "gated_dsic", "head": "reconstruction"},
+    "LoRA (PEFT) + recon head": {"adapter": "lora", "head": "reconstruction"},
     "linear probing": {"adapter": "none", "head": "linear"},
     "full fine-tuning": {"adapter": "full", "head": "linear"},
 }

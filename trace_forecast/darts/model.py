@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 from darts import TimeSeries
 from darts.models.forecasting.foundation_model import FoundationModel
