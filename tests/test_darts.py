@@ -82,6 +82,16 @@ def test_user_callbacks_compose_with_gated_dsic():
     assert model.selected_modules()["kept"].sum() == len(model.selected_modules()) // 2
 
 
+def test_user_trainer_gets_gated_dsic():
+    import pytorch_lightning as pl
+
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    model = TraceModel(**FAST)
+    model.fit(sine(), trainer=trainer, verbose=False)
+    assert model.selected_modules()["kept"].sum() == len(model.selected_modules()) // 2
+
+
 def test_historical_forecasts_equal_stacked_predicts(fitted):
     series = sine(n=120, phase=0.3)
     hist = fitted.historical_forecasts(series, start=80, forecast_horizon=8, stride=8, retrain=False,

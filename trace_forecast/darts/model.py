@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 import pytorch_lightning as pl
 from darts import TimeSeries
 from darts.models.forecasting.foundation_model import FoundationModel
@@ -305,10 +306,8 @@ class TraceModel(FoundationModel):
         """The adapted :class:`~trace_forecast.network.TraceNetwork` (after fitting)."""
         return None if self.model is None else self.model.network
 
-    def selected_modules(self):
+    def selected_modules(self) -> pd.DataFrame:
         """Gated DSIC's result: one row per gated module (``module``, ``kept``, ``gate``)."""
-        import pandas as pd
-
         lora = None if self.network is None else self.network.gated_lora
         if lora is None:
             return pd.DataFrame(columns=["module", "kept", "gate"])
