@@ -11,7 +11,7 @@ from darts.ad.scorers.scorers import FittableAnomalyScorer
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.validation import check_series
-from trace_forecast.engine import DSICSettings, TrainSettings
+from trace_forecast.estimators._common import train_settings
 from trace_forecast.network import ADAPTERS, NetworkSpec
 from trace_forecast.params import parameter_report
 from trace_forecast.tasks.reconstruct import fit_reconstruction, reconstruction_scores
@@ -139,24 +139,6 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     def __str__(self) -> str:
         return "TraceAnomalyScorer"
 
-    def _settings(self) -> TrainSettings:
-        return TrainSettings(
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            mask_ratio=self.mask_ratio,
-            device=self.device,
-            random_state=self.random_state,
-            verbose=self.verbose,
-            dsic=DSICSettings(
-                budget=self.dsic_budget,
-                warmup=self.dsic_warmup,
-                final=self.dsic_final,
-                interval=self.dsic_interval,
-                draws=self.dsic_draws,
-            ),
-        )
-
     def _fit_core(self, series: Sequence[TimeSeries], *args, **kwargs) -> None:
         check_series(list(series), "series", 1)
         channels = [s.values(copy=False)[:, c].astype(np.float32) for s in series for c in range(s.width)]
@@ -171,7 +153,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
             channels,
             shared_backbone(self.backbone),
             spec,
-            self._settings(),
+            train_settings(self, mask_ratio=self.mask_ratio),
             self.validation_fraction,
             self.max_windows,
             self.window_stride,
