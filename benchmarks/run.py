@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.run --profile quick --suite long_horizon``  (suites: long_horizon,
 m4, anomaly, all). Then ``python -m benchmarks.report`` writes ``docs/benchmarks.md`` and
-the figures. The ``quick`` profile took 34 minutes on 2 CPU cores; ``full`` is
+the figures. The ``quick`` profile took about 40 minutes on 2 CPU cores (runs itemised in docs/benchmarks.md); ``full`` is
 the whole protocol with 3 seeds, meant for a GPU.
 """
 
