@@ -21,7 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, PeakMemory, Profile, timed
+from benchmarks.common import RESULTS, PeakMemory, Profile, require, timed
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import best_f1, ucr_hit, vus
 
@@ -31,7 +31,7 @@ VUS_BUFFER = 100
 
 
 def ucr_series() -> list[dict]:
-    folder = shared_data_dir() / "anomaly" / "UCR"
+    folder = require(shared_data_dir() / "anomaly" / "UCR")
     out = []
     for path in sorted(folder.glob("*_UCR_Anomaly_*")):
         m = re.match(r"(\d+)_UCR_Anomaly_(.+)_(\d+)_(\d+)_(\d+)\.(txt|out)$", path.name)
@@ -48,7 +48,7 @@ def ucr_series() -> list[dict]:
 
 def nab_series(per_category: int | None) -> list[dict]:
     folder = shared_data_dir() / "anomaly" / "NAB"
-    windows = json.loads((folder / "labels" / "combined_windows.json").read_text())
+    windows = json.loads(require(folder / "labels" / "combined_windows.json").read_text())
     by_category: dict[str, list[str]] = {}
     for key, wins in sorted(windows.items()):
         if wins:

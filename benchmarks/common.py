@@ -149,3 +149,11 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+def require(path: Path) -> Path:
+    """``path`` under the shared data folder, or a clear error naming it."""
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark data not found: {path} (put ../shared/data beside the repository "
+                                "or set TRACE_DATA_DIR)")
+    return path

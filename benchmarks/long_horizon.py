@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ABLATIONS, METHODS, PeakMemory, Profile, timed
+from benchmarks.common import ABLATIONS, METHODS, PeakMemory, Profile, require, timed
 from trace_forecast.datasets import Split, load_etth1, ratio_split, rolling_windows, shared_data_dir, standard_split
 from trace_forecast.metrics import mae, mse, seasonal_naive
 
@@ -33,9 +33,7 @@ DATASETS = {
 def load_split(name: str) -> Split:
     if name == "ETTh1":
         return standard_split(load_etth1(), LOOKBACK)
-    path = shared_data_dir() / "forecasting" / "illness" / "national_illness.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"ILI data not found at {path} (set TRACE_DATA_DIR)")
+    path = require(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv")
     frame = pd.read_csv(path, index_col="date", parse_dates=True).astype("float64")
     return ratio_split(frame, LOOKBACK)
 

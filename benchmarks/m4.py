@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import METHODS, PeakMemory, Profile, timed
+from benchmarks.common import METHODS, PeakMemory, Profile, require, timed
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import owa
 
@@ -20,8 +20,8 @@ HORIZON, PERIOD, CONTEXT = 48, 24, 512
 
 def load_m4_hourly() -> tuple[list[np.ndarray], np.ndarray]:
     folder = shared_data_dir() / "forecasting" / "M4"
-    train = pd.read_csv(folder / "Hourly-train.csv", index_col=0)
-    test = pd.read_csv(folder / "Hourly-test.csv", index_col=0)
+    train = pd.read_csv(require(folder / "Hourly-train.csv"), index_col=0)
+    test = pd.read_csv(require(folder / "Hourly-test.csv"), index_col=0)
     histories = [row.dropna().to_numpy(np.float64) for _, row in train.iterrows()]
     return histories, test.to_numpy(np.float64)
 
