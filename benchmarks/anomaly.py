@@ -76,6 +76,11 @@ def _window_to_points(window_scores: np.ndarray, n: int, w: int) -> np.ndarray:
     return (csum[hi] - csum[lo]) / count
 
 
+def _standardise(values: np.ndarray, train_end: int) -> np.ndarray:
+    """Z-scores with the statistics of the training prefix."""
+    return (values - values[:train_end].mean()) / (values[:train_end].std() + 1e-8)
+
+
 def _windows(values: np.ndarray, w: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(values, w)
 
@@ -98,7 +103,7 @@ def score_trace(values, train_end, adapter: str, profile: Profile, seed: int):
 def score_iforest(values, train_end, profile: Profile, seed: int):
     from pyod.models.iforest import IForest
 
-    z = (values - values[:train_end].mean()) / (values[:train_end].std() + 1e-8)
+    z = _standardise(values, train_end)
     model = IForest(n_estimators=100, random_state=seed)
     with PeakMemory() as mem, timed() as fit_time:
         model.fit(_windows(z[:train_end], WINDOW)[::4])
@@ -112,7 +117,7 @@ def score_kmeans(values, train_end, profile: Profile, seed: int):
     from darts import TimeSeries
     from darts.ad import KMeansScorer
 
-    z = ((values - values[:train_end].mean()) / (values[:train_end].std() + 1e-8)).astype(np.float32)
+    z = _standardise(values, train_end).astype(np.float32)
     scorer = KMeansScorer(k=8, window=WINDOW, random_state=seed, n_init=3)
     with PeakMemory() as mem, timed() as fit_time:
         scorer.fit(TimeSeries.from_values(z[:train_end]))
@@ -139,7 +144,7 @@ def score_sktime_moment(values, train_end, profile: Profile, seed: int):
     from benchmarks.long_horizon import export_for_sktime
 
     torch.manual_seed(seed)
-    z = (values - values[:train_end].mean()) / (values[:train_end].std() + 1e-8)
+    z = _standardise(values, train_end)
     with tempfile.TemporaryDirectory() as work:
         moment_dir, t5_dir = export_for_sktime(Path(work))
         detector = MomentFMAnomalyDetector(pretrained_model_name_or_path=moment_dir, transformer_backbone=t5_dir,

@@ -76,7 +76,6 @@ def run_trace(split, horizon, method, params, profile: Profile, seed: int, hist,
 
 
 def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, stride: int) -> dict:
-    import torch
     from darts import TimeSeries
     from darts.models import DLinearModel, NLinearModel
 
@@ -104,7 +103,6 @@ def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, str
         starts = np.arange(LOOKBACK, LOOKBACK + stride * len(forecasts), stride)
         truth = np.stack([values[s : s + horizon] for s in starts])
     n_params = sum(p.numel() for p in model.model.parameters() if p.requires_grad)
-    del torch
     return {
         "mse": mse(truth, pred), "mae": mae(truth, pred), "trainable_parameters": int(n_params),
         "fit_seconds": fit_time(), "predict_windows_per_s": pred.shape[0] * pred.shape[2] / predict_time(),

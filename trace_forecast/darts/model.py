@@ -231,16 +231,7 @@ class TraceModel(FoundationModel):
 
     def _selection_settings(self) -> TrainSettings:
         p = self.model_params
-        return TrainSettings(
-            random_state=p["random_state"],
-            dsic=DSICSettings(
-                budget=p["dsic_budget"],
-                warmup=p["dsic_warmup"],
-                final=p["dsic_final"],
-                interval=p["dsic_interval"],
-                draws=p["dsic_draws"],
-            ),
-        )
+        return TrainSettings(random_state=p["random_state"], dsic=DSICSettings.from_params(p))
 
     def _setup_trainer(self, trainer, model, verbose=None, epochs: int = 0) -> pl.Trainer:
         """Darts' trainer plus TRACE's callbacks (Gated DSIC or AdaLoRA's allocator)."""

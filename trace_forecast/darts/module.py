@@ -21,12 +21,9 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PL
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.adapters.peft_adapters import set_adalora_steps
 from trace_forecast.backbone import shared_backbone
-from trace_forecast.heads.ridge import ridge_applicable, ridge_solve, ridge_statistics
+from trace_forecast.heads.ridge import RIDGE_WINDOWS, ridge_applicable, ridge_solve, ridge_statistics
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import NetworkSpec, build_network
-
-# Training windows (series x channel) whose features solve the head in closed form.
-RIDGE_WINDOWS = 4096
 
 
 def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,6 +40,12 @@ def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[tor
     elif length > context_length:
         x, mask = x[:, -context_length:], mask[:, -context_length:]
     return x[:, None, :], mask
+
+
+def channel_targets(future_target: torch.Tensor) -> torch.Tensor:
+    """``[B, H, C]`` -> ``[B*C, 1, H]``, in the order of :func:`channel_windows`."""
+    b, h, c = future_target.shape
+    return future_target.permute(0, 2, 1).reshape(b * c, 1, h)
 
 
 class TraceModule(PLForecastingModule):
@@ -116,9 +119,7 @@ class TraceModule(PLForecastingModule):
     def compute_loss(self, batch: TorchTrainingBatch) -> torch.Tensor:
         """The training objective on one Darts batch."""
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
-        b, h, c = batch.future_target.shape
-        y = batch.future_target.permute(0, 2, 1).reshape(b * c, 1, h)
-        loss = normalized_mse(pred, y, mean, std)
+        loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std)
         if self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(x, mask, self.mask_ratio)
         return loss
@@ -144,9 +145,7 @@ class TraceModule(PLForecastingModule):
         for batch in self.trainer.train_dataloader:
             batch = strategy.batch_to_device(batch)
             x, mask = channel_windows(batch.past_target, self.context_length)
-            b, h, c = batch.future_target.shape
-            y = batch.future_target.permute(0, 2, 1).reshape(b * c, 1, h)
-            yield x.float(), mask.float(), y.float()
+            yield x.float(), mask.float(), channel_targets(batch.future_target).float()
             seen += len(x)
             if seen >= RIDGE_WINDOWS:
                 return

@@ -41,6 +41,12 @@ class DSICSettings:
     draws: int = 8
     ema: float = 0.85
 
+    @classmethod
+    def from_params(cls, params) -> DSICSettings:
+        """From an estimator's ``dsic_budget``, ``dsic_warmup``, ``dsic_final``,
+        ``dsic_interval`` and ``dsic_draws`` parameters (a mapping)."""
+        return cls(**{name: params[f"dsic_{name}"] for name in ("budget", "warmup", "final", "interval", "draws")})
+
 
 @dataclass
 class TrainSettings:

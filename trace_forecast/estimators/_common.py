@@ -18,13 +18,7 @@ def train_settings(est, **overrides) -> TrainSettings:
         device=est.device,
         random_state=est.random_state,
         verbose=est.verbose,
-        dsic=DSICSettings(
-            budget=est.dsic_budget,
-            warmup=est.dsic_warmup,
-            final=est.dsic_final,
-            interval=est.dsic_interval,
-            draws=est.dsic_draws,
-        ),
+        dsic=DSICSettings.from_params(vars(est)),
     )
     fields.update(overrides)
     return TrainSettings(**fields)

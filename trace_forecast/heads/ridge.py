@@ -18,6 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from trace_forecast.losses import TARGET_CLIP
 
 MAX_RIDGE_FEATURES = 16384
+# Training windows whose features solve the head (forward passes only, so more than training sees).
+RIDGE_WINDOWS = 4096
 
 
 def ridge_applicable(network) -> bool:

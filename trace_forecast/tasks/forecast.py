@@ -16,10 +16,8 @@ from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, sub
 from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
-from trace_forecast.heads.ridge import ridge_init
+from trace_forecast.heads.ridge import RIDGE_WINDOWS, ridge_init
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
-
-RIDGE_WINDOWS = 4096
 
 
 @dataclass
