@@ -203,7 +203,7 @@ def test_output_chunk_length_beyond_head():
 
 
 def test_input_chunk_length_beyond_backbone():
-    with pytest.raises(ValueError, match="backbone's context"):
+    with pytest.raises(ValueError, match="at most its context 512"):
         TraceModel(input_chunk_length=600, output_chunk_length=8)
 
 

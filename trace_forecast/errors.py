@@ -11,3 +11,7 @@ class CheckpointError(TraceError, ValueError):
 
 class DataError(TraceError, ValueError):
     """Input data cannot be used (NaN, non-numeric, too short, ...)."""
+
+
+class ParameterError(TraceError, ValueError):
+    """A parameter value is outside its documented range or type."""

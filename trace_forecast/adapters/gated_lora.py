@@ -52,8 +52,9 @@ class GatedLoraLinear(nn.Module):
         self.register_buffer("mask", torch.ones(()))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
-        # Set by Gated DSIC during Monte-Carlo draws; overrides ``mask`` when not None.
-        self.draw_mask: torch.Tensor | None = None
+        # Set by Gated DSIC during its Monte-Carlo draws: one effective gate per batch item
+        # (``[items]``, rows of the input repeat it), replacing ``mask * gate`` when not None.
+        self.draw_gate: torch.Tensor | None = None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -66,9 +67,18 @@ class GatedLoraLinear(nn.Module):
         return bool(self.mask.item() > 0.5)
 
     def effective_gate(self) -> torch.Tensor:
-        """``m * g`` with a Monte-Carlo draw mask taking precedence over the stored mask."""
-        mask = self.mask if self.draw_mask is None else self.draw_mask
-        return mask * self.gate
+        """``m * g``: the stored mask times the gate."""
+        return self.mask * self.gate
+
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        """The update's scale for ``x``: a scalar, or one value per row during a draw."""
+        if self.draw_gate is None:
+            return (self.effective_gate() * self.scaling).to(x.dtype)
+        gate = self.draw_gate
+        rows = x.shape[0]
+        if rows != len(gate):  # several rows per item (e.g. channels of one window)
+            gate = gate.repeat_interleave(rows // len(gate))
+        return (gate * self.scaling).to(x.dtype).view(rows, *([1] * (x.ndim - 1)))
 
     def get_delta_weight(self) -> torch.Tensor:
         """The dense update ``m * g * (alpha / r) * B A`` (shape of the base weight)."""
@@ -79,7 +89,7 @@ class GatedLoraLinear(nn.Module):
         if self.merged:
             return out
         delta = (self.lora_dropout(x) @ self.lora_A.t().to(x.dtype)) @ self.lora_B.t().to(x.dtype)
-        return out + delta * (self.effective_gate() * self.scaling).to(x.dtype)
+        return out + delta * self._scale(x)
 
     @torch.no_grad()
     def merge(self) -> None:

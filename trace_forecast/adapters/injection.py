@@ -104,15 +104,16 @@ class GatedLoraSet:
             m.mask.fill_(float(value))
 
     @contextlib.contextmanager
-    def draw(self, masks: torch.Tensor) -> Iterator[None]:
-        """Temporarily replace the stored masks by a Monte-Carlo draw."""
+    def draw(self, item_gates: torch.Tensor) -> Iterator[None]:
+        """Temporarily give every batch item its own effective gates: ``item_gates
+        [n_modules, items]`` replaces ``mask * gate`` (Gated DSIC's batched draws)."""
         try:
-            for m, value in zip(self.modules, masks.tolist(), strict=True):
-                m.draw_mask = torch.tensor(float(value), device=m.gate.device)
+            for m, gates in zip(self.modules, item_gates, strict=True):
+                m.draw_gate = gates
             yield
         finally:
             for m in self.modules:
-                m.draw_mask = None
+                m.draw_gate = None
 
     @property
     def selection_frozen(self) -> bool:

@@ -22,15 +22,17 @@ from darts.utils.serialization import add_safe_globals
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.darts.module import TraceModule
 from trace_forecast.darts.validation import check_series, split_for_validation
-from trace_forecast.engine.trainer import DSICSettings, TrainSettings, engine_callbacks
-from trace_forecast.heads.reconstruction import TEMPORAL_MAPS
-from trace_forecast.network import ADAPTERS, HEADS
+from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
+from trace_forecast.engine.recipe import GRADIENT_CLIP, ClosedFormHeadStart
+from trace_forecast.engine.trainer import DSICSettings, TrainSettings, recipe_callbacks
+from trace_forecast.errors import ParameterError
+from trace_forecast.parameters import check_context_length, default, document, validate
 
 # Longest direct forecast of the head (the longest standard long-horizon benchmark);
 # longer ``n`` are auto-regressive, as for every Darts torch model.
 MAX_OUTPUT_CHUNK_LENGTH = 720
-MAX_INPUT_CHUNK_LENGTH = 512
-DEFAULT_LEARNING_RATE = 1e-4
+MAX_INPUT_CHUNK_LENGTH = 512  # MOMENT's context (every MOMENT checkpoint)
+PATCH_LENGTH = 8  # MOMENT's patch length; the loaded backbone is checked again when the module is built
 _REJECTED = {
     "likelihood": "TraceModel is deterministic (likelihood must be None)",
     "use_reversible_instance_norm": "the backbone normalises every window itself (RevIN)",
@@ -39,28 +41,30 @@ _REJECTED = {
 
 
 class TraceModel(FoundationModel):
+    @document
     def __init__(
         self,
-        input_chunk_length: int | tuple[int, int] = 512,
+        input_chunk_length: int | tuple[int, int] = default("context_length"),
         output_chunk_length: int = 96,
         output_chunk_shift: int = 0,
-        backbone=None,
-        adapter: str = "gated_dsic",
-        head: str = "reconstruction",
-        lora_rank: int = 2,
-        lora_targets: Sequence[str] | None = None,
-        dsic_budget: float | int = 0.5,
-        dsic_interval: int = 10,
-        dsic_draws: int = 8,
-        dsic_warmup: float | int = 0.2,
-        dsic_final: float | int = 0.7,
-        temporal_map: str = "linear",
-        head_init: str = "ridge",
-        reconstruction_weight: float = 0.0,
-        validation_fraction: float = 0.2,
-        batch_size: int = 32,
-        n_epochs: int = 3,
-        random_state: int | None = None,
+        backbone=default("backbone"),
+        adapter: str = default("adapter"),
+        head: str = default("head"),
+        lora_rank: int = default("lora_rank"),
+        lora_targets: Sequence[str] | None = default("lora_targets"),
+        dsic_budget: float = default("dsic_budget"),
+        dsic_interval: int = default("dsic_interval"),
+        dsic_draws: int = default("dsic_draws"),
+        dsic_warmup: float = default("dsic_warmup"),
+        dsic_final: float = default("dsic_final"),
+        temporal_map: str = default("temporal_map"),
+        head_init: str = default("head_init"),
+        reconstruction_weight: float = default("reconstruction_weight"),
+        validation_fraction: float = default("validation_fraction"),
+        max_windows: int | None = default("max_windows"),
+        batch_size: int = default("batch_size"),
+        n_epochs: int = default("max_epochs"),
+        random_state: int | None = default("random_state"),
         **kwargs,
     ):
         """TRACE: parameter-efficient fine-tuning of a MOMENT-style foundation model.
@@ -86,63 +90,48 @@ class TraceModel(FoundationModel):
 
         Parameters
         ----------
-        input_chunk_length
-            Context fed to the backbone: an ``int`` up to 512, or ``(min_length, max_length)``
-            for variable-length inputs. Rounded up to a multiple of the patch length (8)
-            with masked padding.
-        output_chunk_length
+        input_chunk_length : int or tuple of int, default=512
+            Context fed to the backbone: an ``int`` (a multiple of the patch length 8, at
+            most 512), or ``(min_length, max_length)`` for variable-length inputs (shorter
+            inputs are left-padded and masked). TRACE's ``context_length``.
+        output_chunk_length : int, default=96
             Steps forecast at once by the head (at most 720). Longer ``n`` in
             :func:`predict()` are auto-regressive.
-        output_chunk_shift
+        output_chunk_shift : int, default=0
             Steps between the end of the input and the start of the output chunk.
-        backbone
-            Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default, a
-            local folder, or a hub id such as ``"AutonLab/MOMENT-1-large"``.
-        adapter
-            ``"gated_dsic"`` (TRACE), ``"lora"`` / ``"adalora"`` (PEFT), ``"full"``
-            fine-tuning, or ``"none"`` (frozen backbone; with ``head="linear"``: linear
-            probing). This, not ``enable_finetuning``, decides which parameters train.
-        head
-            ``"reconstruction"`` (TRACE) or ``"linear"`` (MOMENT's linear-probing head).
-        lora_rank
-            Rank of every LoRA module.
-        lora_targets
-            Encoder linear layers that get adapters; ``None`` means every ``q, k, v, o,
-            wi_0, wi_1, wo``.
-        dsic_budget
-            Gated modules kept at the end (fraction or count).
-        dsic_interval
-            Optimiser steps between two importance evaluations.
-        dsic_draws
-            Monte-Carlo gate-mask draws per evaluation.
-        dsic_warmup
-            Fraction of training (or step count) before the first selection.
-        dsic_final
-            Fraction of training (or step) at which the selection freezes.
-        temporal_map
-            Temporal map of the reconstruction head: ``"linear"``, ``"truncate"``,
-            ``"pool"`` or ``"dwconv"``.
-        head_init
-            ``"ridge"`` (closed-form start of the head) or ``"default"``.
-        reconstruction_weight
-            ``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``.
-        validation_fraction
-            Share of every training series held out when :func:`fit()` gets no
-            ``val_series`` (0 trains on everything; Gated DSIC then scores training batches).
-        batch_size
-            Windows per training step. Default: ``32``.
-        n_epochs
-            Training epochs. Default: ``3``.
-        random_state
-            Seed of the new weights and of training.
+        {parameter:backbone}
+        {parameter:adapter}
+        {parameter:head}
+        {parameter:lora_rank}
+        {parameter:lora_targets}
+        {parameter:dsic_budget}
+        {parameter:dsic_interval}
+        {parameter:dsic_draws}
+        {parameter:dsic_warmup}
+        {parameter:dsic_final}
+        {parameter:temporal_map}
+        {parameter:head_init}
+        {parameter:reconstruction_weight}
+        {parameter:validation_fraction}
+            Used when :func:`fit()` gets no ``val_series``.
+        {parameter:max_windows}
+            A window is one channel of one Darts training sample.
+        {parameter:batch_size}
+            Darts samples per step (each holds one window per channel).
+        {parameter:max_epochs as n_epochs}
+        {parameter:random_state}
         **kwargs
             Darts' :class:`TorchForecastingModel` parameters: ``optimizer_cls``,
-            ``optimizer_kwargs`` (default ``{"lr": 1e-4}``), ``lr_scheduler_cls``,
+            ``optimizer_kwargs`` (default ``{"lr": 1e-4}``: the peak learning rate of the
+            recipe's one-cycle AdamW schedule, the same as the sktime estimators'
+            ``learning_rate``; giving ``optimizer_cls`` or ``lr_scheduler_cls`` replaces
+            the recipe's optimiser by Darts' own), ``lr_scheduler_cls``,
             ``lr_scheduler_kwargs``, ``torch_metrics``, ``model_name``, ``work_dir``,
             ``log_tensorboard``, ``nr_epochs_val_period``, ``force_reset``,
             ``save_checkpoints``, ``add_encoders`` (ignored: no covariates),
             ``pl_trainer_kwargs`` (e.g. ``{"accelerator": "gpu", "devices": 2,
-            "precision": "bf16-mixed"}``) and ``show_warnings``. ``likelihood``,
+            "precision": "bf16-mixed"}``; gradient clipping defaults to the recipe's
+            ``gradient_clip_val=1.0``) and ``show_warnings``. ``likelihood``,
             ``loss_fn``, ``use_reversible_instance_norm`` and ``enable_finetuning`` are
             fixed by the method and rejected.
 
@@ -161,35 +150,36 @@ class TraceModel(FoundationModel):
         """
         for key, why in _REJECTED.items():
             if kwargs.get(key) not in (None, False):
-                raise ValueError(f"TraceModel does not accept `{key}`: {why}")
+                raise ParameterError(f"TraceModel does not accept `{key}`: {why}")
         if kwargs.get("enable_finetuning") not in (None, True):
-            raise ValueError(
+            raise ParameterError(
                 "TraceModel always fine-tunes; choose what trains with `adapter` "
                 "('gated_dsic', 'lora', 'adalora', 'full' or 'none')"
             )
-        _, max_icl = _parse_input_chunk_length(input_chunk_length)
-        if max_icl > MAX_INPUT_CHUNK_LENGTH:
-            raise ValueError(
-                f"input_chunk_length {max_icl} is longer than the backbone's context of {MAX_INPUT_CHUNK_LENGTH}"
-            )
+        min_icl, max_icl = _parse_input_chunk_length(input_chunk_length)
+        validate({
+            "input_chunk_length": max_icl, "backbone": backbone, "adapter": adapter, "head": head,
+            "lora_rank": lora_rank, "lora_targets": lora_targets, "dsic_budget": dsic_budget,
+            "dsic_interval": dsic_interval, "dsic_draws": dsic_draws, "dsic_warmup": dsic_warmup,
+            "dsic_final": dsic_final, "temporal_map": temporal_map, "head_init": head_init,
+            "reconstruction_weight": reconstruction_weight, "validation_fraction": validation_fraction,
+            "max_windows": max_windows, "batch_size": batch_size, "n_epochs": n_epochs, "random_state": random_state,
+        })
+        check_context_length(max_icl, PATCH_LENGTH, MAX_INPUT_CHUNK_LENGTH, "input_chunk_length")
         if not 1 <= output_chunk_length + output_chunk_shift <= MAX_OUTPUT_CHUNK_LENGTH:
-            raise ValueError(
+            raise ParameterError(
                 f"output_chunk_length + output_chunk_shift must be between 1 and {MAX_OUTPUT_CHUNK_LENGTH} "
                 f"(the longest direct forecast of the head), got {output_chunk_length + output_chunk_shift}; "
                 "longer horizons are auto-regressive: predict(n) with n > output_chunk_length"
             )
-        if adapter not in ADAPTERS:
-            raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if temporal_map not in TEMPORAL_MAPS:
-            raise ValueError(f"temporal_map must be one of {TEMPORAL_MAPS}, got {temporal_map!r}")
-        if head_init not in ("ridge", "default"):
-            raise ValueError(f"head_init must be 'ridge' or 'default', got {head_init!r}")
-        if not 0 <= validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        lr = (kwargs.get("optimizer_kwargs") or {}).get("lr", default("learning_rate"))
+        validate({"learning_rate": lr})
         # Fine-tuning is the method; `adapter` has already frozen what must not train.
         self.model_params["enable_finetuning"] = True
+        recipe_optimizer = kwargs.get("optimizer_cls") is None and kwargs.get("lr_scheduler_cls") is None
+        trainer_kwargs = dict(kwargs.get("pl_trainer_kwargs") or {})
+        trainer_kwargs.setdefault("gradient_clip_val", GRADIENT_CLIP)
+        kwargs["pl_trainer_kwargs"] = trainer_kwargs
         super().__init__(**kwargs)
         self.pl_module_params.update(
             backbone=backbone,
@@ -201,10 +191,13 @@ class TraceModel(FoundationModel):
             head_init=head_init,
             reconstruction_weight=reconstruction_weight,
             network_seed=0 if random_state is None else int(random_state),
+            recipe_optimizer=recipe_optimizer,
         )
         self.pl_module_params.pop("enable_finetuning", None)
         if self.pl_module_params.get("optimizer_kwargs") is None:
-            self.pl_module_params["optimizer_kwargs"] = {"lr": DEFAULT_LEARNING_RATE}
+            self.pl_module_params["optimizer_kwargs"] = {"lr": default("learning_rate")}
+        self._has_validation = False
+        self._dataset_caps: list[int | None] = []
 
     # ------------------------------------------------------------------ Darts hooks
     @property
@@ -229,19 +222,22 @@ class TraceModel(FoundationModel):
     def _setup_finetuning(self, model: TraceModule) -> None:
         """Keep the trainable set that ``adapter`` chose (Darts' flag would unfreeze all)."""
 
-    def _selection_settings(self) -> TrainSettings:
+    def _recipe_settings(self) -> TrainSettings:
         p = self.model_params
         return TrainSettings(random_state=p["random_state"], dsic=DSICSettings.from_params(p))
 
     def _setup_trainer(self, trainer, model, verbose=None, epochs: int = 0) -> pl.Trainer:
-        """Darts' trainer plus TRACE's callbacks (Gated DSIC or AdaLoRA's allocator)."""
-        extra = engine_callbacks(model.network, self._selection_settings())
+        """Darts' trainer plus the recipe's callbacks (closed-form head start, Gated DSIC or
+        AdaLoRA's allocator, early stopping when there is validation data)."""
+        extra = recipe_callbacks(model.network, self._recipe_settings(), self._has_validation, ClosedFormHeadStart())
         if trainer is not None:
             present = {type(cb) for cb in trainer.callbacks}
             trainer.callbacks.extend(cb for cb in extra if type(cb) not in present)
             return trainer
         saved = self.trainer_params
-        params = {**saved, "callbacks": [*saved.get("callbacks", []), *extra]}
+        user = list(saved.get("callbacks", []))
+        present = {type(cb) for cb in user}
+        params = {**saved, "callbacks": [*user, *(cb for cb in extra if type(cb) not in present)]}
         if params.get("strategy") == "ddp" and model.network.gated_lora is not None:
             # Gated DSIC stops training pruned modules; DDP must not wait for their gradients.
             params["strategy"] = "ddp_find_unused_parameters_true"
@@ -250,6 +246,19 @@ class TraceModel(FoundationModel):
             return super()._setup_trainer(None, model, verbose, epochs)
         finally:
             self.trainer_params = saved
+
+    def _build_train_dataset(self, series, past_covariates, future_covariates, sample_weight,
+                             max_samples_per_ts, stride: int = 1):
+        """Darts' dataset, capped at ``max_windows`` windows (a quarter of it for validation),
+        as the engine caps its windows."""
+        pool = super()._build_train_dataset(series, past_covariates, future_covariates, sample_weight,
+                                            max_samples_per_ts, stride)
+        cap = self._dataset_caps.pop(0) if self._dataset_caps else None
+        samples = samples_for_windows(cap, series[0].width)
+        if samples is None or len(pool) <= samples:
+            return pool
+        seed = self.model_params["random_state"] or 0
+        return SubsampledTrainingDataset(pool, samples, seed + len(self._dataset_caps))
 
     # ------------------------------------------------------------------ public API
     def fit(
@@ -271,13 +280,19 @@ class TraceModel(FoundationModel):
         if val_series is not None:
             check_series(val_series, "val_series", need)
         if kwargs.get("sample_weight") is not None or kwargs.get("val_sample_weight") is not None:
-            raise ValueError("TraceModel does not support sample weights")
+            raise ParameterError("TraceModel does not support sample weights")
         given = series
         if val_series is None and self.model_params["validation_fraction"] > 0:
             series, val_series = split_for_validation(
                 series, self.model_params["validation_fraction"], need, self.input_chunk_length
             )
-        super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
+        self._has_validation = val_series is not None
+        cap = self.model_params["max_windows"]
+        self._dataset_caps = [cap, None if cap is None else max(1, cap // 4)]
+        try:
+            super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
+        finally:
+            self._dataset_caps = []
         if isinstance(given, TimeSeries):  # predict() continues the whole series, not its training part
             self.training_series = given
         return self

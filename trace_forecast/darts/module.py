@@ -11,19 +11,22 @@ DSIC also calls for its importance estimate.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
 from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput, TorchTrainingBatch
 
+from torch.utils.data import DataLoader, Subset
+
 from trace_forecast.adapters import DEFAULT_TARGETS
-from trace_forecast.adapters.peft_adapters import set_adalora_steps
 from trace_forecast.backbone import shared_backbone
-from trace_forecast.heads.ridge import RIDGE_WINDOWS, ridge_applicable, ridge_solve, ridge_statistics
+from trace_forecast.darts.windows import SubsampledTrainingDataset
+from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
+from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import NetworkSpec, build_network
+from trace_forecast.parameters import check_context_length, default
 
 
 def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,13 +60,17 @@ class TraceModule(PLForecastingModule):
         As in :class:`~trace_forecast.TraceForecaster`.
     head_init : {"ridge", "default"}
         ``"ridge"`` solves the head's output layer in closed form on up to
-        ``RIDGE_WINDOWS`` training windows when training starts (LP-FT).
+        ``RIDGE_WINDOWS`` training windows when training starts (LP-FT; the recipe's
+        :class:`~trace_forecast.engine.recipe.ClosedFormHeadStart` callback).
     reconstruction_weight : float
         ``lambda`` of ``forecast + lambda * masked reconstruction``.
     mask_ratio : float
         Fraction of patches hidden by the reconstruction loss.
     network_seed : int
         Seed of the new weights (LoRA ``A``, head).
+    recipe_optimizer : bool
+        Train with the recipe's AdamW + one-cycle schedule (``False``: Darts'
+        ``optimizer_cls`` / ``lr_scheduler_cls`` as the user gave them).
     **kwargs
         Darts' :class:`PLForecastingModule` parameters.
     """
@@ -80,12 +87,13 @@ class TraceModule(PLForecastingModule):
         reconstruction_weight: float = 0.0,
         mask_ratio: float = 0.3,
         network_seed: int = 0,
+        recipe_optimizer: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         base = shared_backbone(backbone)
-        patch = base.patch_len
-        self.context_length = int(math.ceil(self.input_chunk_length / patch) * patch)
+        check_context_length(self.input_chunk_length, base.patch_len, base.config.seq_len, "input_chunk_length")
+        self.context_length = self.input_chunk_length
         spec = NetworkSpec(
             horizon=self.output_chunk_length + self.output_chunk_shift,
             context_length=self.context_length,
@@ -99,8 +107,11 @@ class TraceModule(PLForecastingModule):
         self.head_init = head_init
         self.reconstruction_weight = reconstruction_weight
         self.mask_ratio = mask_ratio
-        # Persisted with the weights, so continued training does not redo the closed-form start.
-        self.register_buffer("head_initialised", torch.tensor(head_init != "ridge"))
+        self.network_seed = network_seed
+        self.recipe_optimizer = recipe_optimizer
+        # Persisted with the weights, so continued training does not redo the closed-form start;
+        # a shifted output chunk has no targets for its gap, so there is no closed form.
+        self.register_buffer("head_initialised", torch.tensor(head_init != "ridge" or self.output_chunk_shift > 0))
 
     # ------------------------------------------------------------------ forward and loss
     def _forecast_normalized(self, past_target: torch.Tensor):
@@ -131,39 +142,32 @@ class TraceModule(PLForecastingModule):
             self._update_metrics(self(batch.to_module_input(stage=stage)), batch.future_target, metrics)
         return loss
 
-    # ------------------------------------------------------------------ training hooks
-    def on_train_start(self) -> None:
-        tuner = self.network.peft_tuner
-        if tuner is not None and self.network.spec.adapter == "adalora":
-            set_adalora_steps(tuner, int(self.trainer.estimated_stepping_batches))
-        if not bool(self.head_initialised) and ridge_applicable(self.network):
-            self._ridge_start()
+    # ------------------------------------------------------------------ the shared recipe
+    def configure_optimizers(self):
+        """The recipe's AdamW + one-cycle schedule, unless the user chose Darts' own
+        ``optimizer_cls`` / ``lr_scheduler_cls``."""
+        if not self.recipe_optimizer:
+            return super().configure_optimizers()
+        lr = self.optimizer_kwargs.get("lr", default("learning_rate"))
+        weight_decay = self.optimizer_kwargs.get("weight_decay", WEIGHT_DECAY)
+        return recipe_optimizers(self.network.parameters(), lr, self.trainer.estimated_stepping_batches, weight_decay)
 
-    def _ridge_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        seen = 0
+    def head_start_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(x, input_mask, y)`` windows for the closed-form head start: up to
+        ``RIDGE_WINDOWS`` of them from all training samples (not only this epoch's subset)."""
+        loader = self.trainer.train_dataloader
+        dataset = loader.dataset
+        if isinstance(dataset, SubsampledTrainingDataset):
+            channels = dataset[0].past_target.shape[-1]
+            rows = dataset.pool_subset(-(-RIDGE_WINDOWS // channels), seed=self.network_seed + 2)
+            loader = DataLoader(Subset(dataset.pool, rows.tolist()), batch_size=loader.batch_size,
+                                collate_fn=loader.collate_fn)
         strategy = self.trainer.strategy
-        for batch in self.trainer.train_dataloader:
-            batch = strategy.batch_to_device(batch)
-            x, mask = channel_windows(batch.past_target, self.context_length)
-            yield x.float(), mask.float(), channel_targets(batch.future_target).float()
-            seen += len(x)
-            if seen >= RIDGE_WINDOWS:
-                return
 
-    @torch.no_grad()
-    def _ridge_start(self) -> None:
-        """Closed-form head on frozen-backbone features (LP-FT); sums are all-reduced
-        under data parallelism so every rank solves the same system."""
-        if self.output_chunk_shift:  # the shifted gap is never observed: no targets for its steps
-            self.head_initialised.fill_(True)
-            return
-        dtype = next(self.network.parameters()).dtype
-        self.network.float()
-        xtx, xty = ridge_statistics(self.network, self._ridge_batches())
-        strategy = self.trainer.strategy
-        xtx = strategy.reduce(xtx.to(self.device), reduce_op="sum").cpu()
-        xty = strategy.reduce(xty.to(self.device), reduce_op="sum").cpu()
-        if xtx[-1, -1] > 0:
-            ridge_solve(self.network, xtx, xty)
-        self.network.to(dtype)
-        self.head_initialised.fill_(True)
+        def windows():
+            for batch in loader:
+                batch = strategy.batch_to_device(batch)
+                x, mask = channel_windows(batch.past_target, self.context_length)
+                yield x.float(), mask.float(), channel_targets(batch.future_target).float()
+
+        return limited(windows())

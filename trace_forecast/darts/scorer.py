@@ -12,11 +12,13 @@ from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.validation import check_series
 from trace_forecast.estimators._common import train_settings
-from trace_forecast.network import ADAPTERS, NetworkSpec
+from trace_forecast.network import NetworkSpec
+from trace_forecast.parameters import FRONT_ENDS, boolean, check_context_length, default, document, validate
 from trace_forecast.params import parameter_report
 from trace_forecast.tasks.reconstruct import fit_reconstruction, reconstruction_scores
 
 
+@document
 class TraceAnomalyScorer(FittableAnomalyScorer):
     """Masked-reconstruction anomaly scorer on a TRACE-adapted MOMENT-style backbone.
 
@@ -30,34 +32,30 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
 
     Parameters
     ----------
-    context_length : int, default=512
-        Window length fed to the backbone (a multiple of 8, at most 512).
-    stride : int or None, default=None
-        Step between scoring windows; ``None`` is ``context_length // 8``.
+    {parameter:context_length}
+    {parameter:stride}
     component_wise : bool, default=False
         ``False``: one score series averaged over components; ``True``: one score per
         component.
-    backbone : str, path or None, default=None
-        MOMENT-layout checkpoint (``None``: the embedded pretrained backbone).
-    adapter : {"gated_dsic", "lora", "adalora", "full", "none"}, default="gated_dsic"
-    lora_rank : int, default=2
-    lora_targets : list of str or None, default=None
-    dsic_budget, dsic_interval, dsic_draws, dsic_warmup, dsic_final
-        Gated DSIC settings, as in :class:`~trace_forecast.TraceAnomalyDetector`.
-    mask_ratio : float, default=0.3
-        Fraction of patches hidden by the training loss.
-    max_epochs : int, default=3
-    batch_size : int, default=32
-    learning_rate : float, default=1e-3
-    validation_fraction : float, default=0.2
-        Last fraction of every series used for Gated DSIC's importance and early stopping.
-    max_windows : int or None, default=None
-        Cap on training windows (random, reproducible subset).
-    window_stride : int, default=8
-        Step between training windows.
-    device : {"auto", "cpu", "cuda"}, default="auto"
-    random_state : int or None, default=None
-    verbose : bool, default=False
+    {parameter:backbone}
+    {parameter:adapter}
+    {parameter:lora_rank}
+    {parameter:lora_targets}
+    {parameter:dsic_budget}
+    {parameter:dsic_interval}
+    {parameter:dsic_draws}
+    {parameter:dsic_warmup}
+    {parameter:dsic_final}
+    {parameter:mask_ratio}
+    {parameter:max_epochs}
+    {parameter:batch_size}
+    {parameter:learning_rate}
+    {parameter:validation_fraction}
+    {parameter:max_windows}
+    {parameter:window_stride}
+    {parameter:device}
+    {parameter:random_state}
+    {parameter:verbose}
 
     Examples
     --------
@@ -82,35 +80,31 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
 
     def __init__(
         self,
-        context_length: int = 512,
-        stride: int | None = None,
+        context_length: int = default("context_length"),
+        stride: int | None = default("stride"),
         component_wise: bool = False,
-        backbone=None,
-        adapter: str = "gated_dsic",
-        lora_rank: int = 2,
-        lora_targets: Sequence[str] | None = None,
-        dsic_budget: float | int = 0.5,
-        dsic_interval: int = 10,
-        dsic_draws: int = 8,
-        dsic_warmup: float | int = 0.2,
-        dsic_final: float | int = 0.7,
-        mask_ratio: float = 0.3,
-        max_epochs: int = 3,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
-        validation_fraction: float = 0.2,
-        max_windows: int | None = None,
-        window_stride: int = 8,
-        device: str = "auto",
-        random_state: int | None = None,
-        verbose: bool = False,
+        backbone: str | None = default("backbone"),
+        adapter: str = default("adapter"),
+        lora_rank: int = default("lora_rank"),
+        lora_targets: Sequence[str] | None = default("lora_targets"),
+        dsic_budget: float = default("dsic_budget"),
+        dsic_interval: int = default("dsic_interval"),
+        dsic_draws: int = default("dsic_draws"),
+        dsic_warmup: float = default("dsic_warmup"),
+        dsic_final: float = default("dsic_final"),
+        mask_ratio: float = default("mask_ratio"),
+        max_epochs: int = default("max_epochs"),
+        batch_size: int = default("batch_size"),
+        learning_rate: float = default("learning_rate"),
+        validation_fraction: float = default("validation_fraction"),
+        max_windows: int | None = default("max_windows"),
+        window_stride: int = default("window_stride"),
+        device: str = default("device"),
+        random_state: int | None = default("random_state"),
+        verbose: bool = default("verbose"),
     ) -> None:
-        if adapter not in ADAPTERS:
-            raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
-        if context_length % 8 or not 0 < context_length <= 512:
-            raise ValueError(f"context_length must be a positive multiple of 8 and at most 512, got {context_length}")
-        if stride is not None and stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
+        validate({name: value for name, value in locals().items() if name in FRONT_ENDS["TraceAnomalyScorer"]})
+        boolean("component_wise", component_wise)
         super().__init__(is_univariate=not component_wise, window=1, window_agg=False)
         self.context_length = context_length
         self.stride = stride
@@ -149,9 +143,11 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
             lora_rank=self.lora_rank,
             lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
         )
+        backbone = shared_backbone(self.backbone)
+        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
         result = fit_reconstruction(
             channels,
-            shared_backbone(self.backbone),
+            backbone,
             spec,
             train_settings(self, mask_ratio=self.mask_ratio),
             self.validation_fraction,

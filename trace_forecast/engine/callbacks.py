@@ -1,18 +1,10 @@
-"""Small Lightning callbacks of the training engine (Gated DSIC lives in ``selection``)."""
+"""Small Lightning callbacks of the training engine (the recipe's are in ``recipe``,
+Gated DSIC in ``selection``)."""
 
 from __future__ import annotations
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
-
-
-class AdaLoraAllocator(Callback):
-    """Run PEFT AdaLoRA's rank allocation after every optimiser step."""
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        tuner = pl_module.network.peft_tuner
-        if tuner is not None and hasattr(tuner, "update_and_allocate"):
-            tuner.update_and_allocate(trainer.global_step)
 
 
 class LossHistory(Callback):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.network import TraceNetwork
 
 
 class TraceLightningModule(pl.LightningModule):
-    """Train a :class:`TraceNetwork` with AdamW and a one-cycle learning-rate schedule.
+    """Train a :class:`TraceNetwork` with the shared recipe (:mod:`trace_forecast.engine.recipe`).
 
     Parameters
     ----------
@@ -37,8 +38,8 @@ class TraceLightningModule(pl.LightningModule):
     def __init__(
         self,
         network: TraceNetwork,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-4,
+        learning_rate: float = 1e-4,
+        weight_decay: float = WEIGHT_DECAY,
         reconstruction_weight: float = 0.0,
         mask_ratio: float = 0.3,
         visible_weight: float = 1.0,
@@ -83,16 +84,11 @@ class TraceLightningModule(pl.LightningModule):
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
         return loss
 
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.network.parameters() if p.requires_grad]
+    def head_start_batches(self):
+        """``(x, input_mask, y)`` training batches for the closed-form head start."""
+        strategy = self.trainer.strategy
+        return limited(strategy.batch_to_device(batch) for batch in self.trainer.train_dataloader)
 
     def configure_optimizers(self):
-        params = self.trainable_parameters()
-        if not params:
-            raise ValueError("nothing to train: every parameter is frozen (adapter='none' needs a head)")
-        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 2)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.learning_rate, total_steps=total, pct_start=0.3
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return recipe_optimizers(self.network.parameters(), self.learning_rate,
+                                 self.trainer.estimated_stepping_batches, self.weight_decay)

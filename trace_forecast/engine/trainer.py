@@ -18,12 +18,21 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
-from trace_forecast.engine.callbacks import AdaLoraAllocator, LossHistory
+from trace_forecast.engine.callbacks import LossHistory
 from trace_forecast.engine.module import TraceLightningModule
+from trace_forecast.engine.recipe import (
+    EARLY_STOPPING_PATIENCE,
+    GRADIENT_CLIP,
+    WEIGHT_DECAY,
+    AdaLoraAllocator,
+    ClosedFormHeadStart,
+    early_stopping,
+)
 from trace_forecast.network import TraceNetwork
+from trace_forecast.parameters import default
 from trace_forecast.params import parameter_report
 from trace_forecast.selection import GatedDSIC
 
@@ -34,11 +43,11 @@ _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabri
 class DSICSettings:
     """Gated DSIC settings (see :class:`trace_forecast.selection.GatedDSIC`)."""
 
-    budget: float | int = 0.5
-    warmup: float | int = 0.2
-    final: float | int = 0.7
-    interval: int = 10
-    draws: int = 8
+    budget: float | int = default("dsic_budget")
+    warmup: float | int = default("dsic_warmup")
+    final: float | int = default("dsic_final")
+    interval: int = default("dsic_interval")
+    draws: int = default("dsic_draws")
     ema: float = 0.85
 
     @classmethod
@@ -50,17 +59,18 @@ class DSICSettings:
 
 @dataclass
 class TrainSettings:
-    """How to train; every field has the default a user would expect."""
+    """How to train; defaults are the user-facing ones (:mod:`trace_forecast.parameters`)
+    and the recipe's (:mod:`trace_forecast.engine.recipe`)."""
 
-    max_epochs: int = 5
+    max_epochs: int = default("max_epochs")
     max_steps: int = -1
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    gradient_clip: float = 1.0
-    early_stopping_patience: int = 3
-    reconstruction_weight: float = 0.0
-    mask_ratio: float = 0.3
+    batch_size: int = default("batch_size")
+    learning_rate: float = default("learning_rate")
+    weight_decay: float = WEIGHT_DECAY
+    gradient_clip: float = GRADIENT_CLIP
+    early_stopping_patience: int = EARLY_STOPPING_PATIENCE
+    reconstruction_weight: float = default("reconstruction_weight")
+    mask_ratio: float = default("mask_ratio")
     visible_weight: float = 1.0
     device: str = "auto"
     devices: int | str = 1
@@ -131,18 +141,28 @@ def selection_callback(settings: TrainSettings) -> GatedDSIC:
     )
 
 
-def engine_callbacks(network: TraceNetwork, settings: TrainSettings) -> list[Callback]:
-    """The callbacks an adapter mode needs (also used by the Darts model).
+def recipe_callbacks(
+    network: TraceNetwork,
+    settings: TrainSettings,
+    validation: bool,
+    head_start: ClosedFormHeadStart | None = None,
+) -> list[Callback]:
+    """The recipe's callbacks for ``network`` (the Darts model uses the same list):
+    the closed-form head start, Gated DSIC or AdaLoRA's allocator, and early stopping
+    when there is validation data.
 
     Continued training of a network whose Gated DSIC selection is already final
     (pretrain then fit, ``update_params=True``) keeps that selection.
     """
+    callbacks: list[Callback] = [] if head_start is None else [head_start]
     lora = network.gated_lora
     if lora is not None and not lora.selection_frozen:
-        return [selection_callback(settings)]
-    if network.spec.adapter == "adalora":
-        return [AdaLoraAllocator()]
-    return []
+        callbacks.append(selection_callback(settings))
+    elif network.spec.adapter == "adalora":
+        callbacks.append(AdaLoraAllocator())
+    if validation and settings.early_stopping_patience > 0:
+        callbacks.append(early_stopping(settings.early_stopping_patience))
+    return callbacks
 
 
 def fit_network(
@@ -151,8 +171,10 @@ def fit_network(
     val_data: Dataset | None,
     settings: TrainSettings,
     extra_callbacks: Sequence[Callback] = (),
+    head_start: ClosedFormHeadStart | None = None,
 ) -> FitResult:
-    """Train ``network`` in place and report what happened."""
+    """Train ``network`` in place and report what happened (``head_start``: solve the
+    head in closed form when training starts)."""
     seed = settings.random_state
     if seed is not None:
         pl.seed_everything(seed, workers=True, verbose=False)
@@ -173,9 +195,9 @@ def fit_network(
         visible_weight=settings.visible_weight,
     )
     history = LossHistory()
-    callbacks: list[Callback] = [history, *engine_callbacks(network, settings), *extra_callbacks]
-    if val_loader is not None and settings.early_stopping_patience > 0:
-        callbacks.append(EarlyStopping("val_loss", patience=settings.early_stopping_patience, mode="min"))
+    callbacks: list[Callback] = [
+        history, *recipe_callbacks(network, settings, val_loader is not None, head_start), *extra_callbacks
+    ]
     strategy = settings.strategy
     if strategy == "ddp" and network.gated_lora is not None:
         # Gated DSIC stops training pruned modules; DDP must not wait for their gradients.

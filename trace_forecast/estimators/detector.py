@@ -12,12 +12,13 @@ from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, channels, check_frame
 from trace_forecast.network import NetworkSpec
+from trace_forecast.parameters import FRONT_ENDS, check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
 from trace_forecast.tasks.reconstruct import fit_reconstruction, reconstruction_scores
 
-THRESHOLDS = ("percentile", "contamination")
 
 
+@document
 class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     """Anomaly detection by reconstruction error of a TRACE-adapted MOMENT-style model.
 
@@ -29,41 +30,30 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     Parameters
     ----------
-    backbone : str, path or None, default=None
-        MOMENT-layout checkpoint: ``None`` (embedded default), a folder or a hub id.
-    adapter : {"gated_dsic", "lora", "adalora", "full", "none"}, default="gated_dsic"
-        ``"none"`` is zero-shot: no fine-tuning at all.
-    lora_rank : int, default=2
-        Rank of every LoRA module.
-    lora_targets : list of str or None, default=None
-        Names of the encoder linear layers that get adapters; ``None`` means every
-        ``q, k, v, o, wi_0, wi_1, wo`` of every block.
-    dsic_budget, dsic_interval, dsic_draws, dsic_warmup, dsic_final
-        Gated DSIC settings, as in :class:`trace_forecast.TraceForecaster`.
-    context_length : int, default=512
-        Window length (multiple of 8, at most the backbone's 512).
-    stride : int or None, default=None
-        Step between scoring windows; ``None`` uses ``context_length // 8``.
-    mask_ratio : float, default=0.3
-        Fraction of patches hidden in masked-reconstruction training.
-    max_epochs : int, default=3
-    batch_size : int, default=32
-    learning_rate : float, default=1e-3
-    validation_fraction : float, default=0.2
-    max_windows : int or None, default=None
-        Cap on training windows (reproducible random subset).
-    window_stride : int, default=8
-        Step between training windows.
-    threshold : {"percentile", "contamination"} or float, default="percentile"
-        Labelling rule: a percentile of the training scores, the top ``contamination``
-        share of the scored series, or a fixed score.
-    percentile : float, default=99.0
-        Percentile of training scores used by ``threshold="percentile"``.
-    contamination : float, default=0.01
-        Share of points flagged by ``threshold="contamination"``.
-    device : {"auto", "cpu", "cuda"}, default="auto"
-    random_state : int or None, default=None
-    verbose : bool, default=False
+    {parameter:backbone}
+    {parameter:adapter}
+    {parameter:lora_rank}
+    {parameter:lora_targets}
+    {parameter:dsic_budget}
+    {parameter:dsic_interval}
+    {parameter:dsic_draws}
+    {parameter:dsic_warmup}
+    {parameter:dsic_final}
+    {parameter:context_length}
+    {parameter:stride}
+    {parameter:mask_ratio}
+    {parameter:max_epochs}
+    {parameter:batch_size}
+    {parameter:learning_rate}
+    {parameter:validation_fraction}
+    {parameter:max_windows}
+    {parameter:window_stride}
+    {parameter:threshold}
+    {parameter:percentile}
+    {parameter:contamination}
+    {parameter:device}
+    {parameter:random_state}
+    {parameter:verbose}
 
     Attributes
     ----------
@@ -104,30 +94,30 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def __init__(
         self,
-        backbone=None,
-        adapter="gated_dsic",
-        lora_rank=2,
-        lora_targets=None,
-        dsic_budget=0.5,
-        dsic_interval=10,
-        dsic_draws=8,
-        dsic_warmup=0.2,
-        dsic_final=0.7,
-        context_length=512,
-        stride=None,
-        mask_ratio=0.3,
-        max_epochs=3,
-        batch_size=32,
-        learning_rate=1e-3,
-        validation_fraction=0.2,
-        max_windows=None,
-        window_stride=8,
-        threshold="percentile",
-        percentile=99.0,
-        contamination=0.01,
-        device="auto",
-        random_state=None,
-        verbose=False,
+        backbone=default("backbone"),
+        adapter=default("adapter"),
+        lora_rank=default("lora_rank"),
+        lora_targets=default("lora_targets"),
+        dsic_budget=default("dsic_budget"),
+        dsic_interval=default("dsic_interval"),
+        dsic_draws=default("dsic_draws"),
+        dsic_warmup=default("dsic_warmup"),
+        dsic_final=default("dsic_final"),
+        context_length=default("context_length"),
+        stride=default("stride"),
+        mask_ratio=default("mask_ratio"),
+        max_epochs=default("max_epochs"),
+        batch_size=default("batch_size"),
+        learning_rate=default("learning_rate"),
+        validation_fraction=default("validation_fraction"),
+        max_windows=default("max_windows"),
+        window_stride=default("window_stride"),
+        threshold=default("threshold"),
+        percentile=default("percentile"),
+        contamination=default("contamination"),
+        device=default("device"),
+        random_state=default("random_state"),
+        verbose=default("verbose"),
     ):
         self.backbone = backbone
         self.adapter = adapter
@@ -156,12 +146,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         super().__init__()
 
     def _check_params(self) -> None:
-        if not (isinstance(self.threshold, int | float) or self.threshold in THRESHOLDS):
-            raise ValueError(f"threshold must be one of {THRESHOLDS} or a number, got {self.threshold!r}")
-        if not 0 < self.percentile < 100:
-            raise ValueError(f"percentile must be in (0, 100), got {self.percentile}")
-        if not 0 < self.contamination < 1:
-            raise ValueError(f"contamination must be in (0, 1), got {self.contamination}")
+        """Every parameter's rule, before any data or backbone is touched."""
+        validate({name: getattr(self, name) for name in FRONT_ENDS["TraceAnomalyDetector"]})
 
     def _scoring_stride(self) -> int:
         return self.stride if self.stride is not None else max(1, self.context_length // 8)
@@ -179,6 +165,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         values = self._values(X)
         self.columns_ = list(X.columns)
         backbone = shared_backbone(self.backbone)
+        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
         spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
                            lora_rank=self.lora_rank,
                            lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))

@@ -14,14 +14,21 @@ from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
 from trace_forecast.network import NetworkSpec
+from trace_forecast.parameters import FRONT_ENDS, check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
-from trace_forecast.tasks.forecast import ForecastFit, fit_forecast, predict_normalized, residual_quantiles
+from trace_forecast.tasks.forecast import (
+    MIN_CONTEXT,
+    ForecastFit,
+    check_learnable,
+    fit_forecast,
+    predict_normalized,
+    residual_quantiles,
+)
 
-# Shortest history a window may have; MOMENT's attention falls back to partial patches
-# when no patch is fully observed, so even very short series can be forecast.
-MIN_CONTEXT = 1
+FRONT_END = "TraceForecaster"
 
 
+@document
 class TraceForecaster(CompactNetworkState, BaseForecaster):
     """Forecast by TRACE fine-tuning of a pretrained MOMENT-style foundation model.
 
@@ -37,58 +44,30 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     Parameters
     ----------
-    backbone : str, path or None, default=None
-        Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default, a
-        local folder, or a hub id such as ``"AutonLab/MOMENT-1-large"``.
-    adapter : {"gated_dsic", "lora", "adalora", "full", "none"}, default="gated_dsic"
-        Fine-tuning mode: TRACE's gated LoRA with Gated DSIC, PEFT's LoRA or AdaLoRA,
-        full fine-tuning, or a frozen backbone (with ``head="linear"``: linear probing).
-    head : {"reconstruction", "linear"}, default="reconstruction"
-        TRACE's reconstruction-based head or MOMENT's linear-probing head.
-    lora_rank : int, default=2
-        Rank of every LoRA module.
-    lora_targets : list of str or None, default=None
-        Names of the encoder linear layers that get adapters; ``None`` means every
-        ``q, k, v, o, wi_0, wi_1, wo`` of every block.
-    dsic_budget : float or int, default=0.5
-        Gated modules kept at the end (fraction or count).
-    dsic_interval : int, default=10
-        Optimiser steps between two importance evaluations.
-    dsic_draws : int, default=8
-        Monte-Carlo gate-mask draws per evaluation.
-    dsic_warmup, dsic_final : float, default=0.2, 0.7
-        Fractions of training at which selection starts and freezes.
-    temporal_map : {"linear", "truncate", "pool", "dwconv"}, default="linear"
-        Temporal map of the reconstruction head.
-    head_init : {"ridge", "default"}, default="ridge"
-        ``"ridge"`` solves the head's output layer in closed form on frozen-backbone
-        features before fine-tuning (linear probing then fine-tuning, LP-FT);
-        ``"default"`` starts from the layer's own initialisation.
-    context_length : int, default=512
-        History length fed to the backbone (multiple of 8, at most the backbone's 512).
-    max_epochs : int, default=5
-        Training epochs (early stopping on validation loss may stop sooner).
-    batch_size : int, default=32
-    learning_rate : float, default=1e-4
-        Peak learning rate of the one-cycle schedule (small, because the head starts
-        from its closed-form solution; 1e-3 was worse on ETTh1, see docs/design.md).
-    validation_fraction : float, default=0.2
-        Last fraction of every series whose windows form the validation set
-        (early stopping, Gated DSIC importance, interval residuals).
-    max_windows : int or None, default=None
-        Cap on training windows (random, reproducible subset); ``None`` uses all.
-    window_stride : int, default=1
-        Step between consecutive training windows.
-    reconstruction_weight : float, default=0.0
-        ``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``.
-    update_epochs : int, default=1
-        Epochs of further fine-tuning in ``update(..., update_params=True)``.
-    device : {"auto", "cpu", "cuda"}, default="auto"
-        ``"auto"`` trains on CUDA (bf16 mixed precision) when available.
-    random_state : int or None, default=None
-        Seed for reproducible fitting.
-    verbose : bool, default=False
-        Show Lightning's progress bar and summaries.
+    {parameter:backbone}
+    {parameter:adapter}
+    {parameter:head}
+    {parameter:lora_rank}
+    {parameter:lora_targets}
+    {parameter:dsic_budget}
+    {parameter:dsic_interval}
+    {parameter:dsic_draws}
+    {parameter:dsic_warmup}
+    {parameter:dsic_final}
+    {parameter:temporal_map}
+    {parameter:head_init}
+    {parameter:context_length}
+    {parameter:max_epochs}
+    {parameter:batch_size}
+    {parameter:learning_rate}
+    {parameter:validation_fraction}
+    {parameter:max_windows}
+    {parameter:window_stride}
+    {parameter:reconstruction_weight}
+    {parameter:update_epochs}
+    {parameter:device}
+    {parameter:random_state}
+    {parameter:verbose}
 
     Attributes
     ----------
@@ -141,30 +120,30 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def __init__(
         self,
-        backbone=None,
-        adapter="gated_dsic",
-        head="reconstruction",
-        lora_rank=2,
-        lora_targets=None,
-        dsic_budget=0.5,
-        dsic_interval=10,
-        dsic_draws=8,
-        dsic_warmup=0.2,
-        dsic_final=0.7,
-        temporal_map="linear",
-        head_init="ridge",
-        context_length=512,
-        max_epochs=5,
-        batch_size=32,
-        learning_rate=1e-4,
-        validation_fraction=0.2,
-        max_windows=None,
-        window_stride=1,
-        reconstruction_weight=0.0,
-        update_epochs=1,
-        device="auto",
-        random_state=None,
-        verbose=False,
+        backbone=default("backbone"),
+        adapter=default("adapter"),
+        head=default("head"),
+        lora_rank=default("lora_rank"),
+        lora_targets=default("lora_targets"),
+        dsic_budget=default("dsic_budget"),
+        dsic_interval=default("dsic_interval"),
+        dsic_draws=default("dsic_draws"),
+        dsic_warmup=default("dsic_warmup"),
+        dsic_final=default("dsic_final"),
+        temporal_map=default("temporal_map"),
+        head_init=default("head_init"),
+        context_length=default("context_length"),
+        max_epochs=default("max_epochs"),
+        batch_size=default("batch_size"),
+        learning_rate=default("learning_rate"),
+        validation_fraction=default("validation_fraction"),
+        max_windows=default("max_windows"),
+        window_stride=default("window_stride"),
+        reconstruction_weight=default("reconstruction_weight"),
+        update_epochs=default("update_epochs"),
+        device=default("device"),
+        random_state=default("random_state"),
+        verbose=default("verbose"),
     ):
         self.backbone = backbone
         self.adapter = adapter
@@ -234,23 +213,14 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         parts = instances(y)
         return [k for k, _ in parts], channels([f for _, f in parts])
 
-    def _check_length(self, series: list[np.ndarray], horizon: int) -> None:
-        need = horizon + MIN_CONTEXT
-        longest = max(len(s) for s in series)
-        if longest < need:
-            raise DataError(
-                f"y is too short: forecasting {horizon} steps ahead needs at least {need} observations "
-                f"({horizon} to learn from + {MIN_CONTEXT} of context), got {longest}"
-            )
+    def _check_params(self) -> None:
+        """Every parameter's rule, before any data or backbone is touched."""
+        validate({name: getattr(self, name) for name in FRONT_ENDS[FRONT_END]})
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
-        self._check_length(series, horizon)
+        check_learnable(series, horizon, "y")
         backbone = shared_backbone(self.backbone)
-        if self.context_length % backbone.patch_len or not 0 < self.context_length <= backbone.config.seq_len:
-            raise ValueError(
-                f"context_length must be a positive multiple of {backbone.patch_len} and at most "
-                f"{backbone.config.seq_len}, got {self.context_length}"
-            )
+        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
         return fit_forecast(
             series,
             backbone,
@@ -271,6 +241,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     # ------------------------------------------------------------------ sktime API
     def _pretrain(self, y, X=None, fh=None):
         """Fit the adapters and head on a panel of related series (global pretraining)."""
+        self._check_params()
         if fh is None:
             raise ValueError("pretrain needs fh: the forecasting head is built for a horizon")
         if not fh.is_relative:
@@ -289,6 +260,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         return self
 
     def _fit(self, y, X=None, fh=None):
+        self._check_params()
         steps = self._horizon(fh)
         horizon = int(steps.max())
         self._columns = list(y.columns)

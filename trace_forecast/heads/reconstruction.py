@@ -71,7 +71,7 @@ class ReconstructionForecastHead(nn.Module):
 
     @property
     def output_layer(self) -> nn.Linear:
-        """The final linear map (what :func:`trace_forecast.heads.ridge.ridge_init` solves for)."""
+        """The final linear map (what :func:`trace_forecast.heads.ridge.ridge_solve` solves for)."""
         return self.temporal
 
     def features(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:

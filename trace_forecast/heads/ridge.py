@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.losses import TARGET_CLIP
 
@@ -67,12 +66,3 @@ def ridge_solve(network, xtx: torch.Tensor, xty: torch.Tensor, alpha: float = 1.
     solution = torch.linalg.solve(xtx + reg, xty)
     layer.weight.copy_(solution[:-1].T.to(layer.weight.dtype))
     layer.bias.copy_(solution[-1].to(layer.bias.dtype))
-
-
-def ridge_init(network, dataset: Dataset, alpha: float = 1.0, batch_size: int = 256) -> bool:
-    """Solve the head's output layer by ridge regression on ``dataset``; False if skipped."""
-    if not ridge_applicable(network) or len(dataset) == 0:
-        return False
-    xtx, xty = ridge_statistics(network, DataLoader(dataset, batch_size=batch_size))
-    ridge_solve(network, xtx, xty, alpha)
-    return True

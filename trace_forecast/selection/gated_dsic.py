@@ -6,8 +6,9 @@ run has no validation data) and re-selects the
 modules to keep; the keep budget decays on a cubic schedule to its target, and at
 the final step the selection is frozen and pruned modules stop training.
 
-Importance (one evaluation): ``draws`` Monte-Carlo draws, each on one validation
-batch. A draw switches on a uniformly random subset of ``k`` modules, where ``k`` is
+Importance (one evaluation): ``draws`` Monte-Carlo draws that share one validation
+batch, each on its own equal share of the batch's items, all in one batched forward and
+backward pass (per-draw copies of the gates separate their gradients). A draw switches on a uniformly random subset of ``k`` modules, where ``k`` is
 the number the schedule will keep at the *next* evaluation, and switches the rest off
 (pruned modules included, so they can come back). With the drawn gates the loss ``L``
 is computed and module ``i`` scores the loss increase if it were removed,
@@ -23,6 +24,7 @@ selection, so every rank keeps the same modules.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import pytorch_lightning as pl
@@ -44,6 +46,32 @@ def top_k_mask(importance: torch.Tensor, k: int) -> torch.Tensor:
     mask = torch.zeros_like(importance)
     mask[order[:k]] = 1.0
     return mask
+
+
+def batch_items(batch) -> int:
+    """Number of items (first dimension) of a batch of tensors."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    tensors = batch.values() if isinstance(batch, dict) else (
+        [getattr(batch, f.name) for f in dataclasses.fields(batch)] if dataclasses.is_dataclass(batch) else batch
+    )
+    return next(len(t) for t in tensors if isinstance(t, torch.Tensor))
+
+
+def take_items(batch, index: torch.Tensor):
+    """The items ``index`` of every tensor in a batch (tuples, lists, dicts, dataclasses)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[index.to(batch.device)]
+    if batch is None:
+        return None
+    if dataclasses.is_dataclass(batch):
+        return dataclasses.replace(batch, **{f.name: take_items(getattr(batch, f.name), index)
+                                             for f in dataclasses.fields(batch) if f.init})
+    if isinstance(batch, dict):
+        return {k: take_items(v, index) for k, v in batch.items()}
+    if isinstance(batch, tuple | list):
+        return type(batch)(take_items(t, index) for t in batch)
+    return batch
 
 
 def random_subset_masks(n: int, k: int, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -208,56 +236,62 @@ class GatedDSIC(Callback):
             return next(self._val_iter)
 
     def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, k_on: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-module importance sums and counts over ``draws`` random gate masks."""
+        """Per-module importance sums and counts over ``draws`` random gate masks.
+
+        All draws share one validation batch, split into ``draws`` equal groups of items;
+        each group runs with its own gate mask, and per-draw copies of the gates give
+        every draw its own gradient in one forward and one backward pass (plus one for
+        Hutchinson's Hessian diagonal), instead of ``draws`` passes over whole batches.
+        """
         lora = self._lora
-        n = len(lora)
-        masks = random_subset_masks(n, k_on, self.draws, self._generator)
-        sums = torch.zeros(n)
-        counts = torch.zeros(n)
+        masks = random_subset_masks(len(lora), k_on, self.draws, self._generator)
         was_training = pl_module.training
         pl_module.eval()
         try:
-            for z in masks:
-                score = self._draw_scores(trainer, pl_module, lora, z, self._next_batch(trainer))
-                sums += score * z
-                counts += z
+            scores = self._draw_scores(trainer, pl_module, lora, masks, self._next_batch(trainer))
         finally:
             pl_module.train(was_training)
+        live = torch.tensor([float(g.requires_grad) for g in lora.gates])
+        on = masks * live
+        sums, counts = (scores * on).sum(0), on.sum(0)
         device = pl_module.device
         sums = trainer.strategy.reduce(sums.to(device), reduce_op="sum").cpu()
         counts = trainer.strategy.reduce(counts.to(device), reduce_op="sum").cpu()
         return sums, counts
 
-    def _draw_scores(self, trainer, pl_module, lora: GatedLoraSet, z: torch.Tensor, batch) -> torch.Tensor:
-        """Per-module scores for one draw (0 for modules that are off or frozen)."""
+    def _draw_scores(self, trainer, pl_module, lora: GatedLoraSet, masks: torch.Tensor, batch) -> torch.Tensor:
+        """Scores ``[draws, n_modules]``: draw ``d`` scores every module on its own items."""
         batch = trainer.strategy.batch_to_device(batch)
-        live_idx = [i for i, g in enumerate(lora.gates) if g.requires_grad and z[i] > 0]
-        score = torch.zeros(len(lora))
-        if not live_idx:
-            return score
-        live = [lora.gates[i] for i in live_idx]
+        draws, n = masks.shape
+        items = batch_items(batch)
+        per_draw = max(1, items // draws)
+        device = lora.gates[0].device
+        index = torch.arange(draws * per_draw, device=device)
+        batch = take_items(batch, index % items)  # short batches repeat items
+        gates = torch.stack([p.detach().float() for p in lora.gates]).to(device)  # [n]
+        draw_gates = gates.expand(draws, n).clone().requires_grad_(True)  # one copy per draw
+        z = masks.to(device)
+        item_gates = (z * draw_gates)[index // per_draw].T  # [n, items]
         second_order = self.importance_rule == "taylor2"
         # Second-order terms need double backward, which only SDPA's math kernel supports.
         kernel = sdpa_kernel(SDPBackend.MATH) if second_order else contextlib.nullcontext()
-        with lora.draw(z), torch.enable_grad(), trainer.precision_plugin.forward_context(), kernel:
-            loss = pl_module.compute_loss(batch)
-            grads = torch.autograd.grad(loss, live, create_graph=second_order, allow_unused=True)
-            grads = [torch.zeros_like(g) if gr is None else gr for g, gr in zip(live, grads, strict=True)]
-            g = torch.stack([p.detach().float() for p in live])
-            grad = torch.stack([gr.detach().float() for gr in grads])
-            if second_order:
-                # Hutchinson: v * (H v) estimates the Hessian diagonal without N backward passes.
-                v = (torch.randint(0, 2, (len(live),), generator=self._generator) * 2 - 1).float()
-                v_dev = v.to(grads[0].device)
-                dot = sum(gr * vi for gr, vi in zip(grads, v_dev, strict=True))
-                hv = torch.autograd.grad(dot, live, allow_unused=True) if dot.requires_grad else [None] * len(live)
-                hv = torch.stack([torch.zeros(()) if h is None else h.detach().float().cpu() for h in hv])
-                # Loss increase if the module were removed (g -> 0), to second order.
-                values = -g.cpu() * grad.cpu() + 0.5 * g.cpu() ** 2 * (v * hv)
+        with lora.draw(item_gates), torch.enable_grad(), trainer.precision_plugin.forward_context(), kernel:
+            # The batch mean is the mean of the equal-sized draws' losses: times draws, their sum.
+            loss = pl_module.compute_loss(batch).float() * draws
+            (grad,) = torch.autograd.grad(loss, draw_gates, create_graph=second_order)
+            if not second_order:
+                return (gates * grad).abs().detach().cpu()
+            # Hutchinson: v * (H v) estimates the Hessian diagonal in one more backward pass
+            # (the draws' Hessian blocks are independent: they share no items).
+            v = (torch.randint(0, 2, (draws, n), generator=self._generator) * 2 - 1).float().to(device)
+            if grad.requires_grad:
+                (hv,) = torch.autograd.grad((grad * v).sum(), draw_gates, allow_unused=True)
+                hv = torch.zeros_like(grad) if hv is None else hv
             else:
-                values = (g * grad).abs().cpu()
-        score[live_idx] = values
-        return score
+                hv = torch.zeros_like(grad)
+            # Loss increase if the module were removed (g -> 0), to second order.
+            values = -gates * grad + 0.5 * gates**2 * (v * hv)
+        return values.detach().float().cpu()
 
     # ----------------------------------------------------------------- reporting / state
     def report(self) -> list[dict[str, Any]]:

@@ -12,12 +12,30 @@ import numpy as np
 import torch
 
 from trace_forecast.backbone.moment import MomentBackbone
+from trace_forecast.errors import DataError
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
 from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
-from trace_forecast.heads.ridge import RIDGE_WINDOWS, ridge_init
+from trace_forecast.engine.recipe import ClosedFormHeadStart
+from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
+
+
+# Shortest context a training window may have: one full patch. RevIN needs a few values
+# to estimate a window's scale; with one or two, the normalised targets explode.
+MIN_CONTEXT = 8
+
+
+def check_learnable(series: list[np.ndarray], horizon: int, name: str = "y") -> None:
+    """Raise a :class:`DataError` naming the minimum when no series yields a training window."""
+    need = horizon + MIN_CONTEXT
+    longest = max((len(s) for s in series), default=0)
+    if longest < need:
+        raise DataError(
+            f"{name} is too short to learn a {horizon}-step forecast: it needs at least {need} observations "
+            f"({MIN_CONTEXT} of context, one patch, plus {horizon} targets), the longest series has {longest}"
+        )
 
 
 @dataclass
@@ -86,7 +104,7 @@ def fit_forecast(
     validation_fraction: float = 0.2,
     max_windows: int | None = None,
     stride: int = 1,
-    min_context: int = 8,
+    min_context: int = MIN_CONTEXT,
     init: TraceNetwork | None = None,
     head_init: str = "ridge",
 ) -> ForecastFit:
@@ -101,6 +119,7 @@ def fit_forecast(
     sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
                             max_windows, seed)
     train_ds, val_ds = sets.train, sets.val
+    head_start = None
     if init is None:
         steps = steps_per_run(len(train_ds), settings.batch_size, settings.max_epochs)
         spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps
@@ -108,10 +127,10 @@ def fit_forecast(
         if head_init == "ridge":
             # Forward passes only: the closed-form head may see more windows than training does.
             ridge_rows = subsample(sets.all_train, max(RIDGE_WINDOWS, len(train_ds)), seed + 2)
-            ridge_init(network, WindowDataset(series, ridge_rows, spec.context_length, spec.horizon))
+            head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon))
     else:
         network = init
-    result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings)
+    result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
     residual_ds = val_ds if len(val_ds) else train_ds
     return ForecastFit(result, window_residuals(result.network, residual_ds, settings.device))
 

@@ -1,0 +1,117 @@
+"""TRACE's training recipe, shared by both Lightning modules (the package's engine and
+the Darts model's), so the same data, seed and settings train the same way in sktime
+and in Darts.
+
+- Optimiser and schedule: AdamW on the trainable parameters with a one-cycle learning
+  rate (:func:`recipe_optimizers`).
+- Gradient clipping by norm (:data:`GRADIENT_CLIP`, a trainer setting).
+- Closed-form head start (:class:`ClosedFormHeadStart`): the head's output layer is
+  solved by ridge regression on frozen-backbone features before the first step (LP-FT).
+- Early stopping on validation loss (:data:`EARLY_STOPPING_PATIENCE` epochs).
+- AdaLoRA's step timing and rank allocation (:class:`AdaLoraAllocator`).
+- Gated DSIC (:class:`~trace_forecast.selection.GatedDSIC`).
+
+:func:`recipe_callbacks` lists the callbacks a network needs; a module joins the recipe
+by implementing ``compute_loss(batch)`` and ``head_start_batches()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping
+from torch.utils.data import DataLoader, Dataset
+
+from trace_forecast.adapters.peft_adapters import set_adalora_steps
+from trace_forecast.heads.ridge import RIDGE_WINDOWS, ridge_applicable, ridge_solve, ridge_statistics
+
+WEIGHT_DECAY = 1e-4
+GRADIENT_CLIP = 1.0
+EARLY_STOPPING_PATIENCE = 3
+WARMUP_SHARE = 0.3  # share of the one-cycle schedule spent rising to the peak learning rate
+
+HeadBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def recipe_optimizers(parameters: Iterable[torch.nn.Parameter], learning_rate: float, total_steps: int,
+                      weight_decay: float = WEIGHT_DECAY) -> dict:
+    """AdamW and a per-step one-cycle schedule, in Lightning's ``configure_optimizers`` form."""
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: every parameter is frozen (adapter='none' needs a head)")
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=learning_rate, total_steps=max(int(total_steps), 2), pct_start=WARMUP_SHARE
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def early_stopping(patience: int = EARLY_STOPPING_PATIENCE) -> EarlyStopping:
+    return EarlyStopping("val_loss", patience=patience, mode="min")
+
+
+class ClosedFormHeadStart(Callback):
+    """Solve the head's output layer in closed form when training starts (LP-FT).
+
+    Features come from ``dataset`` when given (the engine passes more windows than one
+    epoch trains on: forward passes are cheap), else from the module's
+    ``head_start_batches()``. Sums are all-reduced under data parallelism so every rank
+    solves the same system. A module with a ``head_initialised`` buffer is skipped when
+    it is already set (continued training) and marked afterwards.
+    """
+
+    def __init__(self, dataset: Dataset | None = None, batch_size: int = 256) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+
+    def _batches(self, trainer: pl.Trainer, pl_module) -> Iterator[HeadBatch]:
+        if self.dataset is None:
+            yield from pl_module.head_start_batches()
+            return
+        for x, mask, y in DataLoader(self.dataset, batch_size=self.batch_size):
+            yield x.to(pl_module.device), mask.to(pl_module.device), y.to(pl_module.device)
+
+    @torch.no_grad()
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        flag = getattr(pl_module, "head_initialised", None)
+        network = pl_module.network
+        if (flag is not None and bool(flag)) or not ridge_applicable(network):
+            return
+        dtype = next(network.parameters()).dtype
+        network.float()
+        xtx, xty = ridge_statistics(network, self._batches(trainer, pl_module))
+        strategy = trainer.strategy
+        xtx = strategy.reduce(xtx.to(pl_module.device), reduce_op="sum").cpu()
+        xty = strategy.reduce(xty.to(pl_module.device), reduce_op="sum").cpu()
+        if xtx[-1, -1] > 0:
+            ridge_solve(network, xtx, xty)
+        network.to(dtype)
+        if flag is not None:
+            flag.fill_(True)
+
+
+class AdaLoraAllocator(Callback):
+    """PEFT AdaLoRA: set its schedule from the run's step count, then allocate ranks
+    after every optimiser step."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        tuner = pl_module.network.peft_tuner
+        if tuner is not None:
+            set_adalora_steps(tuner, int(trainer.estimated_stepping_batches))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        tuner = pl_module.network.peft_tuner
+        if tuner is not None and hasattr(tuner, "update_and_allocate"):
+            tuner.update_and_allocate(trainer.global_step)
+
+
+def limited(batches: Iterable[HeadBatch], windows: int = RIDGE_WINDOWS) -> Iterator[HeadBatch]:
+    """Batches until ``windows`` windows have been yielded."""
+    seen = 0
+    for batch in batches:
+        yield batch
+        seen += len(batch[0])
+        if seen >= windows:
+            return

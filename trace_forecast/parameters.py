@@ -1,0 +1,299 @@
+"""Every user-facing parameter, defined once: name, default, type, valid range, docstring.
+
+The four front ends (``TraceForecaster``, ``TraceAnomalyDetector``, the Darts
+``TraceModel`` and ``TraceAnomalyScorer``) take their shared parameters from
+:data:`PARAMETERS`: their signatures use :func:`default`, their numpydoc entries are
+rendered by :func:`document`, and :func:`validate` checks values with one rule per
+parameter before anything expensive happens (no backbone is loaded to reject a bad
+value). The one check that needs the backbone, ``context_length`` against its patch
+length and context, is :func:`check_context_length`.
+
+Darts spells three shared concepts its own way; :data:`DARTS_NAMES` maps them.
+
+Fractions and counts are never mixed: ``dsic_budget``, ``dsic_warmup``,
+``dsic_final`` and ``validation_fraction`` are fractions (floats) only, and counts
+(``max_windows``, ``dsic_interval``, ...) are integers only; an integer where a
+fraction is expected is refused, because ``1`` and ``1.0`` would mean different things.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trace_forecast.errors import ParameterError
+
+LORA_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
+ADAPTERS = ("gated_dsic", "lora", "adalora", "full", "none")
+HEADS = ("reconstruction", "linear")
+TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
+HEAD_INITS = ("ridge", "default")
+DEVICES = ("auto", "cpu", "cuda", "gpu")
+
+# Darts' own names for shared concepts (TraceModel follows Darts' conventions).
+DARTS_NAMES = {"context_length": "input_chunk_length", "max_epochs": "n_epochs"}
+
+Rule = Callable[[str, Any], None]
+
+
+# ---------------------------------------------------------------------- rules
+def _fail(name: str, expected: str, value: Any) -> None:
+    raise ParameterError(f"{name} must be {expected}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def integer(low: int, high: int | None = None, optional: bool = False) -> Rule:
+    """An integer in ``[low, high]`` (``None`` allowed when ``optional``)."""
+    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    expected += " or None" if optional else ""
+
+    def rule(name: str, value: Any) -> None:
+        if value is None and optional:
+            return
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            _fail(name, expected, value)
+
+    return rule
+
+
+def real(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Rule:
+    """A finite number in the interval, ends open or closed as given."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    expected = f"a number in {left}{low}, {'inf' if high is None else high}{right}"
+
+    def rule(name: str, value: Any) -> None:
+        if not _is_real(value):
+            _fail(name, expected, value)
+        v = float(value)
+        if v < low or (low_open and v == low) or (high is not None and (v > high or (high_open and v == high))):
+            _fail(name, expected, value)
+
+    return rule
+
+
+def fraction(low_open: bool, high_open: bool) -> Rule:
+    """A float fraction in ``[0, 1]`` with the ends open as given; integers are refused."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    inner = real(0.0, 1.0, low_open, high_open)
+
+    def rule(name: str, value: Any) -> None:
+        if _is_int(value):
+            raise ParameterError(
+                f"{name} is a fraction in {left}0, 1{right} and must be a float, got the integer {value!r}"
+            )
+        inner(name, value)
+
+    return rule
+
+
+def choice(options: tuple) -> Rule:
+    def rule(name: str, value: Any) -> None:
+        if not isinstance(value, str) or value.lower() not in options:
+            _fail(name, f"one of {options}", value)
+
+    return rule
+
+
+def boolean(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(name, "True or False", value)
+
+
+def seed(name: str, value: Any) -> None:
+    if value is not None and (not _is_int(value) or value < 0):
+        _fail(name, "None or a non-negative integer", value)
+
+
+def checkpoint(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str | os.PathLike):
+        _fail(name, "None (the embedded backbone), a folder path or a hub id", value)
+    if isinstance(value, str) and not value.strip():
+        _fail(name, "None (the embedded backbone), a folder path or a hub id", value)
+
+
+def lora_targets(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        _fail(name, f"None or a list of names from {LORA_TARGETS}", value)
+    items = list(value)
+    unknown = [t for t in items if t not in LORA_TARGETS]
+    if not items or unknown:
+        _fail(name, f"None or a non-empty list of names from {LORA_TARGETS}", value)
+
+
+def threshold(name: str, value: Any) -> None:
+    if isinstance(value, str) and value in ("percentile", "contamination"):
+        return
+    if not _is_real(value):
+        _fail(name, "'percentile', 'contamination' or a finite number", value)
+
+
+# ---------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Parameter:
+    """One user-facing parameter."""
+
+    name: str
+    default: Any
+    type_doc: str
+    doc: str
+    rule: Rule
+
+    def check(self, value: Any, name: str | None = None) -> None:
+        self.rule(name or self.name, value)
+
+    def numpydoc(self, name: str | None = None, indent: str = "    ") -> str:
+        """``name : type, default=...`` and the indented description."""
+        head = f"{name or self.name} : {self.type_doc}, default={self.default!r}"
+        body = "\n".join(f"{indent}{line}" if line else "" for line in self.doc.strip().splitlines())
+        return f"{head}\n{body}"
+
+
+def _p(name: str, default: Any, type_doc: str, rule: Rule, doc: str) -> Parameter:
+    return Parameter(name, default, type_doc, doc, rule)
+
+
+_TABLE = [
+    _p("backbone", None, "str, path or None", checkpoint,
+       "Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default, a local\n"
+       'folder, or a hub id such as ``"AutonLab/MOMENT-1-large"``.'),
+    _p("adapter", "gated_dsic", '{"gated_dsic", "lora", "adalora", "full", "none"}', choice(ADAPTERS),
+       "Fine-tuning mode: TRACE's gated LoRA with Gated DSIC, PEFT's LoRA or AdaLoRA, full\n"
+       'fine-tuning, or a frozen backbone (with ``head="linear"``: linear probing; for\n'
+       "anomaly detection: zero-shot)."),
+    _p("head", "reconstruction", '{"reconstruction", "linear"}', choice(HEADS),
+       "TRACE's reconstruction-based head or MOMENT's linear-probing head."),
+    _p("lora_rank", 2, "int", integer(1, 256), "Rank of every LoRA module (1 to 256)."),
+    _p("lora_targets", None, "list of str or None", lora_targets,
+       "Encoder linear layers that get adapters, from ``q, k, v, o, wi_0, wi_1, wo``;\n"
+       "``None`` means all of them in every block."),
+    _p("dsic_budget", 0.5, "float", fraction(low_open=True, high_open=False),
+       "Fraction in (0, 1] of the gated modules that Gated DSIC keeps at the end\n"
+       "(rounded, at least one module)."),
+    _p("dsic_interval", 10, "int", integer(1),
+       "Optimiser steps between two Gated DSIC importance evaluations."),
+    _p("dsic_draws", 8, "int", integer(1, 1024),
+       "Monte-Carlo gate-mask draws per importance evaluation. All draws share one\n"
+       "batched forward and backward pass over one validation batch."),
+    _p("dsic_warmup", 0.2, "float", fraction(low_open=False, high_open=True),
+       "Fraction of training in [0, 1) before the first selection."),
+    _p("dsic_final", 0.7, "float", fraction(low_open=True, high_open=False),
+       "Fraction of training in (0, 1] at which the selection freezes (after ``dsic_warmup``)."),
+    _p("temporal_map", "linear", '{"linear", "truncate", "pool", "dwconv"}', choice(TEMPORAL_MAPS),
+       "Temporal map of the reconstruction head."),
+    _p("head_init", "ridge", '{"ridge", "default"}', choice(HEAD_INITS),
+       '``"ridge"`` solves the head\'s output layer in closed form on frozen-backbone\n'
+       "features before fine-tuning (linear probing then fine-tuning, LP-FT);\n"
+       '``"default"`` starts from the layer\'s own initialisation.'),
+    _p("context_length", 512, "int", integer(8, 4096),
+       "History length fed to the backbone: a multiple of the backbone's patch length (8)\n"
+       "and at most its context (512)."),
+    _p("max_epochs", 2, "int", integer(1, 10_000),
+       "Passes over the training windows (early stopping on validation loss may stop sooner)."),
+    _p("max_windows", 2048, "int or None", integer(1, optional=True),
+       "Training windows per epoch: a random, reproducible subset of all windows\n"
+       "(``None`` uses every window; slow on a CPU for long series)."),
+    _p("batch_size", 32, "int", integer(1, 65_536), "Windows per optimiser step."),
+    _p("learning_rate", 1e-4, "float", real(0.0, 1.0, low_open=True),
+       "Peak learning rate of the one-cycle AdamW schedule (small, because the head starts\n"
+       "from its closed-form solution)."),
+    _p("validation_fraction", 0.2, "float", fraction(low_open=False, high_open=True),
+       "Last fraction in [0, 1) of every series held out for validation (early stopping,\n"
+       "Gated DSIC importance, interval residuals); 0 trains on everything."),
+    _p("window_stride", 1, "int", integer(1), "Step between consecutive training windows."),
+    _p("reconstruction_weight", 0.0, "float", real(0.0, 1e6),
+       "``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``."),
+    _p("mask_ratio", 0.3, "float", real(0.0, 1.0, low_open=True, high_open=True),
+       "Fraction in (0, 1) of patches hidden by the masked-reconstruction loss."),
+    _p("update_epochs", 1, "int", integer(1, 10_000),
+       "Epochs of further fine-tuning in ``update(..., update_params=True)``."),
+    _p("stride", None, "int or None", integer(1, optional=True),
+       "Step between scoring windows; ``None`` uses ``context_length // 8``."),
+    _p("threshold", "percentile", '{"percentile", "contamination"} or float', threshold,
+       "Labelling rule: a percentile of the training scores, the top ``contamination``\n"
+       "share of the scored series, or a fixed score."),
+    _p("percentile", 99.0, "float", real(0.0, 100.0, low_open=True, high_open=True),
+       'Percentile in (0, 100) of training scores used by ``threshold="percentile"``.'),
+    _p("contamination", 0.01, "float", real(0.0, 1.0, low_open=True, high_open=True),
+       'Share in (0, 1) of points flagged by ``threshold="contamination"``.'),
+    _p("device", "auto", '{"auto", "cpu", "cuda"}', choice(DEVICES),
+       '``"auto"`` trains on CUDA (bf16 mixed precision) when available.'),
+    _p("random_state", None, "int or None", seed,
+       "Seed of the new weights, the window subsets, the shuffling and Gated DSIC's draws."),
+    _p("verbose", False, "bool", boolean, "Show Lightning's progress bar and summaries."),
+]
+
+PARAMETERS: dict[str, Parameter] = {p.name: p for p in _TABLE}
+
+# Which parameters each front end takes (Darts' spellings mapped by DARTS_NAMES).
+_TRAINING = ("backbone", "adapter", "lora_rank", "lora_targets", "dsic_budget", "dsic_interval", "dsic_draws",
+             "dsic_warmup", "dsic_final", "max_epochs", "max_windows", "batch_size", "learning_rate",
+             "validation_fraction", "random_state")
+_FORECAST = ("head", "temporal_map", "head_init", "reconstruction_weight")
+FRONT_ENDS: dict[str, tuple[str, ...]] = {
+    "TraceForecaster": (*_TRAINING, *_FORECAST, "context_length", "window_stride", "update_epochs", "device",
+                        "verbose"),
+    "TraceAnomalyDetector": (*_TRAINING, "context_length", "window_stride", "mask_ratio", "stride", "threshold",
+                             "percentile", "contamination", "device", "verbose"),
+    "TraceModel": (*_TRAINING, *_FORECAST, "context_length"),
+    "TraceAnomalyScorer": (*_TRAINING, "context_length", "window_stride", "mask_ratio", "stride", "device",
+                           "verbose"),
+}
+
+
+def default(name: str) -> Any:
+    """The one default of parameter ``name``."""
+    return PARAMETERS[name].default
+
+
+def validate(values: Mapping[str, Any]) -> None:
+    """Check every known parameter in ``values`` (Darts spellings too) and the rules
+    between parameters; raise :class:`ParameterError` naming the first bad one."""
+    spelled = {v: k for k, v in DARTS_NAMES.items()}
+    for key, value in values.items():
+        param = PARAMETERS.get(spelled.get(key, key))
+        if param is not None:
+            param.check(value, key)
+    warmup, final = values.get("dsic_warmup"), values.get("dsic_final")
+    if warmup is not None and final is not None and final <= warmup:
+        raise ParameterError(f"dsic_final ({final}) must come after dsic_warmup ({warmup})")
+
+
+def check_context_length(context_length: int, patch_len: int, max_context: int, name: str = "context_length") -> None:
+    """The one rule that needs the backbone: a positive multiple of its patch length, at
+    most its context."""
+    if not _is_int(context_length) or context_length <= 0 or context_length % patch_len or context_length > max_context:
+        raise ParameterError(
+            f"{name} must be a positive multiple of the backbone's patch length {patch_len} and at most its "
+            f"context {max_context}, got {context_length!r}"
+        )
+
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)\{parameter:(?P<name>\w+)(?: as (?P<alias>\w+))?\}[ \t]*$", re.M)
+
+
+def document(obj):
+    """Replace ``{parameter:NAME}`` (or ``{parameter:NAME as ALIAS}``) lines of ``obj``'s
+    docstring by the numpydoc entry from :data:`PARAMETERS` (a class or function decorator)."""
+
+    def render(match: re.Match) -> str:
+        indent = match["indent"]
+        entry = PARAMETERS[match["name"]].numpydoc(match["alias"])
+        return "\n".join(indent + line if line else "" for line in entry.splitlines())
+
+    if obj.__doc__:
+        obj.__doc__ = _PLACEHOLDER.sub(render, obj.__doc__)
+    return obj
