@@ -83,13 +83,14 @@ def real(low: float, high: float | None = None, low_open: bool = False, high_ope
     return rule
 
 
-def fraction(low_open: bool, high_open: bool) -> Rule:
-    """A float fraction in ``[0, 1]`` with the ends open as given; integers are refused."""
+def fraction(low_open: bool, high_open: bool, integers_ambiguous: bool = True) -> Rule:
+    """A fraction in ``[0, 1]`` with the ends open as given. Where an integer could be
+    read as a count (``integers_ambiguous``), integers are refused."""
     left, right = "(" if low_open else "[", ")" if high_open else "]"
     inner = real(0.0, 1.0, low_open, high_open)
 
     def rule(name: str, value: Any) -> None:
-        if _is_int(value):
+        if integers_ambiguous and _is_int(value):
             raise ParameterError(
                 f"{name} is a fraction in {left}0, 1{right} and must be a float, got the integer {value!r}"
             )
@@ -210,7 +211,7 @@ _TABLE = [
     _p("learning_rate", 1e-4, "float", real(0.0, 1.0, low_open=True),
        "Peak learning rate of the one-cycle AdamW schedule (small, because the head starts\n"
        "from its closed-form solution)."),
-    _p("validation_fraction", 0.2, "float", fraction(low_open=False, high_open=True),
+    _p("validation_fraction", 0.2, "float", fraction(low_open=False, high_open=True, integers_ambiguous=False),
        "Last fraction in [0, 1) of every series held out for validation (early stopping,\n"
        "Gated DSIC importance, interval residuals); 0 trains on everything."),
     _p("window_stride", 1, "int", integer(1), "Step between consecutive training windows."),

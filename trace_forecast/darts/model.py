@@ -26,7 +26,7 @@ from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_
 from trace_forecast.engine.recipe import GRADIENT_CLIP, ClosedFormHeadStart
 from trace_forecast.engine.trainer import DSICSettings, TrainSettings, recipe_callbacks
 from trace_forecast.errors import ParameterError
-from trace_forecast.parameters import check_context_length, default, document, validate
+from trace_forecast.parameters import PARAMETERS, check_context_length, default, document, validate
 
 # Longest direct forecast of the head (the longest standard long-horizon benchmark);
 # longer ``n`` are auto-regressive, as for every Darts torch model.
@@ -156,7 +156,12 @@ class TraceModel(FoundationModel):
                 "TraceModel always fine-tunes; choose what trains with `adapter` "
                 "('gated_dsic', 'lora', 'adalora', 'full' or 'none')"
             )
-        min_icl, max_icl = _parse_input_chunk_length(input_chunk_length)
+        if not isinstance(input_chunk_length, tuple | list):
+            validate({"input_chunk_length": input_chunk_length})
+        try:
+            min_icl, max_icl = _parse_input_chunk_length(input_chunk_length)
+        except (TypeError, ValueError) as error:
+            raise ParameterError(f"input_chunk_length must be an int or (min_length, max_length): {error}") from None
         validate({
             "input_chunk_length": max_icl, "backbone": backbone, "adapter": adapter, "head": head,
             "lora_rank": lora_rank, "lora_targets": lora_targets, "dsic_budget": dsic_budget,
@@ -173,14 +178,12 @@ class TraceModel(FoundationModel):
                 "longer horizons are auto-regressive: predict(n) with n > output_chunk_length"
             )
         lr = (kwargs.get("optimizer_kwargs") or {}).get("lr", default("learning_rate"))
-        validate({"learning_rate": lr})
+        PARAMETERS["learning_rate"].check(lr, "optimizer_kwargs['lr']")
         # Fine-tuning is the method; `adapter` has already frozen what must not train.
         self.model_params["enable_finetuning"] = True
         recipe_optimizer = kwargs.get("optimizer_cls") is None and kwargs.get("lr_scheduler_cls") is None
-        trainer_kwargs = dict(kwargs.get("pl_trainer_kwargs") or {})
-        trainer_kwargs.setdefault("gradient_clip_val", GRADIENT_CLIP)
-        kwargs["pl_trainer_kwargs"] = trainer_kwargs
         super().__init__(**kwargs)
+        self.trainer_params.setdefault("gradient_clip_val", GRADIENT_CLIP)  # the recipe's clipping
         self.pl_module_params.update(
             backbone=backbone,
             adapter=adapter,

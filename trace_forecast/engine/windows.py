@@ -49,6 +49,7 @@ def plan_windows(
     min_context: int,
     validation_fraction: float = 0.2,
     stride: int = 1,
+    context_length: int | None = None,
 ) -> tuple[WindowPlan, WindowPlan]:
     """Split forecast origins of each series in time order into train and validation.
 
@@ -57,17 +58,22 @@ def plan_windows(
     targets end before that cut, so nothing leaks from validation into training.
     A series too short for its own validation windows contributes its last window
     to validation and the rest to training.
+
+    Windows have a full ``context_length`` of history wherever the training part of a
+    series holds at least one such window (as Darts' training samples do); shorter
+    series give left-padded windows with at least ``min_context`` observations.
     """
     need = minimum_length(horizon, min_context)
     train, val = [], []
     for i, n in enumerate(lengths):
-        origins = list(range(min_context, n - horizon + 1, stride))
+        cut = n if validation_fraction <= 0 else int(round(n * (1.0 - validation_fraction)))
+        full = context_length is not None and cut - horizon >= context_length
+        origins = list(range(context_length if full else min_context, n - horizon + 1, stride))
         if not origins:
             continue
         if validation_fraction <= 0:
             train += [(i, o) for o in origins]
             continue
-        cut = int(round(n * (1.0 - validation_fraction)))
         v = [o for o in origins if o >= cut] or [origins[-1]]
         t = [o for o in origins if o + horizon <= min(cut, v[0])] or origins
         train += [(i, o) for o in t]
@@ -136,7 +142,8 @@ def make_window_sets(
 ) -> WindowSets:
     """Plan, split in time order, and cap (``max_windows`` for training, a quarter of it
     for validation) the windows of ``series``; ``horizon=0`` gives reconstruction windows."""
-    train_plan, val_plan = plan_windows([len(s) for s in series], horizon, min_context, validation_fraction, stride)
+    train_plan, val_plan = plan_windows([len(s) for s in series], horizon, min_context, validation_fraction, stride,
+                                        context_length)
     val_cap = None if max_windows is None else max(1, max_windows // 4)
     return WindowSets(
         WindowDataset(series, subsample(train_plan, max_windows, seed), context_length, horizon),

@@ -1,0 +1,208 @@
+"""Fit time against accuracy over the recipe's cost knobs, to set the defaults at the knee.
+
+ETTh1 (H = 96, lookback 512, standard split, train-standardised): each grid point fits
+``TraceForecaster`` on the 8,640 training rows (its default internal validation share)
+and is scored on every ``--test-stride``-th test window; Darts ``NLinearModel`` (paper
+configuration, 10 epochs, best validation epoch) is fitted in the same process as the
+time reference. M4 Hourly (414 series, H = 48): the same grid points fit one global
+model and are scored by OWA against Naive2. Then the *default* ``TraceForecaster()``
+and the default Darts ``TraceModel`` are fitted on ETTh1's training split and scored on
+every test window (stride 1), with their fit-time ratios to NLinear.
+
+``python -m benchmarks.recipe_sweep`` (about 25 min on 2 CPU cores) writes
+``benchmarks/results/recipe_sweep.json`` and ``docs/figures/recipe_sweep.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, PeakMemory, environment, timed
+from trace_forecast.datasets import load_etth1, standard_split
+from trace_forecast.metrics import mae, mse, owa
+from trace_forecast.parameters import default
+
+LOOKBACK, HORIZON = 512, 96
+# (max_windows, max_epochs, batch_size); None = every window.
+GRID = [
+    (512, 1, 32), (1024, 1, 32), (2048, 1, 32), (1024, 2, 32), (2048, 2, 32), (4096, 1, 32),
+    (4096, 2, 32), (2048, 3, 32), (2048, 2, 64),
+]
+M4_GRID = [(512, 1, 32), (2048, 1, 32), (2048, 2, 32), (4096, 2, 32)]
+FIGURE = RESULTS.parent.parent / "docs" / "figures" / "recipe_sweep.png"
+
+
+def test_windows(frame: pd.DataFrame, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    from trace_forecast.datasets import rolling_windows
+
+    hist, fut = [], []
+    for column in frame.columns:
+        h, f = rolling_windows(frame[column].to_numpy(np.float32), LOOKBACK, HORIZON)
+        hist.append(h[::stride])
+        fut.append(f[::stride])
+    return np.concatenate(hist), np.concatenate(fut)
+
+
+def fit_trace(rows, fh, **params):
+    from trace_forecast import TraceForecaster
+
+    forecaster = TraceForecaster(random_state=0, **params)
+    with PeakMemory() as mem, timed() as fit_time:
+        forecaster.fit(rows, fh=fh)
+    return forecaster, fit_time(), mem.peak_rss / 2**20
+
+
+def score_etth1(forecaster, hist, fut) -> dict:
+    with timed() as predict_time:
+        pred = forecaster.predict_histories(list(hist))
+    return {"mse": mse(fut, pred), "mae": mae(fut, pred), "predict_windows_per_s": len(hist) / predict_time()}
+
+
+def nlinear_etth1(split) -> dict:
+    from darts import TimeSeries
+    from darts.models import NLinearModel
+
+    as_ts = lambda frame: TimeSeries.from_values(frame.to_numpy(np.float32))  # noqa: E731
+    with tempfile.TemporaryDirectory() as work:
+        model = NLinearModel(
+            input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, normalize=True, shared_weights=True,
+            n_epochs=10, batch_size=32, random_state=0, save_checkpoints=True, work_dir=work, model_name="nlinear",
+            force_reset=True, optimizer_kwargs={"lr": 1e-3},
+            pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"},
+        )
+        with timed() as fit_time:
+            model.fit(as_ts(split.train), val_series=as_ts(split.val), load_best=True, verbose=False)
+        return {"fit_seconds": fit_time(), **historical(model, split, stride=1)}
+
+
+def historical(model, split, stride: int) -> dict:
+    """MSE/MAE of ``historical_forecasts(retrain=False)`` over the test split, and windows/s."""
+    from darts import TimeSeries
+
+    test = TimeSeries.from_values(split.test.to_numpy(np.float32))
+    with timed() as predict_time:
+        forecasts = model.historical_forecasts(
+            test, start=LOOKBACK, start_format="position", forecast_horizon=HORIZON, stride=stride,
+            retrain=False, last_points_only=False, overlap_end=False, verbose=False,
+        )
+    pred = np.stack([f.values() for f in forecasts])
+    values = split.test.to_numpy(np.float32)
+    starts = np.arange(LOOKBACK, LOOKBACK + stride * len(forecasts), stride)
+    truth = np.stack([values[s : s + HORIZON] for s in starts])
+    return {"mse": mse(truth, pred), "mae": mae(truth, pred),
+            "predict_windows_per_s": pred.shape[0] * pred.shape[2] / predict_time()}
+
+
+def trace_model_etth1(split) -> dict:
+    from darts import TimeSeries
+
+    from trace_forecast.darts import TraceModel
+
+    as_ts = lambda frame: TimeSeries.from_values(frame.to_numpy(np.float32))  # noqa: E731
+    model = TraceModel(input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, random_state=0,
+                       pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False,
+                                          "accelerator": "cpu"})
+    with PeakMemory() as mem, timed() as fit_time:
+        model.fit(as_ts(split.train), val_series=as_ts(split.val), verbose=False)
+    return {"fit_seconds": fit_time(), "peak_rss_mb": mem.peak_rss / 2**20, **historical(model, split, stride=1)}
+
+
+def m4_rows(grid, log) -> list[dict]:
+    from benchmarks.m4 import HORIZON as M4_H
+    from benchmarks.m4 import load_m4_hourly, naive2, scores
+
+    histories, futures = load_m4_hourly()
+    s_n2, m_n2 = scores(histories, futures, np.stack([naive2(h) for h in histories]))
+    frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
+    rows = []
+    for max_windows, epochs, batch in grid:
+        forecaster, fit_seconds, rss = fit_trace(frame, np.arange(1, M4_H + 1), max_windows=max_windows,
+                                                 max_epochs=epochs, batch_size=batch)
+        pred = forecaster.predict_histories(histories)
+        s, m = scores(histories, futures, pred)
+        rows.append({"dataset": "M4 Hourly", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
+                     "fit_seconds": fit_seconds, "peak_rss_mb": rss, "smape": s, "mase": m,
+                     "owa": owa(s, m, s_n2, m_n2)})
+        log(rows[-1])
+    return rows
+
+
+def figure(rows: list[dict], nlinear_seconds: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, dataset, metric in ((axes[0], "ETTh1", "mse"), (axes[1], "M4 Hourly", "owa")):
+        pts = [r for r in rows if r["dataset"] == dataset and "max_windows" in r]
+        for r in pts:
+            is_default = (r["max_windows"], r["max_epochs"], r["batch_size"]) == (
+                default("max_windows"), default("max_epochs"), default("batch_size"))
+            ax.scatter(r["fit_seconds"], r[metric], color="C3" if is_default else "C0", zorder=3)
+            ax.annotate(f"{r['max_windows']}w×{r['max_epochs']}ep" + ("" if r["batch_size"] == 32 else f" b{r['batch_size']}"),
+                        (r["fit_seconds"], r[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if dataset == "ETTh1":
+            ax.axvline(3 * nlinear_seconds, color="grey", ls="--", lw=1, label="3× NLinear fit time")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("fit seconds (2 CPU cores)")
+        ax.set_ylabel(metric.upper() + (" (test stride 4)" if dataset == "ETTh1" else ""))
+        ax.set_title(f"{dataset}: TraceForecaster, red = default")
+    fig.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURE, dpi=110)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--test-stride", type=int, default=4)
+    parser.add_argument("--skip-m4", action="store_true")
+    parser.add_argument("--only-defaults", action="store_true", help="only the default estimators and NLinear")
+    args = parser.parse_args(argv)
+    log = lambda row: print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)  # noqa: E731
+    start = time.perf_counter()
+    split = standard_split(load_etth1(), LOOKBACK)
+    fh = np.arange(1, HORIZON + 1)
+    rows = []
+    nl = {"dataset": "ETTh1", "method": "Darts NLinear (10 epochs)", **nlinear_etth1(split)}
+    rows.append(nl)
+    log(nl)
+    if not args.only_defaults:
+        hist, fut = test_windows(split.test, args.test_stride)
+        for max_windows, epochs, batch in GRID:
+            forecaster, fit_seconds, rss = fit_trace(split.train, fh, max_windows=max_windows, max_epochs=epochs,
+                                                     batch_size=batch)
+            rows.append({"dataset": "ETTh1", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
+                         "fit_seconds": fit_seconds, "fit_ratio_to_nlinear": fit_seconds / nl["fit_seconds"],
+                         "peak_rss_mb": rss, "test_stride": args.test_stride, **score_etth1(forecaster, hist, fut)})
+            log(rows[-1])
+        if not args.skip_m4:
+            rows += m4_rows(M4_GRID, log)
+    hist, fut = test_windows(split.test, 1)
+    forecaster, fit_seconds, rss = fit_trace(split.train, fh)
+    kept = forecaster.get_fitted_params()["selected_modules"]
+    rows.append({"dataset": "ETTh1", "method": "TraceForecaster() default", "fit_seconds": fit_seconds,
+                 "fit_ratio_to_nlinear": fit_seconds / nl["fit_seconds"], "peak_rss_mb": rss, "test_stride": 1,
+                 "kept": kept.loc[kept["kept"], "module"].tolist(), **score_etth1(forecaster, hist, fut)})
+    log(rows[-1])
+    tm = {"dataset": "ETTh1", "method": "TraceModel default", **trace_model_etth1(split)}
+    tm["fit_ratio_to_nlinear"] = tm["fit_seconds"] / nl["fit_seconds"]
+    rows.append(tm)
+    log(tm)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "recipe_defaults.json" if args.only_defaults else "recipe_sweep.json"
+    path = RESULTS / name
+    path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=str))
+    if not args.only_defaults:
+        figure(rows, nl["fit_seconds"])
+    print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}")
+
+
+if __name__ == "__main__":
+    main()
