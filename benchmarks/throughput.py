@@ -1,16 +1,19 @@
-"""Training throughput and peak memory at MOMENT's sizes: TRACE vs plain LoRA vs linear probing vs
-full fine-tuning, with random weights (speed does not depend on them).
+"""Training throughput and peak memory at MOMENT's sizes: TRACE vs the same gated LoRA
+without Gated DSIC vs PEFT LoRA vs linear probing vs full fine-tuning, with random weights
+(speed does not depend on them).
 
 Each method trains ``--steps`` optimiser steps through the package's Lightning engine
-(Gated DSIC included for TRACE: its importance evaluations every ``dsic_interval`` steps
-are part of the cost) on synthetic windows of length 512, H = 96. Throughput is samples/s
-from the mean interval between consecutive training-batch starts, the first one (set-up,
-warm-up) excluded; every callback, Gated DSIC's included, falls inside those intervals.
-On CUDA: bf16 mixed precision and ``torch.cuda.max_memory_allocated``; on CPU: fp32 and
-peak RSS.
+(Gated DSIC with its default schedule for TRACE: its importance evaluations are part of
+the cost) on synthetic windows of length 512, H = 96, in a fresh process of its own so
+that peak memory is its own. Throughput is samples/s from the mean interval between
+consecutive training-batch starts, the first one (set-up, warm-up) excluded; every
+callback, Gated DSIC's included, falls inside those intervals. On CUDA: bf16 mixed
+precision and ``torch.cuda.max_memory_allocated``; on CPU: fp32 and peak RSS. The
+Gated DSIC cost is printed as TRACE's step time and peak memory over those of the same
+gated LoRA without selection (same backbone, batch and adapter set).
 
 ``python -m benchmarks.throughput --size large --batch-size 32 --steps 40``  (GPU)
-``python -m benchmarks.throughput --size small --batch-size 8 --steps 14 --device cpu``  (run on a 2-core CPU)
+``python -m benchmarks.throughput --size small --batch-size 8 --steps 40 --device cpu``  (run on a 2-core CPU)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from trace_forecast.params import parameter_report
 
 METHODS = {
     "TRACE": {"adapter": "gated_dsic", "head": "reconstruction"},
+    "gated LoRA without Gated DSIC": {"adapter": "gated_dsic", "head": "reconstruction", "selection": False},
     "LoRA (PEFT) + recon head": {"adapter": "lora", "head": "reconstruction"},
     "linear probing": {"adapter": "none", "head": "linear"},
     "full fine-tuning": {"adapter": "full", "head": "linear"},
@@ -66,33 +70,56 @@ class StepTimer(Callback):
 
 
 def train_step_seconds(backbone, params: dict, steps: int, batch_size: int, device: str) -> tuple[float, dict]:
+    params = dict(params)
+    selection = params.pop("selection", True)
     spec = NetworkSpec(horizon=HORIZON, context_length=CONTEXT, **params)
     network = build_network(backbone, spec, seed=0)
     data = synthetic_windows(steps * batch_size)
     settings = TrainSettings(max_epochs=1, max_steps=steps, batch_size=batch_size, device=device,
                              early_stopping_patience=0, random_state=0,
-                             dsic=DSICSettings(warmup=0.1, final=0.7, interval=10, draws=8))
+                             dsic=DSICSettings() if selection else None)
     timer = StepTimer()
     fit_network(network, data, None, settings, extra_callbacks=[timer])
     return timer.seconds_per_step(), parameter_report(network)
 
 
-def run(size: str, steps: int, batch_size: int, device: str) -> list[dict]:
+def measure(size: str, method: str, steps: int, batch_size: int, device: str) -> dict:
+    """One method's row (run in a fresh process)."""
+    torch.set_num_threads(torch.get_num_threads())
     torch.manual_seed(0)
     backbone = MomentBackbone(moment_config(size))
+    with PeakMemory() as mem:
+        step_seconds, report = train_step_seconds(backbone, METHODS[method], steps, batch_size, device)
+    return {
+        "size": size, "method": method, "batch_size": batch_size, "steps": steps, "device": device,
+        "precision": "bf16-mixed" if torch.cuda.is_available() and device != "cpu" else "32-true",
+        "samples_per_s": batch_size / step_seconds, "seconds_per_step": step_seconds,
+        "trainable_parameters": int(report["total_trainable"]), "backbone_parameters": int(report["backbone_total"]),
+        "peak_rss_mb": mem.peak_rss / 2**20, "peak_cuda_mb": None if mem.peak_cuda is None else mem.peak_cuda / 2**20,
+    }
+
+
+def run(size: str, steps: int, batch_size: int, device: str, methods=None) -> list[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     rows = []
-    for method, params in METHODS.items():
-        with PeakMemory() as mem:
-            step_seconds, report = train_step_seconds(backbone, params, steps, batch_size, device)
-        rows.append({
-            "size": size, "method": method, "batch_size": batch_size, "steps": steps, "device": device,
-            "precision": "bf16-mixed" if torch.cuda.is_available() and device != "cpu" else "32-true",
-            "samples_per_s": batch_size / step_seconds, "seconds_per_step": step_seconds,
-            "trainable_parameters": int(report["total_trainable"]), "backbone_parameters": int(report["backbone_total"]),
-            "peak_rss_mb": mem.peak_rss / 2**20, "peak_cuda_mb": None if mem.peak_cuda is None else mem.peak_cuda / 2**20,
-        })
+    for method in methods or METHODS:
+        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+            rows.append(pool.submit(measure, size, method, steps, batch_size, device).result())
         print(rows[-1], flush=True)
     return rows
+
+
+def dsic_cost(rows: list[dict]) -> dict | None:
+    """TRACE's step time and peak memory over the same gated LoRA without selection."""
+    by = {r["method"]: r for r in rows}
+    trace, plain = by.get("TRACE"), by.get("gated LoRA without Gated DSIC")
+    if trace is None or plain is None:
+        return None
+    memory = "peak_cuda_mb" if trace["peak_cuda_mb"] is not None else "peak_rss_mb"
+    return {"step_time_ratio": trace["seconds_per_step"] / plain["seconds_per_step"],
+            "peak_memory_ratio": trace[memory] / plain[memory], "memory": memory}
 
 
 def main(argv=None) -> None:
@@ -101,13 +128,18 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=None)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = run(args.size, args.steps, args.batch_size, args.device)
+    rows = run(args.size, args.steps, args.batch_size, args.device, args.methods)
+    cost = dsic_cost(rows)
+    if cost:
+        print(f"Gated DSIC cost: {cost['step_time_ratio']:.2f}x the step time and {cost['peak_memory_ratio']:.2f}x "
+              f"the peak memory ({cost['memory']}) of the same gated LoRA without selection")
     RESULTS.mkdir(parents=True, exist_ok=True)
     kind = "gpu" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
     path = RESULTS / f"throughput_{args.size}_{kind}.json"
-    path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
+    path.write_text(json.dumps({"environment": environment(), "rows": rows, "dsic_cost": cost}, indent=1))
     print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}")
 
 

@@ -88,10 +88,12 @@ def test_adalora_gets_its_schedule_in_both_front_ends():
 
 def test_max_windows_caps_a_darts_epoch():
     y = TimeSeries.from_values(np.stack([_seasonal(600, s) for s in range(3)], axis=1).astype("float32"))
-    model = TraceModel(input_chunk_length=32, output_chunk_length=8, n_epochs=1, max_windows=96, batch_size=8,
+    model = TraceModel(input_chunk_length=32, output_chunk_length=8, n_epochs=1, max_windows=96, batch_size=24,
                        validation_fraction=0.0, random_state=0, pl_trainer_kwargs=QUIET)
     model.fit(y, verbose=False)
-    assert model.trainer.global_step == 4  # 96 windows / 3 channels = 32 samples = 4 steps of 8
+    # 96 windows / 3 channels = 32 samples; 24 windows a step = 8 samples: 4 steps
+    assert model.trainer.global_step == 4
+    assert model.batch_size == 24  # restored after fitting (prediction batches samples)
 
 
 # ---------------------------------------------------------------------- Gated DSIC's batched draws

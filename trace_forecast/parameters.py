@@ -202,9 +202,9 @@ _TABLE = [
     _p("context_length", 512, "int", integer(8, 4096),
        "History length fed to the backbone: a multiple of the backbone's patch length (8)\n"
        "and at most its context (512)."),
-    _p("max_epochs", 2, "int", integer(1, 10_000),
+    _p("max_epochs", 1, "int", integer(1, 10_000),
        "Passes over the training windows (early stopping on validation loss may stop sooner)."),
-    _p("max_windows", 2048, "int or None", integer(1, optional=True),
+    _p("max_windows", 1024, "int or None", integer(1, optional=True),
        "Training windows per epoch: a random, reproducible subset of all windows\n"
        "(``None`` uses every window; slow on a CPU for long series)."),
     _p("batch_size", 32, "int", integer(1, 65_536), "Windows per optimiser step."),

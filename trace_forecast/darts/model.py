@@ -21,7 +21,7 @@ from darts.utils.serialization import add_safe_globals
 
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.darts.module import TraceModule
-from trace_forecast.darts.validation import check_series, split_for_validation
+from trace_forecast.darts.validation import as_list, check_series, split_for_validation
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
 from trace_forecast.engine.recipe import GRADIENT_CLIP, ClosedFormHeadStart
 from trace_forecast.engine.trainer import DSICSettings, TrainSettings, recipe_callbacks
@@ -117,7 +117,9 @@ class TraceModel(FoundationModel):
         {parameter:max_windows}
             A window is one channel of one Darts training sample.
         {parameter:batch_size}
-            Darts samples per step (each holds one window per channel).
+            A Darts sample holds one window per channel, so a training step takes
+            ``batch_size // n_channels`` samples (at least one); prediction batches
+            ``batch_size`` samples.
         {parameter:max_epochs as n_epochs}
         {parameter:random_state}
         **kwargs
@@ -292,10 +294,13 @@ class TraceModel(FoundationModel):
         self._has_validation = val_series is not None
         cap = self.model_params["max_windows"]
         self._dataset_caps = [cap, None if cap is None else max(1, cap // 4)]
+        # batch_size counts univariate windows, as in the engine: a sample holds one per channel.
+        self.batch_size = max(1, self.model_params["batch_size"] // as_list(given)[0].width)
         try:
             super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
         finally:
             self._dataset_caps = []
+            self.batch_size = self.model_params["batch_size"]
         if isinstance(given, TimeSeries):  # predict() continues the whole series, not its training part
             self.training_series = given
         return self

@@ -31,8 +31,3 @@ class SubsampledTrainingDataset(TorchTrainingDataset):
 
     def __getitem__(self, index: int):
         return self.pool[int(self.indices[index])]
-
-    def pool_subset(self, size: int, seed: int) -> np.ndarray:
-        """``size`` random pool indices (for the head start)."""
-        rng = np.random.default_rng(seed)
-        return np.sort(rng.choice(len(self.pool), size=min(size, len(self.pool)), replace=False))

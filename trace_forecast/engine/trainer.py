@@ -78,7 +78,7 @@ class TrainSettings:
     precision: str | None = None
     random_state: int | None = 0
     verbose: bool = False
-    dsic: DSICSettings = field(default_factory=DSICSettings)
+    dsic: DSICSettings | None = field(default_factory=DSICSettings)  # None: gated LoRA without selection
 
 
 @dataclass
@@ -156,7 +156,7 @@ def recipe_callbacks(
     """
     callbacks: list[Callback] = [] if head_start is None else [head_start]
     lora = network.gated_lora
-    if lora is not None and not lora.selection_frozen:
+    if lora is not None and not lora.selection_frozen and settings.dsic is not None:
         callbacks.append(selection_callback(settings))
     elif network.spec.adapter == "adalora":
         callbacks.append(AdaLoraAllocator())
