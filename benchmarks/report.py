@@ -150,6 +150,68 @@ def anomaly_section(df: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------- figures
+def recipe_section() -> str | None:
+    """The fit-time/accuracy sweep, the defaults against NLinear, Gated DSIC's cost and
+    prediction throughput (``benchmarks.recipe_sweep``, ``benchmarks.throughput``,
+    ``benchmarks.predict_throughput``)."""
+    load = lambda name: json.loads(path.read_text()) if (path := RESULTS / name).exists() else None  # noqa: E731
+    sweep, defaults = load("recipe_sweep.json"), load("recipe_defaults.json")
+    if sweep is None:
+        return None
+    env = ", ".join(f"{k} {v}" for k, v in sweep["environment"].items())
+    rows = sweep["rows"]
+    nl = next(r for r in rows if r.get("method", "").startswith("Darts NLinear"))
+    out = ["## Fine-tuning recipe: defaults chosen from measurements",
+           f"`python -m benchmarks.recipe_sweep` ({env}). Each point fits `TraceForecaster` with the given "
+           "windows per epoch, epochs and batch size (every other setting at its default: closed-form head start "
+           "on up to 4,096 windows, Gated DSIC) on ETTh1's 8,640 training rows (H = 96, lookback 512, its last "
+           f"20 % validate) and on M4 Hourly's 414 series (H = 48). Darts `NLinearModel` (paper configuration, "
+           f"10 epochs, best validation epoch) fitted ETTh1 in {nl['fit_seconds']:.1f} s (median of "
+           f"{len(nl.get('fit_seconds_all', [1]))}) in the same process. ETTh1 MSE over every 4th test window.",
+           "![recipe sweep](figures/recipe_sweep.png)"]
+    grid = [r for r in rows if "max_windows" in r]
+    table = []
+    for r in grid:
+        metric = f"MSE {r['mse']:.4f}" if r["dataset"] == "ETTh1" else f"OWA {r['owa']:.3f} (sMAPE {r['smape']:.2f})"
+        ratio = f"{r['fit_ratio_to_nlinear']:.2f}×" if "fit_ratio_to_nlinear" in r else "–"
+        table.append([r["dataset"], str(r["max_windows"]), str(r["max_epochs"]), str(r["batch_size"]),
+                      f"{r['fit_seconds']:.1f}", ratio, metric, f"{r['peak_rss_mb']:.0f}"])
+    out.append(_table(["data", "windows/epoch", "epochs", "batch", "fit s", "fit / NLinear", "accuracy",
+                       "peak RSS MB"], table))
+    if defaults is not None:
+        d_rows = defaults["rows"]
+        d_nl = next(r for r in d_rows if r.get("method", "").startswith("Darts NLinear"))
+        table = [[r["method"], f"{r['fit_seconds']:.1f} ({', '.join(f'{t:.1f}' for t in r.get('fit_seconds_all', []))})",
+                  f"{r['fit_seconds'] / d_nl['fit_seconds']:.2f}×", f"{r['mse']:.4f} / {r['mae']:.4f}",
+                  f"{r['predict_windows_per_s']:,.0f}"] for r in d_rows]
+        out += ["### The defaults on ETTh1's training split (every test window, stride 1)",
+                f"`python -m benchmarks.recipe_sweep --only-defaults` (same machine): median fit time of "
+                f"{len(d_nl.get('fit_seconds_all', [1]))} fits each. Targets: fit ≤ 3× NLinear and MSE ≤ 0.375.",
+                _table(["method", "fit s (each run)", "fit / NLinear", "MSE / MAE", "predict windows/s"], table)]
+    tp = load("throughput_small_cpu.json")
+    if tp is not None and tp.get("dsic_cost"):
+        cost = tp["dsic_cost"]
+        table = [[r["method"], f"{r['seconds_per_step']:.3f}", f"{r['samples_per_s']:.1f}",
+                  f"{r['peak_rss_mb']:.0f}", f"{r['trainable_parameters']:,}"] for r in tp["rows"]]
+        first = tp["rows"][0]
+        out += ["### Gated DSIC's cost (MOMENT-small size, random weights, CPU fp32)",
+                f"`python -m benchmarks.throughput --size small --batch-size {first['batch_size']} --steps "
+                f"{first['steps']} --device cpu`: each method in a fresh process, default Gated DSIC schedule. "
+                f"TRACE takes **{cost['step_time_ratio']:.2f}×** the step time and **{cost['peak_memory_ratio']:.2f}×** "
+                "the peak memory of the same gated LoRA without selection (targets ≤ 1.3× and ≤ 1.5×).",
+                _table(["method", "s/step", "samples/s", "peak RSS MB", "trainable"], table)]
+    pt = load("predict_throughput.json")
+    if pt is not None:
+        table = [[r["method"], r["path"], r["label"], f"{r['windows']:,}", f"{r['windows_per_s']:,.0f}"]
+                 for r in sorted(pt["rows"], key=lambda r: (r["method"], r["path"], r["label"] != "before"))]
+        out += ["### Prediction throughput (ETTh1 test split, H = 96, every window)",
+                "`python -m benchmarks.predict_throughput`: univariate windows forecast per second, the same fitted "
+                "model timed in one process; \"before\" is the previous version of the package (its last landed "
+                "commit) run by the same script on the same machine.",
+                _table(["model", "path", "version", "windows", "windows/s"], table)]
+    return "\n\n".join(out)
+
+
 def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_example: dict | None, profile: str) -> list[str]:
     import matplotlib
 
@@ -271,6 +333,9 @@ def main(argv=None) -> None:
     if an is not None:
         env = env or an[1]
         parts += ["## Anomaly detection", anomaly_section(an[0])]
+    recipe = recipe_section()
+    if recipe:
+        parts.append(recipe)
     load_json = lambda name: json.loads(path.read_text()) if (path := RESULTS / name).exists() else None  # noqa: E731
     made = figures(None if lh is None else lh[0], load_json(f"anomaly_example_{p}.json"),
                    load_json(f"forecast_example_{p}.json"), p)

@@ -7,13 +7,15 @@ modules to keep; the keep budget decays on a cubic schedule to its target, and a
 the final step the selection is frozen and pruned modules stop training.
 
 Importance (one evaluation): ``draws`` Monte-Carlo draws that share one validation
-batch, each on its own equal share of the batch's items, all in one batched forward and
-backward pass (per-draw copies of the gates separate their gradients). A draw switches on a uniformly random subset of ``k`` modules, where ``k`` is
-the number the schedule will keep at the *next* evaluation, and switches the rest off
-(pruned modules included, so they can come back). With the drawn gates the loss ``L``
-is computed and module ``i`` scores the loss increase if it were removed,
-``-g_i dL/dg_i + g_i^2/2 d2L/dg_i^2`` (second-order Taylor; the Hessian diagonal by
-Hutchinson's estimator, one extra backward pass) *only in draws where it is on*. The
+batch, each on its own equal share of the batch's items, all in one batched pass
+(per-draw copies of the gates separate their gradients). A draw switches on a
+uniformly random subset of ``k`` modules, where ``k`` is the number the schedule will
+keep at the *next* evaluation, and switches the rest off (pruned modules included, so
+they can come back). With the drawn gates the loss ``L`` is computed and module ``i``
+scores the loss increase if it were removed, ``-g_i dL/dg_i + g_i^2/2 d2L/dg_i^2``
+(second-order Taylor; the Hessian diagonal by Hutchinson's estimator, its
+Hessian-vector product a central difference of two gradients, so an evaluation is two
+ordinary forward/backward passes) *only in draws where it is on*. The
 average over those draws estimates the module's contribution in contexts that look
 like the pruned model, which is the conditional consistency Gated DSIC asks for. An
 exponential moving average smooths the estimate across evaluations. Under
@@ -23,7 +25,6 @@ selection, so every rank keeps the same modules.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Any
 
@@ -31,13 +32,14 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
 
 
 IMPORTANCE_RULES = ("taylor2", "magnitude")
+# Gate step of the central difference that gives Hessian-vector products (gates start at 1).
+FD_STEP = 1e-2
 
 
 def top_k_mask(importance: torch.Tensor, k: int) -> torch.Tensor:
@@ -103,7 +105,8 @@ class GatedDSIC(Callback):
         Seed of the draw generator (offset by the rank under data parallelism).
     importance_rule : {"taylor2", "magnitude"}, default="taylor2"
         ``"taylor2"``: expected loss increase if the module were removed, to second
-        order, ``-g dL/dg + g^2/2 d2L/dg2`` (Hessian diagonal by Hutchinson's estimator).
+        order, ``-g dL/dg + g^2/2 d2L/dg2`` (Hessian diagonal by Hutchinson's estimator,
+        Hessian-vector products by a central difference of gradients).
         ``"magnitude"``: ``|g dL/dg|`` (first order, as AdaLoRA's sensitivity). The
         magnitude rule also rewards *harmful* modules (a large gradient that pushes the
         gate to 0); see ``docs/design.md`` for the test that shows it.
@@ -240,8 +243,8 @@ class GatedDSIC(Callback):
 
         All draws share one validation batch, split into ``draws`` equal groups of items;
         each group runs with its own gate mask, and per-draw copies of the gates give
-        every draw its own gradient in one forward and one backward pass (plus one for
-        Hutchinson's Hessian diagonal), instead of ``draws`` passes over whole batches.
+        every draw its own gradient in one forward and one backward pass (two of each for
+        the second-order rule), instead of ``draws`` passes over whole batches.
         """
         lora = self._lora
         masks = random_subset_masks(len(lora), k_on, self.draws, self._generator)
@@ -269,29 +272,34 @@ class GatedDSIC(Callback):
         index = torch.arange(draws * per_draw, device=device)
         batch = take_items(batch, index % items)  # short batches repeat items
         gates = torch.stack([p.detach().float() for p in lora.gates]).to(device)  # [n]
-        draw_gates = gates.expand(draws, n).clone().requires_grad_(True)  # one copy per draw
         z = masks.to(device)
-        item_gates = (z * draw_gates)[index // per_draw].T  # [n, items]
-        second_order = self.importance_rule == "taylor2"
-        # Second-order terms need double backward, which only SDPA's math kernel supports.
-        kernel = sdpa_kernel(SDPBackend.MATH) if second_order else contextlib.nullcontext()
-        with lora.draw(item_gates), torch.enable_grad(), trainer.precision_plugin.forward_context(), kernel:
-            # The batch mean is the mean of the equal-sized draws' losses: times draws, their sum.
-            loss = pl_module.compute_loss(batch).float() * draws
-            (grad,) = torch.autograd.grad(loss, draw_gates, create_graph=second_order)
-            if not second_order:
-                return (gates * grad).abs().detach().cpu()
-            # Hutchinson: v * (H v) estimates the Hessian diagonal in one more backward pass
-            # (the draws' Hessian blocks are independent: they share no items).
-            v = (torch.randint(0, 2, (draws, n), generator=self._generator) * 2 - 1).float().to(device)
-            if grad.requires_grad:
-                (hv,) = torch.autograd.grad((grad * v).sum(), draw_gates, allow_unused=True)
-                hv = torch.zeros_like(grad) if hv is None else hv
-            else:
-                hv = torch.zeros_like(grad)
-            # Loss increase if the module were removed (g -> 0), to second order.
-            values = -gates * grad + 0.5 * gates**2 * (v * hv)
-        return values.detach().float().cpu()
+        loss_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator))
+
+        def draw_gradients(offset: torch.Tensor) -> torch.Tensor:
+            """Every draw's ``dL_d/dg`` at gates ``g + offset`` (``offset [draws, n]``)."""
+            draw_gates = (gates + offset).requires_grad_(True)  # one copy of the gates per draw
+            item_gates = (z * draw_gates)[index // per_draw].T  # [n, items]
+            # The same random state in every pass (the reconstruction loss draws patch masks).
+            with torch.random.fork_rng(devices=[]), lora.draw(item_gates), torch.enable_grad(), \
+                    trainer.precision_plugin.forward_context():
+                torch.manual_seed(loss_seed)
+                # The batch mean is the mean of the equal-sized draws' losses: times draws, their sum.
+                loss = pl_module.compute_loss(batch).float() * draws
+                (grad,) = torch.autograd.grad(loss, draw_gates)
+            return grad.detach()
+
+        if self.importance_rule == "magnitude":
+            return (gates * draw_gradients(torch.zeros(draws, n, device=device))).abs().cpu()
+        # Hutchinson with a central difference of gradients: v * (H v) estimates the Hessian
+        # diagonal. Two ordinary forward/backward passes at g +- eps v; their mean is the
+        # gradient at g (to O(eps^2)). No double backward, so memory stays a training step's.
+        v = (torch.randint(0, 2, (draws, n), generator=self._generator) * 2 - 1).float().to(device)
+        plus, minus = draw_gradients(FD_STEP * v), draw_gradients(-FD_STEP * v)
+        grad = (plus + minus) / 2
+        hv = (plus - minus) / (2 * FD_STEP)
+        # Loss increase if the module were removed (g -> 0), to second order.
+        values = -gates * grad + 0.5 * gates**2 * (v * hv)
+        return values.float().cpu()
 
     # ----------------------------------------------------------------- reporting / state
     def report(self) -> list[dict[str, Any]]:

@@ -1,0 +1,103 @@
+"""Prediction throughput: univariate windows forecast per second on ETTh1's test split.
+
+Paths timed, each on a model fitted once (embedded backbone, H = 96, lookback 512):
+``TraceForecaster.predict_histories`` over every test window; sktime ``evaluate`` with
+``strategy="no-update_params"`` over 40 folds (one ``predict`` per fold, all 7
+channels); Darts ``TraceModel.historical_forecasts(retrain=False)`` over every test
+window; and Darts ``NLinearModel`` through the same call as the reference.
+
+The script runs unchanged against older versions of the package (it passes the
+training settings explicitly), so ``--label before`` in a checkout of the previous
+version and ``--label after`` here measure both on the same machine; rows of both are
+merged into ``benchmarks/results/predict_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+LOOKBACK, HORIZON = 512, 96
+RESULTS = Path(__file__).resolve().parent / "results"
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
+
+
+def _windows(frame):
+    from trace_forecast.datasets import rolling_windows
+
+    hist = [rolling_windows(frame[c].to_numpy(np.float32), LOOKBACK, HORIZON)[0] for c in frame.columns]
+    return np.concatenate(hist)
+
+
+def run(label: str) -> list[dict]:
+    import pandas as pd
+    from darts import TimeSeries
+    from darts.models import NLinearModel
+    from sktime.forecasting.model_evaluation import evaluate
+    from sktime.forecasting.model_selection import ExpandingWindowSplitter
+
+    from trace_forecast import TraceForecaster
+    from trace_forecast.darts import TraceModel
+    from trace_forecast.datasets import load_etth1, standard_split
+
+    split = standard_split(load_etth1(), LOOKBACK)
+    rows = []
+
+    def record(method: str, path: str, windows: int, seconds: float) -> None:
+        rows.append({"label": label, "method": method, "path": path, "windows": windows, "seconds": seconds,
+                     "windows_per_s": windows / seconds})
+        print(rows[-1], flush=True)
+
+    forecaster = TraceForecaster(context_length=LOOKBACK, max_epochs=1, max_windows=1024, random_state=0)
+    forecaster.fit(split.train, fh=np.arange(1, HORIZON + 1))
+    hist = _windows(split.test)
+    forecaster.predict_histories(list(hist[:256]))  # warm-up
+    start = time.perf_counter()
+    forecaster.predict_histories(list(hist))
+    record("TraceForecaster", "predict_histories", len(hist), time.perf_counter() - start)
+
+    frame = pd.concat([split.train, split.test.iloc[LOOKBACK:]]).reset_index(drop=True)
+    folds = 40
+    cv = ExpandingWindowSplitter(fh=np.arange(1, HORIZON + 1), initial_window=len(split.train), step_length=24)
+    start = time.perf_counter()
+    evaluate(forecaster, cv=cv, y=frame.iloc[: len(split.train) + HORIZON + 24 * (folds - 1)],
+             strategy="no-update_params", error_score="raise")
+    record("TraceForecaster", f"sktime evaluate, {folds} folds (no-update_params)", folds * frame.shape[1],
+           time.perf_counter() - start)
+
+    as_ts = lambda f: TimeSeries.from_values(f.to_numpy(np.float32))  # noqa: E731
+    test = as_ts(split.test)
+    for name, model in (
+        ("TraceModel", TraceModel(input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, n_epochs=1,
+                                  random_state=0, pl_trainer_kwargs=QUIET)),
+        ("Darts NLinear", NLinearModel(input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, normalize=True,
+                                       shared_weights=True, n_epochs=1, random_state=0, pl_trainer_kwargs=QUIET)),
+    ):
+        model.fit(as_ts(split.train), max_samples_per_ts=150, verbose=False)
+        start = time.perf_counter()
+        forecasts = model.historical_forecasts(test, start=LOOKBACK, start_format="position", forecast_horizon=HORIZON,
+                                               retrain=False, last_points_only=False, overlap_end=False,
+                                               verbose=False)
+        record(name, "historical_forecasts(retrain=False)", len(forecasts) * test.width, time.perf_counter() - start)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="after")
+    parser.add_argument("--out", type=Path, default=RESULTS / "predict_throughput.json")
+    args = parser.parse_args(argv)
+    rows = run(args.label)
+    old = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
+    merged = [r for r in old if r["label"] != args.label] + rows
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": merged}, indent=1))
+    print(f"{len(merged)} rows -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
