@@ -31,6 +31,21 @@ def test_forward_is_base_plus_gated_scaled_delta():
     torch.testing.assert_close(layer(x), layer.base_layer(x))
 
 
+def test_draw_gates_apply_per_item_and_repeat_over_rows():
+    """Gated DSIC's batched draws: one effective gate per item, repeated over its rows
+    (e.g. the channels of one Darts sample), whatever the stored mask."""
+    layer = _layer()
+    with torch.no_grad():
+        layer.mask.fill_(0.0)
+    x = torch.randn(4, 3, 16)  # 2 items x 2 rows each
+    layer.draw_gate = torch.tensor([0.0, 0.5])
+    delta = x @ layer.lora_A.T @ layer.lora_B.T
+    out = layer(x)
+    layer.draw_gate = None
+    torch.testing.assert_close(out[:2], layer.base_layer(x[:2]))
+    torch.testing.assert_close(out[2:], layer.base_layer(x[2:]) + 0.5 * 2.0 * delta[2:])
+
+
 def test_merge_and_unmerge_are_exact_inverses():
     layer = _layer()
     x = torch.randn(7, 16)

@@ -217,5 +217,5 @@ def test_callers_data_is_never_mutated(make):
 
 
 def test_params_are_stored_unchanged():
-    f = TraceForecaster(backbone="x/y", lora_rank=4, dsic_budget=3, context_length=64)
-    assert f.get_params()["backbone"] == "x/y" and f.dsic_budget == 3 and f.lora_rank == 4
+    f = TraceForecaster(backbone="x/y", lora_rank=4, dsic_budget=0.25, context_length=64)
+    assert f.get_params()["backbone"] == "x/y" and f.dsic_budget == 0.25 and f.lora_rank == 4

@@ -138,8 +138,9 @@ def test_batched_draws_equal_separate_per_draw_gradients():
         items = slice(d * per, (d + 1) * per)
         lora.set_masks(masks[d])
         loss = model.compute_loss((batch[0][items], batch[1][items]))
-        grads = torch.autograd.grad(loss, lora.gates)
-        expected = torch.stack([(g.detach() * gr).abs() for g, gr in zip(lora.gates, grads, strict=True)])
+        grads = torch.autograd.grad(loss, lora.gates, allow_unused=True)  # switched-off modules: unused
+        expected = torch.stack([torch.zeros(()) if gr is None else (g.detach() * gr).abs()
+                                for g, gr in zip(lora.gates, grads, strict=True)])
         on = masks[d] > 0
         torch.testing.assert_close(batched[d][on], expected[on], rtol=1e-5, atol=1e-7)
         assert (batched[d][~on] == 0).all()
@@ -169,9 +170,10 @@ def test_second_order_scores_match_exact_double_backward():
         items = slice(d * per, (d + 1) * per)
         lora.set_masks(masks[d])
         loss = model.compute_loss((batch[0][items], batch[1][items]))
-        grads = torch.autograd.grad(loss, lora.gates, create_graph=True)
-        grad = torch.stack(grads)
-        hv = torch.stack(torch.autograd.grad((grad * v[d]).sum(), lora.gates))
+        grads = torch.autograd.grad(loss, lora.gates, create_graph=True, allow_unused=True)  # off: unused
+        grad = torch.stack([torch.zeros(()) if gr is None else gr for gr in grads])
+        hvs = torch.autograd.grad((grad * v[d]).sum(), lora.gates, allow_unused=True)
+        hv = torch.stack([torch.zeros(()) if h is None else h for h in hvs])
         exact = -gates * grad.detach() + 0.5 * gates**2 * v[d] * hv
         on = masks[d] > 0
         torch.testing.assert_close(scores[d][on], exact[on], rtol=1e-3, atol=1e-4)

@@ -70,6 +70,11 @@ class GatedLoraLinear(nn.Module):
         """``m * g``: the stored mask times the gate."""
         return self.mask * self.gate
 
+    def _switched_off(self) -> bool:
+        """Whether the stored mask is 0, so the update contributes nothing (checked on the
+        CPU only: reading a CUDA mask would synchronise the device on every call)."""
+        return self.mask.device.type == "cpu" and not bool(self.mask)
+
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
         """The update's scale for ``x``: a scalar, or one value per row during a draw."""
         if self.draw_gate is None:
@@ -86,7 +91,7 @@ class GatedLoraLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
-        if self.merged:
+        if self.merged or (self.draw_gate is None and self._switched_off()):
             return out
         delta = (self.lora_dropout(x) @ self.lora_A.t().to(x.dtype)) @ self.lora_B.t().to(x.dtype)
         return out + delta * self._scale(x)

@@ -298,13 +298,12 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         index = self._history.index
         return list(index.names) if isinstance(index, pd.MultiIndex) else None
 
-    def _forecast_at(self, fh, offsets: list[np.ndarray]) -> list[pd.DataFrame]:
-        """One frame per offset: ``(pred + offset) * std + mean`` at the steps of ``fh``.
+    def _forecast_at(self, fh, steps: np.ndarray, offsets: list[np.ndarray]) -> list[pd.DataFrame]:
+        """One frame per offset: ``(pred + offset) * std + mean`` at ``steps`` (of ``fh``).
 
         ``offsets`` are RevIN-space shifts per step (zeros for the point forecast,
         residual quantiles for intervals); the network runs once for all of them.
         """
-        steps = self._horizon(fh)
         self._check_horizon(steps)
         keys, series = self._split(self._history)  # validated when it was stored
         histories = [s[-self.context_length :] for s in series]
@@ -318,13 +317,13 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         ]
 
     def _predict(self, fh, X=None):
-        n_steps = len(self._horizon(fh))
-        return self._forecast_at(fh, [np.zeros(n_steps)])[0]
+        steps = self._horizon(fh)
+        return self._forecast_at(fh, steps, [np.zeros(len(steps))])[0]
 
     def _predict_quantiles(self, fh, X=None, alpha=None):
         steps = self._horizon(fh)
         q = residual_quantiles(self.residuals_, list(alpha), steps - 1)  # [n_alpha, n_steps]
-        frames = self._forecast_at(fh, list(q))
+        frames = self._forecast_at(fh, steps, list(q))
         for frame, a in zip(frames, alpha, strict=True):
             frame.columns = pd.MultiIndex.from_tuples([(c, a) for c in self._columns])
         out = pd.concat(frames, axis=1)

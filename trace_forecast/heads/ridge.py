@@ -18,7 +18,7 @@ from trace_forecast.losses import TARGET_CLIP
 
 MAX_RIDGE_FEATURES = 16384
 # Training windows whose features solve the head (forward passes only, so more than training sees).
-RIDGE_WINDOWS = 4096
+RIDGE_WINDOWS = 8192
 
 
 def ridge_applicable(network) -> bool:

@@ -55,14 +55,17 @@ def _inference_device(device: str) -> torch.device:
     return torch.device("cuda" if accelerator == "gpu" else "cpu")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_normalized(
     network: TraceNetwork, histories: list[np.ndarray], batch_size: int = 256, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Forecast each history: ``(pred [n, H] in RevIN space, mean [n], std [n])``."""
     length = network.spec.context_length
     dev = _inference_device(device)
-    network = network.to(dev).eval()
+    home = next(network.parameters()).device
+    if home != dev:
+        network.to(dev)
+    network.eval()
     preds, means, stds = [], [], []
     for start in range(0, len(histories), batch_size):
         chunk = [left_pad(np.asarray(h, dtype=np.float32), length) for h in histories[start : start + batch_size]]
@@ -72,7 +75,8 @@ def predict_normalized(
         preds.append(pred[:, 0].float().cpu().numpy())
         means.append(mean[:, 0, 0].float().cpu().numpy())
         stds.append(std[:, 0, 0].float().cpu().numpy())
-    network.cpu()
+    if home != dev:
+        network.to(home)
     return np.concatenate(preds), np.concatenate(means), np.concatenate(stds)
 
 
