@@ -9,8 +9,10 @@ model and are scored by OWA against Naive2. Then the *default* ``TraceForecaster
 and the default Darts ``TraceModel`` are fitted on ETTh1's training split and scored on
 every test window (stride 1), with their fit-time ratios to NLinear.
 
-``python -m benchmarks.recipe_sweep`` (about 25 min on 2 CPU cores) writes
-``benchmarks/results/recipe_sweep.json`` and ``docs/figures/recipe_sweep.png``.
+``python -m benchmarks.recipe_sweep --skip-defaults`` (the grid, about 6 min on 2 CPU
+cores) writes ``benchmarks/results/recipe_sweep.json`` and ``docs/figures/recipe_sweep.png``;
+``--only-defaults`` (about 3 min) ``recipe_defaults.json``; ``--ridge`` (about 3 min) the
+default's spread over 5 seeds with 4,096 or 8,192 head-start windows, ``recipe_ridge.json``.
 """
 
 from __future__ import annotations
@@ -188,6 +190,30 @@ def default_rows(split, fh, nl: dict, log) -> list[dict]:
     return [sk, tm]
 
 
+def ridge_rows(split, fh, log, seeds=(0, 1, 2, 3, 4), sizes=(4096, 8192)) -> list[dict]:
+    """The default ``TraceForecaster()`` with the closed-form head start on ``sizes``
+    windows, over ``seeds``: its seed-to-seed spread (every 4th test window)."""
+    import trace_forecast.tasks.forecast as forecast_task
+
+    hist, fut = test_windows(split.test, 4)
+    saved, rows = forecast_task.RIDGE_WINDOWS, []
+    try:
+        for size in sizes:
+            forecast_task.RIDGE_WINDOWS = size
+            for seed in seeds:
+                from trace_forecast import TraceForecaster
+
+                forecaster = TraceForecaster(random_state=seed)
+                with timed() as fit_time:
+                    forecaster.fit(split.train, fh=fh)
+                rows.append({"dataset": "ETTh1", "head_start_windows": size, "seed": seed,
+                             "fit_seconds": fit_time(), "test_stride": 4, **score_etth1(forecaster, hist, fut)})
+                log(rows[-1])
+    finally:
+        forecast_task.RIDGE_WINDOWS = saved
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--test-stride", type=int, default=4)
@@ -195,6 +221,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only-defaults", action="store_true", help="only the default estimators and NLinear")
     parser.add_argument("--skip-defaults", action="store_true", help="only the grid")
     parser.add_argument("--figure-only", action="store_true", help="redraw the figure from the saved results")
+    parser.add_argument("--ridge", action="store_true",
+                        help="only the default estimator's seed spread with 4,096 vs 8,192 head-start windows")
     args = parser.parse_args(argv)
     if args.figure_only:
         rows = json.loads((RESULTS / "recipe_sweep.json").read_text())["rows"]
@@ -204,6 +232,12 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     split = standard_split(load_etth1(), LOOKBACK)
     fh = np.arange(1, HORIZON + 1)
+    if args.ridge:
+        rows = ridge_rows(split, fh, log)
+        path = RESULTS / "recipe_ridge.json"
+        path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=str))
+        print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}")
+        return
     rows = []
     nl = {"dataset": "ETTh1", "method": "Darts NLinear (10 epochs)", **nlinear_etth1(split)}
     rows.append(nl)
