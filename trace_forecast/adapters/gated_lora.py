@@ -55,6 +55,8 @@ class GatedLoraLinear(nn.Module):
         # Set by Gated DSIC during its Monte-Carlo draws: one effective gate per batch item
         # (``[items]``, rows of the input repeat it), replacing ``mask * gate`` when not None.
         self.draw_gate: torch.Tensor | None = None
+        # Set while the closed-form head start reads frozen-backbone features.
+        self.bypassed = False
 
     @property
     def weight(self) -> torch.Tensor:
@@ -91,10 +93,15 @@ class GatedLoraLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
-        if self.merged or (self.draw_gate is None and self._switched_off()):
+        if self.merged or self.bypassed or (self.draw_gate is None and self._switched_off()):
             return out
-        delta = (self.lora_dropout(x) @ self.lora_A.t().to(x.dtype)) @ self.lora_B.t().to(x.dtype)
-        return out + delta * self._scale(x)
+        low = self.lora_dropout(x) @ self.lora_A.t().to(x.dtype)  # [..., r]
+        if self.draw_gate is not None:  # one gate per item: scale the update row by row
+            return out + (low @ self.lora_B.t().to(x.dtype)) * self._scale(x)
+        # One fused multiply-add: out + low @ (scale * B)^T (the scale folds into the r columns of B).
+        scaled_b = self.lora_B.to(x.dtype) * self._scale(x)
+        flat = torch.addmm(out.reshape(-1, out.shape[-1]), low.reshape(-1, self.rank), scaled_b.t())
+        return flat.view(out.shape)
 
     @torch.no_grad()
     def merge(self) -> None:

@@ -115,6 +115,17 @@ class GatedLoraSet:
             for m in self.modules:
                 m.draw_gate = None
 
+    @contextlib.contextmanager
+    def bypassed(self) -> Iterator[None]:
+        """Temporarily compute the frozen backbone alone (every update skipped)."""
+        try:
+            for m in self.modules:
+                m.bypassed = True
+            yield
+        finally:
+            for m in self.modules:
+                m.bypassed = False
+
     @property
     def selection_frozen(self) -> bool:
         """Whether a final selection has frozen the pruned modules (see :meth:`freeze_pruned`)."""

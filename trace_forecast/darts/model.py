@@ -161,7 +161,7 @@ class TraceModel(FoundationModel):
         if not isinstance(input_chunk_length, tuple | list):
             validate({"input_chunk_length": input_chunk_length})
         try:
-            min_icl, max_icl = _parse_input_chunk_length(input_chunk_length)
+            _, max_icl = _parse_input_chunk_length(input_chunk_length)
         except (TypeError, ValueError) as error:
             raise ParameterError(f"input_chunk_length must be an int or (min_length, max_length): {error}") from None
         validate({
