@@ -183,7 +183,7 @@ def test_non_numeric_column_is_rejected(make):
 
 
 def test_too_short_series_says_how_many_are_needed(make):
-    with pytest.raises(DataError, match="at least 20 observations"):
+    with pytest.raises(DataError, match="at least 16 observations"):
         make().fit(_series(10), fh=[12])
 
 

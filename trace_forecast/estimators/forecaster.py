@@ -17,9 +17,8 @@ from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import FRONT_ENDS, check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
 from trace_forecast.tasks.forecast import (
-    MIN_CONTEXT,
     ForecastFit,
-    check_learnable,
+    learnable_context,
     fit_forecast,
     predict_normalized,
     residual_quantiles,
@@ -218,7 +217,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         validate({name: getattr(self, name) for name in FRONT_ENDS[FRONT_END]})
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
-        check_learnable(series, horizon, "y")
+        min_context = learnable_context(series, horizon, "y")
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
         return fit_forecast(
@@ -229,7 +228,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             validation_fraction=self.validation_fraction,
             max_windows=self.max_windows,
             stride=self.window_stride,
-            min_context=MIN_CONTEXT,
+            min_context=min_context,
             init=init,
             head_init=self.head_init,
         )

@@ -6,6 +6,7 @@ The sktime forecaster is a thin translation layer over this module.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,20 +23,42 @@ from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 
 
-# Shortest context a training window may have: one full patch. RevIN needs a few values
-# to estimate a window's scale; with one or two, the normalised targets explode.
+# Context of a training window: at least one full patch. RevIN estimates each window's
+# scale from its context; from one or two values the normalised targets explode (a
+# 5-point series once forecast 195 for a level of 120).
 MIN_CONTEXT = 8
+# Below one patch, series down to this much context still train, with a warning.
+MIN_CONTEXT_FLOOR = 4
 
 
-def check_learnable(series: list[np.ndarray], horizon: int, name: str = "y") -> None:
-    """Raise a :class:`DataError` naming the minimum when no series yields a training window."""
-    need = horizon + MIN_CONTEXT
+class ShortSeriesWarning(UserWarning):
+    """The series are shorter than ``horizon + MIN_CONTEXT``: training windows use less context."""
+
+
+def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y") -> int:
+    """The minimum context of training windows for ``series`` at ``horizon``.
+
+    ``MIN_CONTEXT`` (one patch) when the longest series has ``horizon + 8`` observations;
+    down to ``MIN_CONTEXT_FLOOR`` with a :class:`ShortSeriesWarning` for shorter series;
+    below that, a :class:`DataError` naming the minimum.
+    """
     longest = max((len(s) for s in series), default=0)
-    if longest < need:
-        raise DataError(
-            f"{name} is too short to learn a {horizon}-step forecast: it needs at least {need} observations "
-            f"({MIN_CONTEXT} of context, one patch, plus {horizon} targets), the longest series has {longest}"
+    if longest >= horizon + MIN_CONTEXT:
+        return MIN_CONTEXT
+    if longest >= horizon + MIN_CONTEXT_FLOOR:
+        warnings.warn(
+            f"{name} is short for a {horizon}-step forecast: the longest series has {longest} observations, "
+            f"fewer than the {horizon + MIN_CONTEXT} that give every training window a full patch of context; "
+            f"training windows use {longest - horizon} values of context and the forecast is unreliable",
+            ShortSeriesWarning,
+            stacklevel=3,
         )
+        return longest - horizon
+    raise DataError(
+        f"{name} is too short to learn a {horizon}-step forecast: it needs at least {horizon + MIN_CONTEXT_FLOOR} "
+        f"observations ({MIN_CONTEXT_FLOOR} of context plus {horizon} targets; {horizon + MIN_CONTEXT} for a full "
+        f"patch of context), the longest series has {longest}"
+    )
 
 
 @dataclass
