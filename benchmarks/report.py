@@ -162,7 +162,7 @@ def recipe_section() -> str | None:
     rows = sweep["rows"]
     nl = next(r for r in rows if r.get("method", "").startswith("Darts NLinear"))
     out = ["## Fine-tuning recipe: defaults chosen from measurements",
-           f"`python -m benchmarks.recipe_sweep` ({env}). Each point fits `TraceForecaster` with the given "
+           f"`python -m benchmarks.recipe_sweep --skip-defaults` ({env}). Each point fits `TraceForecaster` with the given "
            "windows per epoch, epochs and batch size (every other setting at its default: closed-form head start "
            "on up to 8,192 windows, Gated DSIC) on ETTh1's 8,640 training rows (H = 96, lookback 512, its last "
            f"20 % validate) and on M4 Hourly's 414 series (H = 48). Darts `NLinearModel` (paper configuration, "
