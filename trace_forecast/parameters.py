@@ -158,7 +158,8 @@ class Parameter:
 
     def numpydoc(self, name: str | None = None, indent: str = "    ") -> str:
         """``name : type, default=...`` and the indented description."""
-        head = f"{name or self.name} : {self.type_doc}, default={self.default!r}"
+        shown = f'"{self.default}"' if isinstance(self.default, str) else repr(self.default)
+        head = f"{name or self.name} : {self.type_doc}, default={shown}"
         body = "\n".join(f"{indent}{line}" if line else "" for line in self.doc.strip().splitlines())
         return f"{head}\n{body}"
 
@@ -187,8 +188,8 @@ _TABLE = [
     _p("dsic_interval", 10, "int", integer(1),
        "Optimiser steps between two Gated DSIC importance evaluations."),
     _p("dsic_draws", 8, "int", integer(1, 1024),
-       "Monte-Carlo gate-mask draws per importance evaluation. All draws share one\n"
-       "batched forward and backward pass over one validation batch."),
+       "Monte-Carlo gate-mask draws per importance evaluation. The draws split one\n"
+       "validation batch between them and share two batched forward/backward passes."),
     _p("dsic_warmup", 0.2, "float", fraction(low_open=False, high_open=True),
        "Fraction of training in [0, 1) before the first selection."),
     _p("dsic_final", 0.7, "float", fraction(low_open=True, high_open=False),
