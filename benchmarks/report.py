@@ -320,7 +320,7 @@ Environment: {env}
 """
 PROFILE_TEXT = {
     "quick": "One seed (0). Each TRACE-family fit trains 1 epoch on a random subset of 512 windows, after the "
-             "closed-form head start (on up to 4,096 windows when these results were produced). Long-horizon metrics are computed over every 4th test "
+             "closed-form head start on up to 8,192 windows. Long-horizon metrics are computed over every 4th test "
              "origin, all channels. Darts NLinear/DLinear train 10 epochs on every training window and keep the best "
              "validation epoch. sktime's MomentFMForecaster trains 1 epoch on every training window (its own loop). "
              "UCR detectors fine-tune on 512 windows. NAB uses the first 2 series (by name) of each category that has "
