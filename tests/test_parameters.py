@@ -156,3 +156,13 @@ def test_short_series_forecast_near_their_level(n):
     pred = forecaster.predict()
     assert np.isfinite(pred.to_numpy()).all()
     assert pred.between(y.min() - 2 * y.std(), y.max() + 2 * y.std()).all(), pred.tolist()
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_every_registered_parameter_in_a_signature_is_validated(front_end):
+    """A front end validates ``FRONT_ENDS[front_end]``: nothing in its signature that the
+    registry defines may be missing from that list."""
+    spelled_back = {v: k for k, v in DARTS_NAMES.items()} if front_end == "TraceModel" else {}
+    names = {spelled_back.get(k, k) for k in signature_defaults(CLASSES[front_end]) if k != "self"}
+    assert {n for n in names if n in PARAMETERS} == set(FRONT_ENDS[front_end]) - (
+        {"learning_rate"} if front_end == "TraceModel" else set())
