@@ -215,7 +215,15 @@ def test_ranks_agree_under_data_parallel_training(tmp_path):
                                  limit_val_batches=0)
             trainer.fit(model, DataLoader(data, batch_size=64), DataLoader(data, batch_size=128))
             out = {{"rank": trainer.global_rank, "kept": sorted(kept(model)), "importance": dsic.importance.tolist()}}
-            open({str(tmp_path)!r} + f"/rank{{trainer.global_rank}}.json", "w").write(json.dumps(out))
+            with open({str(tmp_path)!r} + f"/rank{{trainer.global_rank}}.json", "w") as fh:
+                fh.write(json.dumps(out))
+            # Results are written; skip interpreter teardown, where gloo's threads can abort
+            # the process after a successful run.
+            import os
+            import torch.distributed as dist
+            if dist.is_initialized():
+                dist.barrier()  # both ranks have written their results
+            os._exit(0)
             """
         )
     )
