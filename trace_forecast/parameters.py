@@ -3,8 +3,9 @@
 The four front ends (``TraceForecaster``, ``TraceAnomalyDetector``, the Darts
 ``TraceModel`` and ``TraceAnomalyScorer``) take their shared parameters from
 :data:`PARAMETERS`: their signatures use :func:`default`, their numpydoc entries are
-rendered by :func:`document`, and :func:`validate` checks values with one rule per
-parameter before anything expensive happens (no backbone is loaded to reject a bad
+rendered by :func:`document`, and :func:`validate` checks the values they were given
+(every registered name, unknown names ignored) with one rule per parameter before
+anything expensive happens (no backbone is loaded to reject a bad
 value). The one check that needs the backbone, ``context_length`` against its patch
 length and context, is :func:`check_context_length`.
 
@@ -18,6 +19,7 @@ fraction is expected is refused, because ``1`` and ``1.0`` would mean different 
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -240,20 +242,12 @@ _TABLE = [
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _TABLE}
 
-# Which parameters each front end takes (Darts' spellings mapped by DARTS_NAMES).
-_TRAINING = ("backbone", "adapter", "lora_rank", "lora_targets", "dsic_budget", "dsic_interval", "dsic_draws",
-             "dsic_warmup", "dsic_final", "max_epochs", "max_windows", "batch_size", "learning_rate",
-             "validation_fraction", "random_state")
-_FORECAST = ("head", "temporal_map", "head_init", "reconstruction_weight")
-FRONT_ENDS: dict[str, tuple[str, ...]] = {
-    "TraceForecaster": (*_TRAINING, *_FORECAST, "context_length", "window_stride", "update_epochs", "device",
-                        "verbose"),
-    "TraceAnomalyDetector": (*_TRAINING, "context_length", "window_stride", "mask_ratio", "stride", "threshold",
-                             "percentile", "contamination", "device", "verbose"),
-    "TraceModel": (*_TRAINING, *_FORECAST, "context_length"),
-    "TraceAnomalyScorer": (*_TRAINING, "context_length", "window_stride", "mask_ratio", "stride", "device",
-                           "verbose"),
-}
+def registered_parameters(function: Callable) -> tuple[str, ...]:
+    """The registered parameters that ``function``'s signature takes (Darts' spellings
+    mapped back): a front end's signature is the one list of what it accepts."""
+    spelled = {v: k for k, v in DARTS_NAMES.items()}
+    names = (spelled.get(name, name) for name in inspect.signature(function).parameters)
+    return tuple(name for name in names if name in PARAMETERS)
 
 
 def default(name: str) -> Any:

@@ -150,6 +150,7 @@ class TraceModel(FoundationModel):
         >>> forecast.n_timesteps, forecast.start_time() == series.end_time() + series.freq
         (48, True)
         """
+        arguments = dict(locals())  # the signature is the list of what is validated
         for key, why in _REJECTED.items():
             if kwargs.get(key) not in (None, False):
                 raise ParameterError(f"TraceModel does not accept `{key}`: {why}")
@@ -164,14 +165,7 @@ class TraceModel(FoundationModel):
             _, max_icl = _parse_input_chunk_length(input_chunk_length)
         except (TypeError, ValueError) as error:
             raise ParameterError(f"input_chunk_length must be an int or (min_length, max_length): {error}") from None
-        validate({
-            "input_chunk_length": max_icl, "backbone": backbone, "adapter": adapter, "head": head,
-            "lora_rank": lora_rank, "lora_targets": lora_targets, "dsic_budget": dsic_budget,
-            "dsic_interval": dsic_interval, "dsic_draws": dsic_draws, "dsic_warmup": dsic_warmup,
-            "dsic_final": dsic_final, "temporal_map": temporal_map, "head_init": head_init,
-            "reconstruction_weight": reconstruction_weight, "validation_fraction": validation_fraction,
-            "max_windows": max_windows, "batch_size": batch_size, "n_epochs": n_epochs, "random_state": random_state,
-        })
+        validate({**arguments, "input_chunk_length": max_icl})
         check_context_length(max_icl, PATCH_LENGTH, MAX_INPUT_CHUNK_LENGTH, "input_chunk_length")
         if not 1 <= output_chunk_length + output_chunk_shift <= MAX_OUTPUT_CHUNK_LENGTH:
             raise ParameterError(

@@ -13,7 +13,7 @@ from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.validation import check_series
 from trace_forecast.estimators._common import train_settings
 from trace_forecast.network import NetworkSpec
-from trace_forecast.parameters import FRONT_ENDS, boolean, check_context_length, default, document, validate
+from trace_forecast.parameters import boolean, check_context_length, default, document, validate
 from trace_forecast.params import parameter_report
 from trace_forecast.tasks.reconstruct import fit_reconstruction, reconstruction_scores
 
@@ -103,7 +103,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         random_state: int | None = default("random_state"),
         verbose: bool = default("verbose"),
     ) -> None:
-        validate({name: value for name, value in locals().items() if name in FRONT_ENDS["TraceAnomalyScorer"]})
+        validate(locals())  # every argument (unregistered names are ignored)
         boolean("component_wise", component_wise)
         super().__init__(is_univariate=not component_wise, window=1, window_agg=False)
         self.context_length = context_length

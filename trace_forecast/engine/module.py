@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
+from trace_forecast.engine.recipe import WEIGHT_DECAY, recipe_optimizers
 from trace_forecast.network import TraceNetwork
 
 
@@ -83,11 +83,6 @@ class TraceLightningModule(pl.LightningModule):
         loss = self.compute_loss(batch)
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
         return loss
-
-    def head_start_batches(self):
-        """``(x, input_mask, y)`` training batches for the closed-form head start."""
-        strategy = self.trainer.strategy
-        return limited(strategy.batch_to_device(batch) for batch in self.trainer.train_dataloader)
 
     def configure_optimizers(self):
         return recipe_optimizers(self.network.parameters(), self.learning_rate,

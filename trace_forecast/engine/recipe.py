@@ -12,7 +12,8 @@ and in Darts.
 - Gated DSIC (:class:`~trace_forecast.selection.GatedDSIC`).
 
 :func:`trace_forecast.engine.trainer.recipe_callbacks` lists the callbacks a network needs; a module joins the recipe
-by implementing ``compute_loss(batch)`` and ``head_start_batches()``.
+by implementing ``compute_loss(batch)`` (Gated DSIC's loss) and, unless its head start is
+given a dataset, ``head_start_batches()``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ClosedFormHeadStart(Callback):
 
     Features come from ``dataset`` when given (the engine passes more windows than one
     epoch trains on: forward passes are cheap), else from the module's
-    ``head_start_batches()``. Sums are all-reduced under data parallelism so every rank
+    ``head_start_batches()`` (the Darts module, which draws from Darts' samples). Sums are all-reduced under data parallelism so every rank
     solves the same system. A module with a ``head_initialised`` buffer is skipped when
     it is already set (continued training) and marked afterwards.
     """

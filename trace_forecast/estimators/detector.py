@@ -12,7 +12,7 @@ from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, channels, check_frame
 from trace_forecast.network import NetworkSpec
-from trace_forecast.parameters import FRONT_ENDS, check_context_length, default, document, validate
+from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
 from trace_forecast.tasks.reconstruct import fit_reconstruction, reconstruction_scores
 
@@ -147,7 +147,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def _check_params(self) -> None:
         """Every parameter's rule, before any data or backbone is touched."""
-        validate({name: getattr(self, name) for name in FRONT_ENDS["TraceAnomalyDetector"]})
+        validate(self.get_params(deep=False))
 
     def _scoring_stride(self) -> int:
         return self.stride if self.stride is not None else max(1, self.context_length // 8)

@@ -14,7 +14,7 @@ from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
 from trace_forecast.network import NetworkSpec
-from trace_forecast.parameters import FRONT_ENDS, check_context_length, default, document, validate
+from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
 from trace_forecast.tasks.forecast import (
     ForecastFit,
@@ -24,7 +24,6 @@ from trace_forecast.tasks.forecast import (
     residual_quantiles,
 )
 
-FRONT_END = "TraceForecaster"
 
 
 @document
@@ -214,7 +213,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _check_params(self) -> None:
         """Every parameter's rule, before any data or backbone is touched."""
-        validate({name: getattr(self, name) for name in FRONT_ENDS[FRONT_END]})
+        validate(self.get_params(deep=False))
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
         min_context = learnable_context(series, horizon, "y")
