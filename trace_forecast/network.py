@@ -66,6 +66,34 @@ def random_patch_mask(
     return (~hide).to(input_mask.dtype).repeat_interleave(patch_len, dim=-1)
 
 
+def scheme_patch_mask(
+    input_mask: torch.Tensor, patch_len: int, scheme: str, n_masks: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One random mask per row from the complementary family an anomaly score uses
+    (:mod:`trace_forecast.tasks.scoring`): ``"block"`` hides a contiguous run of
+    ``1 / n_masks`` of the observed patches at a random offset, ``"interleaved"`` every
+    ``n_masks``-th observed patch from a random phase, ``"tail"`` the last ``n_masks``
+    patches. At least one observed patch stays visible. ``[B, L]``, 0 = hidden."""
+    observed = patch_view(input_mask, patch_len).bool()                       # [B, P]
+    n_obs = observed.sum(-1, keepdim=True)
+    first = observed.shape[-1] - n_obs                                         # left padding
+    p = torch.arange(observed.shape[-1], device=input_mask.device)[None, :]
+    u = torch.rand(n_obs.shape, generator=generator, device="cpu").to(input_mask.device)
+    if scheme == "block":
+        length = torch.clamp(torch.ceil(n_obs / n_masks), max=(n_obs - 1).clamp_min(0))
+        start = first + torch.floor(u * (n_obs - length + 1))
+        hide = (p >= start) & (p < start + length)
+    elif scheme == "interleaved":
+        phase = torch.floor(u * n_masks)
+        hide = ((p - first) % n_masks == phase) & (n_obs > 1)
+    elif scheme == "tail":
+        hide = p >= observed.shape[-1] - torch.clamp(n_obs - 1, max=n_masks)
+    else:
+        raise ValueError(f"unknown mask scheme {scheme!r}")
+    hide = hide & observed
+    return (~hide).to(input_mask.dtype).repeat_interleave(patch_len, dim=-1)
+
+
 class TraceNetwork(nn.Module):
     """Backbone + adapter + head. Build it with :func:`build_network`."""
 
@@ -116,10 +144,16 @@ class TraceNetwork(nn.Module):
         ratio: float = 0.3,
         generator: torch.Generator | None = None,
         visible_weight: float = 0.0,
+        scheme: tuple[str, int] | None = None,
     ) -> torch.Tensor:
         """MOMENT's pretraining loss on a fresh random patch mask (``visible_weight``: see
-        :func:`trace_forecast.losses.masked_reconstruction_loss`)."""
-        mask = random_patch_mask(input_mask, self.patch_len, ratio, generator)
+        :func:`trace_forecast.losses.masked_reconstruction_loss`). ``scheme`` = ``(name,
+        n_masks)`` draws the mask from an anomaly score's family instead of hiding a
+        random ``ratio`` of patches (:func:`scheme_patch_mask`)."""
+        if scheme is None or scheme[0] == "none":
+            mask = random_patch_mask(input_mask, self.patch_len, ratio, generator)
+        else:
+            mask = scheme_patch_mask(input_mask, self.patch_len, scheme[0], scheme[1], generator)
         return masked_reconstruction_loss(self.backbone, x, input_mask, mask, visible_weight=visible_weight)
 
     def reconstruct(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ anything expensive happens (no backbone is loaded to reject a bad
 value). The one check that needs the backbone, ``context_length`` against its patch
 length and context, is :func:`check_context_length`.
 
-Darts spells three shared concepts its own way; :data:`DARTS_NAMES` maps them.
+Darts spells some shared concepts its own way; :data:`DARTS_NAMES` maps them
+(``score`` is ``scoring`` in Darts, whose scorers already have a ``score`` method).
 
 Fractions and counts are never mixed: ``dsic_budget``, ``dsic_warmup``,
 ``dsic_final`` and ``validation_fraction`` are fractions (floats) only, and counts
@@ -38,7 +39,7 @@ HEAD_INITS = ("ridge", "default")
 DEVICES = ("auto", "cpu", "cuda", "gpu")
 
 # Darts' own names for shared concepts (TraceModel follows Darts' conventions).
-DARTS_NAMES = {"context_length": "input_chunk_length", "max_epochs": "n_epochs"}
+DARTS_NAMES = {"context_length": "input_chunk_length", "max_epochs": "n_epochs", "score": "scoring"}
 
 Rule = Callable[[str, Any], None]
 
@@ -138,10 +139,10 @@ def lora_targets(name: str, value: Any) -> None:
 
 
 def threshold(name: str, value: Any) -> None:
-    if isinstance(value, str) and value in ("percentile", "contamination"):
+    if isinstance(value, str) and value in ("auto", "percentile", "contamination"):
         return
     if not _is_real(value):
-        _fail(name, "'percentile', 'contamination' or a finite number", value)
+        _fail(name, "'auto', 'percentile', 'contamination' or a finite number", value)
 
 
 # ---------------------------------------------------------------------- the table
@@ -226,9 +227,22 @@ _TABLE = [
        "Epochs of further fine-tuning in ``update(..., update_params=True)``."),
     _p("stride", None, "int or None", integer(1, optional=True),
        "Step between scoring windows; ``None`` uses ``context_length // 8``."),
-    _p("threshold", "percentile", '{"percentile", "contamination"} or float', threshold,
-       "Labelling rule: a percentile of the training scores, the top ``contamination``\n"
-       "share of the scored series, or a fixed score."),
+    _p("score", "block", '{"block", "interleaved", "forecast", "unmasked"}',
+       choice(("block", "interleaved", "forecast", "unmasked")),
+       "Anomaly score of a time step: the error of reconstructions that hid it -- four\n"
+       "complementary masks hiding contiguous quarters of each window (``\"block\"``) or every\n"
+       "fourth patch (``\"interleaved\"``), a forecast of the window's last 16 patches\n"
+       "(``\"forecast\"``), or the unmasked reconstruction (``\"unmasked\"``, MOMENT's)."),
+    _p("score_window", 128, "int", integer(1, 1_000_000),
+       "Smoothing span: a ``score_window``-step centred maximum of the errors'\n"
+       "``score_window // 4``-step moving average (1 = raw errors)."),
+    _p("threshold", "auto", '{"auto", "percentile", "contamination"} or float', threshold,
+       "Labelling rule: ``\"auto\"`` fits a tail model (peaks over threshold) to the\n"
+       "training scores and flags scores exceeded with probability ``risk`` per step;\n"
+       "``\"percentile\"`` a percentile of the training scores; ``\"contamination\"`` the top\n"
+       "``contamination`` share of the scored series; a number is a fixed score."),
+    _p("risk", 1e-4, "float", real(0.0, 1.0, low_open=True, high_open=True),
+       'Per-step probability in (0, 1) that normal data exceeds the ``threshold="auto"`` level.'),
     _p("percentile", 99.0, "float", real(0.0, 100.0, low_open=True, high_open=True),
        'Percentile in (0, 100) of training scores used by ``threshold="percentile"``.'),
     _p("contamination", 0.01, "float", real(0.0, 1.0, low_open=True, high_open=True),

@@ -30,9 +30,11 @@ class TraceLightningModule(pl.LightningModule):
     mask_ratio : float
         Fraction of patches hidden by the masked-reconstruction loss.
     visible_weight : float
-        Weight of the visible patches in reconstruction fine-tuning (anomaly detection
-        scores the *unmasked* reconstruction, so it must stay accurate; 0 is MOMENT's
-        hidden-only objective).
+        Weight of the visible patches in reconstruction fine-tuning (0: MOMENT's
+        hidden-only objective, what the masked anomaly scores need).
+    mask_scheme : (str, int) or None
+        Reconstruction masks drawn from an anomaly score's family (``None``: a random
+        ``mask_ratio`` of patches).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class TraceLightningModule(pl.LightningModule):
         reconstruction_weight: float = 0.0,
         mask_ratio: float = 0.3,
         visible_weight: float = 1.0,
+        mask_scheme: tuple[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -51,6 +54,7 @@ class TraceLightningModule(pl.LightningModule):
         self.reconstruction_weight = reconstruction_weight
         self.mask_ratio = mask_ratio
         self.visible_weight = visible_weight
+        self.mask_scheme = mask_scheme
 
     @property
     def is_forecaster(self) -> bool:
@@ -68,7 +72,7 @@ class TraceLightningModule(pl.LightningModule):
             return loss
         x, input_mask = batch[0], batch[1]
         return self.network.masked_reconstruction_loss(
-            x, input_mask, self.mask_ratio, visible_weight=self.visible_weight
+            x, input_mask, self.mask_ratio, visible_weight=self.visible_weight, scheme=self.mask_scheme
         )
 
     def forward(self, x: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:

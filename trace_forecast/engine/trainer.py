@@ -72,6 +72,7 @@ class TrainSettings:
     reconstruction_weight: float = default("reconstruction_weight")
     mask_ratio: float = default("mask_ratio")
     visible_weight: float = 1.0
+    mask_scheme: tuple[str, int] | None = None
     device: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -193,6 +194,7 @@ def fit_network(
         reconstruction_weight=settings.reconstruction_weight,
         mask_ratio=settings.mask_ratio,
         visible_weight=settings.visible_weight,
+        mask_scheme=settings.mask_scheme,
     )
     history = LossHistory()
     callbacks: list[Callback] = [

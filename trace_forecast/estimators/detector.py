@@ -10,23 +10,32 @@ from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
-from trace_forecast.estimators._frames import as_frame, channels, check_frame
+from trace_forecast.estimators._frames import as_frame, check_frame
 from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
-from trace_forecast.tasks.reconstruct import fit_reconstruction, reconstruction_scores
-
+from trace_forecast.tasks.anomaly import ScoreSettings, fit_anomaly_model
+from trace_forecast.tasks.scoring import segments, tail_threshold
 
 
 @document
 class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
-    """Anomaly detection by reconstruction error of a TRACE-adapted MOMENT-style model.
+    """Anomaly detection by what a TRACE-adapted MOMENT-style model could not reconstruct.
 
     ``fit`` fine-tunes masked-patch reconstruction on (mostly) normal data with the
-    same gated LoRA adapters and Gated DSIC selection as the forecaster. The score of a
-    time step is its squared reconstruction error in the window's normalised scale,
-    averaged over the overlapping windows (every ``stride`` steps) that cover it and
-    over channels, so series of any length are scored.
+    same gated LoRA adapters and Gated DSIC selection as the forecaster, hiding patches
+    the way the score does and scoring only hidden steps. The score of a time step is
+    the absolute error of the reconstructions in which it was *hidden* (``score``),
+    averaged over the overlapping windows (every ``stride`` steps) that cover it,
+    smoothed over ``score_window`` steps, and standardised per channel against the
+    training errors (robust z-score: median and MAD); channels are aggregated by their
+    maximum. Series of any length are scored, in batches of windows (bounded memory).
+
+    ``predict`` returns the flagged points; :meth:`predict_anomaly_segments` the runs
+    of flagged points as intervals. The default ``threshold="auto"`` fits a tail model to
+    the training scores, so normal data flags nothing with high probability (about
+    ``risk`` per step); lower ``risk`` for fewer false alarms, raise it (or use
+    ``threshold="contamination"``) to catch weaker anomalies.
 
     Parameters
     ----------
@@ -40,7 +49,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:dsic_warmup}
     {parameter:dsic_final}
     {parameter:context_length}
+    {parameter:score}
     {parameter:stride}
+    {parameter:score_window}
     {parameter:mask_ratio}
     {parameter:max_epochs}
     {parameter:batch_size}
@@ -51,6 +62,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:threshold}
     {parameter:percentile}
     {parameter:contamination}
+    {parameter:risk}
     {parameter:device}
     {parameter:random_state}
     {parameter:verbose}
@@ -59,7 +71,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     ----------
     network_ : TraceNetwork
     train_scores_ : np.ndarray
-        Scores of the training series (basis of the percentile threshold).
+        Scores of the training series (basis of the ``"auto"`` and percentile thresholds).
+    error_scale_ : ErrorScale
+        Per-channel median and robust scale of the training errors.
     threshold_ : float or None
         Fitted threshold (``None`` for the contamination rule).
     trainable_parameters_ : dict
@@ -104,7 +118,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         dsic_warmup=default("dsic_warmup"),
         dsic_final=default("dsic_final"),
         context_length=default("context_length"),
+        score=default("score"),
         stride=default("stride"),
+        score_window=default("score_window"),
         mask_ratio=default("mask_ratio"),
         max_epochs=default("max_epochs"),
         batch_size=default("batch_size"),
@@ -115,6 +131,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         threshold=default("threshold"),
         percentile=default("percentile"),
         contamination=default("contamination"),
+        risk=default("risk"),
         device=default("device"),
         random_state=default("random_state"),
         verbose=default("verbose"),
@@ -129,7 +146,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.dsic_warmup = dsic_warmup
         self.dsic_final = dsic_final
         self.context_length = context_length
+        self.score = score
         self.stride = stride
+        self.score_window = score_window
         self.mask_ratio = mask_ratio
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -140,6 +159,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.threshold = threshold
         self.percentile = percentile
         self.contamination = contamination
+        self.risk = risk
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -149,8 +169,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         """Every parameter's rule, before any data or backbone is touched."""
         validate(self.get_params(deep=False))
 
-    def _scoring_stride(self) -> int:
-        return self.stride if self.stride is not None else max(1, self.context_length // 8)
+    def _scoring(self) -> ScoreSettings:
+        return ScoreSettings.from_params(self.score, self.stride, self.score_window, self.context_length,
+                                         self.device)
 
     def _values(self, X) -> np.ndarray:
         X = as_frame(X)
@@ -170,12 +191,13 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
                            lora_rank=self.lora_rank,
                            lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
         settings = train_settings(self, mask_ratio=self.mask_ratio)
-        series = channels([X])
-        result = fit_reconstruction(series, backbone, spec, settings, self.validation_fraction,
-                                    self.max_windows, self.window_stride, min_context=1)
+        result, self.error_scale_, self.train_scores_ = fit_anomaly_model(
+            [values], backbone, spec, settings, self._scoring(), self.validation_fraction, self.max_windows,
+            self.window_stride)
         store_fit(self, result)
-        self.train_scores_ = reconstruction_scores(self.network_, values, self._scoring_stride(), device=self.device)
-        if self.threshold == "percentile":
+        if self.threshold == "auto":
+            self.threshold_ = tail_threshold(self.train_scores_, self.risk)
+        elif self.threshold == "percentile":
             self.threshold_ = float(np.percentile(self.train_scores_, self.percentile))
         elif self.threshold == "contamination":
             self.threshold_ = None
@@ -184,7 +206,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return self
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
-        return reconstruction_scores(self.network_, self._values(X), self._scoring_stride(), device=self.device)
+        return self.error_scale_.standardise(self._scoring().errors(self.network_, self._values(X)))
 
     def _transform_scores(self, X):
         return pd.DataFrame({"scores": self._scores(X)}, index=as_frame(X).index)
@@ -203,11 +225,27 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _predict(self, X):
         return pd.Series(self._flagged(self._scores(X)), dtype="int64")
 
+    def predict_anomaly_segments(self, X) -> pd.DataFrame:
+        """Runs of flagged points: one row per anomalous segment, ``"ilocs"`` a
+        left-closed ``pd.Interval`` of ``iloc`` positions (sktime's segment convention)
+        and ``"score"`` the segment's largest score."""
+        self.check_is_fitted()
+        scores = self._scores(as_frame(self._check_X(X)))
+        flags = np.zeros(len(scores), dtype=bool)
+        flags[self._flagged(scores)] = True
+        runs = segments(flags)
+        return pd.DataFrame({
+            "ilocs": pd.IntervalIndex.from_tuples(runs, closed="left") if runs else pd.IntervalIndex([], closed="left"),
+            "score": [float(scores[a:b].max()) for a, b in runs],
+        })
+
     @classmethod
     def get_test_params(cls, parameter_set="default"):
         """Tiny configurations that fit in about a second on a CPU."""
         fast = {"context_length": 32, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
         return [
             {**fast, "dsic_interval": 1, "dsic_draws": 2},
-            {**fast, "adapter": "none", "threshold": "contamination", "contamination": 0.05},
+            {**fast, "adapter": "none", "score": "unmasked", "score_window": 1, "threshold": "contamination",
+             "contamination": 0.05},
+            {**fast, "adapter": "none", "score": "forecast", "threshold": "percentile"},
         ]

@@ -1,0 +1,59 @@
+"""Anomaly detection shared by the sktime detector and the Darts scorer: fine-tune on
+normal data with the score's own masks, then standardise the errors against the
+training errors (one code path, so both front ends give identical scores)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trace_forecast.backbone.moment import MomentBackbone
+from trace_forecast.engine import TrainSettings
+from trace_forecast.engine.trainer import FitResult
+from trace_forecast.network import NetworkSpec, TraceNetwork
+from trace_forecast.tasks.reconstruct import fit_reconstruction
+from trace_forecast.tasks.scoring import SCORES, ErrorScale, channel_errors
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How a fitted network scores: the ``score`` variant, window stride and smoothing."""
+
+    score: str
+    stride: int
+    score_window: int
+    device: str = "cpu"
+
+    @classmethod
+    def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
+                    device: str) -> ScoreSettings:
+        return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device)
+
+    def errors(self, network: TraceNetwork, values: np.ndarray) -> np.ndarray:
+        """Smoothed hidden-step errors ``[T, C]`` of a ``[T, C]`` array."""
+        return channel_errors(network, values, self.score, self.stride, self.score_window, device=self.device)
+
+
+def fit_anomaly_model(
+    series: list[np.ndarray],
+    backbone: MomentBackbone,
+    spec: NetworkSpec,
+    settings: TrainSettings,
+    scoring: ScoreSettings,
+    validation_fraction: float,
+    max_windows: int | None,
+    window_stride: int,
+) -> tuple[FitResult, ErrorScale, np.ndarray]:
+    """Fine-tune masked reconstruction on ``series`` (``[T, C]`` arrays) with masks drawn
+    from the score's family and only hidden steps in the loss (what the score measures),
+    then fit the per-channel error scale. Returns the fit, the scale and the training
+    scores (all series concatenated, channels aggregated)."""
+    channels = [s[:, c] for s in series for c in range(s.shape[1])]
+    settings.mask_scheme = SCORES[scoring.score] if scoring.score != "unmasked" else None
+    settings.visible_weight = 0.0 if scoring.score != "unmasked" else 1.0
+    result = fit_reconstruction(channels, backbone, spec, settings, validation_fraction, max_windows,
+                                window_stride, min_context=1)
+    errors = np.concatenate([scoring.errors(result.network, s) for s in series])
+    scale = ErrorScale.fit(errors)
+    return result, scale, scale.standardise(errors)

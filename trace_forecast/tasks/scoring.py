@@ -1,0 +1,232 @@
+"""Per-time-step anomaly scores: the error of reconstructions that did not see the step.
+
+A reconstruction model that sees a step can copy it, anomaly included (our backbone's
+second pretraining stage made visible patches near-exact copies), so every scheme except
+``"none"`` scores a step only from reconstructions in which its patch was *hidden*:
+
+- ``"interleaved"``: ``n_masks`` complementary masks per window; mask ``k`` hides the
+  patches ``p`` with ``p % n_masks == k``, so every patch is hidden exactly once and is
+  reconstructed from both neighbours (the last patch of a window from its left side only,
+  so a series' end is scored like its middle).
+- ``"block"``: ``n_masks`` complementary masks hiding contiguous blocks of patches.
+- ``"tail"``: the last ``n_masks`` patches of each window are hidden (a forecast
+  residual); the first steps of a series, which have no history, get the median score.
+- ``"none"``: the unmasked reconstruction (MOMENT's scoring; kept for comparison).
+
+Windows end every ``stride`` steps and at the series end (left-padded where the series is
+shorter than the context), so each step is scored ``context / stride`` times on average
+and the errors are averaged. Errors are absolute, in the series' own units (``unit=
+"series"``) or in each window's RevIN units (``unit="window"``). Windows are streamed in
+batches: memory is bounded by ``batch_size`` whatever the series length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trace_forecast.engine.trainer import resolve_accelerator
+from trace_forecast.network import TraceNetwork
+
+MASK_SCHEMES = ("interleaved", "block", "tail", "none")
+UNITS = ("series", "window")
+
+
+def hidden_patches(scheme: str, n_patches: int, n_masks: int) -> np.ndarray:
+    """Boolean ``[K, n_patches]``: which patches each of the ``K`` masks hides."""
+    p = np.arange(n_patches)
+    if scheme == "interleaved":
+        return p[None, :] % n_masks == np.arange(n_masks)[:, None]
+    if scheme == "block":
+        return (p[None, :] * n_masks) // n_patches == np.arange(n_masks)[:, None]
+    if scheme == "tail":
+        return (p >= n_patches - n_masks)[None, :]
+    if scheme == "none":
+        return np.zeros((1, n_patches), dtype=bool)
+    raise ValueError(f"unknown mask scheme {scheme!r}; choose from {MASK_SCHEMES}")
+
+
+def window_masks(scheme: str, n_patches: int, n_masks: int, observed_patches: int) -> tuple[str, np.ndarray]:
+    """The masks for windows whose last ``observed_patches`` patches hold data (a series
+    shorter than the context is one left-padded window): masks are laid over the observed
+    patches only and always leave one visible. Returns the scheme actually used (``"none"``
+    when a single patch leaves nothing to hide) and the ``[K, n_patches]`` masks."""
+    observed = min(n_patches, observed_patches)
+    if scheme != "none" and observed < 2:
+        scheme = "none"
+    k = min(n_masks, observed - 1) if scheme == "tail" else min(n_masks, observed)
+    hide = hidden_patches(scheme, observed, max(k, 1))
+    return scheme, np.concatenate([np.zeros((len(hide), n_patches - observed), bool), hide], axis=1)
+
+
+def window_ends(n: int, length: int, stride: int, first: int | None = None) -> np.ndarray:
+    """End positions (exclusive) of the scoring windows: every ``stride`` steps from
+    ``first`` (default: the first full window) and always the series end."""
+    first = min(length, n) if first is None else min(first, n)
+    ends = np.arange(first, n + 1, stride)
+    if len(ends) == 0 or ends[-1] != n:
+        ends = np.append(ends, n)
+    return ends
+
+
+def _batches(ends: np.ndarray, batch: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(ends), batch):
+        yield ends[i : i + batch]
+
+
+@torch.inference_mode()
+def step_errors(
+    network: TraceNetwork,
+    series: np.ndarray,
+    scheme: str = "block",
+    n_masks: int = 4,
+    stride: int = 64,
+    unit: str = "series",
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Mean absolute error ``[T]`` of each step of a univariate ``series`` over the
+    reconstructions in which the step was hidden (``scheme="none"``: all of them)."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; choose from {UNITS}")
+    accelerator, _ = resolve_accelerator(device)
+    dev = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    backbone = network.backbone.to(dev).eval()
+    length, patch = network.spec.context_length, backbone.patch_len
+    n = len(series)
+    scheme, hide = window_masks(scheme, length // patch, n_masks, -(-n // patch))
+    scored = torch.from_numpy(np.repeat(hide, patch, axis=1)).to(dev)            # [K, L] hidden steps
+    shown_steps = (~scored).float()
+    if scheme == "none":
+        scored = ~scored
+    k = len(hide)
+    first = (int(hide[0].sum()) + 1) * patch if scheme == "tail" else None
+    ends = window_ends(n, length, stride, first)
+    padded = np.concatenate([np.zeros(length, np.float32), np.asarray(series, np.float32)])
+    observed = np.concatenate([np.zeros(length, np.float32), np.ones(n, np.float32)])
+    total = np.zeros(n + length)
+    count = np.zeros(n + length)
+    for chunk in _batches(ends, max(1, batch_size // k)):
+        idx = chunk[:, None] + np.arange(length)[None, :]                         # padded coords
+        b = len(chunk)
+        x = torch.from_numpy(padded[idx]).to(dev).repeat_interleave(k, 0)[:, None, :]   # [b*K, 1, L]
+        obs = torch.from_numpy(observed[idx]).to(dev).repeat_interleave(k, 0)
+        enc = backbone.encode(x, obs, shown_steps.repeat(b, 1))
+        rec = backbone.head(enc.tokens)
+        err = (rec.float() - backbone.normalizer.normalize(x, enc.mean, enc.std).float()).abs()[:, 0]
+        if unit == "series":
+            err = err * enc.std.float()[:, 0]
+        weight = (scored.repeat(b, 1) & obs.bool()).float()
+        err = (err * weight).reshape(b, k, length).sum(1).cpu().numpy()
+        hits = weight.reshape(b, k, length).sum(1).cpu().numpy()
+        total += np.bincount(idx.ravel(), err.ravel(), minlength=len(total))
+        count += np.bincount(idx.ravel(), hits.ravel(), minlength=len(count))
+    total, count = total[length:], count[length:]
+    out = total / np.maximum(count, 1)
+    if (count == 0).any():
+        out[count == 0] = np.median(out[count > 0]) if (count > 0).any() else 0.0
+    return out
+
+
+# --------------------------------------------------------------------------- scores
+# The user-facing ``score`` variants: (mask scheme, masks per window or hidden tail patches).
+SCORES: dict[str, tuple[str, int]] = {
+    "block": ("block", 4),
+    "interleaved": ("interleaved", 4),
+    "forecast": ("tail", 16),
+    "unmasked": ("none", 1),
+}
+TIE_BREAK = 0.01
+MAD_TO_SD = 1.4826
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average along axis 0 (shorter windows at the ends)."""
+    if window <= 1 or len(values) == 0:
+        return values
+    csum = np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])
+    t = np.arange(len(values))
+    lo = np.clip(t - window // 2, 0, len(values))
+    hi = np.clip(t - window // 2 + window, 0, len(values))
+    width = (hi - lo).reshape(-1, *([1] * (values.ndim - 1)))
+    return (csum[hi] - csum[lo]) / width
+
+
+def smooth_errors(errors: np.ndarray, window: int) -> np.ndarray:
+    """A ``window``-step centred maximum of the errors' ``window // 4``-step moving
+    average (axis 0): the average damps single noisy steps, the maximum keeps a short
+    anomaly at its full height and spreads it over its surroundings (anomalies are
+    events with an extent; measured against plain averaging in ``docs/benchmarks.md``).
+    A hundredth of the average is added so that the top of the maximum's plateau stays
+    on the anomaly itself (the highest score points at the most anomalous step)."""
+    if window <= 1:
+        return errors
+    from scipy.ndimage import maximum_filter1d
+
+    average = moving_average(errors, max(1, window // 4))
+    return maximum_filter1d(average, window, axis=0, mode="nearest") + TIE_BREAK * average
+
+
+def channel_errors(
+    network: TraceNetwork,
+    values: np.ndarray,
+    score: str,
+    stride: int,
+    score_window: int,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Smoothed hidden-step errors ``[T, C]`` of a ``[T, C]`` array, channel by channel."""
+    scheme, n_masks = SCORES[score]
+    cols = [step_errors(network, values[:, c], scheme, n_masks, stride, "series", batch_size, device)
+            for c in range(values.shape[1])]
+    return smooth_errors(np.stack(cols, axis=1), score_window)
+
+
+@dataclass(frozen=True)
+class ErrorScale:
+    """Robust per-channel standardisation of errors against the training errors, so that
+    channels and series of any scale and noise level compare: ``(e - median) / (1.4826 MAD)``."""
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, errors: np.ndarray) -> ErrorScale:
+        center = np.median(errors, axis=0)
+        mad = MAD_TO_SD * np.median(np.abs(errors - center), axis=0)
+        floor = 1e-6 * np.maximum(np.abs(center), 1e-12)       # constant training errors
+        return cls(center, np.maximum(mad, np.maximum(floor, 1e-12)))
+
+    def standardise(self, errors: np.ndarray, component_wise: bool = False) -> np.ndarray:
+        """Per-channel z-scores ``[T, C]`` or, aggregated over channels (max), ``[T]``."""
+        z = (errors - self.center) / self.scale
+        return z if component_wise else z.max(axis=1)
+
+
+def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.05) -> float:
+    """Peaks-over-threshold (SPOT, Siffer et al. KDD 2017): fit a generalised Pareto
+    distribution to the top ``tail_share`` of the training scores and return the score
+    exceeded with probability ``risk`` per time step. Never below the largest training
+    score: normal data like the training series flags nothing."""
+    from scipy.stats import genpareto
+
+    scores = np.sort(np.asarray(train_scores, float))
+    top = float(scores[-1]) if len(scores) else 0.0
+    u = float(np.quantile(scores, 1 - tail_share)) if len(scores) else 0.0
+    excess = scores[scores > u] - u
+    if len(excess) < 10 or np.ptp(excess) == 0:
+        return top + abs(top) * 0.1 + 1e-6
+    gamma, _, sigma = genpareto.fit(excess, floc=0.0)
+    ratio = risk * len(scores) / len(excess)
+    level = u - sigma * np.log(ratio) if abs(gamma) < 1e-6 else u + sigma / gamma * (ratio ** -gamma - 1)
+    return float(level) if np.isfinite(level) else top + abs(top) * 0.1 + 1e-6
+
+
+def segments(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, end)`` (end exclusive) of each run of ``True`` in ``flags``."""
+    edges = np.diff(np.concatenate([[0], np.asarray(flags, int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
