@@ -5,12 +5,15 @@ hit (top-scored point after the prefix within 100 steps of the labelled anomaly)
 rank of the best anomalous point. NAB: fit on the first 30 % of each series (NAB's
 probationary period is 15 %; 30 % gives fittable scorers enough windows), score the whole
 series against ``combined_windows.json``; best F1 with and without point adjustment,
-VUS-ROC / VUS-PR (buffers 0..100) and AUC-PR. The ``quick`` profile uses the first
-``nab_per_category`` series (sorted by name) of every category that has anomalies.
+VUS-ROC / VUS-PR (buffers 0..100), AUC-ROC and AUC-PR. Every NAB series with anomalies
+(52) unless a profile sets ``nab_per_category`` (then the first series, sorted by name,
+of every category).
 
-Methods on the same embedded backbone through ``TraceAnomalyDetector``: TRACE (Gated DSIC,
-masked-reconstruction fine-tuning) and zero-shot reconstruction; peers: PyOD ``IForest`` on
-sliding windows and Darts ``KMeansScorer``.
+Methods: the default ``TraceAnomalyDetector`` (TRACE: Gated DSIC, masked-reconstruction
+fine-tuning, block-masked score) and the same detector zero-shot (``adapter="none"``), on
+the embedded backbone; peers: PyOD ``IForest`` on sliding windows, Darts
+``KMeansScorer``, sktime's ``MomentFMAnomalyDetector`` (NAB), and two detectors that cost
+nothing: the z-scored absolute first difference and a rolling-window z-score.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from benchmarks.common import RESULTS, PeakMemory, Profile, require, timed
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import best_f1, ucr_hit, vus
 
-CONTEXT, STRIDE, WINDOW = 512, 64, 128
+CONTEXT, WINDOW = 512, 128
+ROLLING_WINDOW = 64
 NAB_FIT_SHARE = 0.3
 VUS_BUFFER = 100
 
@@ -88,8 +92,7 @@ def _windows(values: np.ndarray, w: int) -> np.ndarray:
 def score_trace(values, train_end, adapter: str, profile: Profile, seed: int):
     from trace_forecast import TraceAnomalyDetector
 
-    detector = TraceAnomalyDetector(adapter=adapter, context_length=CONTEXT, stride=STRIDE, max_epochs=profile.epochs,
-                                    max_windows=profile.ucr_train_windows, random_state=seed)
+    detector = TraceAnomalyDetector(adapter=adapter, random_state=seed)  # every other setting at its default
     train = pd.DataFrame({"x": values[:train_end]})
     with PeakMemory() as mem, timed() as fit_time:
         detector.fit(train)
@@ -98,6 +101,29 @@ def score_trace(values, train_end, adapter: str, profile: Profile, seed: int):
     params = int(detector.get_fitted_params()["total_trainable"]) if adapter != "none" else 0
     return scores, {"trainable_parameters": params, "fit_seconds": fit_time(),
                     "score_points_per_s": len(values) / score_time(), "peak_rss_mb": mem.peak_rss / 2**20}
+
+
+def _free(scores: np.ndarray, seconds: float, n: int) -> tuple[np.ndarray, dict]:
+    return scores, {"trainable_parameters": 0, "fit_seconds": 0.0, "score_points_per_s": n / max(seconds, 1e-9),
+                    "peak_rss_mb": 0.0}
+
+
+def score_first_difference(values, train_end, profile: Profile, seed: int):
+    """|x_t - x_{t-1}|, z-scored with the training prefix's mean and deviation."""
+    with timed() as score_time:
+        d = np.abs(np.diff(values, prepend=values[0]))
+        scores = (d - d[:train_end].mean()) / (d[:train_end].std() + 1e-12)
+    return _free(scores, score_time(), len(values))
+
+
+def score_rolling_z(values, train_end, profile: Profile, seed: int):
+    """|x_t - mean| / sd over the preceding ``ROLLING_WINDOW`` steps."""
+    with timed() as score_time:
+        s = pd.Series(values)
+        mean = s.rolling(ROLLING_WINDOW, min_periods=2).mean().shift(1)
+        sd = s.rolling(ROLLING_WINDOW, min_periods=2).std().shift(1)
+        scores = np.abs(((s - mean) / (sd + 1e-12)).fillna(0.0).to_numpy())
+    return _free(scores, score_time(), len(values))
 
 
 def score_iforest(values, train_end, profile: Profile, seed: int):
@@ -169,6 +195,8 @@ SCORERS = {
     "zero-shot reconstruction": lambda v, e, p, s: score_trace(v, e, "none", p, s),
     "PyOD IForest (windows)": score_iforest,
     "Darts KMeansScorer": score_kmeans,
+    "z-scored first difference": score_first_difference,
+    f"rolling z-score ({ROLLING_WINDOW})": score_rolling_z,
 }
 
 
@@ -209,10 +237,11 @@ def run(profile: Profile, log=print) -> list[dict]:
             for seed in profile.seeds if method != "zero-shot reconstruction" else profile.seeds[:1]:
                 scores, extra = scorer(values, train_end, profile, seed)
                 vus_roc, vus_pr = vus(scores, labels, VUS_BUFFER)
-                _, auc_pr = vus(scores, labels, 0, steps=1)
+                auc_roc, auc_pr = vus(scores, labels, 0, steps=1)
                 rows.append({"dataset": series["name"], "benchmark": "NAB", "method": method, "seed": seed,
                              "profile": profile.name, "f1": best_f1(scores, labels),
                              "f1_point_adjusted": best_f1(scores, labels, point_adjust=True),
-                             "vus_roc": vus_roc, "vus_pr": vus_pr, "auc_pr": auc_pr, **extra})
+                             "vus_roc": vus_roc, "vus_pr": vus_pr, "auc_roc": auc_roc, "auc_pr": auc_pr,
+                             **extra})
                 log(rows[-1])
     return rows

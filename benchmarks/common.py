@@ -40,13 +40,12 @@ class Profile:
     epochs: int
     test_stride: int             # every k-th test origin (1 = every window)
     nab_per_category: int | None  # NAB series per category (None = all)
-    ucr_train_windows: int
     darts_epochs: int
 
 
 PROFILES = {
-    "quick": Profile("quick", (0,), 512, 1, 4, 2, 512, 10),
-    "full": Profile("full", (0, 1, 2), None, 5, 1, None, 8192, 10),
+    "quick": Profile("quick", (0,), 512, 1, 4, None, 10),
+    "full": Profile("full", (0, 1, 2), None, 5, 1, None, 10),
 }
 
 

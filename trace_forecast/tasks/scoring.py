@@ -140,6 +140,7 @@ SCORES: dict[str, tuple[str, int]] = {
     "unmasked": ("none", 1),
 }
 TIE_BREAK = 0.01
+TRAIN_MARGIN = 1.25
 MAD_TO_SD = 1.4826
 
 
@@ -219,11 +220,12 @@ def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.
     u = float(np.quantile(scores, 1 - tail_share)) if len(scores) else 0.0
     excess = scores[scores > u] - u
     if len(excess) < 10 or np.ptp(excess) == 0:
-        return top + abs(top) * 0.1 + 1e-6
+        return max(TRAIN_MARGIN * top, top + 1e-6)
     gamma, _, sigma = genpareto.fit(excess, floc=0.0)
     ratio = risk * len(scores) / len(excess)
     level = u - sigma * np.log(ratio) if abs(gamma) < 1e-6 else u + sigma / gamma * (ratio ** -gamma - 1)
-    return float(level) if np.isfinite(level) else top + abs(top) * 0.1 + 1e-6
+    level = float(level) if np.isfinite(level) else top
+    return max(level, TRAIN_MARGIN * top, top + 1e-6)
 
 
 def segments(flags: np.ndarray) -> list[tuple[int, int]]:
