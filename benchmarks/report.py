@@ -125,6 +125,13 @@ def m4_section(df: pd.DataFrame) -> str:
     return "### M4 Hourly (414 series, H = 48)\n\n" + _table(["method", "sMAPE", "MASE", "OWA", "trainable params", "fit s"], rows)
 
 
+def _first_per_category(names, k: int) -> list[str]:
+    by: dict[str, list[str]] = {}
+    for name in sorted(names):
+        by.setdefault(name.split("/")[0], []).append(name)
+    return [n for names_ in by.values() for n in names_[:k]]
+
+
 def anomaly_section(df: pd.DataFrame) -> str:
     out = []
     ucr = df[df["benchmark"] == "UCR"]
@@ -142,10 +149,18 @@ def anomaly_section(df: pd.DataFrame) -> str:
         rows = []
         for method in _order(nab["method"].unique()):
             m = nab[nab["method"] == method]
-            rows.append([method, *(f"{m[c].mean():.3f}" for c in ("f1", "f1_point_adjusted", "vus_roc", "vus_pr", "auc_pr")),
+            auc = m["auc_roc"] if "auc_roc" in m else pd.Series(dtype=float)
+            rows.append([method, *(f"{m[c].mean():.3f}" for c in ("f1", "f1_point_adjusted", "vus_roc", "vus_pr")),
+                         f"{auc.mean():.3f}", f"{m['auc_pr'].mean():.3f}", f"{int((auc < 0.5).sum())}",
                          f"{m['fit_seconds'].median():.1f}"])
         out.append(f"### NAB ({nab['dataset'].nunique()} series, mean over series)\n\n" + _table(
-            ["method", "best F1", "best F1 (point-adjusted)", "VUS-ROC", "VUS-PR", "AUC-PR", "median fit s"], rows))
+            ["method", "best F1", "best F1 (point-adjusted)", "VUS-ROC", "VUS-PR", "AUC-ROC", "AUC-PR",
+             "series with AUC-ROC < 0.5", "median fit s"], rows))
+        subset = nab[nab["dataset"].isin(_first_per_category(nab["dataset"].unique(), 2))]
+        rows = [[method, f"{m['f1'].mean():.3f}", f"{m['vus_roc'].mean():.3f}"]
+                for method in _order(subset["method"].unique()) for m in [subset[subset["method"] == method]]]
+        out.append(f"The {subset['dataset'].nunique()}-series subset earlier reports used (first two series of "
+                   "each category):\n\n" + _table(["method", "best F1", "VUS-ROC"], rows))
     return "\n\n".join(out)
 
 

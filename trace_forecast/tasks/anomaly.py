@@ -54,6 +54,6 @@ def fit_anomaly_model(
     settings.visible_weight = 0.0 if scoring.score != "unmasked" else 1.0
     result = fit_reconstruction(channels, backbone, spec, settings, validation_fraction, max_windows,
                                 window_stride, min_context=1)
-    errors = np.concatenate([scoring.errors(result.network, s) for s in series])
-    scale = ErrorScale.fit(errors)
-    return result, scale, scale.standardise(errors)
+    errors = [scoring.errors(result.network, s) for s in series]
+    scale = ErrorScale.fit(errors, spec.context_length)
+    return result, scale, np.concatenate([scale.standardise(e) for e in errors])

@@ -141,6 +141,7 @@ SCORES: dict[str, tuple[str, int]] = {
 }
 TIE_BREAK = 0.01
 TRAIN_MARGIN = 1.25
+MIN_ZONE_STEPS = 64
 MAD_TO_SD = 1.4826
 
 
@@ -187,32 +188,60 @@ def channel_errors(
     return smooth_errors(np.stack(cols, axis=1), score_window)
 
 
+def zones(n: int, edge: int) -> np.ndarray:
+    """Position class of each of ``n`` steps: 0 = the first ``edge`` steps, 2 = the last
+    ``edge`` (after the first), 1 = the middle. Edge steps are covered by fewer windows
+    and reconstructed from one side, so their errors are larger and noisier."""
+    t = np.arange(n)
+    return np.where(t < edge, 0, np.where(t >= n - edge, 2, 1))
+
+
 @dataclass(frozen=True)
 class ErrorScale:
-    """Robust per-channel standardisation of errors against the training errors, so that
-    channels and series of any scale and noise level compare: ``(e - median) / (1.4826 MAD)``."""
+    """Robust per-channel standardisation of errors against the training errors at the
+    same position class (series start, middle, end; :func:`zones`), so that channels,
+    series of any scale and noise level, and a series' ends compare:
+    ``(e - median) / (1.4826 MAD)``. ``center`` and ``scale`` are ``[3, C]``."""
 
     center: np.ndarray
     scale: np.ndarray
+    edge: int
 
-    @classmethod
-    def fit(cls, errors: np.ndarray) -> ErrorScale:
+    @staticmethod
+    def _robust(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         center = np.median(errors, axis=0)
         mad = MAD_TO_SD * np.median(np.abs(errors - center), axis=0)
         floor = 1e-6 * np.maximum(np.abs(center), 1e-12)       # constant training errors
-        return cls(center, np.maximum(mad, np.maximum(floor, 1e-12)))
+        return center, np.maximum(mad, np.maximum(floor, 1e-12))
+
+    @classmethod
+    def fit(cls, errors: list[np.ndarray], edge: int) -> ErrorScale:
+        """From the ``[T, C]`` errors of each training series; a position class with
+        fewer than ``MIN_ZONE_STEPS`` training steps uses all steps' statistics."""
+        pooled = cls._robust(np.concatenate(errors))
+        centers, scales = [], []
+        for zone in range(3):
+            part = [e[zones(len(e), edge) == zone] for e in errors]
+            part = np.concatenate(part) if part else np.empty((0, pooled[0].shape[0]))
+            center, scale = cls._robust(part) if len(part) >= MIN_ZONE_STEPS else pooled
+            centers.append(center)
+            scales.append(scale)
+        return cls(np.stack(centers), np.stack(scales), edge)
 
     def standardise(self, errors: np.ndarray, component_wise: bool = False) -> np.ndarray:
         """Per-channel z-scores ``[T, C]`` or, aggregated over channels (max), ``[T]``."""
-        z = (errors - self.center) / self.scale
+        zone = zones(len(errors), self.edge)
+        z = (errors - self.center[zone]) / self.scale[zone]
         return z if component_wise else z.max(axis=1)
 
 
 def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.05) -> float:
     """Peaks-over-threshold (SPOT, Siffer et al. KDD 2017): fit a generalised Pareto
-    distribution to the top ``tail_share`` of the training scores and return the score
-    exceeded with probability ``risk`` per time step. Never below the largest training
-    score: normal data like the training series flags nothing."""
+    distribution to the top ``tail_share`` of the training scores and take the score
+    exceeded with probability ``risk`` per time step -- but never less than
+    ``TRAIN_MARGIN`` times the largest training score, because the training scores are
+    in-sample (the model was fitted to that series) and new normal data scores a little
+    higher. The price: an anomaly inside the training data raises the threshold."""
     from scipy.stats import genpareto
 
     scores = np.sort(np.asarray(train_scores, float))
