@@ -11,9 +11,9 @@ what is compared; fine-tuned vs zero-shot is in ``benchmarks/anomaly.py``) and w
 - smoothing: none, a 32- or 128-step moving average, or the default (a 128-step maximum
   of the 32-step average, plus a hundredth of the average).
 
-Every variant is then standardised as the detectors do: robust z-scores against the
-errors of the training prefix at the same position class (start, middle, end of the
-series); the last row drops the position classes (one scale for all steps).
+Every variant is standardised as the detectors do, before smoothing: robust z-scores
+against the errors of the training prefix at the same position class (start, middle,
+end of the series); the last row drops the position classes (one scale for all steps).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SMOOTHING = {
     "mean 128": lambda e: moving_average(e, 128),
     "max 128 of mean 32 (default)": lambda e: smooth_errors(e, 128),
 }
-STRIDE = {"forecast": 32}
+STRIDE = {"forecast": 32}          # the tail hides 128 steps: every step is hidden 4 times
 CONTEXT = 512
 
 
@@ -47,7 +47,7 @@ def standardise(errors: np.ndarray, train_end: int, positions: bool = True) -> n
     """The detectors' robust standardisation against the training prefix's errors."""
     e = errors[:, None]
     scale = ErrorScale.fit([e[:train_end]], CONTEXT if positions else 0)
-    return scale.standardise(e)          # the tail hides 128 steps: every step is hidden 4 times
+    return scale.standardise(e)[:, 0]
 
 
 def _ucr(scores: np.ndarray, s: dict) -> tuple[int, bool]:
@@ -75,11 +75,11 @@ def run(log=print) -> list[dict]:
             positions = not smoothing.startswith("default, one scale")
             auc, vus_roc, f1 = [], [], []
             for s in nab:
-                scores = standardise(smooth(errors[s["name"]]), s["train_end"], positions)
+                scores = smooth(standardise(errors[s["name"]], s["train_end"], positions))
                 f1.append(best_f1(scores, s["labels"]))
                 vus_roc.append(vus(scores, s["labels"], 100)[0])
                 auc.append(vus(scores, s["labels"], 0, steps=1)[0])
-            ucr_results = [_ucr(standardise(smooth(errors[s["name"]]), s["train_end"], positions), s) for s in ucr]
+            ucr_results = [_ucr(smooth(standardise(errors[s["name"]], s["train_end"], positions)), s) for s in ucr]
             rows.append({"score": score, "unit": unit, "smoothing": smoothing, "nab_series": len(nab),
                          "nab_f1": float(np.mean(f1)), "nab_vus_roc": float(np.mean(vus_roc)),
                          "nab_auc_roc": float(np.mean(auc)), "nab_auc_below_half": int(np.sum(np.array(auc) < 0.5)),

@@ -180,8 +180,8 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
                 raise ValueError(
                     f"series has {s.width} components but the scorer was fitted on {self.width_trained_on}"
                 )
-            errors = scoring.errors(self.network_, s.values(copy=False).astype(np.float32))
-            scores = self.error_scale_.standardise(errors, self.component_wise)
+            values = s.values(copy=False).astype(np.float32)
+            scores = scoring.scores(self.network_, self.error_scale_, values, self.component_wise)
             scores = scores if self.component_wise else scores[:, None]
             out.append(TimeSeries.from_times_and_values(s.time_index, scores))
         return out

@@ -206,7 +206,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return self
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
-        return self.error_scale_.standardise(self._scoring().errors(self.network_, self._values(X)))
+        return self._scoring().scores(self.network_, self.error_scale_, self._values(X))
 
     def _transform_scores(self, X):
         return pd.DataFrame({"scores": self._scores(X)}, index=as_frame(X).index)

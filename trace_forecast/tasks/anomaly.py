@@ -13,7 +13,7 @@ from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
 from trace_forecast.tasks.reconstruct import fit_reconstruction
-from trace_forecast.tasks.scoring import SCORES, ErrorScale, channel_errors
+from trace_forecast.tasks.scoring import SCORES, ErrorScale, anomaly_scores, channel_errors
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,13 @@ class ScoreSettings:
         return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device)
 
     def errors(self, network: TraceNetwork, values: np.ndarray) -> np.ndarray:
-        """Smoothed hidden-step errors ``[T, C]`` of a ``[T, C]`` array."""
-        return channel_errors(network, values, self.score, self.stride, self.score_window, device=self.device)
+        """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array."""
+        return channel_errors(network, values, self.score, self.stride, device=self.device)
+
+    def scores(self, network: TraceNetwork, scale: ErrorScale, values: np.ndarray,
+               component_wise: bool = False) -> np.ndarray:
+        """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``."""
+        return anomaly_scores(scale.standardise(self.errors(network, values)), self.score_window, component_wise)
 
 
 def fit_anomaly_model(
@@ -56,4 +61,5 @@ def fit_anomaly_model(
                                 window_stride, min_context=1)
     errors = [scoring.errors(result.network, s) for s in series]
     scale = ErrorScale.fit(errors, spec.context_length)
-    return result, scale, np.concatenate([scale.standardise(e) for e in errors])
+    train_scores = [anomaly_scores(scale.standardise(e), scoring.score_window) for e in errors]
+    return result, scale, np.concatenate(train_scores)

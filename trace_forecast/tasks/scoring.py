@@ -177,15 +177,14 @@ def channel_errors(
     values: np.ndarray,
     score: str,
     stride: int,
-    score_window: int,
     batch_size: int = 256,
     device: str = "cpu",
 ) -> np.ndarray:
-    """Smoothed hidden-step errors ``[T, C]`` of a ``[T, C]`` array, channel by channel."""
+    """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array, channel by channel."""
     scheme, n_masks = SCORES[score]
     cols = [step_errors(network, values[:, c], scheme, n_masks, stride, "series", batch_size, device)
             for c in range(values.shape[1])]
-    return smooth_errors(np.stack(cols, axis=1), score_window)
+    return np.stack(cols, axis=1)
 
 
 def zones(n: int, edge: int) -> np.ndarray:
@@ -198,10 +197,12 @@ def zones(n: int, edge: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ErrorScale:
-    """Robust per-channel standardisation of errors against the training errors at the
-    same position class (series start, middle, end; :func:`zones`), so that channels,
+    """Robust per-channel standardisation of step errors against the training errors at
+    the same position class (series start, middle, end; :func:`zones`), so that channels,
     series of any scale and noise level, and a series' ends compare:
-    ``(e - median) / (1.4826 MAD)``. ``center`` and ``scale`` are ``[3, C]``."""
+    ``(e - median) / (1.4826 MAD)``. ``center`` and ``scale`` are ``[3, C]``. Applied to
+    the raw step errors, before smoothing (smoothed errors of a short edge have almost no
+    spread)."""
 
     center: np.ndarray
     scale: np.ndarray
@@ -228,11 +229,17 @@ class ErrorScale:
             scales.append(scale)
         return cls(np.stack(centers), np.stack(scales), edge)
 
-    def standardise(self, errors: np.ndarray, component_wise: bool = False) -> np.ndarray:
-        """Per-channel z-scores ``[T, C]`` or, aggregated over channels (max), ``[T]``."""
+    def standardise(self, errors: np.ndarray) -> np.ndarray:
+        """Per-channel z-scores ``[T, C]``."""
         zone = zones(len(errors), self.edge)
-        z = (errors - self.center[zone]) / self.scale[zone]
-        return z if component_wise else z.max(axis=1)
+        return (errors - self.center[zone]) / self.scale[zone]
+
+
+def anomaly_scores(z: np.ndarray, score_window: int, component_wise: bool = False) -> np.ndarray:
+    """Scores from standardised errors ``[T, C]``: smoothed per channel
+    (:func:`smooth_errors`), then ``[T, C]`` or, aggregated by the channels' maximum, ``[T]``."""
+    smoothed = smooth_errors(z, score_window)
+    return smoothed if component_wise else smoothed.max(axis=1)
 
 
 def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.05) -> float:
