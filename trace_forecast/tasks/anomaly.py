@@ -4,7 +4,7 @@ training errors (one code path, so both front ends give identical scores)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,8 +55,9 @@ def fit_anomaly_model(
     then fit the per-channel error scale. Returns the fit, the scale and the training
     scores (all series concatenated, channels aggregated)."""
     channels = [s[:, c] for s in series for c in range(s.shape[1])]
-    settings.mask_scheme = SCORES[scoring.score] if scoring.score != "unmasked" else None
-    settings.visible_weight = 0.0 if scoring.score != "unmasked" else 1.0
+    masked = scoring.score != "unmasked"
+    settings = replace(settings, mask_scheme=SCORES[scoring.score] if masked else None,
+                       visible_weight=0.0 if masked else 1.0)
     result = fit_reconstruction(channels, backbone, spec, settings, validation_fraction, max_windows,
                                 window_stride, min_context=1)
     errors = [scoring.errors(result.network, s) for s in series]

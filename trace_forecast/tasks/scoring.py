@@ -18,6 +18,11 @@ shorter than the context), so each step is scored ``context / stride`` times on 
 and the errors are averaged. Errors are absolute, in the series' own units (``unit=
 "series"``) or in each window's RevIN units (``unit="window"``). Windows are streamed in
 batches: memory is bounded by ``batch_size`` whatever the series length.
+
+The rest of the pipeline: :class:`ErrorScale` standardises the step errors against the
+training errors (per channel and position class), :func:`smooth_errors` smooths them,
+channels are combined by their maximum (:func:`anomaly_scores`), and
+:func:`tail_threshold` / :func:`segments` turn scores into flags and runs.
 """
 
 from __future__ import annotations
