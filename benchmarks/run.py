@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--suite", choices=(*SUITES, "all"), default="all")
-    parser.add_argument("--methods", nargs="+", help="only these methods (long_horizon, m4); merged into the results file")
+    parser.add_argument("--methods", nargs="+", help="only these methods (long_horizon, m4, anomaly); merged into the results file")
     args = parser.parse_args(argv)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
         logging.getLogger(name).setLevel(logging.ERROR)
