@@ -8,6 +8,8 @@ what is compared; fine-tuned vs zero-shot is in ``benchmarks/anomaly.py``) and w
 - mask schemes (:mod:`trace_forecast.tasks.scoring`): block, interleaved, forecast
   (tail), unmasked;
 - error unit: the series' own units, or each window's RevIN units;
+- window stride: 64 (the default, ``context_length // 8``), 32 or 128 (block masks; the
+  forecast score uses 32, so that its 128 hidden steps cover each step 4 times);
 - smoothing: none, a 32- or 128-step moving average, or the default (a 128-step maximum
   of the 32-step average, plus a hundredth of the average).
 
@@ -31,15 +33,15 @@ from trace_forecast.metrics import best_f1, ucr_hit, vus
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.tasks.scoring import SCORES, ErrorScale, moving_average, smooth_errors, step_errors
 
-SCORE_VARIANTS = [("block", "series"), ("block", "window"), ("interleaved", "series"), ("forecast", "series"),
-                  ("unmasked", "window")]
+# (score, error unit, window stride); the default first
+SCORE_VARIANTS = [("block", "series", 64), ("block", "series", 32), ("block", "series", 128), ("block", "window", 64),
+                  ("interleaved", "series", 64), ("forecast", "series", 32), ("unmasked", "window", 64)]
 SMOOTHING = {
     "none": lambda e: e,
     "mean 32": lambda e: moving_average(e, 32),
     "mean 128": lambda e: moving_average(e, 128),
     "max 128 of mean 32 (default)": lambda e: smooth_errors(e, 128),
 }
-STRIDE = {"forecast": 32}          # the tail hides 128 steps: every step is hidden 4 times
 CONTEXT = 512
 
 
@@ -62,14 +64,15 @@ def run(log=print) -> list[dict]:
                                                                adapter="none"), seed=0)
     nab, ucr = nab_series(None), ucr_series()
     rows = []
-    for score, unit in SCORE_VARIANTS:
+    for score, unit, stride in SCORE_VARIANTS:
         scheme, n_masks = SCORES[score]
         start = time.perf_counter()
         errors = {s["name"]: step_errors(network, s["values"].astype(np.float32), scheme, n_masks,
-                                         STRIDE.get(score, 64), unit) for s in nab + ucr}
+                                         stride, unit) for s in nab + ucr}
         seconds = time.perf_counter() - start
-        variants = dict(SMOOTHING)
-        if (score, unit) == SCORE_VARIANTS[0]:
+        stride_only = score == "block" and stride != 64          # the stride rows: default smoothing only
+        variants = {k: v for k, v in SMOOTHING.items() if not stride_only or "(default)" in k}
+        if (score, unit, stride) == SCORE_VARIANTS[0]:
             variants["default, one scale for all positions"] = SMOOTHING["max 128 of mean 32 (default)"]
         for smoothing, smooth in variants.items():
             positions = not smoothing.startswith("default, one scale")
@@ -80,7 +83,7 @@ def run(log=print) -> list[dict]:
                 vus_roc.append(vus(scores, s["labels"], 100)[0])
                 auc.append(vus(scores, s["labels"], 0, steps=1)[0])
             ucr_results = [_ucr(smooth(standardise(errors[s["name"]], s["train_end"], positions)), s) for s in ucr]
-            rows.append({"score": score, "unit": unit, "smoothing": smoothing, "nab_series": len(nab),
+            rows.append({"score": score, "unit": unit, "stride": stride, "smoothing": smoothing, "nab_series": len(nab),
                          "nab_f1": float(np.mean(f1)), "nab_vus_roc": float(np.mean(vus_roc)),
                          "nab_auc_roc": float(np.mean(auc)), "nab_auc_below_half": int(np.sum(np.array(auc) < 0.5)),
                          "ucr_ranks": [r for r, _ in ucr_results], "ucr_hits": sum(h for _, h in ucr_results), "score_seconds": seconds})

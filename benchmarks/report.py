@@ -22,7 +22,8 @@ FIGURES = DOCS / "figures"
 ORDER = ["TRACE", "gated+linear head", "LoRA (PEFT) + recon head", "AdaLoRA (PEFT) + recon head", "linear probing",
          "full fine-tuning", "TRACE, temporal map truncate", "TRACE, temporal map pool", "TRACE, temporal map dwconv",
          "Darts NLinear", "Darts DLinear", "sktime MomentFMForecaster", "seasonal naive (24)", "seasonal naive (52)",
-         "Naive2", "zero-shot reconstruction", "PyOD IForest (windows)", "Darts KMeansScorer"]
+         "Naive2", "TRACE, longer fine-tune", "zero-shot reconstruction", "PyOD IForest (windows)",
+         "Darts KMeansScorer", "sktime MomentFMAnomalyDetector", "z-scored first difference", "rolling z-score (64)"]
 
 
 def _load(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
@@ -171,7 +172,7 @@ def anomaly_choice_section() -> str | None:
     variants, memory = load("anomaly_variants.json"), load("anomaly_memory.json")
     out = []
     if variants is not None:
-        rows = [[r["score"], r["unit"], r["smoothing"], f"{r['nab_f1']:.3f}", f"{r['nab_vus_roc']:.3f}",
+        rows = [[r["score"], r["unit"], str(r.get("stride", 64)), r["smoothing"], f"{r['nab_f1']:.3f}", f"{r['nab_vus_roc']:.3f}",
                  f"{r['nab_auc_roc']:.3f}", str(r["nab_auc_below_half"]),
                  ", ".join(str(k) for k in r["ucr_ranks"]), f"{r['ucr_hits']}/{len(r['ucr_ranks'])}"]
                 for r in variants["rows"]]
@@ -181,7 +182,7 @@ def anomaly_choice_section() -> str | None:
                 f"on the {n} NAB series with anomalies and the three UCR series, standardised against the "
                 "training prefix's errors. Mean best F1, VUS-ROC and AUC-ROC over NAB series; UCR: rank of the "
                 "best anomalous point after the training prefix, and hits.",
-                _table(["score", "error unit", "smoothing", "NAB best F1", "NAB VUS-ROC", "NAB AUC-ROC",
+                _table(["score", "error unit", "stride", "smoothing", "NAB best F1", "NAB VUS-ROC", "NAB AUC-ROC",
                         "NAB series AUC < 0.5", "UCR ranks (001, 002, 198)", "UCR hits"], rows)]
     if memory is not None:
         rows = [[f"{r['points']:,}", f"{r['seconds']:.1f}", f"{r['points_per_s']:,.0f}", f"{r['peak_rss_mb']:.0f}",
