@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, PeakMemory, _rss_bytes, environment, timed
+from benchmarks.common import PeakMemory, _rss_bytes, timed, write_record
 
 LENGTHS = (10_000, 100_000, 1_000_000)
 
@@ -52,9 +51,7 @@ def run(lengths=LENGTHS, log=print) -> list[dict]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    rows = run()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "anomaly_memory.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
+    print("wrote", write_record("anomaly_memory", run()))
 
 
 if __name__ == "__main__":

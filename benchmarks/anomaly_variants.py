@@ -21,13 +21,12 @@ end of the series); the last row drops the position classes (one scale for all s
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 
 from benchmarks.anomaly import nab_series, ucr_series
-from benchmarks.common import RESULTS, environment
+from benchmarks.common import write_record
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.metrics import best_f1, ucr_hit, vus
 from trace_forecast.network import NetworkSpec, build_network
@@ -94,9 +93,7 @@ def run(log=print) -> list[dict]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    rows = run()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "anomaly_variants.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
+    print("wrote", write_record("anomaly_variants", run()))
 
 
 if __name__ == "__main__":

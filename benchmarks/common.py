@@ -124,6 +124,14 @@ def timed():
 KEY = ("dataset", "horizon", "method", "seed")
 
 
+def write_record(name: str, rows: list[dict]) -> Path:
+    """``results/NAME.json`` with the environment: a script's whole record, rewritten."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=float))
+    return path
+
+
 def write_rows(rows: list[dict], name: str, merge: bool = False) -> Path:
     """Raw results: one row per run, as CSV and JSON (with the environment). With
     ``merge``, rows already in the file with the same dataset/horizon/method/seed are

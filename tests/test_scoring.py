@@ -160,8 +160,8 @@ def test_default_threshold_flags_nothing_on_normal_data_and_finds_the_anomaly():
 
 
 def test_sktime_detector_and_darts_scorer_give_identical_scores(tiny_backbone_dir):
-    settings = dict(backbone=str(tiny_backbone_dir), context_length=64, max_epochs=1, max_windows=64,
-                    batch_size=16, random_state=0, dsic_interval=2, dsic_draws=2, score_window=32)
+    settings = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "max_windows": 64,
+                "batch_size": 16, "random_state": 0, "dsic_interval": 2, "dsic_draws": 2, "score_window": 32}
     train = np.stack([_periodic(600, 0), 3 * _periodic(600, 3)], axis=1).astype(np.float32)
     test = np.stack([_periodic(400, 1), 3 * _periodic(400, 4)], axis=1).astype(np.float32)
     test[200:205, 1] += 5.0
