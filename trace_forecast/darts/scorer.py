@@ -26,13 +26,15 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     series with gated LoRA modules selected by Gated DSIC (or another ``adapter``;
     ``adapter="none"`` scores zero-shot), hiding patches the way the score does.
     ``score(series)`` returns, for every time step, the error of the reconstructions in
-    which the step was hidden (``score``), averaged over the overlapping windows
+    which the step was hidden (``scoring``), averaged over the overlapping windows
     (``stride`` apart) that cover it, smoothed over ``score_window`` steps and
     standardised per component against the training errors (robust z-score); the
     components are aggregated by their maximum unless ``component_wise``. The code and
     defaults are those of the sktime ``TraceAnomalyDetector``, so both give identical
-    scores. Series of any length work; windows are streamed in batches. The score is
-    already point-wise, so Darts' window aggregation is not used (``window=1``).
+    scores. Series of any length work; windows are streamed in batches. Fine-tuning
+    draws its masks from the score's family (``mask_ratio`` applies to
+    ``scoring="unmasked"`` only). The score is already point-wise, so Darts' window
+    aggregation is not used (``window=1``).
 
     Parameters
     ----------

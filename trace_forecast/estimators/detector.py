@@ -31,6 +31,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     training errors (robust z-score: median and MAD); channels are aggregated by their
     maximum. Series of any length are scored, in batches of windows (bounded memory).
 
+    Fine-tuning draws its masks from the score's family (``mask_ratio`` applies to
+    ``score="unmasked"`` only).
+
     ``predict`` returns the flagged points; :meth:`predict_anomaly_segments` the runs
     of flagged points as intervals. The default ``threshold="auto"`` fits a tail model to
     the training scores, so normal data flags nothing with high probability (about
