@@ -187,8 +187,11 @@ def channel_errors(
 ) -> np.ndarray:
     """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array, channel by channel."""
     scheme, n_masks = SCORES[score]
-    cols = [step_errors(network, values[:, c], scheme, n_masks, stride, "series", batch_size, device)
-            for c in range(values.shape[1])]
+    try:
+        cols = [step_errors(network, values[:, c], scheme, n_masks, stride, "series", batch_size, device)
+                for c in range(values.shape[1])]
+    finally:
+        network.cpu()                      # fitted estimators keep their weights on the CPU
     return np.stack(cols, axis=1)
 
 
