@@ -6,8 +6,7 @@ second pretraining stage made visible patches near-exact copies), so every schem
 
 - ``"interleaved"``: ``n_masks`` complementary masks per window; mask ``k`` hides the
   patches ``p`` with ``p % n_masks == k``, so every patch is hidden exactly once and is
-  reconstructed from both neighbours (the last patch of a window from its left side only,
-  so a series' end is scored like its middle).
+  reconstructed from both neighbours (the last patch of a window from its left side only).
 - ``"block"``: ``n_masks`` complementary masks hiding contiguous blocks of patches.
 - ``"tail"``: the last ``n_masks`` patches of each window are hidden (a forecast
   residual); the first steps of a series, which have no history, get the median score.
