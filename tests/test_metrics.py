@@ -47,14 +47,14 @@ def test_ucr_hit_uses_a_100_step_slack():
 
 def _best_f1_brute(scores, labels, point_adjust):
     """The definition, threshold by threshold (the fast version must agree)."""
-    from trace_forecast.metrics import _segments
+    from trace_forecast.metrics import segments
 
     labels = labels.astype(bool)
     best = 0.0
     for t in np.unique(scores):
         flagged = scores >= t
         if point_adjust:
-            for a, b in _segments(labels):
+            for a, b in segments(labels):
                 if flagged[a:b].any():
                     flagged[a:b] = True
         tp = np.sum(flagged & labels)

@@ -12,12 +12,12 @@ from darts import TimeSeries
 from trace_forecast import TraceAnomalyDetector
 from trace_forecast.backbone import load_backbone
 from trace_forecast.darts import TraceAnomalyScorer
+from trace_forecast.metrics import segments
 from trace_forecast.network import NetworkSpec, build_network, scheme_patch_mask
 from trace_forecast.tasks.scoring import (
     SCORES,
     ErrorScale,
     hidden_patches,
-    segments,
     smooth_errors,
     step_errors,
     tail_threshold,

@@ -52,9 +52,9 @@ def best_f1(scores: np.ndarray, labels: np.ndarray, point_adjust: bool = False) 
     normal = np.sort(scores[~labels])
     n_normal_flagged = len(normal) - np.searchsorted(normal, thresholds, side="left")
     if point_adjust:
-        segments = _segments(labels)
-        seg_max = np.array([scores[a:b].max() for a, b in segments])
-        seg_len = np.array([b - a for a, b in segments], dtype=float)
+        runs = segments(labels)
+        seg_max = np.array([scores[a:b].max() for a, b in runs])
+        seg_len = np.array([b - a for a, b in runs], dtype=float)
         order = np.argsort(seg_max)
         cum = np.concatenate([[0.0], np.cumsum(seg_len[order][::-1])])   # lengths of the k largest maxima
         k = len(seg_max) - np.searchsorted(seg_max[order], thresholds, side="left")
@@ -75,7 +75,7 @@ def soft_labels(labels: np.ndarray, buffer: int) -> np.ndarray:
     if half < 1:
         return out
     n = len(out)
-    for start, end in _segments(np.asarray(labels).astype(bool)):
+    for start, end in segments(np.asarray(labels).astype(bool)):
         d = np.arange(1, half + 1)
         w = np.sqrt(1 - d / (half + 1))
         after = end - 1 + d
@@ -114,9 +114,11 @@ def vus(scores: np.ndarray, labels: np.ndarray, max_buffer: int, steps: int = 8)
     return float(np.mean([c[0] for c in curves])), float(np.mean([c[1] for c in curves]))
 
 
-def _segments(labels: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate([[0], labels.astype(int), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+def segments(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, end)`` (end exclusive) of each run of ``True`` in ``flags`` (labelled
+    anomaly segments here; flagged runs in the detector)."""
+    edges = np.diff(np.concatenate([[0], np.asarray(flags).astype(int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def ucr_hit(scores: np.ndarray, begin: int, end: int, slack: int = 100) -> bool:

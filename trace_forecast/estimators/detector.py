@@ -11,11 +11,12 @@ from trace_forecast.backbone import shared_backbone
 from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, check_frame
+from trace_forecast.metrics import segments
 from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
 from trace_forecast.tasks.anomaly import ScoreSettings, fit_anomaly_model
-from trace_forecast.tasks.scoring import segments, tail_threshold
+from trace_forecast.tasks.scoring import tail_threshold
 
 
 @document

@@ -21,7 +21,8 @@ batches: memory is bounded by ``batch_size`` whatever the series length.
 The rest of the pipeline: :class:`ErrorScale` standardises the step errors against the
 training errors (per channel and position class), :func:`smooth_errors` smooths them,
 channels are combined by their maximum (:func:`anomaly_scores`), and
-:func:`tail_threshold` / :func:`segments` turn scores into flags and runs.
+:func:`tail_threshold` turns scores into flags (:func:`trace_forecast.metrics.segments`
+into runs).
 """
 
 from __future__ import annotations
@@ -229,8 +230,7 @@ class ErrorScale:
         pooled = cls._robust(np.concatenate(errors))
         centers, scales = [], []
         for zone in range(3):
-            part = [e[zones(len(e), edge) == zone] for e in errors]
-            part = np.concatenate(part) if part else np.empty((0, pooled[0].shape[0]))
+            part = np.concatenate([e[zones(len(e), edge) == zone] for e in errors])
             center, scale = cls._robust(part) if len(part) >= MIN_ZONE_STEPS else pooled
             centers.append(center)
             scales.append(scale)
@@ -269,9 +269,3 @@ def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.
     level = u - sigma * np.log(ratio) if abs(gamma) < 1e-6 else u + sigma / gamma * (ratio ** -gamma - 1)
     level = float(level) if np.isfinite(level) else top
     return max(level, TRAIN_MARGIN * top, top + 1e-6)
-
-
-def segments(flags: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, end)`` (end exclusive) of each run of ``True`` in ``flags``."""
-    edges = np.diff(np.concatenate([[0], np.asarray(flags, int), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
