@@ -38,6 +38,7 @@ class NetworkSpec:
     lora_rank: int = 2
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     temporal_map: str = "linear"
+    future_patches: int = 0  # hidden future patches the backbone predicts (heads.reconstruction)
     total_steps: int | None = None  # AdaLoRA's allocation schedule needs it
 
     def __post_init__(self) -> None:
@@ -116,14 +117,22 @@ class TraceNetwork(nn.Module):
     def peft_tuner(self) -> nn.Module | None:
         return self._peft[0] if self._peft else None
 
+    def forecast_features(
+        self, x: torch.Tensor, input_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs of the head's output layer with the RevIN statistics they are in:
+        ``(features [B, C, n_in], mean, std)``."""
+        head = self.forecast_head
+        if head is None:
+            raise RuntimeError("this network was built for reconstruction, not forecasting")
+        return head.encode(self.backbone, x, input_mask)
+
     def forecast_normalized(
         self, x: torch.Tensor, input_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forecast in RevIN space: ``(pred [B, C, H], mean, std)``."""
-        if self.forecast_head is None:
-            raise RuntimeError("this network was built for reconstruction, not forecasting")
-        enc = self.backbone.encode(x, input_mask)
-        return self.forecast_head(enc.tokens, input_mask), enc.mean, enc.std
+        features, mean, std = self.forecast_features(x, input_mask)
+        return self.forecast_head.project(features), mean, std
 
     def forward(self, x: torch.Tensor, input_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Forecast ``[B, C, H]`` in the input's scale."""
@@ -193,6 +202,7 @@ def build_network(backbone: MomentBackbone, spec: NetworkSpec, seed: int | None 
                 temporal_map=spec.temporal_map,
                 patch_len=config.patch_len,
                 train_reconstruction_head=spec.adapter == "full",
+                future_patches=spec.future_patches,
             )
         else:
             head = LinearProbingHead(spec.context_length // config.patch_len, config.d_model, spec.horizon)

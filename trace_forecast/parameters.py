@@ -110,6 +110,12 @@ def choice(options: tuple) -> Rule:
     return rule
 
 
+def future_patches(name: str, value: Any) -> None:
+    if value == "auto" or (_is_int(value) and 0 <= value <= 511):
+        return
+    _fail(name, '"auto" or an integer >= 0', value)
+
+
 def boolean(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         _fail(name, "True or False", value)
@@ -199,6 +205,11 @@ _TABLE = [
        "Fraction of training in (0, 1] at which the selection freezes (after ``dsic_warmup``)."),
     _p("temporal_map", "linear", '{"linear", "truncate", "pool", "dwconv"}', choice(TEMPORAL_MAPS),
        "Temporal map of the reconstruction head."),
+    _p("future_patches", "auto", '"auto" or int', future_patches,
+       "Hidden patches appended after the context for the backbone to predict; the\n"
+       "reconstruction head's temporal map reads the recent history and this prediction\n"
+       '(``0`` reads the reconstruction of the unmasked context). ``"auto"``: enough\n'
+       "patches to cover the horizon, at most 24 and at most half the context's patches."),
     _p("head_init", "ridge", '{"ridge", "default"}', choice(HEAD_INITS),
        '``"ridge"`` solves the head\'s output layer in closed form on frozen-backbone\n'
        "features before fine-tuning (linear probing then fine-tuning, LP-FT);\n"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.backbone import MomentBackbone, MomentConfig, save_backbone, t5_config_dict
-from trace_forecast.data.synthetic import generate_corpus
+from trace_forecast.data.synthetic import generate_corpus, generate_corpus_parallel
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.errors import DataError
 from trace_forecast.losses import masked_reconstruction_loss
@@ -64,10 +66,18 @@ def load_pretraining_series(data_dir: str | Path) -> list[np.ndarray]:
 
 
 class PretrainWindows(Dataset):
-    """Random windows with their pretraining masks; index-seeded, so reproducible."""
+    """Random windows with their pretraining masks; index-seeded, so reproducible.
+
+    A share ``tail_share`` of windows hides its last 1 to ``max_tail_patches`` patches
+    (extending a series, what the forecasting head reads); the others hide a ratio of
+    their observed patches drawn from ``mask_ratio`` (a number, or a ``(low, high)``
+    range). ``real`` series, if given, are drawn with probability ``real_share``.
+    """
 
     def __init__(self, series: list[np.ndarray], n_windows: int, seq_len: int, patch_len: int,
-                 mask_ratio: float = 0.3, tail_share: float = 0.3, seed: int = 0) -> None:
+                 mask_ratio: float | tuple[float, float] = 0.3, tail_share: float = 0.3, seed: int = 0,
+                 max_tail_patches: int = 12, real: list[np.ndarray] | None = None,
+                 real_share: float = 0.0) -> None:
         self.series = series
         self.n_windows = n_windows
         self.seq_len = seq_len
@@ -75,13 +85,19 @@ class PretrainWindows(Dataset):
         self.mask_ratio = mask_ratio
         self.tail_share = tail_share
         self.seed = seed
+        self.max_tail_patches = max_tail_patches
+        self.real = real or []
+        self.real_share = real_share if self.real else 0.0
 
     def __len__(self) -> int:
         return self.n_windows
 
     def __getitem__(self, idx: int):
         rng = np.random.default_rng((self.seed, idx))
-        s = self.series[rng.integers(len(self.series))]
+        if self.real_share > 0 and rng.random() < self.real_share:
+            s = self.real[rng.integers(len(self.real))]
+        else:
+            s = self.series[rng.integers(len(self.series))]
         min_len = min(len(s), 8 * self.patch_len)
         end = int(rng.integers(min_len, len(s) + 1))
         full = min(end, self.seq_len)
@@ -91,25 +107,47 @@ class PretrainWindows(Dataset):
         x_t, m_t = torch.from_numpy(x)[None, :], torch.from_numpy(input_mask)
         observed_patches = int(m_t.reshape(-1, self.patch_len).all(-1).sum())
         if rng.random() < self.tail_share and observed_patches >= 4:
-            k = int(rng.integers(1, min(12, observed_patches // 2) + 1))
+            k = int(rng.integers(1, min(self.max_tail_patches, observed_patches // 2) + 1))
             mask = torch.ones(self.seq_len)
             mask[-k * self.patch_len :] = 0
         else:
             g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-            mask = random_patch_mask(m_t[None], self.patch_len, self.mask_ratio, g)[0]
+            ratio = self.mask_ratio if np.isscalar(self.mask_ratio) else float(rng.uniform(*self.mask_ratio))
+            mask = random_patch_mask(m_t[None], self.patch_len, ratio, g)[0]
         return x_t, m_t, mask
+
+
+class TimeBudgetSchedule:
+    """Learning-rate factor for a run bounded by wall time rather than steps: linear
+    warm-up over ``warmup_steps``, then a cosine decay to 0 over the elapsed share of
+    ``budget_s`` (so the rate anneals whatever the hardware's speed; the run itself is
+    stopped by Lightning's ``max_time``)."""
+
+    def __init__(self, budget_s: float, warmup_steps: int = 200) -> None:
+        self.budget_s = budget_s
+        self.warmup_steps = warmup_steps
+        self.start: float | None = None
+
+    def __call__(self, step: int) -> float:
+        if self.start is None:
+            self.start = time.monotonic()
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        done = min(1.0, (time.monotonic() - self.start) / self.budget_s)
+        return max(0.5 * (1 + math.cos(math.pi * done)), 1e-3)
 
 
 class PretrainModule(pl.LightningModule):
     """Lightning wrapper of the pretraining objective."""
 
     def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000,
-                 visible_weight: float = 0.0):
+                 visible_weight: float = 0.0, time_budget_s: float | None = None):
         super().__init__()
         self.backbone = backbone
         self.visible_weight = visible_weight
         self.learning_rate = learning_rate
         self.total_steps = total_steps
+        self.time_budget_s = time_budget_s
 
     def training_step(self, batch, batch_idx):
         loss = masked_reconstruction_loss(self.backbone, *batch, visible_weight=self.visible_weight)
@@ -123,6 +161,9 @@ class PretrainModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=0.01)
+        if self.time_budget_s:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, TimeBudgetSchedule(self.time_budget_s))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=self.total_steps,
                                                     pct_start=max(0.05, 3 / self.total_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -149,12 +190,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--d-ff", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=512)
-    p.add_argument("--tail-share", type=float, default=0.3)
+    p.add_argument("--tail-share", type=float, default=0.3, help="share of windows with a hidden tail")
+    p.add_argument("--max-tail-patches", type=int, default=12, help="longest hidden tail, in patches")
+    p.add_argument("--mask-ratio", type=float, nargs="+", default=[0.3],
+                   help="hidden share of patches in the other windows: a number or LOW HIGH")
+    p.add_argument("--intermittent-share", type=float, default=0.0, help="share of intermittent synthetic series")
+    p.add_argument("--real-share", type=float, default=0.0,
+                   help="probability of drawing a window from --data-dir (0 = uniformly over all series)")
+    p.add_argument("--workers", type=int, default=0, help="data-loader and corpus-generation processes")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="minutes of training: stop then, with the learning rate annealed over that time "
+                        "(replaces --steps' schedule; --steps then only sizes the window stream)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--visible-weight", type=float, default=0.0,
                    help="weight of the visible patches in the loss (0 = MOMENT's hidden-only objective)")
     p.add_argument("--init", default=None, help="start from this checkpoint folder (a second pretraining stage)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=None, help="Lightning precision (default: bf16-mixed on GPUs, else 32-true)")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.ckpt")
     p.add_argument("--stop-after", type=int, default=None,
@@ -168,17 +220,25 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(args.seed, verbose=False)
-    series = generate_corpus(args.synthetic, 128, 1024, seed=args.seed)
-    n_real = 0
+    if args.workers > 1:
+        series = generate_corpus_parallel(args.synthetic, args.workers, seed=args.seed, min_length=128,
+                                          max_length=1024, intermittent_share=args.intermittent_share)
+    else:
+        series = generate_corpus(args.synthetic, 128, 1024, seed=args.seed,
+                                 intermittent_share=args.intermittent_share)
+    n_real, real = 0, []
     if args.data_dir:
         real = load_pretraining_series(args.data_dir)
         n_real = len(real)
-        series += real
+        if not args.real_share:
+            series, real = series + real, []
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(series))
     n_held = max(1, len(series) // 20)
     heldout = [series[i] for i in order[:n_held]]
     train = [series[i] for i in order[n_held:]]
+    real_held = real[: max(1, len(real) // 20)] if real else []
+    real_train = real[len(real_held):]
     config = build_config(args.d_model, args.layers, args.d_ff, args.heads, args.seq_len)
     if args.init:
         from trace_forecast.backbone import load_backbone
@@ -187,25 +247,36 @@ def main(argv=None) -> dict:
         config = backbone.config
     else:
         backbone = MomentBackbone(config)
-    module = PretrainModule(backbone, args.lr, args.steps, args.visible_weight)
+    budget_s = args.time_budget * 60 if args.time_budget else None
+    module = PretrainModule(backbone, args.lr, args.steps, args.visible_weight, budget_s)
+    ratio = args.mask_ratio[0] if len(args.mask_ratio) == 1 else tuple(args.mask_ratio[:2])
+    windows = dict(tail_share=args.tail_share, max_tail_patches=args.max_tail_patches, mask_ratio=ratio,
+                   real_share=args.real_share)
     train_ds = PretrainWindows(train, args.steps * args.batch_size, args.seq_len, config.patch_len,
-                               tail_share=args.tail_share, seed=args.seed)
-    held_ds = PretrainWindows(heldout, 512, args.seq_len, config.patch_len, tail_share=args.tail_share, seed=args.seed + 1)
+                               seed=args.seed, real=real_train, **windows)
+    held_ds = PretrainWindows(heldout, 512, args.seq_len, config.patch_len, seed=args.seed + 1,
+                              real=real_held, **windows)
     from trace_forecast.engine.trainer import resolve_accelerator
 
     accelerator, precision = resolve_accelerator(args.device)
+    precision = args.precision or precision
+    torch.set_float32_matmul_precision("high")
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=args.checkpoint_every)
     trainer = pl.Trainer(
         max_steps=args.stop_after or args.steps, accelerator=accelerator, devices=1, precision=precision,
+        max_time={"seconds": budget_s} if budget_s else None,
         logger=CSVLogger(out, name="logs", version=0), callbacks=[ckpt], gradient_clip_val=1.0,
         val_check_interval=min(args.checkpoint_every, args.steps), check_val_every_n_epoch=None,
         limit_val_batches=8, num_sanity_val_steps=0, log_every_n_steps=25, enable_model_summary=False,
+        enable_progress_bar=sys.stdout.isatty(),
     )
     start = time.perf_counter()
+    loader = dict(num_workers=args.workers, persistent_workers=args.workers > 0,
+                  pin_memory=accelerator == "gpu")
     trainer.fit(
         module,
-        DataLoader(train_ds, batch_size=args.batch_size, shuffle=False),
-        DataLoader(held_ds, batch_size=args.batch_size),
+        DataLoader(train_ds, batch_size=args.batch_size, shuffle=False, **loader),
+        DataLoader(held_ds, batch_size=args.batch_size, **loader),
         ckpt_path="last" if args.resume and (out / "checkpoints" / "last.ckpt").is_file() else None,
     )
     wall = time.perf_counter() - start
@@ -214,9 +285,12 @@ def main(argv=None) -> dict:
     save_backbone(backbone, out, moment_compatible=not args.compact)
     summary = {
         "steps": int(trainer.global_step), "batch_size": args.batch_size, "wall_seconds_this_run": round(wall, 1),
-        "synthetic_series": args.synthetic, "real_series": n_real, "heldout_series": n_held,
+        "synthetic_series": args.synthetic, "real_series": n_real, "heldout_series": n_held + len(real_held),
+        "windows_seen": int(trainer.global_step) * args.batch_size,
         "parameters": sum(p.numel() for p in backbone.parameters()), "metrics": metrics,
-        "hardware": f"{accelerator}, torch threads {torch.get_num_threads()}", "args": vars(args),
+        "hardware": f"{accelerator} ({torch.cuda.get_device_name(0) if accelerator == 'gpu' else 'cpu'}), "
+                    f"{precision}, torch threads {torch.get_num_threads()}",
+        "args": vars(args),
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

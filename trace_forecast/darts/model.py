@@ -58,6 +58,7 @@ class TraceModel(FoundationModel):
         dsic_warmup: float = default("dsic_warmup"),
         dsic_final: float = default("dsic_final"),
         temporal_map: str = default("temporal_map"),
+        future_patches: int | str = default("future_patches"),
         head_init: str = default("head_init"),
         reconstruction_weight: float = default("reconstruction_weight"),
         validation_fraction: float = default("validation_fraction"),
@@ -110,6 +111,7 @@ class TraceModel(FoundationModel):
         {parameter:dsic_warmup}
         {parameter:dsic_final}
         {parameter:temporal_map}
+        {parameter:future_patches}
         {parameter:head_init}
         {parameter:reconstruction_weight}
         {parameter:validation_fraction}
@@ -187,6 +189,7 @@ class TraceModel(FoundationModel):
             lora_rank=lora_rank,
             lora_targets=None if lora_targets is None else list(lora_targets),
             temporal_map=temporal_map,
+            future_patches=future_patches,
             head_init=head_init,
             reconstruction_weight=reconstruction_weight,
             network_seed=0 if random_state is None else int(random_state),

@@ -23,6 +23,7 @@ from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
+from trace_forecast.heads import resolve_future_patches
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import NetworkSpec, build_network
@@ -56,7 +57,7 @@ class TraceModule(PLForecastingModule):
 
     Parameters
     ----------
-    backbone, adapter, head, lora_rank, lora_targets, temporal_map
+    backbone, adapter, head, lora_rank, lora_targets, temporal_map, future_patches
         As in :class:`~trace_forecast.TraceForecaster`.
     head_init : {"ridge", "default"}
         ``"ridge"`` solves the head's output layer in closed form on up to
@@ -83,6 +84,7 @@ class TraceModule(PLForecastingModule):
         lora_rank: int = 2,
         lora_targets=None,
         temporal_map: str = "linear",
+        future_patches: int | str = "auto",
         head_init: str = "ridge",
         reconstruction_weight: float = 0.0,
         mask_ratio: float = 0.3,
@@ -102,6 +104,9 @@ class TraceModule(PLForecastingModule):
             lora_rank=lora_rank,
             lora_targets=DEFAULT_TARGETS if lora_targets is None else tuple(lora_targets),
             temporal_map=temporal_map,
+            future_patches=resolve_future_patches(
+                future_patches, self.output_chunk_length + self.output_chunk_shift, self.context_length, base.patch_len
+            ),
         )
         self.network = build_network(base, spec, seed=network_seed)
         self.head_init = head_init

@@ -13,6 +13,7 @@ from trace_forecast.engine import TrainSettings
 from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
+from trace_forecast.heads import resolve_future_patches
 from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
@@ -53,6 +54,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     {parameter:dsic_warmup}
     {parameter:dsic_final}
     {parameter:temporal_map}
+    {parameter:future_patches}
     {parameter:head_init}
     {parameter:context_length}
     {parameter:max_epochs}
@@ -129,6 +131,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         dsic_warmup=default("dsic_warmup"),
         dsic_final=default("dsic_final"),
         temporal_map=default("temporal_map"),
+        future_patches=default("future_patches"),
         head_init=default("head_init"),
         context_length=default("context_length"),
         max_epochs=default("max_epochs"),
@@ -154,6 +157,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.dsic_warmup = dsic_warmup
         self.dsic_final = dsic_final
         self.temporal_map = temporal_map
+        self.future_patches = future_patches
         self.head_init = head_init
         self.context_length = context_length
         self.max_epochs = max_epochs
@@ -180,7 +184,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             reconstruction_weight=self.reconstruction_weight,
         )
 
-    def _spec(self, horizon: int) -> NetworkSpec:
+    def _spec(self, horizon: int, patch_len: int = 8) -> NetworkSpec:
         return NetworkSpec(
             horizon=horizon,
             context_length=self.context_length,
@@ -189,6 +193,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             lora_rank=self.lora_rank,
             lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
             temporal_map=self.temporal_map,
+            future_patches=resolve_future_patches(self.future_patches, horizon, self.context_length, patch_len),
         )
 
     def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
@@ -222,7 +227,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         return fit_forecast(
             series,
             backbone,
-            self._spec(horizon),
+            self._spec(horizon, backbone.patch_len),
             self._settings(max_epochs),
             validation_fraction=self.validation_fraction,
             max_windows=self.max_windows,

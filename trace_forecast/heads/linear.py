@@ -22,10 +22,19 @@ class LinearProbingHead(nn.Module):
     def output_layer(self) -> nn.Linear:
         return self.linear
 
+    def encode(self, backbone: nn.Module, x: torch.Tensor, input_mask: torch.Tensor):
+        """Run ``backbone`` on the context: ``(features, mean, std)``."""
+        enc = backbone.encode(x, input_mask)
+        return self.features(enc.tokens, input_mask), enc.mean, enc.std
+
     def features(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """Flattened tokens ``[B, C, n_patches * d_model]``."""
         return tokens.flatten(start_dim=2)
 
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Features -> normalised forecast ``[B, C, H]``."""
+        return self.dropout(self.linear(features))
+
     def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """``tokens [B, C, n_patches, d_model]`` -> normalised forecast ``[B, C, H]``."""
-        return self.dropout(self.linear(self.features(tokens, input_mask)))
+        return self.project(self.features(tokens, input_mask))

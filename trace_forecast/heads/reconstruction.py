@@ -3,7 +3,19 @@
 The pretrained reconstruction head (``head.linear``: ``d_model -> patch_len``) turns
 every token back into a time-domain patch, so the encoder output becomes a
 ``[B, C, L]`` signal in RevIN space. A tiny *temporal map* then maps those ``L``
-values to the ``H`` future values. Variants (chosen by ``temporal_map``):
+values to the ``H`` future values.
+
+What the backbone reconstructs (``future_patches``, :func:`extend_with_hidden_future`):
+with ``future_patches = P > 0`` the context is shifted left by ``P`` patches and
+``P`` hidden patches are appended after its end, so the backbone *predicts* the next
+``P * patch_len`` steps (MOMENT's own zero-shot forecasting route) and the temporal
+map reads the reconstructed recent history together with that prediction, plus the ``P`` oldest
+patches the shift pushed out (normalised, not encoded), so no history is lost: ``L +
+P * patch_len`` inputs. With ``P = 0`` it reads the reconstruction of the unmasked
+context, which a backbone that reconstructs visible patches near-exactly turns into a
+copy of the input (the map is then a RevIN linear model; ``docs/design.md``).
+
+Variants of the temporal map (chosen by ``temporal_map``):
 
 - ``"linear"``: ``Linear(L, H)`` — ``(L + 1) * H`` parameters.
 - ``"truncate"``: ``Linear(k, H)`` on the last ``k`` reconstructed values only.
@@ -20,7 +32,47 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trace_forecast.errors import ParameterError
+from trace_forecast.losses import TARGET_CLIP
+
 TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
+MAX_FUTURE_PATCHES = 24  # the longest hidden tail the embedded backbone was pretrained on
+
+
+def auto_future_patches(horizon: int, context_length: int, patch_len: int) -> int:
+    """``future_patches="auto"``: enough patches to cover the horizon, at most
+    :data:`MAX_FUTURE_PATCHES` and at most half of the context's patches."""
+    return max(0, min(-(-horizon // patch_len), MAX_FUTURE_PATCHES, context_length // patch_len // 2))
+
+
+def resolve_future_patches(value: int | str, horizon: int, context_length: int, patch_len: int = 8) -> int:
+    """The ``future_patches`` parameter as a count: ``"auto"`` (:func:`auto_future_patches`)
+    or an integer that leaves at least one patch of history."""
+    if value == "auto":
+        return auto_future_patches(horizon, context_length, patch_len)
+    limit = context_length // patch_len
+    if not 0 <= int(value) < limit:
+        raise ParameterError(
+            f"future_patches must be in [0, {limit - 1}] with context_length {context_length} "
+            f"(it leaves at least one patch of history), got {value!r}"
+        )
+    return int(value)
+
+
+def extend_with_hidden_future(
+    x: torch.Tensor, input_mask: torch.Tensor, n_steps: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Drop the oldest ``n_steps`` of ``x [B, C, L]`` and append ``n_steps`` hidden steps.
+
+    Returns ``(x, input_mask, shown)`` for :meth:`MomentBackbone.encode`: the appended
+    steps count as observed (``input_mask`` 1, so they are attended to and reconstructed)
+    but hidden (``shown`` 0: mask token in, no part in the RevIN statistics).
+    """
+    b, c, _ = x.shape
+    x_ext = torch.cat([x[..., n_steps:], x.new_zeros(b, c, n_steps)], dim=-1)
+    observed = torch.cat([input_mask[:, n_steps:], input_mask.new_ones(b, n_steps)], dim=-1)
+    shown = torch.cat([input_mask.new_ones(b, input_mask.shape[-1] - n_steps), input_mask.new_zeros(b, n_steps)], -1)
+    return x_ext, observed, shown
 
 
 class ReconstructionForecastHead(nn.Module):
@@ -36,10 +88,17 @@ class ReconstructionForecastHead(nn.Module):
         pool: int = 4,
         patch_len: int = 8,
         train_reconstruction_head: bool = False,
+        future_patches: int = 0,
     ) -> None:
         super().__init__()
         if temporal_map not in TEMPORAL_MAPS:
             raise ValueError(f"temporal_map must be one of {TEMPORAL_MAPS}, got {temporal_map!r}")
+        if not 0 <= future_patches < context_length // patch_len:
+            raise ValueError(
+                f"future_patches must be in [0, {context_length // patch_len}) for context_length "
+                f"{context_length}, got {future_patches}"
+            )
+        self.future_patches = future_patches
         self.pretrain_head = pretrain_head
         for p in self.pretrain_head.parameters():
             p.requires_grad_(train_reconstruction_head)
@@ -47,26 +106,31 @@ class ReconstructionForecastHead(nn.Module):
         self.context_length = context_length
         self.horizon = horizon
         self.patch_len = patch_len
+        self.future_steps = future_patches * patch_len
+        n_steps = context_length + self.future_steps  # dropped oldest history + reconstruction
+        last_observed = context_length - 1  # position of the last observed step in those
         if temporal_map == "truncate":
-            self.n_in = min(truncate, context_length)
+            self.n_in = min(truncate, n_steps)
+            last_observed -= n_steps - self.n_in
         elif temporal_map == "pool":
-            if context_length % pool:
+            if n_steps % pool:
                 raise ValueError(f"context_length {context_length} must be a multiple of pool {pool}")
             self.pool = nn.AvgPool1d(pool)
-            self.n_in = context_length // pool
+            self.n_in = n_steps // pool
+            last_observed //= pool
         else:
-            self.n_in = context_length
+            self.n_in = n_steps
         if temporal_map == "dwconv":
-            n_patches = context_length // patch_len
+            n_patches = n_steps // patch_len
             self.depthwise = nn.Conv1d(n_patches, n_patches, kernel_size=3, padding=1, groups=n_patches)
             self.pointwise = nn.Conv1d(n_patches, n_patches, kernel_size=1)
             for conv in (self.depthwise, self.pointwise):
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
         self.temporal = nn.Linear(self.n_in, horizon)
-        with torch.no_grad():  # persistence start: every step copies the last input value
+        with torch.no_grad():  # persistence start: every step copies the last observed value
             self.temporal.weight.mul_(0.01)
-            self.temporal.weight[:, -1] += 1.0
+            self.temporal.weight[:, max(last_observed, 0)] += 1.0
             self.temporal.bias.zero_()
 
     @property
@@ -74,9 +138,27 @@ class ReconstructionForecastHead(nn.Module):
         """The final linear map (what :func:`trace_forecast.heads.ridge.ridge_solve` solves for)."""
         return self.temporal
 
+    def encode(
+        self, backbone: nn.Module, x: torch.Tensor, input_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run ``backbone`` on the context: ``(temporal-map inputs [B, C, n_in], mean, std)``,
+        in the RevIN space of the visible history (what the forecast is made in)."""
+        if not self.future_steps:
+            enc = backbone.encode(x, input_mask)
+            return self.features(enc.tokens, input_mask), enc.mean, enc.std
+        x_ext, observed, shown = extend_with_hidden_future(x, input_mask, self.future_steps)
+        enc = backbone.encode(x_ext, observed, shown)
+        rec = self.pretrain_head(enc.tokens) * observed[:, None, :].to(enc.tokens.dtype)
+        dropped = backbone.normalizer.normalize(x[..., : self.future_steps], enc.mean, enc.std)
+        dropped = dropped.clamp(-TARGET_CLIP, TARGET_CLIP) * input_mask[:, None, : self.future_steps].to(rec.dtype)
+        return self._map_inputs(torch.cat([dropped.to(rec.dtype), rec], dim=-1)), enc.mean, enc.std
+
     def features(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
-        """The inputs of the temporal map ``[B, C, n_in]``."""
-        rec = self.pretrain_head(tokens) * input_mask[:, None, :].to(tokens.dtype)
+        """The temporal map's inputs from the tokens of the unshifted context
+        (``future_patches = 0``) ``[B, C, n_in]``."""
+        return self._map_inputs(self.pretrain_head(tokens) * input_mask[:, None, :].to(tokens.dtype))
+
+    def _map_inputs(self, rec: torch.Tensor) -> torch.Tensor:
         if self.kind == "truncate":
             rec = rec[..., -self.n_in :]
         elif self.kind == "pool":
@@ -89,6 +171,11 @@ class ReconstructionForecastHead(nn.Module):
             rec = mixed.reshape(b, c, length)
         return rec
 
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Temporal-map inputs -> normalised forecast ``[B, C, H]``."""
+        return self.temporal(features)
+
     def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
-        """``tokens [B, C, n_patches, d_model]`` -> normalised forecast ``[B, C, H]``."""
-        return self.temporal(self.features(tokens, input_mask))
+        """``tokens [B, C, n_patches, d_model]`` of the unshifted context -> normalised
+        forecast ``[B, C, H]`` (``future_patches = 0`` only; see :meth:`encode`)."""
+        return self.project(self.features(tokens, input_mask))

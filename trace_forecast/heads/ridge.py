@@ -35,18 +35,17 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, torch.Tensor
     future values in each window's RevIN space, as the training loss sees them. The
     sums can be all-reduced across data-parallel ranks before :func:`ridge_solve`.
     """
-    head = network.forecast_head
-    layer = head.output_layer
+    layer = network.forecast_head.output_layer
     was_training = network.training
     network.eval()
     n = layer.in_features + 1
     xtx = torch.zeros(n, n, dtype=torch.float64)
     xty = torch.zeros(n, layer.out_features, dtype=torch.float64)
     for x, input_mask, y in batches:
-        enc = network.backbone.encode(x, input_mask)
-        feats = head.features(enc.tokens, input_mask)[:, 0].double()
+        feats, mean, std = network.forecast_features(x, input_mask)
+        feats = feats[:, 0].double()
         feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=feats.dtype, device=feats.device)], dim=1)
-        target = ((y[:, 0] - enc.mean[:, 0]) / enc.std[:, 0]).clamp(-TARGET_CLIP, TARGET_CLIP).double()
+        target = ((y[:, 0] - mean[:, 0]) / std[:, 0]).clamp(-TARGET_CLIP, TARGET_CLIP).double()
         xtx += (feats.T @ feats).cpu()
         xty += (feats.T @ target).cpu()
     network.train(was_training)
