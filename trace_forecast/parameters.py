@@ -37,6 +37,7 @@ HEADS = ("reconstruction", "linear")
 TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
 HEAD_INITS = ("ridge", "default")
 DEVICES = ("auto", "cpu", "cuda", "gpu")
+DSIC_RULES = ("taylor2", "magnitude", "random")
 
 # Darts' own names for shared concepts (TraceModel follows Darts' conventions).
 DARTS_NAMES = {"context_length": "input_chunk_length", "max_epochs": "n_epochs", "score": "scoring"}
@@ -199,6 +200,10 @@ _TABLE = [
     _p("dsic_draws", 8, "int", integer(1, 1024),
        "Monte-Carlo gate-mask draws per importance evaluation. The draws split one\n"
        "validation batch between them and share two batched forward/backward passes."),
+    _p("dsic_rule", "taylor2", '{"taylor2", "magnitude", "random"}', choice(DSIC_RULES),
+       'Importance rule of Gated DSIC: ``"taylor2"`` (expected loss increase if the module\n'
+       'were removed, second order), ``"magnitude"`` (``|g dL/dg|``, first order) or\n'
+       '``"random"`` (a random subset of the same size: a control for ablations).'),
     _p("dsic_warmup", 0.2, "float", fraction(low_open=False, high_open=True),
        "Fraction of training in [0, 1) before the first selection."),
     _p("dsic_final", 0.7, "float", fraction(low_open=True, high_open=False),

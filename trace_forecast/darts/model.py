@@ -55,6 +55,7 @@ class TraceModel(FoundationModel):
         dsic_budget: float = default("dsic_budget"),
         dsic_interval: int = default("dsic_interval"),
         dsic_draws: int = default("dsic_draws"),
+        dsic_rule: str = default("dsic_rule"),
         dsic_warmup: float = default("dsic_warmup"),
         dsic_final: float = default("dsic_final"),
         temporal_map: str = default("temporal_map"),
@@ -108,6 +109,7 @@ class TraceModel(FoundationModel):
         {parameter:dsic_budget}
         {parameter:dsic_interval}
         {parameter:dsic_draws}
+        {parameter:dsic_rule}
         {parameter:dsic_warmup}
         {parameter:dsic_final}
         {parameter:temporal_map}

@@ -52,6 +52,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     {parameter:dsic_budget}
     {parameter:dsic_interval}
     {parameter:dsic_draws}
+    {parameter:dsic_rule}
     {parameter:dsic_warmup}
     {parameter:dsic_final}
     {parameter:mask_ratio}
@@ -100,6 +101,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         dsic_budget: float = default("dsic_budget"),
         dsic_interval: int = default("dsic_interval"),
         dsic_draws: int = default("dsic_draws"),
+        dsic_rule: str = default("dsic_rule"),
         dsic_warmup: float = default("dsic_warmup"),
         dsic_final: float = default("dsic_final"),
         mask_ratio: float = default("mask_ratio"),
@@ -128,6 +130,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self.dsic_budget = dsic_budget
         self.dsic_interval = dsic_interval
         self.dsic_draws = dsic_draws
+        self.dsic_rule = dsic_rule
         self.dsic_warmup = dsic_warmup
         self.dsic_final = dsic_final
         self.mask_ratio = mask_ratio

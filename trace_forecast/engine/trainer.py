@@ -48,13 +48,15 @@ class DSICSettings:
     final: float | int = default("dsic_final")
     interval: int = default("dsic_interval")
     draws: int = default("dsic_draws")
+    rule: str = default("dsic_rule")
     ema: float = 0.85
 
     @classmethod
     def from_params(cls, params) -> DSICSettings:
         """From an estimator's ``dsic_budget``, ``dsic_warmup``, ``dsic_final``,
-        ``dsic_interval`` and ``dsic_draws`` parameters (a mapping)."""
-        return cls(**{name: params[f"dsic_{name}"] for name in ("budget", "warmup", "final", "interval", "draws")})
+        ``dsic_interval``, ``dsic_draws`` and ``dsic_rule`` parameters (a mapping)."""
+        names = ("budget", "warmup", "final", "interval", "draws", "rule")
+        return cls(**{name: params[f"dsic_{name}"] for name in names})
 
 
 @dataclass
@@ -138,6 +140,7 @@ def selection_callback(settings: TrainSettings) -> GatedDSIC:
         interval=d.interval,
         draws=d.draws,
         ema=d.ema,
+        importance_rule=d.rule,
         seed=0 if settings.random_state is None else settings.random_state,
     )
 

@@ -50,6 +50,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:dsic_budget}
     {parameter:dsic_interval}
     {parameter:dsic_draws}
+    {parameter:dsic_rule}
     {parameter:dsic_warmup}
     {parameter:dsic_final}
     {parameter:context_length}
@@ -119,6 +120,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         dsic_budget=default("dsic_budget"),
         dsic_interval=default("dsic_interval"),
         dsic_draws=default("dsic_draws"),
+        dsic_rule=default("dsic_rule"),
         dsic_warmup=default("dsic_warmup"),
         dsic_final=default("dsic_final"),
         context_length=default("context_length"),
@@ -147,6 +149,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.dsic_budget = dsic_budget
         self.dsic_interval = dsic_interval
         self.dsic_draws = dsic_draws
+        self.dsic_rule = dsic_rule
         self.dsic_warmup = dsic_warmup
         self.dsic_final = dsic_final
         self.context_length = context_length

@@ -51,6 +51,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     {parameter:dsic_budget}
     {parameter:dsic_interval}
     {parameter:dsic_draws}
+    {parameter:dsic_rule}
     {parameter:dsic_warmup}
     {parameter:dsic_final}
     {parameter:temporal_map}
@@ -128,6 +129,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         dsic_budget=default("dsic_budget"),
         dsic_interval=default("dsic_interval"),
         dsic_draws=default("dsic_draws"),
+        dsic_rule=default("dsic_rule"),
         dsic_warmup=default("dsic_warmup"),
         dsic_final=default("dsic_final"),
         temporal_map=default("temporal_map"),
@@ -154,6 +156,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.dsic_budget = dsic_budget
         self.dsic_interval = dsic_interval
         self.dsic_draws = dsic_draws
+        self.dsic_rule = dsic_rule
         self.dsic_warmup = dsic_warmup
         self.dsic_final = dsic_final
         self.temporal_map = temporal_map

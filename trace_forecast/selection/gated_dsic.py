@@ -37,7 +37,7 @@ from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
 
 
-IMPORTANCE_RULES = ("taylor2", "magnitude")
+IMPORTANCE_RULES = ("taylor2", "magnitude", "random")
 # Gate step of the central difference that gives Hessian-vector products (gates start at 1).
 FD_STEP = 1e-2
 
@@ -110,6 +110,9 @@ class GatedDSIC(Callback):
         ``"magnitude"``: ``|g dL/dg|`` (first order, as AdaLoRA's sensitivity). The
         magnitude rule also rewards *harmful* modules (a large gradient that pushes the
         gate to 0); see ``docs/design.md`` for the test that shows it.
+        ``"random"``: a control for ablations: one uniformly random ranking drawn at the
+        first evaluation (from ``seed``) and kept, so the schedule prunes to a random
+        subset of the same size; nothing is measured.
     """
 
     def __init__(
@@ -191,13 +194,12 @@ class GatedDSIC(Callback):
             self._finalize(trainer, pl_module)
 
     def _evaluate(self, trainer, pl_module, step: int) -> None:
-        k_draw = self.schedule.keep(step + self.interval)
-        self.update_importance(self.estimate(trainer, pl_module, k_draw))
+        self._measure(trainer, pl_module, self.schedule.keep(step + self.interval))
         self._select(self.schedule.keep(step), step)
 
     def _finalize(self, trainer, pl_module) -> None:
         step = trainer.global_step
-        self.update_importance(self.estimate(trainer, pl_module, self.schedule.target))
+        self._measure(trainer, pl_module, self.schedule.target)
         self._select(self.schedule.target, step)
         self._lora.freeze_pruned()
         self.frozen = True
@@ -208,6 +210,16 @@ class GatedDSIC(Callback):
         self.history.append({"step": int(step), "kept": int(mask.sum().item()), "mask": mask.tolist()})
 
     # ----------------------------------------------------------------- importance
+    def _measure(self, trainer, pl_module, k_on: int) -> None:
+        """Update the importance with ``k_on`` modules on per draw (the rule's way)."""
+        if self.importance_rule == "random":
+            if not bool(self.seen.all()):  # one random ranking, the same on every rank
+                ranking = torch.rand(len(self._lora), generator=torch.Generator().manual_seed(self.seed))
+                self.importance.copy_(ranking)
+                self.seen[:] = True
+            return
+        self.update_importance(self.estimate(trainer, pl_module, k_on))
+
     def update_importance(self, estimate: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Blend a new (sums, counts) estimate into the smoothed importance."""
         sums, counts = estimate

@@ -1,0 +1,60 @@
+"""Does the pretrained backbone matter? The same recipe on the embedded backbone and on a
+randomly initialised one of the same shape, and with and without the predicted future.
+
+``python -m benchmarks.backbone_ablation`` writes ``benchmarks/results/backbone_ablation.json``.
+Protocol as ``benchmarks.long_horizon`` (quick profile: every 4th ETTh1 test window),
+default ``TraceForecaster`` otherwise, seed 0.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.common import PROFILES, RESULTS, environment
+from benchmarks.long_horizon import DATASETS, LOOKBACK, fit_rows, load_split, test_windows
+
+BACKBONES = ("pretrained", "random")
+FUTURE_PATCHES = ("auto", 0)
+
+
+def main() -> list[dict]:
+    from trace_forecast import TraceForecaster
+    from trace_forecast.backbone import MomentBackbone, load_backbone, save_backbone
+    from trace_forecast.metrics import mse
+
+    stride = PROFILES["quick"].test_stride
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            save_backbone(MomentBackbone(load_backbone(None).config), tmp)
+        sources = {"pretrained": None, "random": tmp}
+        for name, spec in DATASETS.items():
+            split = load_split(name)
+            rows_fit, val_share = fit_rows(split)
+            for horizon in spec["horizons"]:
+                hist, fut = test_windows(split, horizon, stride if name == "ETTh1" else 1)
+                for backbone in BACKBONES:
+                    for future_patches in FUTURE_PATCHES:
+                        f = TraceForecaster(backbone=sources[backbone], future_patches=future_patches,
+                                            context_length=LOOKBACK, validation_fraction=val_share, random_state=0)
+                        start = time.perf_counter()
+                        f.fit(rows_fit, fh=np.arange(1, horizon + 1))
+                        row = {"dataset": name, "horizon": horizon, "backbone": backbone,
+                               "future_patches": future_patches, "fit_seconds": time.perf_counter() - start,
+                               "mse": mse(fut, f.predict_histories(list(hist)))}
+                        rows.append(row)
+                        print(row, flush=True)
+    (RESULTS / "backbone_ablation.json").write_text(
+        json.dumps({"environment": environment(), "test_stride_etth1": stride, "rows": rows}, indent=1)
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The reconstruction head reads what the backbone predicts for hidden future patches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trace_forecast.backbone import load_backbone
+from trace_forecast.errors import ParameterError
+from trace_forecast.heads import extend_with_hidden_future, resolve_future_patches
+from trace_forecast.heads.reconstruction import MAX_FUTURE_PATCHES
+from trace_forecast.heads.ridge import ridge_solve, ridge_statistics
+from trace_forecast.network import NetworkSpec, build_network
+from trace_forecast.parameters import validate
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_backbone_dir):
+    return load_backbone(tiny_backbone_dir)
+
+
+def test_auto_future_patches_cover_the_horizon_within_limits():
+    assert resolve_future_patches("auto", 96, 512) == 12
+    assert resolve_future_patches("auto", 20, 512) == 3  # ceil(20 / 8)
+    assert resolve_future_patches("auto", 720, 512) == MAX_FUTURE_PATCHES
+    assert resolve_future_patches("auto", 96, 64) == 4  # at most half the context's patches
+    assert resolve_future_patches(0, 96, 512) == 0
+    with pytest.raises(ParameterError, match="future_patches must be in"):
+        resolve_future_patches(64, 96, 512)  # no history left
+    with pytest.raises(ParameterError, match="future_patches"):
+        validate({"future_patches": -1})
+    with pytest.raises(ParameterError, match="future_patches"):
+        validate({"future_patches": "all"})
+
+
+def test_extension_drops_the_oldest_steps_and_hides_the_new_ones():
+    x = torch.arange(32, dtype=torch.float32).reshape(1, 1, 32)
+    input_mask = torch.cat([torch.zeros(1, 8), torch.ones(1, 24)], dim=1)  # one patch of padding
+    x_ext, observed, shown = extend_with_hidden_future(x, input_mask, 16)
+    assert torch.equal(x_ext[0, 0, :16], x[0, 0, 16:]) and (x_ext[0, 0, 16:] == 0).all()
+    assert observed[0].tolist() == [1.0] * 32  # padding shifted out, future counts as observed
+    assert shown[0].tolist() == [1.0] * 16 + [0.0] * 16
+
+
+def test_prediction_depends_on_history_only(backbone):
+    """What sits in the hidden positions never reaches the forecast: the backbone predicts them."""
+    spec = NetworkSpec(horizon=16, context_length=64, adapter="none", future_patches=2)
+    net = build_network(backbone, spec, seed=0).eval()
+    x = torch.randn(3, 1, 64)
+    mask = torch.ones(3, 64)
+    feats, mean, std = net.forecast_features(x, mask)
+    assert feats.shape == (3, 1, 64 + 16)  # dropped history + reconstruction of the shifted context
+    # RevIN statistics come from the visible history: the same as those of the last 48 steps.
+    assert torch.allclose(mean, x[..., 16:].mean(-1, keepdim=True), atol=1e-5)
+    # The oldest 16 steps enter only the dropped-history part, normalised.
+    assert torch.allclose(feats[..., :16], ((x[..., :16] - mean) / std).clamp(-10, 10), atol=1e-4)
+    with torch.no_grad():
+        pred = net(x, mask)
+    assert pred.shape == (3, 1, 16) and torch.isfinite(pred).all()
+
+
+def test_persistence_start_repeats_the_last_observed_value(backbone):
+    """Before any training the head copies the last observed step, not a predicted one."""
+    spec = NetworkSpec(horizon=8, context_length=64, adapter="none", future_patches=2)
+    head = build_network(backbone, spec, seed=0).forecast_head
+    weight = head.temporal.weight
+    assert weight.shape == (8, 80)
+    assert torch.all(weight[:, 63] > 0.9) and torch.all(weight[:, 64:].abs() < 0.1)
+
+
+def test_ridge_start_solves_the_head_on_the_same_features(backbone):
+    """The closed-form start fits exactly what the forward pass computes (the extension too)."""
+    spec = NetworkSpec(horizon=8, context_length=64, adapter="none", future_patches=1)
+    net = build_network(backbone, spec, seed=0)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(72, dtype=torch.float32)
+    series = torch.sin(2 * torch.pi * t / 12)[None, :] + 0.05 * torch.randn(64, 72, generator=g)
+    x, y = series[:, None, :64], series[:, None, 64:]
+    mask = torch.ones(64, 64)
+    before = float(net.forecast_loss(x, mask, y))
+    ridge_solve(net, *ridge_statistics(net, [(x, mask, y)]), alpha=1e-6)
+    after = float(net.forecast_loss(x, mask, y))
+    assert after < 0.1 * before
+
+
+def test_both_settings_train_through_the_forecaster():
+    import numpy as np
+    import pandas as pd
+
+    from trace_forecast import TraceForecaster
+
+    t = np.arange(400)
+    y = pd.DataFrame({"y": np.sin(2 * np.pi * t / 24) + 0.01 * t})
+    for future_patches in (0, "auto"):
+        f = TraceForecaster(context_length=128, future_patches=future_patches, max_windows=64, random_state=0)
+        pred = f.fit(y, fh=np.arange(1, 13)).predict()
+        assert pred.shape == (12, 1) and np.isfinite(pred.to_numpy()).all()
+        assert f.future_patches == future_patches  # stored unchanged
