@@ -37,3 +37,25 @@ def test_report_tables_and_ratios():
     assert "10.0 %" in text and "1.00 %" in text and "0.800" in text  # params and MSE ratios vs LP / full FT
     cost = report.cost_section(pd.DataFrame(rows))
     assert "| linear probing | 4.0 | 2.00 |" in cost
+
+
+def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert report.dsic_ablation_section() is None and report.backbone_ablation_section() is None
+    rows = [{"dataset": d, "variant": v, "seed": s, "metric": m, "value": base + 0.01 * s, "fit_seconds": 1.0,
+             "trainable_parameters": 1234}
+            for d, m, base in (("ETTh1", "MSE", 0.37), ("M4", "OWA", 0.66))
+            for v in ("Gated DSIC", "head only") for s in (0, 1, 2)]
+    (tmp_path / "dsic_ablation.json").write_text(json.dumps(
+        {"training": {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}, "rows": rows}))
+    text = report.dsic_ablation_section()
+    assert "| Gated DSIC | 1,234 | 0.3800 ± 0.0100 | 0.6700 ± 0.0100 |" in text and "ETTh1 MSE" in text
+    rows = [{"dataset": "ETTh1", "horizon": 96, "backbone": b, "future_patches": fp, "mse": mse, "fit_seconds": 1.0}
+            for b, fp, mse in (("pretrained", "auto", 0.40), ("random", "auto", 0.44),
+                               ("pretrained", 0, 0.41), ("random", 0, 0.45))]
+    (tmp_path / "backbone_ablation.json").write_text(json.dumps({"rows": rows}))
+    assert "| ETTh1 | 96 | 0.400 | 0.440 | 0.410 | 0.450 | +10.0 % |" in report.backbone_ablation_section()

@@ -112,6 +112,21 @@ def test_keeps_the_modules_that_can_reach_the_planted_target():
     assert planted > 3 * others  # a clear margin, not a coin flip
 
 
+def test_random_rule_is_a_seeded_control_of_the_same_size():
+    """``importance_rule="random"`` (the ablation control) keeps a subset of the budget's size
+    drawn from the seed, the same at every selection, whatever the data say."""
+    data = planted_data({0: 1.0, 3: 1.0}, {0: 1.0, 3: 1.0})
+    subsets = []
+    for seed in (0, 0, 1, 2):
+        dsic = GatedDSIC(budget=2, warmup=0.1, final=0.8, interval=5, draws=8, importance_rule="random", seed=seed)
+        model, _ = run(dsic, data, steps=40)
+        assert len(kept(model)) == 2 and dsic.frozen
+        assert len({tuple(h["mask"]) for h in dsic.history if h["kept"] == 2}) == 1
+        subsets.append(frozenset(kept(model)))
+    assert subsets[0] == subsets[1]  # reproducible
+    assert len(set(subsets)) > 1  # and not the planted pair by construction
+
+
 def test_final_selection_equals_budget_and_freezes_pruned_modules():
     data = planted_data({2: 1.0}, {2: 1.0})
     dsic = GatedDSIC(budget=0.5, warmup=0.1, final=0.6, interval=4, draws=4)
