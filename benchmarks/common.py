@@ -49,9 +49,15 @@ PROFILES = {
 }
 
 
+def _version(module: str) -> str | None:
+    """A package's version, None where it is not installed (a GPU machine without sktime)."""
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
 def environment() -> dict:
-    import darts
-    import sktime
     import torch
 
     import trace_forecast
@@ -60,8 +66,8 @@ def environment() -> dict:
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "sktime": sktime.__version__,
-        "darts": darts.__version__,
+        "sktime": _version("sktime"),
+        "darts": _version("darts"),
         "trace_forecast": getattr(trace_forecast, "__version__", "dev"),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
