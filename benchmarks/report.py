@@ -178,7 +178,8 @@ def anomaly_choice_section() -> str | None:
                 for r in variants["rows"]]
         n = variants["rows"][0]["nab_series"]
         out += ["### Choosing the score: variants, zero-shot",
-                f"`python -m benchmarks.anomaly_variants`: the embedded backbone zero-shot, every variant scored "
+                f"`python -m benchmarks.anomaly_variants`: the embedded backbone (v1, before backbone v2; not re-run) "
+                "zero-shot, every variant scored "
                 f"on the {n} NAB series with anomalies and the three UCR series, standardised against the "
                 "training prefix's errors. Mean best F1, VUS-ROC and AUC-ROC over NAB series; UCR: rank of the "
                 "best anomalous point after the training prefix, and hits.",
@@ -188,7 +189,8 @@ def anomaly_choice_section() -> str | None:
         rows = [[f"{r['points']:,}", f"{r['seconds']:.1f}", f"{r['points_per_s']:,.0f}", f"{r['peak_rss_mb']:.0f}",
                  f"{r['peak_above_start_mb']:.0f}"] for r in memory["rows"]]
         out += ["### Long series: memory and throughput",
-                "`python -m benchmarks.anomaly_memory`: the default `TraceAnomalyDetector` (fitted on 5,000 "
+                "`python -m benchmarks.anomaly_memory` (measured with backbone v1; the cost does not depend on the "
+                "weights): the default `TraceAnomalyDetector` (fitted on 5,000 "
                 "points) scores synthetic series of growing length in one process; windows are streamed in "
                 "batches, so only the per-step arrays grow with the length.",
                 _table(["points", "score s", "points/s", "peak RSS MB", "peak above start MB"], rows)]
@@ -208,7 +210,8 @@ def recipe_section() -> str | None:
     rows = sweep["rows"]
     nl = next(r for r in rows if r.get("method", "").startswith("Darts NLinear"))
     out = ["## Fine-tuning recipe: defaults chosen from measurements",
-           f"`python -m benchmarks.recipe_sweep --skip-defaults` ({env}). Each point fits `TraceForecaster` with the given "
+           f"`python -m benchmarks.recipe_sweep --skip-defaults` ({env}; measured with backbone v1 and the head "
+           "reading the unmasked reconstruction, before backbone v2; not re-run). Each point fits `TraceForecaster` with the given "
            "windows per epoch, epochs and batch size (every other setting at its default: closed-form head start "
            "on up to 8,192 windows, Gated DSIC) on ETTh1's 8,640 training rows (H = 96, lookback 512, its last "
            f"20 % validate) and on M4 Hourly's 414 series (H = 48). Darts `NLinearModel` (paper configuration, "
@@ -231,7 +234,7 @@ def recipe_section() -> str | None:
                   f"{r['fit_seconds'] / d_nl['fit_seconds']:.2f}×", f"{r['mse']:.4f} / {r['mae']:.4f}",
                   f"{r['predict_windows_per_s']:,.0f}"] for r in d_rows]
         out += ["### The defaults on ETTh1's training split (every test window, stride 1)",
-                f"`python -m benchmarks.recipe_sweep --only-defaults` (same machine): median fit time of "
+                f"`python -m benchmarks.recipe_sweep --only-defaults` (same machine, current defaults): median fit time of "
                 f"{len(d_nl.get('fit_seconds_all', [1]))} fits each. Targets: fit ≤ 3× NLinear and MSE ≤ 0.375.",
                 _table(["method", "fit s (each run)", "fit / NLinear", "MSE / MAE", "predict windows/s"], table)]
     ridge = load("recipe_ridge.json")
@@ -243,7 +246,7 @@ def recipe_section() -> str | None:
             table.append([f"{size:,}", ", ".join(f"{m:.4f}" for m in mses), f"{mses.mean():.4f}", f"{mses.max():.4f}",
                           f"{np.median([r['fit_seconds'] for r in part]):.1f}"])
         out += ["### Closed-form head start: windows against seed spread",
-                "`python -m benchmarks.recipe_sweep --ridge`: the default `TraceForecaster()` on ETTh1 (every 4th test "
+                "`python -m benchmarks.recipe_sweep --ridge` (backbone v1, not re-run): the default `TraceForecaster()` on ETTh1 (every 4th test "
                 "window) over seeds 0–4, with the head's closed-form start on 4,096 or 8,192 training windows. The "
                 "temporal map has 513 inputs per output; 4,096 windows gave a seed-dependent head, so the default "
                 "uses 8,192 (forward passes only).",
@@ -321,8 +324,30 @@ def dsic_ablation_section() -> str | None:
         f"Seeds {', '.join(map(str, seeds))} (mean ± std); learning rate {training['learning_rate']}, "
         f"{training['max_windows']:,} windows × {training['max_epochs']} epochs, reconstruction head with its "
         "closed-form start, embedded backbone (`python -m benchmarks.dsic_ablation`). Trainable parameters are "
-        "those of ETTh1 (H = 96) after selection. Lower is better.",
+        "those of ETTh1 (H = 96, seed 0) after selection. Lower is better.",
         _table(["variant", "trainable parameters", *[f"{d} {metrics[d]}" for d in datasets]], rows),
+    ])
+
+
+def small_data_section() -> str | None:
+    """Short series that sktime ships: default TRACE vs Theta, AutoETS, seasonal naive."""
+    path = RESULTS / "small_data.json"
+    if not path.exists():
+        return None
+    df = pd.DataFrame(json.loads(path.read_text())["rows"])
+    wide = df.pivot_table(index="series", columns="method", values="mape", sort=False)
+    methods = list(dict.fromkeys(df["method"]))
+    info = df.drop_duplicates("series").set_index("series")
+    rows = [[name, str(info.loc[name, "length"]), str(info.loc[name, "horizon"]),
+             *[f"{wide.loc[name, m]:.3f}" for m in methods]] for name in wide.index]
+    rows.append(["mean", "", "", *[f"{wide[m].mean():.3f}" for m in methods]])
+    fold_s = df.groupby("method", sort=False)["seconds_per_fold"].median()
+    return "\n\n".join([
+        "## Short series (sktime's data sets)",
+        "`python -m benchmarks.small_data`: sktime `evaluate`, 4 expanding folds ending at the series' end, "
+        "horizon of one season, MAPE (mean over folds); every estimator at its defaults except the seasonal "
+        "period. Median seconds per fold: " + ", ".join(f"{m} {v:.2f}" for m, v in fold_s.items()) + ".",
+        _table(["series", "length", "horizon", *methods], rows),
     ])
 
 
@@ -454,7 +479,7 @@ def main(argv=None) -> None:
     recipe = recipe_section()
     if recipe:
         parts.append(recipe)
-    parts += [backbone_ablation_section(), dsic_ablation_section()]
+    parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section()]
     load_json = lambda name: json.loads(path.read_text()) if (path := RESULTS / name).exists() else None  # noqa: E731
     made = figures(None if lh is None else lh[0], load_json(f"anomaly_example_{p}.json"),
                    load_json(f"forecast_example_{p}.json"), p)

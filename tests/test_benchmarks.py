@@ -59,3 +59,8 @@ def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
                                ("pretrained", 0, 0.41), ("random", 0, 0.45))]
     (tmp_path / "backbone_ablation.json").write_text(json.dumps({"rows": rows}))
     assert "| ETTh1 | 96 | 0.400 | 0.440 | 0.410 | 0.450 | +10.0 % |" in report.backbone_ablation_section()
+    rows = [{"series": "airline", "length": 144, "horizon": 12, "method": m, "mape": v, "seconds_per_fold": 0.5}
+            for m, v in (("TraceForecaster() default", 0.06), ("seasonal naive", 0.09))]
+    (tmp_path / "small_data.json").write_text(json.dumps({"rows": rows}))
+    text = report.small_data_section()
+    assert "| airline | 144 | 12 | 0.060 | 0.090 |" in text and "| mean |  |  | 0.060 | 0.090 |" in text

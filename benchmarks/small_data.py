@@ -1,0 +1,71 @@
+"""Short series: the default ``TraceForecaster()`` against Theta, AutoETS and seasonal naive.
+
+``python -m benchmarks.small_data`` writes ``benchmarks/results/small_data.json``.
+
+Data: series that sktime ships (offline). Protocol: sktime ``evaluate`` with an
+``ExpandingWindowSplitter`` of 4 folds, the last fold ending at the series' end, a
+horizon of one season (12 months; lynx, yearly: 10 years; shampoo sales, 36 months: 6;
+US real GDP, quarterly: 8),
+folds ``horizon`` apart, MAPE per fold, mean over folds.
+Every estimator at its defaults except the seasonal period; TRACE with ``random_state=0``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.common import RESULTS, environment
+
+FOLDS = 4
+
+
+def series() -> dict[str, tuple]:
+    from sktime.datasets import load_airline, load_lynx, load_macroeconomic, load_shampoo_sales
+
+    gdp = load_macroeconomic()["realgdp"]
+    return {"airline": (load_airline(), 12, 12), "shampoo_sales": (load_shampoo_sales(), 12, 6),
+            "lynx": (load_lynx(), 10, 10), "US real GDP (quarterly)": (gdp, 4, 8)}
+
+
+def forecasters(sp: int) -> dict:
+    from sktime.forecasting.ets import AutoETS
+    from sktime.forecasting.naive import NaiveForecaster
+    from sktime.forecasting.theta import ThetaForecaster
+
+    from trace_forecast import TraceForecaster
+
+    return {"TraceForecaster() default": TraceForecaster(random_state=0),
+            "ThetaForecaster": ThetaForecaster(sp=sp), "AutoETS": AutoETS(auto=True, sp=sp, n_jobs=1),
+            "seasonal naive": NaiveForecaster(strategy="last", sp=sp)}
+
+
+def main() -> list[dict]:
+    from sktime.forecasting.model_evaluation import evaluate
+    from sktime.performance_metrics.forecasting import MeanAbsolutePercentageError
+    from sktime.split import ExpandingWindowSplitter
+
+    rows = []
+    for name, (y, sp, horizon) in series().items():
+        y = y.astype(float)
+        fh = np.arange(1, horizon + 1)
+        cv = ExpandingWindowSplitter(fh=fh, initial_window=len(y) - FOLDS * horizon, step_length=horizon)
+        for method, forecaster in forecasters(sp).items():
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = evaluate(forecaster, cv=cv, y=y, scoring=MeanAbsolutePercentageError())
+            row = {"series": name, "length": len(y), "sp": sp, "horizon": horizon, "method": method,
+                   "mape": float(result.iloc[:, 0].mean()), "folds": len(result),
+                   "seconds_per_fold": (time.perf_counter() - start) / len(result)}
+            rows.append(row)
+            print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+    (RESULTS / "small_data.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
