@@ -450,7 +450,7 @@ PROFILE_TEXT = {
              "validation epoch. sktime's MomentFMForecaster trains 1 epoch on every training window (its own loop). "
              "Anomaly detectors run at their defaults (TRACE: 1 epoch on up to 1,024 windows); NAB uses every "
              "series with anomalies (52); sktime's MomentFMAnomalyDetector (about 400 points/s) is skipped by the "
-             "quick suite and run on its own with `--methods` (rows merged). Measured duration on 2 CPU cores: {durations}.",
+             "quick suite; `--methods` runs it and merges its rows (its last run, with backbone v1, is quoted in the notes). Measured duration on 2 CPU cores: {durations}.",
     "full": "Seeds 0, 1 and 2 (mean ± std). Every training window, 5 epochs, every test origin, every NAB series.",
 }
 
