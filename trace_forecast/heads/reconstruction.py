@@ -178,4 +178,6 @@ class ReconstructionForecastHead(nn.Module):
     def forward(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """``tokens [B, C, n_patches, d_model]`` of the unshifted context -> normalised
         forecast ``[B, C, H]`` (``future_patches = 0`` only; see :meth:`encode`)."""
+        if self.future_steps:
+            raise RuntimeError("with future_patches > 0 the head needs the context itself: use encode() then project()")
         return self.project(self.features(tokens, input_mask))
