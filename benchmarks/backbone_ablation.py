@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import PROFILES, RESULTS, environment
-from benchmarks.long_horizon import DATASETS, LOOKBACK, fit_rows, load_split, test_windows
+from benchmarks.long_horizon import DATASETS, fit_rows, load_split, lookback_of, test_windows
 
 BACKBONES = ("pretrained", "random")
 FUTURE_PATCHES = ("auto", 0)
@@ -35,14 +35,14 @@ def main() -> list[dict]:
             save_backbone(MomentBackbone(load_backbone(None).config), tmp)
         sources = {"pretrained": None, "random": tmp}
         for name, spec in DATASETS.items():
-            split = load_split(name)
-            rows_fit, val_share = fit_rows(split)
+            split, lookback = load_split(name), lookback_of(name)
+            rows_fit, val_share = fit_rows(split, lookback)
             for horizon in spec["horizons"]:
-                hist, fut = test_windows(split, horizon, stride if name == "ETTh1" else 1)
+                hist, fut = test_windows(split, horizon, stride if name == "ETTh1" else 1, lookback)
                 for backbone in BACKBONES:
                     for future_patches in FUTURE_PATCHES:
                         f = TraceForecaster(backbone=sources[backbone], future_patches=future_patches,
-                                            context_length=LOOKBACK, validation_fraction=val_share, random_state=0)
+                                            context_length=lookback, validation_fraction=val_share, random_state=0)
                         start = time.perf_counter()
                         f.fit(rows_fit, fh=np.arange(1, horizon + 1))
                         row = {"dataset": name, "horizon": horizon, "backbone": backbone,

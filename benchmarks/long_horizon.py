@@ -1,7 +1,7 @@
 """Long-horizon forecasting: ETTh1 (H = 96/192/336/720) and ILI (H = 24/36/48/60).
 
 Protocol (``../shared/data/README.md``): lookback 512 (ILI: 512 too, the split allows it;
-shorter training contexts are masked), all channels forecast independently,
+shorter training contexts are masked; and ILI's standard 104 as the data set "ILI (L = 104)"), all channels forecast independently,
 train-set standardisation, MSE/MAE over the test windows. The ``quick`` profile scores
 every ``test_stride``-th test origin and trains on a random subset of windows.
 
@@ -27,7 +27,13 @@ LOOKBACK = 512
 DATASETS = {
     "ETTh1": {"horizons": (96, 192, 336, 720), "period": 24},
     "ILI": {"horizons": (24, 36, 48, 60), "period": 52},
+    # The standard ILI setting: a 104-week lookback (left-padded into the backbone's context).
+    "ILI (L = 104)": {"horizons": (24, 36, 48, 60), "period": 52, "lookback": 104},
 }
+
+
+def lookback_of(name: str) -> int:
+    return DATASETS[name].get("lookback", LOOKBACK)
 
 
 def load_split(name: str) -> Split:
@@ -35,30 +41,30 @@ def load_split(name: str) -> Split:
         return standard_split(load_etth1(), LOOKBACK)
     path = require(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv")
     frame = pd.read_csv(path, index_col="date", parse_dates=True).astype("float64")
-    return ratio_split(frame, LOOKBACK)
+    return ratio_split(frame, lookback_of(name))
 
 
-def test_windows(split: Split, horizon: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def test_windows(split: Split, horizon: int, stride: int, lookback: int = LOOKBACK) -> tuple[np.ndarray, np.ndarray]:
     hist, fut = [], []
     for column in split.test.columns:
-        h, f = rolling_windows(split.test[column].to_numpy(np.float32), LOOKBACK, horizon)
+        h, f = rolling_windows(split.test[column].to_numpy(np.float32), lookback, horizon)
         hist.append(h[::stride])
         fut.append(f[::stride])
     return np.concatenate(hist), np.concatenate(fut)
 
 
-def fit_rows(split: Split) -> tuple[pd.DataFrame, float]:
+def fit_rows(split: Split, lookback: int = LOOKBACK) -> tuple[pd.DataFrame, float]:
     """Train + validation rows, and the validation share that is exactly the val rows."""
-    rows = pd.concat([split.train, split.val.iloc[LOOKBACK:]])
-    return rows, (len(split.val) - LOOKBACK) / len(rows)
+    rows = pd.concat([split.train, split.val.iloc[lookback:]])
+    return rows, (len(split.val) - lookback) / len(rows)
 
 
-def run_trace(split, horizon, method, params, profile: Profile, seed: int, hist, fut) -> dict:
+def run_trace(split, horizon, method, params, profile: Profile, seed: int, hist, fut, lookback: int = LOOKBACK) -> dict:
     from trace_forecast import TraceForecaster
 
-    rows, val_share = fit_rows(split)
+    rows, val_share = fit_rows(split, lookback)
     forecaster = TraceForecaster(
-        **params, context_length=LOOKBACK, max_epochs=profile.epochs, max_windows=profile.max_windows,
+        **params, context_length=lookback, max_epochs=profile.epochs, max_windows=profile.max_windows,
         validation_fraction=val_share, random_state=seed,
     )
     with PeakMemory() as mem, timed() as fit_time:
@@ -75,7 +81,8 @@ def run_trace(split, horizon, method, params, profile: Profile, seed: int, hist,
     }
 
 
-def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, stride: int) -> dict:
+def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, stride: int,
+                     lookback: int = LOOKBACK) -> dict:
     from darts import TimeSeries
     from darts.models import DLinearModel, NLinearModel
 
@@ -84,7 +91,7 @@ def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, str
     as_ts = lambda frame: TimeSeries.from_values(frame.to_numpy(np.float32))  # noqa: E731
     with tempfile.TemporaryDirectory() as work:
         model = cls(
-            input_chunk_length=LOOKBACK, output_chunk_length=horizon, shared_weights=True, n_epochs=profile.darts_epochs,
+            input_chunk_length=lookback, output_chunk_length=horizon, shared_weights=True, n_epochs=profile.darts_epochs,
             batch_size=32, random_state=seed, save_checkpoints=True, work_dir=work, model_name=f"{kind}_{horizon}",
             force_reset=True, optimizer_kwargs={"lr": 1e-3},
             pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"},
@@ -95,12 +102,12 @@ def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, str
         test = as_ts(split.test)
         with timed() as predict_time:
             forecasts = model.historical_forecasts(
-                test, start=LOOKBACK, start_format="position", forecast_horizon=horizon, stride=stride,
+                test, start=lookback, start_format="position", forecast_horizon=horizon, stride=stride,
                 retrain=False, last_points_only=False, overlap_end=False, verbose=False,
             )
         pred = np.stack([f.values() for f in forecasts])              # [n, H, C]
         values = split.test.to_numpy(np.float32)
-        starts = np.arange(LOOKBACK, LOOKBACK + stride * len(forecasts), stride)
+        starts = np.arange(lookback, lookback + stride * len(forecasts), stride)
         truth = np.stack([values[s : s + horizon] for s in starts])
     n_params = sum(p.numel() for p in model.model.parameters() if p.requires_grad)
     return {
@@ -154,13 +161,14 @@ def run_sktime_moment(split, horizon, profile: Profile, seed: int, hist, fut) ->
     }
 
 
-def run(profile: Profile, datasets=("ETTh1", "ILI"), horizons=None, methods=None, log=print) -> list[dict]:
+def run(profile: Profile, datasets=tuple(DATASETS), horizons=None, methods=None, log=print) -> list[dict]:
     rows = []
     for name in datasets:
         split = load_split(name)
         period = DATASETS[name]["period"]
+        lookback = lookback_of(name)
         for horizon in horizons or DATASETS[name]["horizons"]:
-            hist, fut = test_windows(split, horizon, profile.test_stride)
+            hist, fut = test_windows(split, horizon, profile.test_stride, lookback)
             base = {"dataset": name, "horizon": horizon, "test_windows": len(hist), "profile": profile.name}
             naive = seasonal_naive(hist, horizon, period=period)
             rows.append({**base, "method": f"seasonal naive ({period})", "seed": None, "mse": mse(fut, naive),
@@ -173,14 +181,14 @@ def run(profile: Profile, datasets=("ETTh1", "ILI"), horizons=None, methods=None
                 if methods and method not in methods:
                     continue
                 for seed in profile.seeds:
-                    r = run_trace(split, horizon, method, params, profile, seed, hist, fut)
+                    r = run_trace(split, horizon, method, params, profile, seed, hist, fut, lookback)
                     rows.append({**base, "method": method, "seed": seed, "family": "trace", **r})
                     log(rows[-1])
             for kind in ("NLinear", "DLinear"):
                 if methods and kind not in methods:
                     continue
                 for seed in profile.seeds:
-                    r = run_darts_linear(kind, split, horizon, profile, seed, profile.test_stride)
+                    r = run_darts_linear(kind, split, horizon, profile, seed, profile.test_stride, lookback)
                     rows.append({**base, "method": f"Darts {kind}", "seed": seed, "family": "peer", **r})
                     log(rows[-1])
             if name == "ETTh1" and horizon == 96 and (not methods or "sktime MomentFM" in methods):
