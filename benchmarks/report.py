@@ -26,11 +26,16 @@ ORDER = ["TRACE", "gated+linear head", "LoRA (PEFT) + recon head", "AdaLoRA (PEF
          "Darts KMeansScorer", "sktime MomentFMAnomalyDetector", "z-scored first difference", "rolling z-score (64)"]
 
 
+def _record(name: str) -> dict | None:
+    """A results file of ``RESULTS`` as a dict, None where it has not been run."""
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _load(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
-    path = RESULTS / f"{name}_{profile}.json"
-    if not path.exists():
+    data = _record(f"{name}_{profile}.json")
+    if data is None:
         return None
-    data = json.loads(path.read_text())
     return pd.DataFrame(data["rows"]), data["environment"]
 
 
@@ -168,8 +173,7 @@ def anomaly_section(df: pd.DataFrame) -> str:
 def anomaly_choice_section() -> str | None:
     """The score variants (``benchmarks.anomaly_variants``) and long-series memory
     (``benchmarks.anomaly_memory``)."""
-    load = lambda name: json.loads(path.read_text()) if (path := RESULTS / name).exists() else None  # noqa: E731
-    variants, memory = load("anomaly_variants.json"), load("anomaly_memory.json")
+    variants, memory = _record("anomaly_variants.json"), _record("anomaly_memory.json")
     out = []
     if variants is not None:
         rows = [[r["score"], r["unit"], str(r.get("stride", 64)), r["smoothing"], f"{r['nab_f1']:.3f}", f"{r['nab_vus_roc']:.3f}",
@@ -202,8 +206,7 @@ def recipe_section() -> str | None:
     """The fit-time/accuracy sweep, the defaults against NLinear, Gated DSIC's cost and
     prediction throughput (``benchmarks.recipe_sweep``, ``benchmarks.throughput``,
     ``benchmarks.predict_throughput``)."""
-    load = lambda name: json.loads(path.read_text()) if (path := RESULTS / name).exists() else None  # noqa: E731
-    sweep, defaults = load("recipe_sweep.json"), load("recipe_defaults.json")
+    sweep, defaults = _record("recipe_sweep.json"), _record("recipe_defaults.json")
     if sweep is None:
         return None
     env = ", ".join(f"{k} {v}" for k, v in sweep["environment"].items())
@@ -237,7 +240,7 @@ def recipe_section() -> str | None:
                 f"`python -m benchmarks.recipe_sweep --only-defaults` (same machine, current defaults): median fit time of "
                 f"{len(d_nl.get('fit_seconds_all', [1]))} fits each. Targets: fit ≤ 3× NLinear and MSE ≤ 0.375.",
                 _table(["method", "fit s (each run)", "fit / NLinear", "MSE / MAE", "predict windows/s"], table)]
-    ridge = load("recipe_ridge.json")
+    ridge = _record("recipe_ridge.json")
     if ridge is not None:
         table = []
         for size in sorted({r["head_start_windows"] for r in ridge["rows"]}):
@@ -251,7 +254,7 @@ def recipe_section() -> str | None:
                 "temporal map has 513 inputs per output; 4,096 windows gave a seed-dependent head, so the default "
                 "uses 8,192 (forward passes only).",
                 _table(["head-start windows", "MSE per seed", "mean", "worst", "median fit s"], table)]
-    tp = load("throughput_small_cpu.json")
+    tp = _record("throughput_small_cpu.json")
     if tp is not None and tp.get("dsic_cost"):
         cost = tp["dsic_cost"]
         table = [[r["method"], f"{r['seconds_per_step']:.3f}", f"{r['samples_per_s']:.1f}",
@@ -263,7 +266,7 @@ def recipe_section() -> str | None:
                 f"TRACE takes **{cost['step_time_ratio']:.2f}×** the step time and **{cost['peak_memory_ratio']:.2f}×** "
                 "the peak memory of the same gated LoRA without selection (targets ≤ 1.3× and ≤ 1.5×).",
                 _table(["method", "s/step", "samples/s", "peak RSS MB", "trainable"], table)]
-    pt = load("predict_throughput.json")
+    pt = _record("predict_throughput.json")
     if pt is not None:
         table = [[r["method"], r["path"], r["label"], f"{r['windows']:,}", f"{r['windows_per_s']:,.0f}"]
                  for r in sorted(pt["rows"], key=lambda r: (r["method"], r["path"], r["label"] != "before"))]
@@ -277,10 +280,10 @@ def recipe_section() -> str | None:
 
 def backbone_ablation_section() -> str | None:
     """Pretrained vs random backbone, with and without the predicted future."""
-    path = RESULTS / "backbone_ablation.json"
-    if not path.exists():
+    record = _record("backbone_ablation.json")
+    if record is None:
         return None
-    df = pd.DataFrame(json.loads(path.read_text())["rows"])
+    df = pd.DataFrame(record["rows"])
     df["setting"] = df["backbone"] + ", future_patches=" + df["future_patches"].astype(str)
     wide = df.pivot_table(index=["dataset", "horizon"], columns="setting", values="mse").reset_index()
     cols = ["pretrained, future_patches=auto", "random, future_patches=auto",
@@ -301,10 +304,9 @@ def backbone_ablation_section() -> str | None:
 
 def dsic_ablation_section() -> str | None:
     """Gated DSIC against other selections at matched trainable parameters, 3 seeds."""
-    path = RESULTS / "dsic_ablation.json"
-    if not path.exists():
+    record = _record("dsic_ablation.json")
+    if record is None:
         return None
-    record = json.loads(path.read_text())
     df = pd.DataFrame(record["rows"])
     order = list(dict.fromkeys(df["variant"]))
     datasets = list(dict.fromkeys(df["dataset"]))
@@ -331,10 +333,10 @@ def dsic_ablation_section() -> str | None:
 
 def small_data_section() -> str | None:
     """Short series that sktime ships: default TRACE vs Theta, AutoETS, seasonal naive."""
-    path = RESULTS / "small_data.json"
-    if not path.exists():
+    record = _record("small_data.json")
+    if record is None:
         return None
-    df = pd.DataFrame(json.loads(path.read_text())["rows"])
+    df = pd.DataFrame(record["rows"])
     wide = df.pivot_table(index="series", columns="method", values="mape", sort=False)
     methods = list(dict.fromkeys(df["method"]))
     info = df.drop_duplicates("series").set_index("series")
@@ -480,13 +482,12 @@ def main(argv=None) -> None:
     if recipe:
         parts.append(recipe)
     parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section()]
-    load_json = lambda name: json.loads(path.read_text()) if (path := RESULTS / name).exists() else None  # noqa: E731
-    made = figures(None if lh is None else lh[0], load_json(f"anomaly_example_{p}.json"),
-                   load_json(f"forecast_example_{p}.json"), p)
+    made = figures(None if lh is None else lh[0], _record(f"anomaly_example_{p}.json"),
+                   _record(f"forecast_example_{p}.json"), p)
     if made:
         parts += ["## Figures", "\n\n".join(f"![{m}](figures/{m})" for m in made)]
     env_text = ", ".join(f"{k} {v}" for k, v in (env or {}).items())
-    durations = load_json(f"durations_{p}.json") or {}
+    durations = _record(f"durations_{p}.json") or {}
     total = sum(durations.values())
     duration_text = (", ".join(f"{k} {v / 60:.1f} min" for k, v in durations.items())
                      + f"; {total / 60:.0f} min in all") if durations else "not recorded"
