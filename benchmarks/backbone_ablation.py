@@ -8,26 +8,26 @@ default ``TraceForecaster`` otherwise, seed 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
-import time
 
-import numpy as np
 import torch
 
 from benchmarks.common import PROFILES, RESULTS, environment
-from benchmarks.long_horizon import DATASETS, fit_rows, load_split, lookback_of, test_windows
+from benchmarks.long_horizon import DATASETS, load_split, lookback_of, run_trace, test_windows
 
 BACKBONES = ("pretrained", "random")
 FUTURE_PATCHES = ("auto", 0)
 
 
 def main() -> list[dict]:
-    from trace_forecast import TraceForecaster
     from trace_forecast.backbone import MomentBackbone, load_backbone, save_backbone
-    from trace_forecast.metrics import mse
+    from trace_forecast.parameters import default
 
     stride = PROFILES["quick"].test_stride
+    # The default estimator's training (run_trace takes windows and epochs from a profile).
+    profile = dataclasses.replace(PROFILES["quick"], max_windows=default("max_windows"), epochs=default("max_epochs"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         with torch.random.fork_rng(devices=[]):
@@ -36,18 +36,14 @@ def main() -> list[dict]:
         sources = {"pretrained": None, "random": tmp}
         for name, spec in DATASETS.items():
             split, lookback = load_split(name), lookback_of(name)
-            rows_fit, val_share = fit_rows(split, lookback)
             for horizon in spec["horizons"]:
                 hist, fut = test_windows(split, horizon, stride if name == "ETTh1" else 1, lookback)
                 for backbone in BACKBONES:
                     for future_patches in FUTURE_PATCHES:
-                        f = TraceForecaster(backbone=sources[backbone], future_patches=future_patches,
-                                            context_length=lookback, validation_fraction=val_share, random_state=0)
-                        start = time.perf_counter()
-                        f.fit(rows_fit, fh=np.arange(1, horizon + 1))
+                        params = {"backbone": sources[backbone], "future_patches": future_patches}
+                        r = run_trace(split, horizon, None, params, profile, 0, hist, fut, lookback)
                         row = {"dataset": name, "horizon": horizon, "backbone": backbone,
-                               "future_patches": future_patches, "fit_seconds": time.perf_counter() - start,
-                               "mse": mse(fut, f.predict_histories(list(hist)))}
+                               "future_patches": future_patches, "fit_seconds": r["fit_seconds"], "mse": r["mse"]}
                         rows.append(row)
                         print(row, flush=True)
     (RESULTS / "backbone_ablation.json").write_text(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 
 import numpy as np
 
@@ -37,35 +36,35 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def training_profile():
+    """The quick profile with ``TRAINING``'s windows and epochs (learning rate: in the params)."""
+    from benchmarks.common import PROFILES
+
+    return dataclasses.replace(PROFILES["quick"], max_windows=TRAINING["max_windows"], epochs=TRAINING["max_epochs"])
+
+
 def long_horizon_case(name: str, horizon: int):
-    from benchmarks.long_horizon import LOOKBACK, fit_rows, load_split, test_windows
-    from trace_forecast.metrics import mse
+    from benchmarks.long_horizon import load_split, run_trace, test_windows
 
     split = load_split(name)
     hist, fut = test_windows(split, horizon, TEST_STRIDE if name == "ETTh1" else 1)
-    rows, val_share = fit_rows(split)
+    profile = training_profile()
 
     def run(params: dict, seed: int) -> dict:
-        from trace_forecast import TraceForecaster
-
-        f = TraceForecaster(**params, **TRAINING, context_length=LOOKBACK, validation_fraction=val_share,
-                            random_state=seed)
-        start = time.perf_counter()
-        f.fit(rows, fh=np.arange(1, horizon + 1))
-        fit_s = time.perf_counter() - start
-        return {"metric": "MSE", "value": mse(fut, f.predict_histories(list(hist))), "fit_seconds": fit_s,
-                "trainable_parameters": int(f.get_fitted_params()["total_trainable"])}
+        r = run_trace(split, horizon, None, {**params, "learning_rate": TRAINING["learning_rate"]}, profile, seed,
+                      hist, fut)
+        return {"metric": "MSE", "value": r["mse"], "fit_seconds": r["fit_seconds"],
+                "trainable_parameters": r["trainable_parameters"]}
 
     return run
 
 
 def m4_case():
-    from benchmarks.common import PROFILES
     from benchmarks.m4 import load_m4_hourly, naive2, run_trace, scores
 
     histories, futures = load_m4_hourly()
     s_n2, m_n2 = scores(histories, futures, np.stack([naive2(h) for h in histories]))
-    profile = dataclasses.replace(PROFILES["quick"], max_windows=TRAINING["max_windows"], epochs=TRAINING["max_epochs"])
+    profile = training_profile()
 
     def run(params: dict, seed: int) -> dict:
         pred, info = run_trace({**params, "learning_rate": TRAINING["learning_rate"]}, profile, seed, histories)
