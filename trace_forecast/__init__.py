@@ -5,7 +5,13 @@ lives in ``trace_forecast.darts``. The core (backbone, adapters, Gated DSIC, hea
 training engine) knows nothing of either front end.
 """
 
+import logging
+
 __version__ = "0.1.0"
+
+# Library convention: the application decides where log records go (Gated DSIC logs one
+# INFO line per selection round under the ``trace_forecast`` logger).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["TraceAnomalyDetector", "TraceForecaster", "__version__"]
 

@@ -23,10 +23,12 @@ from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.darts.module import TraceModule
 from trace_forecast.darts.validation import as_list, check_series, split_for_validation
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
+from trace_forecast.engine.quiet import console
 from trace_forecast.engine.recipe import GRADIENT_CLIP, ClosedFormHeadStart
 from trace_forecast.engine.trainer import DSICSettings, TrainSettings, recipe_callbacks
 from trace_forecast.errors import ParameterError
 from trace_forecast.parameters import PARAMETERS, check_context_length, default, document, validate
+from trace_forecast.selection import GatedDSIC, history_frame
 
 # Longest direct forecast of the head (the longest standard long-horizon benchmark);
 # longer ``n`` are auto-regressive, as for every Darts torch model.
@@ -184,6 +186,8 @@ class TraceModel(FoundationModel):
         recipe_optimizer = kwargs.get("optimizer_cls") is None and kwargs.get("lr_scheduler_cls") is None
         super().__init__(**kwargs)
         self.trainer_params.setdefault("gradient_clip_val", GRADIENT_CLIP)  # the recipe's clipping
+        # A model summary per fit is noise in back-tests; fit(verbose=True) or pl_trainer_kwargs show it.
+        self.trainer_params.setdefault("enable_model_summary", False)
         self.pl_module_params.update(
             backbone=backbone,
             adapter=adapter,
@@ -291,33 +295,47 @@ class TraceModel(FoundationModel):
                 series, self.model_params["validation_fraction"], need, self.input_chunk_length
             )
         self._has_validation = val_series is not None
+        self._selection_history = None
         cap = self.model_params["max_windows"]
         self._dataset_caps = [cap, None if cap is None else max(1, cap // 4)]
         # batch_size counts univariate windows, as in the engine: a sample holds one per channel.
         self.batch_size = max(1, self.model_params["batch_size"] // as_list(given)[0].width)
         try:
-            super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
+            with console(bool(kwargs.get("verbose"))):
+                super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
         finally:
             self._dataset_caps = []
             self.batch_size = self.model_params["batch_size"]
         if isinstance(given, TimeSeries):  # predict() continues the whole series, not its training part
             self.training_series = given
+        dsic = next((cb for cb in getattr(self.trainer, "callbacks", []) if isinstance(cb, GatedDSIC)), None)
+        if dsic is not None:  # kept on the model (saved with it), the trainer is not
+            self._selection_history = history_frame(dsic.selection_history(), dsic.module_names)
         return self
 
     def predict(self, n: int, series=None, *args, **kwargs):
         """Forecast ``n`` steps after the end of each series (see Darts' ``predict``)."""
         if series is not None:
             check_series(series, "series", self.min_input_chunk_length)
-        return super().predict(n, series, *args, **kwargs)
+        with console(bool(kwargs.get("verbose"))):
+            return super().predict(n, series, *args, **kwargs)
 
     def historical_forecasts(self, series, *args, **kwargs):
         check_series(series, "series", self.min_input_chunk_length)
-        return super().historical_forecasts(series, *args, **kwargs)
+        with console(bool(kwargs.get("verbose"))):
+            return super().historical_forecasts(series, *args, **kwargs)
 
     @property
     def network(self):
         """The adapted :class:`~trace_forecast.network.TraceNetwork` (after fitting)."""
         return None if self.model is None else self.model.network
+
+    def selection_history(self) -> pd.DataFrame:
+        """Gated DSIC's selection rounds of the last :func:`fit()`, one row per (round,
+        module): ``step``, ``module``, ``importance``, ``kept``, ``final`` (empty for other
+        adapters; what :func:`~trace_forecast.plotting.plot_adapter_selection` draws)."""
+        history = getattr(self, "_selection_history", None)
+        return history_frame([], []) if history is None else history.copy()
 
     def selected_modules(self) -> pd.DataFrame:
         """Gated DSIC's result: one row per gated module (``module``, ``kept``, ``gate``)."""

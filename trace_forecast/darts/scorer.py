@@ -15,6 +15,7 @@ from trace_forecast.estimators._common import train_settings
 from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import boolean, check_context_length, default, document, validate
 from trace_forecast.params import parameter_report
+from trace_forecast.selection import history_frame
 from trace_forecast.tasks.anomaly import ScoreSettings, fit_anomaly_model
 
 
@@ -173,6 +174,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self.network_ = result.network
         self.trainable_parameters_ = dict(result.parameters)
         self.selected_modules_ = list(result.selection)
+        self.selection_history_ = history_frame(result.selection_history, result.module_names)
         self.train_loss_ = list(result.train_loss)
         self.val_loss_ = list(result.val_loss)
 

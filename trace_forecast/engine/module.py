@@ -81,6 +81,7 @@ class TraceLightningModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)  # the progress bar's
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:

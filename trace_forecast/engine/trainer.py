@@ -8,10 +8,7 @@ for reproducibility.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.engine.callbacks import LossHistory
 from trace_forecast.engine.module import TraceLightningModule
+from trace_forecast.engine.quiet import console
 from trace_forecast.engine.recipe import (
     EARLY_STOPPING_PATIENCE,
     GRADIENT_CLIP,
@@ -35,8 +33,6 @@ from trace_forecast.network import TraceNetwork
 from trace_forecast.parameters import default
 from trace_forecast.params import parameter_report
 from trace_forecast.selection import GatedDSIC
-
-_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning")
 
 
 @dataclass
@@ -95,6 +91,8 @@ class FitResult:
     parameters: dict[str, int]
     fit_seconds: float
     steps: int
+    selection_history: list[dict[str, Any]] = field(default_factory=list)
+    module_names: list[str] = field(default_factory=list)
 
 
 def resolve_accelerator(device: str) -> tuple[str, str]:
@@ -109,26 +107,6 @@ def resolve_accelerator(device: str) -> tuple[str, str]:
     if device == "cpu":
         return "cpu", "32-true"
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-
-
-@contextlib.contextmanager
-def quiet_lightning(verbose: bool):
-    """Silence Lightning's banner lines and hint warnings unless ``verbose``."""
-    if verbose:
-        yield
-        return
-    levels = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
-    for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="pytorch_lightning")
-            warnings.filterwarnings("ignore", module="lightning")
-            warnings.filterwarnings("ignore", message=".*num_workers.*")
-            yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
 
 
 def selection_callback(settings: TrainSettings) -> GatedDSIC:
@@ -207,7 +185,7 @@ def fit_network(
     if strategy == "ddp" and network.gated_lora is not None:
         # Gated DSIC stops training pruned modules; DDP must not wait for their gradients.
         strategy = "ddp_find_unused_parameters_true"
-    with quiet_lightning(settings.verbose):  # Lightning prints its banner at construction
+    with console(settings.verbose):  # Lightning prints its banner at construction
         trainer = pl.Trainer(
             max_epochs=settings.max_epochs,
             max_steps=settings.max_steps,
@@ -237,4 +215,6 @@ def fit_network(
         parameters=parameter_report(network),
         fit_seconds=elapsed,
         steps=int(trainer.global_step),
+        selection_history=dsic.selection_history() if dsic else [],
+        module_names=dsic.module_names if dsic else [],
     )

@@ -7,6 +7,7 @@ import pandas as pd
 
 from trace_forecast.engine import DSICSettings, TrainSettings
 from trace_forecast.engine.trainer import FitResult
+from trace_forecast.selection import history_frame
 
 
 def train_settings(est, **overrides) -> TrainSettings:
@@ -31,6 +32,7 @@ def store_fit(est, result: FitResult) -> None:
     for key, value in result.parameters.items():
         setattr(est, f"{key}_", value)
     est.selected_modules_ = pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"])
+    est.selection_history_ = history_frame(result.selection_history, result.module_names)
     est.train_loss_ = list(result.train_loss)
     est.val_loss_ = list(result.val_loss)
     est.fit_seconds_ = result.fit_seconds

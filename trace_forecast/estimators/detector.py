@@ -82,6 +82,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     threshold_ : float or None
         Fitted threshold (``None`` for the contamination rule).
     trainable_parameters_ : dict
+    selected_modules_, selection_history_ : pd.DataFrame
+        Gated DSIC's final selection and its rounds (as for :class:`TraceForecaster`).
 
     Examples
     --------

@@ -79,6 +79,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         ``head_trainable``, ``backbone_trainable``) and ``total_trainable``.
     selected_modules_ : pd.DataFrame
         Gated DSIC's modules with ``kept``, ``importance`` and ``gate`` (gated_dsic only).
+    selection_history_ : pd.DataFrame
+        Gated DSIC's selection rounds, one row per (round, module): ``step``, ``module``,
+        ``importance``, ``kept``, ``final`` (what :func:`~trace_forecast.plotting.plot_adapter_selection` draws).
     train_loss_, val_loss_ : list of float
         Loss per epoch.
 

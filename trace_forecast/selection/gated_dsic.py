@@ -26,8 +26,10 @@ selection, so every rank keeps the same modules.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -36,6 +38,8 @@ from pytorch_lightning.callbacks import Callback
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
 
+
+logger = logging.getLogger(__name__)
 
 IMPORTANCE_RULES = ("taylor2", "magnitude", "random")
 # Gate step of the central difference that gives Hessian-vector products (gates start at 1).
@@ -74,6 +78,21 @@ def take_items(batch, index: torch.Tensor):
     if isinstance(batch, tuple | list):
         return type(batch)(take_items(t, index) for t in batch)
     return batch
+
+
+HISTORY_COLUMNS = ["step", "module", "importance", "kept", "final"]
+
+
+def history_frame(history: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
+    """Selection rounds (:meth:`GatedDSIC.selection_history`) in long form: one row per
+    (round, module) with ``step``, ``module``, ``importance``, ``kept`` and ``final``."""
+    rows = [
+        {"step": record["step"], "module": name, "importance": record["importance"][i],
+         "kept": bool(record["mask"][i] > 0.5), "final": bool(record["final"])}
+        for record in history
+        for i, name in enumerate(names)
+    ]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
 def random_subset_masks(n: int, k: int, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -200,14 +219,32 @@ class GatedDSIC(Callback):
     def _finalize(self, trainer, pl_module) -> None:
         step = trainer.global_step
         self._measure(trainer, pl_module, self.schedule.target)
-        self._select(self.schedule.target, step)
+        self._select(self.schedule.target, step, final=True)
         self._lora.freeze_pruned()
         self.frozen = True
 
-    def _select(self, keep: int, step: int) -> None:
+    def _select(self, keep: int, step: int, final: bool = False) -> None:
         mask = top_k_mask(self.importance, keep)
         self._lora.set_masks(mask)
-        self.history.append({"step": int(step), "kept": int(mask.sum().item()), "mask": mask.tolist()})
+        kept = int(mask.sum().item())
+        self.history.append({
+            "step": int(step), "kept": kept, "mask": mask.tolist(),
+            "importance": self.importance.tolist(), "final": final,
+        })
+        logger.info(
+            "Gated DSIC step %d: kept %d of %d modules (target %d)%s",
+            step, kept, len(mask), self.schedule.target, ", selection frozen" if final else "",
+        )
+
+    def selection_history(self) -> list[dict[str, Any]]:
+        """One record per selection round: ``step``, ``kept`` (count), ``mask`` and
+        ``importance`` (one value per module, in :attr:`module_names` order), ``final``."""
+        return [dict(record) for record in self.history]
+
+    @property
+    def module_names(self) -> list[str]:
+        """Names of the gated modules, in the order of the history's masks."""
+        return [] if self._lora is None else list(self._lora.names)
 
     # ----------------------------------------------------------------- importance
     def _measure(self, trainer, pl_module, k_on: int) -> None:

@@ -1,0 +1,114 @@
+"""What a fit prints and logs: nothing at ``verbose=False``; a progress bar and one INFO line
+per Gated DSIC selection round at ``verbose=True``; no Lightning banners in Darts by default.
+
+The silence checks run in fresh interpreters: the test session's own logging set-up
+(``conftest.py``) must not be what keeps them quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trace_forecast import TraceForecaster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SKTIME_DEFAULT_FIT = """
+from trace_forecast import TraceForecaster
+from trace_forecast.datasets import load_etth1
+y = load_etth1()["OT"].iloc[:1200]
+TraceForecaster(random_state=0).fit(y, fh=range(1, 25)).predict()
+"""
+
+DARTS_FIT = """
+from darts import TimeSeries
+from trace_forecast.darts import TraceModel
+from trace_forecast.datasets import load_etth1
+series = TimeSeries.from_dataframe(load_etth1()[["OT"]].iloc[:1200]).astype("float32")
+model = TraceModel(input_chunk_length=96, output_chunk_length=24, max_windows=256, random_state=0)
+model.fit(series{verbose})
+model.predict(24{verbose})
+"""
+
+
+def run_script(source: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "default"}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_default_sktime_fit_prints_nothing():
+    done = run_script(SKTIME_DEFAULT_FIT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == ""
+
+
+@pytest.mark.slow
+def test_darts_fit_at_verbose_false_prints_nothing():
+    done = run_script(DARTS_FIT.format(verbose=", verbose=False"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == ""
+
+
+@pytest.mark.slow
+def test_darts_default_fit_shows_progress_but_no_banners_or_summary():
+    done = run_script(DARTS_FIT.format(verbose=""))
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    for noise in ("GPU available", "TPU available", "litlogger", "Trainable params", "Warning", "stopped:"):
+        assert noise not in printed
+    assert "Epoch" in printed  # Darts' own progress bar is its convention at the default
+
+
+def _series(n: int = 160) -> pd.Series:
+    t = np.arange(n)
+    values = 10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, n)
+    return pd.Series(values, index=pd.period_range("2000-01", periods=n, freq="M"))
+
+
+def _forecaster(backbone, **kwargs) -> TraceForecaster:
+    params = dict(backbone=str(backbone), context_length=64, max_epochs=2, batch_size=16, random_state=0,
+                  dsic_interval=2, dsic_draws=2)
+    return TraceForecaster(**{**params, **kwargs})
+
+
+def test_verbose_fit_logs_each_selection_round_and_shows_a_progress_bar(tiny_backbone_dir, caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="trace_forecast"):
+        f = _forecaster(tiny_backbone_dir, verbose=True).fit(_series(), fh=[1, 2, 3])
+    rounds = [r for r in caplog.records if r.name.startswith("trace_forecast") and "Gated DSIC" in r.getMessage()]
+    history = f.selection_history_
+    assert len(rounds) == history["step"].nunique() >= 2
+    assert rounds[-1].levelno == logging.INFO and "selection frozen" in rounds[-1].getMessage()
+    printed = capsys.readouterr()
+    assert "Epoch" in printed.out + printed.err and "loss" in printed.out + printed.err
+
+
+def test_quiet_fit_logs_nothing(tiny_backbone_dir, caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="trace_forecast"):
+        _forecaster(tiny_backbone_dir).fit(_series(), fh=[1, 2, 3])
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err == ""
+    # The records exist for applications that configure logging; nothing reaches the console.
+    assert all(r.levelno <= logging.INFO for r in caplog.records if r.name.startswith("trace_forecast"))
+
+
+def test_selection_history_matches_the_final_selection(tiny_backbone_dir):
+    f = _forecaster(tiny_backbone_dir).fit(_series(), fh=[1, 2, 3])
+    history = f.selection_history_
+    assert list(history.columns) == ["step", "module", "importance", "kept", "final"]
+    last = history[history["final"]]
+    assert last["step"].nunique() == 1
+    final = f.selected_modules_.set_index("module")["kept"]
+    assert last.set_index("module")["kept"].equals(final.loc[last["module"]])
+    assert history.groupby("step")["module"].count().eq(len(final)).all()
