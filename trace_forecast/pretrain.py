@@ -212,6 +212,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop this run after N steps (an interruption; --resume continues the schedule of --steps)")
     p.add_argument("--compact", action="store_true", help="omit the position table from the saved weights")
+    p.add_argument("--quiet", action="store_true", help="do not print the summary (it is written to the folder)")
     return p.parse_args(argv)
 
 
@@ -293,7 +294,8 @@ def main(argv=None) -> dict:
         "args": vars(args),
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    if not args.quiet:
+        print(json.dumps(summary, indent=2))
     return summary
 
 

@@ -1,0 +1,50 @@
+"""Every script in ``examples/`` runs as a user runs it (``python examples/NAME.py`` in a
+fresh interpreter, offline, from an empty folder) and prints what it promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# script -> (text its output must contain, files it must write)
+EXPECTED = {
+    "forecast_evaluate.py": (["TraceForecaster", "Theta", "MAPE"], []),
+    "global_forecasting.py": (["panel of 5 series", "unseen series"], []),
+    "prediction_intervals.py": (["empirical coverage"], ["intervals.png"]),
+    "anomaly_detection.py": (["AUC-ROC", "flagged segments"], ["anomalies.png"]),
+    "darts_ensemble.py": (["TraceModel", "naive ensemble", "regression ensemble"], []),
+    "darts_anomaly.py": (["AUC-ROC", "QuantileDetector"], []),
+    "moment_checkpoint.py": (["equals the embedded default's: True"], ["moment-checkpoint/config.json",
+                                                                       "moment-checkpoint/model.safetensors"]),
+    "gpu_finetune.py": ([], []),  # prints a skip line without a GPU
+    "pretrain_backbone.py": (["pretrained", "forecast from the new backbone"], ["my-backbone/model.safetensors"]),
+    "adapter_selection.py": (["Gated DSIC:", "selection rounds"], ["adapter_selection.png"]),
+}
+
+
+def test_every_example_is_tested():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_example_runs(script, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    texts, files = EXPECTED[script]
+    for text in texts:
+        assert text in done.stdout, f"{script} did not print {text!r}:\n{done.stdout}"
+    for name in files:
+        assert (tmp_path / name).stat().st_size > 0, f"{script} did not write {name}"
+    if script == "gpu_finetune.py":
+        import torch
+
+        assert ("skipping" in done.stdout) != torch.cuda.is_available()
