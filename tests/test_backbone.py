@@ -164,8 +164,11 @@ def test_hub_id_offline_and_not_cached_names_the_id(monkeypatch, tmp_path):
 
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    with pytest.raises(CheckpointError, match="AutonLab/MOMENT-1-large"):
+    with pytest.raises(CheckpointError, match="AutonLab/MOMENT-1-large") as caught:
         load_backbone("AutonLab/MOMENT-1-large")
+    # The hint names the command the installed huggingface_hub provides (huggingface-cli is gone).
+    assert "`hf download AutonLab/MOMENT-1-large`" in str(caught.value)
+    from huggingface_hub.cli import hf  # noqa: F401  (the `hf` entry point exists)
 
 
 def test_hub_id_resolves_through_the_local_cache(tiny_backbone_dir, monkeypatch):

@@ -58,7 +58,8 @@ def _download(repo_id: str) -> Path:
         raise CheckpointError(
             f"checkpoint {repo_id!r} is not in the local Hugging Face cache and cannot be "
             "downloaded (offline, HF_HUB_OFFLINE=1, or no network). Download it once with "
-            f"`huggingface-cli download {repo_id}` or pass a local folder."
+            f"`hf download {repo_id}` (the command huggingface_hub installs) while online, "
+            "or pass a local folder."
         ) from err
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not download checkpoint {repo_id!r}: {err}") from err

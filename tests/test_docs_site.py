@@ -1,0 +1,36 @@
+"""The documentation site builds from the repository with warnings as errors, with every
+public class and function in its API reference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLIC = ["TraceForecaster", "TraceAnomalyDetector", "TraceModel", "TraceAnomalyScorer", "plot_forecast",
+          "plot_anomaly_scores", "plot_adapter_selection", "load_backbone", "save_backbone", "GatedDSIC",
+          "TraceError", "CheckpointError", "DataError", "ParameterError", "load_etth1"]
+
+
+@pytest.mark.slow
+def test_docs_build_with_warnings_as_errors(tmp_path):
+    pytest.importorskip("sphinx")
+    pytest.importorskip("myst_parser")
+    out = tmp_path / "html"
+    # The documented command (docs/getting_started.md), into a temporary folder.
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                           str(ROOT / "docs"), str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    api = (out / "api.html").read_text()
+    for name in PUBLIC:
+        assert f'id="trace_forecast.' in api and name in api, f"{name} missing from the API reference"
+    for page in ("getting_started", "choosing_a_backbone", "troubleshooting", "examples", "user_guide", "darts",
+                 "design", "model_card", "benchmarks"):
+        assert (out / f"{page}.html").is_file(), page
+    examples = (out / "examples.html").read_text()
+    assert examples.count("highlight-python") >= 10, "every example script is included"
+    for figure in ("adapter_selection.png", "intervals.png", "anomalies.png"):
+        assert (out / "_images" / figure).is_file(), figure
