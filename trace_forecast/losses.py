@@ -8,9 +8,12 @@ future values would otherwise produce enormous, uninformative errors.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from trace_forecast.backbone.moment import MomentBackbone
+if TYPE_CHECKING:  # a type only: importing the backbone pulls in transformers
+    from trace_forecast.backbone.moment import MomentBackbone
 
 TARGET_CLIP = 10.0
 

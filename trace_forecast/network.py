@@ -6,52 +6,16 @@ Pure tensors in, tensors out; nothing here knows pandas, sktime or Darts.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from trace_forecast.adapters import DEFAULT_TARGETS, GatedLoraSet
+from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.adapters.peft_adapters import inject_peft
 from trace_forecast.backbone.moment import MomentBackbone, patch_view
 from trace_forecast.heads import LinearProbingHead, ReconstructionForecastHead
 from trace_forecast.losses import masked_reconstruction_loss, normalized_mse
-
-ADAPTERS = ("gated_dsic", "lora", "adalora", "full", "none")
-HEADS = ("reconstruction", "linear")
-TASKS = ("forecast", "reconstruction")
-
-
-@dataclass
-class NetworkSpec:
-    """What to build around a backbone.
-
-    ``task="forecast"`` needs ``horizon``; ``task="reconstruction"`` (anomaly detection)
-    trains the masked-reconstruction objective and has no forecasting head.
-    """
-
-    horizon: int = 0
-    context_length: int = 512
-    adapter: str = "gated_dsic"
-    head: str = "reconstruction"
-    task: str = "forecast"
-    lora_rank: int = 2
-    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
-    temporal_map: str = "linear"
-    future_patches: int = 0  # hidden future patches the backbone predicts (heads.reconstruction)
-    total_steps: int | None = None  # AdaLoRA's allocation schedule needs it
-
-    def __post_init__(self) -> None:
-        if self.adapter not in ADAPTERS:
-            raise ValueError(f"adapter must be one of {ADAPTERS}, got {self.adapter!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.task == "forecast" and self.horizon < 1:
-            raise ValueError(f"forecast horizon must be >= 1, got {self.horizon}")
-        if self.lora_rank < 1:
-            raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
+from trace_forecast.spec import ADAPTERS, HEADS, TASKS, NetworkSpec  # noqa: F401  (re-exported)
 
 
 def random_patch_mask(

@@ -8,12 +8,12 @@ and ``save`` files hold the adapter and head only (kilobytes, not the backbone).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from trace_forecast.backbone import shared_backbone
-from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
+if TYPE_CHECKING:  # the network (transformers, PEFT) loads when a fitted estimator is restored
+    from trace_forecast.network import NetworkSpec, TraceNetwork
 
 
 def adapted_state(network: TraceNetwork, backbone_source: Any) -> dict[str, Any]:
@@ -31,6 +31,9 @@ def adapted_state(network: TraceNetwork, backbone_source: Any) -> dict[str, Any]
 
 def restore_network(saved: dict[str, Any]) -> TraceNetwork:
     """Rebuild a network saved by :func:`adapted_state` (loads the backbone checkpoint)."""
+    from trace_forecast.backbone import shared_backbone
+    from trace_forecast.network import build_network
+
     spec: NetworkSpec = saved["spec"]
     network = build_network(shared_backbone(saved["backbone"]), spec)
     own = dict(network.state_dict())

@@ -3,15 +3,19 @@ fitted attributes a training run leaves behind."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from trace_forecast.engine import DSICSettings, TrainSettings
-from trace_forecast.engine.trainer import FitResult
-from trace_forecast.selection import history_frame
+if TYPE_CHECKING:  # the engine (Lightning) loads when an estimator fits
+    from trace_forecast.engine import TrainSettings
+    from trace_forecast.engine.trainer import FitResult
 
 
 def train_settings(est, **overrides) -> TrainSettings:
     """``TrainSettings`` from an estimator's parameters (``overrides`` win)."""
+    from trace_forecast.engine import DSICSettings, TrainSettings
+
     fields = dict(
         max_epochs=est.max_epochs,
         batch_size=est.batch_size,
@@ -27,6 +31,8 @@ def train_settings(est, **overrides) -> TrainSettings:
 
 def store_fit(est, result: FitResult) -> None:
     """Set ``network_``, the trainable-parameter counts, Gated DSIC's selection and losses."""
+    from trace_forecast.selection import history_frame
+
     est.network_ = result.network
     est.trainable_parameters_ = dict(result.parameters)
     for key, value in result.parameters.items():

@@ -6,17 +6,19 @@ import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
 
+from typing import TYPE_CHECKING
+
 from trace_forecast.adapters import DEFAULT_TARGETS
-from trace_forecast.backbone import shared_backbone
 from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, check_frame
 from trace_forecast.metrics import segments
-from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
-from trace_forecast.tasks.anomaly import ScoreSettings, fit_anomaly_model
-from trace_forecast.tasks.scoring import tail_threshold
+from trace_forecast.spec import NetworkSpec
+
+if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
+    from trace_forecast.tasks.anomaly import ScoreSettings
 
 
 @document
@@ -179,6 +181,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         validate(self.get_params(deep=False))
 
     def _scoring(self) -> ScoreSettings:
+        from trace_forecast.tasks.anomaly import ScoreSettings
+
         return ScoreSettings.from_params(self.score, self.stride, self.score_window, self.context_length,
                                          self.device)
 
@@ -190,6 +194,10 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return X.to_numpy(dtype=np.float32)
 
     def _fit(self, X, y=None):
+        from trace_forecast.backbone import shared_backbone
+        from trace_forecast.tasks.anomaly import fit_anomaly_model
+        from trace_forecast.tasks.scoring import tail_threshold
+
         self._check_params()
         X = as_frame(X)
         values = self._values(X)

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from trace_forecast.adapters import DEFAULT_TARGETS
-from trace_forecast.backbone import shared_backbone
-from trace_forecast.engine import TrainSettings
 from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
 from trace_forecast.heads import resolve_future_patches
-from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import check_context_length, default, document, validate
 from trace_forecast.persistence import CompactNetworkState
-from trace_forecast.tasks.forecast import (
-    ForecastFit,
-    learnable_context,
-    fit_forecast,
-    predict_normalized,
-    residual_quantiles,
-)
+from trace_forecast.spec import NetworkSpec
+
+if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
+    from trace_forecast.engine import TrainSettings
+    from trace_forecast.tasks.forecast import ForecastFit
 
 
 
@@ -227,6 +224,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         validate(self.get_params(deep=False))
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
+        from trace_forecast.backbone import shared_backbone
+        from trace_forecast.tasks.forecast import fit_forecast, learnable_context
+
         min_context = learnable_context(series, horizon, "y")
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
@@ -316,6 +316,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self._check_horizon(steps)
         keys, series = self._split(self._history)  # validated when it was stored
         histories = [s[-self.context_length :] for s in series]
+        from trace_forecast.tasks.forecast import predict_normalized
+
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
         index = fh.to_absolute_index(self.cutoff)
         columns = pd.Index(self._columns)
@@ -330,6 +332,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         return self._forecast_at(fh, steps, [np.zeros(len(steps))])[0]
 
     def _predict_quantiles(self, fh, X=None, alpha=None):
+        from trace_forecast.tasks.forecast import residual_quantiles
+
         steps = self._horizon(fh)
         q = residual_quantiles(self.residuals_, list(alpha), steps - 1)  # [n_alpha, n_steps]
         frames = self._forecast_at(fh, steps, list(q))
@@ -350,6 +354,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         bad = [i for i, h in enumerate(histories) if h.ndim != 1 or len(h) == 0 or not np.isfinite(h).all()]
         if bad:
             raise DataError(f"histories {bad[:5]} are empty, not 1-d, or not finite")
+        from trace_forecast.tasks.forecast import predict_normalized
+
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
         return pred * std[:, None] + mean[:, None]
 
