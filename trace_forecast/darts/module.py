@@ -26,6 +26,7 @@ from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizer
 from trace_forecast.heads import resolve_future_patches
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
+from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.parameters import check_context_length, default
 
@@ -117,6 +118,11 @@ class TraceModule(PLForecastingModule):
         # Persisted with the weights, so continued training does not redo the closed-form start;
         # a shifted output chunk has no targets for its gap, so there is no closed form.
         self.register_buffer("head_initialised", torch.tensor(head_init != "ridge" or self.output_chunk_shift > 0))
+
+    def setup(self, stage: str) -> None:
+        """Before Darts' trainer fits or predicts: a pool worker uses its share of the cores."""
+        super().setup(stage)
+        limit_worker_threads()
 
     # ------------------------------------------------------------------ forward and loss
     def _forecast_normalized(self, past_target: torch.Tensor):

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from trace_forecast.engine.callbacks import LossHistory
 from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.engine.quiet import console
+from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.engine.recipe import (
     EARLY_STOPPING_PATIENCE,
     GRADIENT_CLIP,
@@ -157,6 +158,7 @@ def fit_network(
 ) -> FitResult:
     """Train ``network`` in place and report what happened (``head_start``: solve the
     head in closed form when training starts)."""
+    limit_worker_threads()  # a pool worker gets its share of the cores, not all of them
     seed = settings.random_state
     if seed is not None:
         pl.seed_everything(seed, workers=True, verbose=False)

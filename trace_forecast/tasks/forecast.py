@@ -19,6 +19,7 @@ from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.engine.recipe import ClosedFormHeadStart
+from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 
@@ -83,6 +84,7 @@ def predict_normalized(
     network: TraceNetwork, histories: list[np.ndarray], batch_size: int = 256, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Forecast each history: ``(pred [n, H] in RevIN space, mean [n], std [n])``."""
+    limit_worker_threads()
     length = network.spec.context_length
     dev = _inference_device(device)
     home = next(network.parameters()).device

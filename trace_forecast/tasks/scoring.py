@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.engine.trainer import resolve_accelerator
 from trace_forecast.network import TraceNetwork
 
@@ -97,6 +98,7 @@ def step_errors(
     reconstructions in which the step was hidden (``scheme="none"``: all of them)."""
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {UNITS}")
+    limit_worker_threads()
     accelerator, _ = resolve_accelerator(device)
     dev = torch.device("cuda" if accelerator == "gpu" else "cpu")
     backbone = network.backbone.to(dev).eval()
