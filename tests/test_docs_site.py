@@ -27,7 +27,7 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     api = (out / "api.html").read_text()
     for name in PUBLIC:
         assert f'id="trace_forecast.' in api and name in api, f"{name} missing from the API reference"
-    for page in ("getting_started", "choosing_a_backbone", "troubleshooting", "examples", "user_guide", "darts",
+    for page in ("getting_started", "choosing_a_backbone", "scaling", "troubleshooting", "examples", "user_guide", "darts",
                  "design", "model_card", "benchmarks"):
         assert (out / f"{page}.html").is_file(), page
     examples = (out / "examples.html").read_text()

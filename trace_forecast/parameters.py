@@ -122,6 +122,22 @@ def boolean(name: str, value: Any) -> None:
         _fail(name, "True or False", value)
 
 
+TRAINER_KEYS = ("accelerator", "devices", "strategy", "precision", "num_nodes")
+
+
+def trainer_kwargs(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        _fail(name, f"None or a dict with keys from {TRAINER_KEYS}", value)
+    unknown = sorted(set(value) - set(TRAINER_KEYS))
+    if unknown:
+        raise ParameterError(
+            f"{name} may set {TRAINER_KEYS} (how and where to train); got {unknown}: the recipe owns the "
+            "other trainer settings (epochs, callbacks, clipping, logging)"
+        )
+
+
 def seed(name: str, value: Any) -> None:
     if value is not None and (not _is_int(value) or value < 0):
         _fail(name, "None or a non-negative integer", value)
@@ -265,6 +281,11 @@ _TABLE = [
        'Share in (0, 1) of points flagged by ``threshold="contamination"``.'),
     _p("device", "auto", '{"auto", "cpu", "cuda"}', choice(DEVICES),
        '``"auto"`` trains on CUDA (bf16 mixed precision) when available.'),
+    _p("trainer_kwargs", None, "dict or None", trainer_kwargs,
+       "Lightning ``Trainer`` settings for distributed or mixed-precision training, from\n"
+       '``accelerator``, ``devices``, ``strategy``, ``precision`` and ``num_nodes`` (e.g.\n'
+       '``{"accelerator": "gpu", "devices": 4, "strategy": "ddp"}``); they override ``device``.\n'
+       "Gated DSIC all-reduces its importance, so every process keeps the same modules."),
     _p("random_state", None, "int or None", seed,
        "Seed of the new weights, the window subsets, the shuffling and Gated DSIC's draws."),
     _p("verbose", False, "bool", boolean, "Show Lightning's progress bar and summaries."),

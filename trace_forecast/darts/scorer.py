@@ -64,6 +64,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     {parameter:max_windows}
     {parameter:window_stride}
     {parameter:device}
+    {parameter:trainer_kwargs}
     {parameter:random_state}
     {parameter:verbose}
 
@@ -113,6 +114,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         max_windows: int | None = default("max_windows"),
         window_stride: int = default("window_stride"),
         device: str = default("device"),
+        trainer_kwargs: dict | None = default("trainer_kwargs"),
         random_state: int | None = default("random_state"),
         verbose: bool = default("verbose"),
     ) -> None:
@@ -142,6 +144,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self.max_windows = max_windows
         self.window_stride = window_stride
         self.device = device
+        self.trainer_kwargs = trainer_kwargs
         self.random_state = random_state
         self.verbose = verbose
         self.network_ = None

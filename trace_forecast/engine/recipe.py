@@ -59,8 +59,9 @@ class ClosedFormHeadStart(Callback):
 
     Features come from ``dataset`` when given (the engine passes more windows than one
     epoch trains on: forward passes are cheap), else from the module's
-    ``head_start_batches()`` (the Darts module, which draws from Darts' samples). Sums are all-reduced under data parallelism so every rank
-    solves the same system. A module with a ``head_initialised`` buffer is skipped when
+    ``head_start_batches()`` (the Darts module, which draws from Darts' samples). Under data
+    parallelism every rank solves the same system: the engine's dataset is the same on every
+    rank, and the Darts module's per-rank sums are all-reduced. A module with a ``head_initialised`` buffer is skipped when
     it is already set (continued training) and marked afterwards.
     """
 
@@ -85,9 +86,10 @@ class ClosedFormHeadStart(Callback):
         network.float()
         with frozen_backbone(network):
             xtx, xty = ridge_statistics(network, self._batches(trainer, pl_module))
-        strategy = trainer.strategy
-        xtx = strategy.reduce(xtx.to(pl_module.device), reduce_op="sum").cpu()
-        xty = strategy.reduce(xty.to(pl_module.device), reduce_op="sum").cpu()
+        if self.dataset is None:  # each rank read its own share of the windows: add them up
+            strategy = trainer.strategy
+            xtx = strategy.reduce(xtx.to(pl_module.device), reduce_op="sum").cpu()
+            xty = strategy.reduce(xty.to(pl_module.device), reduce_op="sum").cpu()
         if xtx[-1, -1] > 0:
             ridge_solve(network, xtx, xty)
         network.to(dtype)

@@ -78,6 +78,7 @@ class TrainSettings:
     precision: str | None = None
     random_state: int | None = 0
     verbose: bool = False
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, num_nodes
     dsic: DSICSettings | None = field(default_factory=DSICSettings)  # None: gated LoRA without selection
 
 
@@ -162,7 +163,7 @@ def fit_network(
     seed = settings.random_state
     if seed is not None:
         pl.seed_everything(seed, workers=True, verbose=False)
-    accelerator, default_precision = resolve_accelerator(settings.device)
+    accelerator, default_precision = resolve_accelerator(settings.trainer_kwargs.get("accelerator", settings.device))
     generator = torch.Generator().manual_seed(0 if seed is None else seed)
     train_loader = DataLoader(
         train_data, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False
@@ -183,18 +184,21 @@ def fit_network(
     callbacks: list[Callback] = [
         history, *recipe_callbacks(network, settings, val_loader is not None, head_start), *extra_callbacks
     ]
-    strategy = settings.strategy
-    if strategy == "ddp" and network.gated_lora is not None:
+    placement = {
+        "accelerator": accelerator,
+        "devices": settings.devices if accelerator == "gpu" else 1,
+        "strategy": settings.strategy,
+        "precision": settings.precision or default_precision,
+        **settings.trainer_kwargs,
+    }
+    if placement["strategy"] == "ddp" and network.gated_lora is not None:
         # Gated DSIC stops training pruned modules; DDP must not wait for their gradients.
-        strategy = "ddp_find_unused_parameters_true"
+        placement["strategy"] = "ddp_find_unused_parameters_true"
     with console(settings.verbose):  # Lightning prints its banner at construction
         trainer = pl.Trainer(
             max_epochs=settings.max_epochs,
             max_steps=settings.max_steps,
-            accelerator=accelerator,
-            devices=settings.devices if accelerator == "gpu" else 1,
-            strategy=strategy,
-            precision=settings.precision or default_precision,
+            **placement,
             gradient_clip_val=settings.gradient_clip or None,
             callbacks=callbacks,
             logger=False,

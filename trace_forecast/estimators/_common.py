@@ -23,6 +23,7 @@ def train_settings(est, **overrides) -> TrainSettings:
         device=est.device,
         random_state=est.random_state,
         verbose=est.verbose,
+        trainer_kwargs=dict(est.trainer_kwargs or {}),
         dsic=DSICSettings.from_params(vars(est)),
     )
     fields.update(overrides)

@@ -71,6 +71,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:contamination}
     {parameter:risk}
     {parameter:device}
+    {parameter:trainer_kwargs}
     {parameter:random_state}
     {parameter:verbose}
 
@@ -143,6 +144,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         contamination=default("contamination"),
         risk=default("risk"),
         device=default("device"),
+        trainer_kwargs=default("trainer_kwargs"),
         random_state=default("random_state"),
         verbose=default("verbose"),
     ):
@@ -172,6 +174,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.contamination = contamination
         self.risk = risk
         self.device = device
+        self.trainer_kwargs = trainer_kwargs
         self.random_state = random_state
         self.verbose = verbose
         super().__init__()

@@ -64,6 +64,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     {parameter:reconstruction_weight}
     {parameter:update_epochs}
     {parameter:device}
+    {parameter:trainer_kwargs}
     {parameter:random_state}
     {parameter:verbose}
 
@@ -145,6 +146,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         reconstruction_weight=default("reconstruction_weight"),
         update_epochs=default("update_epochs"),
         device=default("device"),
+        trainer_kwargs=default("trainer_kwargs"),
         random_state=default("random_state"),
         verbose=default("verbose"),
     ):
@@ -172,6 +174,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.reconstruction_weight = reconstruction_weight
         self.update_epochs = update_epochs
         self.device = device
+        self.trainer_kwargs = trainer_kwargs
         self.random_state = random_state
         self.verbose = verbose
         super().__init__()
