@@ -353,6 +353,32 @@ def small_data_section() -> str | None:
     ])
 
 
+def scaling_section() -> str | None:
+    """Parallel back-testing against the sequential run, and prediction time against the
+    number of series (``benchmarks.parallel_evaluate``, ``benchmarks.many_series``)."""
+    parallel, many = _record("parallel_evaluate.json"), _record("many_series.json")
+    if parallel is None and many is None:
+        return None
+    parts = ["## Scaling (see also the scaling-out page)"]
+    if parallel is not None:
+        rows = [[r["run"], f"{r['seconds']:.1f} s", f"{r['ratio_to_sequential']:.2f}x",
+                 "yes" if r["scores_equal_sequential"] else "NO"] for r in parallel["rows"]]
+        parts += [f"`python -m benchmarks.parallel_evaluate`: sktime `evaluate` with 2 workers on "
+                  f"{parallel['cores']} cores, {parallel['case']}; one process, sequential first.",
+                  _table(["run", "wall time", "vs sequential", "scores equal"], rows)]
+    if many is not None:
+        rows = [[f"{r['series']:,}", f"{r['fit_seconds']:.2f}", f"{r['predict_seconds']:.3f}",
+                 f"{r['predict_ms_per_series']:.2f}"] for r in many["rows"]]
+        fit = many["linear_fit"]
+        parts += [f"`python -m benchmarks.many_series`: one `predict()` call for every series of a panel "
+                  f"(length {many['length']}, context {many['context']}, horizon {many['horizon']}). Linear fit: "
+                  f"{fit['seconds_per_series'] * 1000:.2f} ms per series, R² {fit['r2']:.3f}; log-log slope "
+                  f"{many['log_log_exponent']:.2f}.",
+                  _table(["series", "fit s", "predict s", "predict ms per series"], rows),
+                  "![many_series.png](figures/many_series.png)"]
+    return "\n\n".join(parts)
+
+
 def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_example: dict | None, profile: str) -> list[str]:
     import matplotlib
 
@@ -481,7 +507,7 @@ def main(argv=None) -> None:
     recipe = recipe_section()
     if recipe:
         parts.append(recipe)
-    parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section()]
+    parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section(), scaling_section()]
     made = figures(None if lh is None else lh[0], _record(f"anomaly_example_{p}.json"),
                    _record(f"forecast_example_{p}.json"), p)
     if made:

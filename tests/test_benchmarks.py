@@ -64,3 +64,23 @@ def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
     (tmp_path / "small_data.json").write_text(json.dumps({"rows": rows}))
     text = report.small_data_section()
     assert "| airline | 144 | 12 | 0.060 | 0.090 |" in text and "| mean |  |  | 0.060 | 0.090 |" in text
+
+
+def test_scaling_section_renders_ratios_and_the_linear_fit(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert report.scaling_section() is None
+    rows = [{"run": r, "seconds": s, "ratio_to_sequential": s / 10, "scores_equal_sequential": True}
+            for r, s in (("sequential", 10.0), ("multiprocessing", 6.0))]
+    (tmp_path / "parallel_evaluate.json").write_text(json.dumps({"cores": 2, "case": "c", "rows": rows}))
+    many = {"rows": [{"series": n, "fit_seconds": 2.0, "predict_seconds": n / 1000, "predict_ms_per_series": 1.0}
+                     for n in (100, 1000)],
+            "linear_fit": {"seconds_per_series": 0.001, "intercept_s": 0.0, "r2": 1.0}, "log_log_exponent": 1.0,
+            "length": 200, "context": 64, "horizon": 24}
+    (tmp_path / "many_series.json").write_text(json.dumps(many))
+    text = report.scaling_section()
+    assert "| multiprocessing | 6.0 s | 0.60x | yes |" in text
+    assert "1.00 ms per series, R² 1.000" in text and "| 1,000 | 2.00 | 1.000 | 1.00 |" in text
