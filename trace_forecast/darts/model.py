@@ -23,6 +23,7 @@ from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.darts.module import TraceModule
 from trace_forecast.darts.validation import as_list, check_series, split_for_validation
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
+from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.quiet import console
 from trace_forecast.engine.recipe import GRADIENT_CLIP, ClosedFormHeadStart
 from trace_forecast.engine.trainer import DSICSettings, TrainSettings, recipe_callbacks
@@ -301,7 +302,7 @@ class TraceModel(FoundationModel):
         # batch_size counts univariate windows, as in the engine: a sample holds one per channel.
         self.batch_size = max(1, self.model_params["batch_size"] // as_list(given)[0].width)
         try:
-            with console(bool(kwargs.get("verbose"))):
+            with console(bool(kwargs.get("verbose"))), interruptible():
                 super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
         finally:
             self._dataset_caps = []

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.engine.callbacks import LossHistory
 from trace_forecast.engine.module import TraceLightningModule
+from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.quiet import console
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.engine.recipe import (
@@ -209,7 +210,8 @@ def fit_network(
             deterministic=False,
         )
         start = time.perf_counter()
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+        with interruptible():
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     elapsed = time.perf_counter() - start
     network.eval().cpu()
     dsic = next((c for c in callbacks if isinstance(c, GatedDSIC)), None)
