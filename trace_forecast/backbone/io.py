@@ -50,8 +50,13 @@ def resolve_checkpoint(source: str | Path | None) -> Path:
 
 def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
 
+    try:  # before any request: a malformed id never reaches the network
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise CheckpointError(f"backbone {repo_id!r} is neither an existing folder nor a valid hub id: {err}") from None
     try:
         folder = snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
     except LocalEntryNotFoundError as err:
