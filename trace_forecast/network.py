@@ -15,6 +15,7 @@ from trace_forecast.adapters.peft_adapters import inject_peft
 from trace_forecast.backbone.moment import MomentBackbone, patch_view
 from trace_forecast.heads import LinearProbingHead, ReconstructionForecastHead
 from trace_forecast.losses import masked_reconstruction_loss, normalized_mse
+from trace_forecast.rng import GLOBAL_RNG_LOCK
 from trace_forecast.spec import ADAPTERS, HEADS, TASKS, NetworkSpec  # noqa: F401  (re-exported)
 
 
@@ -146,7 +147,9 @@ def build_network(backbone: MomentBackbone, spec: NetworkSpec, seed: int | None 
     without touching the global random state.
     """
     if seed is not None:
-        with torch.random.fork_rng(devices=[]):
+        # torch initialises new weights from its one global generator: hold it while seeding
+        # and drawing, so that networks built at once in several threads do not interleave.
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return build_network(backbone, spec)
     backbone = copy.deepcopy(backbone)

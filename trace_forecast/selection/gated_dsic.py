@@ -36,6 +36,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback
 
 from trace_forecast.adapters import GatedLoraSet
+from trace_forecast.rng import GLOBAL_RNG_LOCK
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
 
 
@@ -329,7 +330,7 @@ class GatedDSIC(Callback):
             draw_gates = (gates + offset).requires_grad_(True)  # one copy of the gates per draw
             item_gates = (z * draw_gates)[index // per_draw].T  # [n, items]
             # The same random state in every pass (the reconstruction loss draws patch masks).
-            with torch.random.fork_rng(devices=[]), lora.draw(item_gates), torch.enable_grad(), \
+            with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]), lora.draw(item_gates), torch.enable_grad(), \
                     trainer.precision_plugin.forward_context():
                 torch.manual_seed(loss_seed)
                 # The batch mean is the mean of the equal-sized draws' losses: times draws, their sum.
