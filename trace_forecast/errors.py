@@ -15,3 +15,8 @@ class DataError(TraceError, ValueError):
 
 class ParameterError(TraceError, ValueError):
     """A parameter value is outside its documented range or type."""
+
+
+class ResourceError(TraceError, MemoryError):
+    """A fit would exhaust the memory where it runs (checked before allocating), or ran
+    out of GPU memory even at half the batch size."""

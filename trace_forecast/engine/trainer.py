@@ -8,7 +8,9 @@ for reproducibility.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +21,8 @@ from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.engine.callbacks import LossHistory
-from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.engine.interrupt import interruptible
+from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.engine.quiet import console
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.engine.recipe import (
@@ -31,6 +33,7 @@ from trace_forecast.engine.recipe import (
     ClosedFormHeadStart,
     early_stopping,
 )
+from trace_forecast.errors import ResourceError
 from trace_forecast.network import TraceNetwork
 from trace_forecast.parameters import default
 from trace_forecast.params import parameter_report
@@ -159,7 +162,64 @@ def fit_network(
     head_start: ClosedFormHeadStart | None = None,
 ) -> FitResult:
     """Train ``network`` in place and report what happened (``head_start``: solve the
-    head in closed form when training starts)."""
+    head in closed form when training starts).
+
+    When the GPU runs out of memory, the network is restored to its state before the fit
+    and trained once more with half the batch (with a warning); a second failure raises
+    :class:`~trace_forecast.errors.ResourceError`.
+    """
+    snapshot = training_snapshot(network)
+    try:
+        return _fit_once(network, train_data, val_data, settings, extra_callbacks, head_start)
+    except torch.OutOfMemoryError as error:
+        if settings.batch_size < 2:
+            raise ResourceError(f"out of GPU memory at batch_size=1: {OOM_REMEDY}") from error
+        first = settings.batch_size
+    restore_snapshot(network, snapshot)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    smaller = dataclasses.replace(settings, batch_size=first // 2)
+    warnings.warn(f"out of GPU memory at batch_size={first}; retrying once with batch_size={first // 2}",
+                  ResourceWarning, stacklevel=2)
+    try:
+        return _fit_once(network, train_data, val_data, smaller, extra_callbacks, head_start)
+    except torch.OutOfMemoryError as error:
+        raise ResourceError(
+            f"out of GPU memory at batch_size={first} and again at {first // 2}: {OOM_REMEDY}"
+        ) from error
+
+
+OOM_REMEDY = ("lower batch_size or context_length, use a smaller backbone, precision='bf16-mixed' "
+              "(trainer_kwargs), or device='cpu'")
+
+
+def training_snapshot(network: TraceNetwork) -> dict[str, tuple[torch.Tensor, bool]]:
+    """What a fit may change: trainable parameters (and their flags) and buffers, on the CPU."""
+    state = {n: (p.detach().cpu().clone(), p.requires_grad) for n, p in network.named_parameters()
+             if p.requires_grad}
+    state.update({n: (b.detach().cpu().clone(), False) for n, b in network.named_buffers()})
+    return state
+
+
+def restore_snapshot(network: TraceNetwork, snapshot: dict[str, tuple[torch.Tensor, bool]]) -> None:
+    params = dict(network.named_parameters())
+    buffers = dict(network.named_buffers())
+    with torch.no_grad():
+        for name, (value, trainable) in snapshot.items():
+            target = params.get(name, buffers.get(name))
+            target.copy_(value.to(target.device))
+            if name in params:
+                params[name].requires_grad_(trainable)
+
+
+def _fit_once(
+    network: TraceNetwork,
+    train_data: Dataset,
+    val_data: Dataset | None,
+    settings: TrainSettings,
+    extra_callbacks: Sequence[Callback],
+    head_start: ClosedFormHeadStart | None,
+) -> FitResult:
     limit_worker_threads()  # a pool worker gets its share of the cores, not all of them
     seed = settings.random_state
     if seed is not None:

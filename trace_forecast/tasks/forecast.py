@@ -19,6 +19,7 @@ from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.engine.recipe import ClosedFormHeadStart
+from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
@@ -149,6 +150,9 @@ def fit_forecast(
                             max_windows, seed)
     train_ds, val_ds = sets.train, sets.val
     head_start = None
+    accelerator, _ = resolve_accelerator(settings.trainer_kwargs.get("accelerator", settings.device))
+    check_training_memory(backbone.config, spec.context_length, spec.horizon, settings.batch_size, accelerator,
+                          spec.future_patches)  # before anything large is allocated
     if init is None:
         steps = steps_per_run(len(train_ds), settings.batch_size, settings.max_epochs)
         spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps
