@@ -19,8 +19,8 @@ from darts.models import NaiveEnsembleModel, NaiveSeasonal, NLinearModel, Regres
 from trace_forecast.darts import TraceModel
 from trace_forecast.datasets import load_etth1
 
-CONTEXT, HORIZON = 336, 24
-QUIET = {"enable_progress_bar": False}
+CONTEXT, HORIZON = 168, 24  # one week of hourly context
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 # NLinearModel's trainer announces the hardware at every fit; TraceModel is quiet already.
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 
@@ -38,11 +38,13 @@ def models() -> dict:
         "seasonal naive (24 h)": NaiveSeasonal(K=24),
         "TraceModel": trace(),
         "NLinearModel": nlinear(),
-        "naive ensemble (mean)": NaiveEnsembleModel([trace(), nlinear()]),
+        # show_warnings=False: Darts notes that neither member uses covariates (there are none).
+        "naive ensemble (mean)": NaiveEnsembleModel([trace(), nlinear()], show_warnings=False),
         # The regression learns the weights from the members' back-tests over the last 20 days
         # of the training data (one long auto-regressive forecast would teach it the wrong errors).
         "regression ensemble": RegressionEnsembleModel(
-            [trace(), nlinear()], regression_train_n_points=HORIZON * 20, train_using_historical_forecasts=True
+            [trace(), nlinear()], regression_train_n_points=HORIZON * 20, train_using_historical_forecasts=True,
+            show_warnings=False,
         ),
     }
 

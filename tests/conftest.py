@@ -11,6 +11,12 @@ import torch
 
 DATA_DIR = Path(os.environ.get("TRACE_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel test workers share the cores: one torch thread each (and in the processes they
+    # start), so that workers x threads <= cores; oversubscribed threads made the suite 4x slower.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
