@@ -12,7 +12,7 @@ import trace_forecast.engine.memory as memory
 from trace_forecast import TraceForecaster
 from trace_forecast.backbone import load_backbone, moment_config
 from trace_forecast.engine.module import TraceLightningModule
-from trace_forecast.errors import ResourceError
+from trace_forecast.errors import MemoryRetryWarning, ResourceError
 
 
 def _series(n: int = 200) -> pd.Series:
@@ -65,7 +65,7 @@ def _out_of_memory_in_training(monkeypatch, failures: int) -> list[int]:
 def test_out_of_memory_retries_once_with_half_the_batch(tiny_backbone_dir, monkeypatch):
     expected = _forecaster(tiny_backbone_dir, batch_size=8).fit(_series(), fh=[1, 2, 3]).predict()
     seen = _out_of_memory_in_training(monkeypatch, failures=1)
-    with pytest.warns(ResourceWarning, match="retrying once with batch_size=8"):
+    with pytest.warns(MemoryRetryWarning, match="retrying once with batch_size=8"):
         f = _forecaster(tiny_backbone_dir, batch_size=16).fit(_series(), fh=[1, 2, 3])
     assert seen == [16, 8]
     # Restored before the retry: the result is the fit that batch 8 gives from the start.
@@ -75,6 +75,6 @@ def test_out_of_memory_retries_once_with_half_the_batch(tiny_backbone_dir, monke
 def test_out_of_memory_twice_is_a_clear_error(tiny_backbone_dir, monkeypatch):
     _out_of_memory_in_training(monkeypatch, failures=2)
     f = _forecaster(tiny_backbone_dir, batch_size=16)
-    with pytest.warns(ResourceWarning), pytest.raises(ResourceError, match="batch_size=16 and again at 8"):
+    with pytest.warns(MemoryRetryWarning), pytest.raises(ResourceError, match="batch_size=16 and again at 8"):
         f.fit(_series(), fh=[1, 2, 3])
     assert not f.is_fitted

@@ -17,6 +17,10 @@ class ParameterError(TraceError, ValueError):
     """A parameter value is outside its documented range or type."""
 
 
+class MemoryRetryWarning(UserWarning):
+    """The GPU ran out of memory; the fit is being retried once with half the batch."""
+
+
 class ResourceError(TraceError, MemoryError):
     """A fit would exhaust the memory where it runs (checked before allocating), or ran
     out of GPU memory even at half the batch size."""

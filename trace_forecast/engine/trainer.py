@@ -24,7 +24,6 @@ from trace_forecast.engine.callbacks import LossHistory
 from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.engine.quiet import console
-from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.engine.recipe import (
     EARLY_STOPPING_PATIENCE,
     GRADIENT_CLIP,
@@ -33,7 +32,8 @@ from trace_forecast.engine.recipe import (
     ClosedFormHeadStart,
     early_stopping,
 )
-from trace_forecast.errors import ResourceError
+from trace_forecast.engine.threads import limit_worker_threads
+from trace_forecast.errors import MemoryRetryWarning, ResourceError
 from trace_forecast.network import TraceNetwork
 from trace_forecast.parameters import default
 from trace_forecast.params import parameter_report
@@ -180,7 +180,7 @@ def fit_network(
         torch.cuda.empty_cache()
     smaller = dataclasses.replace(settings, batch_size=first // 2)
     warnings.warn(f"out of GPU memory at batch_size={first}; retrying once with batch_size={first // 2}",
-                  ResourceWarning, stacklevel=2)
+                  MemoryRetryWarning, stacklevel=2)
     try:
         return _fit_once(network, train_data, val_data, smaller, extra_callbacks, head_start)
     except torch.OutOfMemoryError as error:
