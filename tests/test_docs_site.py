@@ -26,7 +26,7 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     api = (out / "api.html").read_text()
     for name in PUBLIC:
-        assert f'id="trace_forecast.' in api and name in api, f"{name} missing from the API reference"
+        assert 'id="trace_forecast.' in api and name in api, f"{name} missing from the API reference"
     for page in ("getting_started", "choosing_a_backbone", "scaling", "troubleshooting", "examples", "user_guide", "darts",
                  "design", "model_card", "benchmarks"):
         assert (out / f"{page}.html").is_file(), page

@@ -23,10 +23,10 @@ from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
+from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import resolve_future_patches
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
-from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.parameters import check_context_length, default
 

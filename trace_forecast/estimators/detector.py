@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
-
-from typing import TYPE_CHECKING
 
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.errors import DataError
