@@ -85,6 +85,10 @@ class TrainSettings:
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, num_nodes
     dsic: DSICSettings | None = field(default_factory=DSICSettings)  # None: gated LoRA without selection
 
+    def accelerator(self) -> tuple[str, str]:
+        """``(accelerator, default precision)`` where this training runs (``trainer_kwargs`` win)."""
+        return resolve_accelerator(self.trainer_kwargs.get("accelerator", self.device))
+
 
 @dataclass
 class FitResult:
@@ -224,7 +228,7 @@ def _fit_once(
     seed = settings.random_state
     if seed is not None:
         pl.seed_everything(seed, workers=True, verbose=False)
-    accelerator, default_precision = resolve_accelerator(settings.trainer_kwargs.get("accelerator", settings.device))
+    accelerator, default_precision = settings.accelerator()
     generator = torch.Generator().manual_seed(0 if seed is None else seed)
     train_loader = DataLoader(
         train_data, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False

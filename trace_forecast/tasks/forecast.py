@@ -150,9 +150,8 @@ def fit_forecast(
                             max_windows, seed)
     train_ds, val_ds = sets.train, sets.val
     head_start = None
-    accelerator, _ = resolve_accelerator(settings.trainer_kwargs.get("accelerator", settings.device))
-    check_training_memory(backbone.config, spec.context_length, spec.horizon, settings.batch_size, accelerator,
-                          spec.future_patches)  # before anything large is allocated
+    check_training_memory(backbone.config, spec.context_length, spec.horizon, settings.batch_size,
+                          settings.accelerator()[0], spec.future_patches)  # before anything large is allocated
     if init is None:
         steps = steps_per_run(len(train_ds), settings.batch_size, settings.max_epochs)
         spec.total_steps = steps if settings.max_steps < 0 else settings.max_steps

@@ -8,7 +8,7 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings, fit_network
 from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.memory import check_training_memory
-from trace_forecast.engine.trainer import FitResult, resolve_accelerator
+from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.params import parameter_report
 
@@ -33,8 +33,7 @@ def fit_reconstruction(
     sets = make_window_sets(series, spec.context_length, 0, min_context, validation_fraction, stride,
                             max_windows, settings.random_state or 0)
     train_ds, val_ds = sets.train, sets.val
-    accelerator, _ = resolve_accelerator(settings.trainer_kwargs.get("accelerator", settings.device))
-    check_training_memory(backbone.config, spec.context_length, 0, settings.batch_size, accelerator)
+    check_training_memory(backbone.config, spec.context_length, 0, settings.batch_size, settings.accelerator()[0])
     spec.total_steps = steps_per_run(len(train_ds), settings.batch_size, settings.max_epochs)
     network = build_network(backbone, spec, seed=settings.random_state)
     return fit_network(network, train_ds, val_ds if len(val_ds) else None, settings)
