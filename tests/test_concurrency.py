@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trace_forecast import TraceForecaster
+from helpers import seasonal_series, tiny_forecaster
 from trace_forecast.backbone import shared_backbone
 
 
-def _series(seed: int, n: int = 200) -> pd.Series:
-    t = np.arange(n)
-    return pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12 + seed) + np.random.default_rng(seed).normal(0, 0.3, n))
+def _series(seed: int) -> pd.Series:
+    return seasonal_series(200, seed=seed, phase=seed)
 
 
 def _digest(module) -> str:
@@ -28,8 +27,7 @@ def _digest(module) -> str:
 
 
 def _fit_predict(backbone: str, seed: int) -> np.ndarray:
-    f = TraceForecaster(backbone=backbone, context_length=64, max_epochs=1, batch_size=16, random_state=seed,
-                        dsic_interval=2, dsic_draws=2)
+    f = tiny_forecaster(backbone, random_state=seed)
     return f.fit(_series(seed), fh=[1, 2, 3]).predict().to_numpy()
 
 

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import seasonal_series, tiny_forecaster
 from trace_forecast import TraceForecaster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,16 +73,12 @@ def test_darts_is_silent_at_verbose_false_and_shows_no_banners_by_default():
     assert "Epoch" in printed  # Darts' own progress bar is its convention at the default
 
 
-def _series(n: int = 160) -> pd.Series:
-    t = np.arange(n)
-    values = 10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, n)
-    return pd.Series(values, index=pd.period_range("2000-01", periods=n, freq="M"))
+def _series() -> pd.Series:
+    return seasonal_series(160, period_index=True)
 
 
 def _forecaster(backbone, **kwargs) -> TraceForecaster:
-    params = dict(backbone=str(backbone), context_length=64, max_epochs=2, batch_size=16, random_state=0,
-                  dsic_interval=2, dsic_draws=2)
-    return TraceForecaster(**{**params, **kwargs})
+    return tiny_forecaster(backbone, max_epochs=2, **kwargs)
 
 
 def test_verbose_fit_logs_each_selection_round_and_shows_a_progress_bar(tiny_backbone_dir, caplog, capsys):

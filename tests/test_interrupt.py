@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import seasonal_series, tiny_forecaster
 from trace_forecast import TraceForecaster
 from trace_forecast.engine.module import TraceLightningModule
 
 
-def _series(n: int = 160) -> pd.Series:
-    t = np.arange(n)
-    return pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, n))
+def _series() -> pd.Series:
+    return seasonal_series(160)
 
 
 def test_interrupted_fit_leaves_the_estimator_unfitted_and_refits(tiny_backbone_dir, monkeypatch):
@@ -30,8 +30,7 @@ def test_interrupted_fit_leaves_the_estimator_unfitted_and_refits(tiny_backbone_
         return original(self, batch, batch_idx)
 
     monkeypatch.setattr(TraceLightningModule, "training_step", interrupted_step)
-    forecaster = TraceForecaster(backbone=str(tiny_backbone_dir), context_length=64, max_epochs=2, batch_size=16,
-                                 random_state=0, dsic_interval=2, dsic_draws=2)
+    forecaster = tiny_forecaster(tiny_backbone_dir, max_epochs=2)
     with pytest.raises(KeyboardInterrupt):
         forecaster.fit(_series(), fh=[1, 2, 3])
     assert signal.getsignal(signal.SIGINT) is handler, "Lightning's SIG_IGN must not outlive the fit"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
+from helpers import seasonal_series, tiny_forecaster  # noqa: E402
 from trace_forecast import TraceAnomalyDetector, TraceForecaster  # noqa: E402
 from trace_forecast.errors import DataError  # noqa: E402
 from trace_forecast.plotting import (  # noqa: E402
@@ -20,15 +20,12 @@ from trace_forecast.plotting import (  # noqa: E402
 
 
 def _series(n: int = 200) -> pd.Series:
-    t = np.arange(n)
-    values = 10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, n)
-    return pd.Series(values, index=pd.period_range("2000-01", periods=n, freq="M"), name="y")
+    return seasonal_series(n, period_index=True, name="y")
 
 
 @pytest.fixture(scope="module")
 def forecaster(tiny_backbone_dir) -> TraceForecaster:
-    return TraceForecaster(backbone=str(tiny_backbone_dir), context_length=64, max_epochs=2, batch_size=16,
-                           random_state=0, dsic_interval=2, dsic_draws=2).fit(_series(), fh=range(1, 13))
+    return tiny_forecaster(tiny_backbone_dir, max_epochs=2).fit(_series(), fh=range(1, 13))
 
 
 def _check(fig, path, min_artists: int = 1) -> None:

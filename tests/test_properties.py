@@ -3,8 +3,8 @@ index) or raises a documented error -- never a raw torch/numpy traceback, never 
 never a mutated input.
 
 Documented errors: the package's own (``trace_forecast.errors``, all ``TraceError``) and the
-input checks sktime runs before an estimator sees the data (``ValueError``/``TypeError``
-raised inside sktime, e.g. for missing values or an index without a frequency).
+input checks sktime or Darts runs before an estimator sees the data (``ValueError``/``TypeError``
+raised inside that library, e.g. for missing values or an index without a frequency).
 Example counts are bounded so the suite stays within its time budget.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import traceback
 import warnings
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ from trace_forecast.errors import TraceError  # noqa: E402
 DTYPES = ("float64", "float32", "int64", "Float64", "Int64")
 PATTERNS = ("normal", "normal", "constant", "near_constant", "nan", "inf")  # half the cases usable
 INDEXES = ("range", "datetime_freq", "datetime_irregular", "period")
+T = TypeVar("T")
 PROFILE = settings(max_examples=12, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -67,12 +70,27 @@ def frames(draw) -> pd.DataFrame:
         return frame
 
 
-def documented(error: BaseException) -> bool:
-    """One of the package's errors, or an input check inside sktime."""
+def documented(error: BaseException, library: str) -> bool:
+    """One of the package's errors, or an input check inside ``library`` (sktime, darts)."""
     if isinstance(error, TraceError):
         return True
-    frames_ = traceback.extract_tb(error.__traceback__)
-    return isinstance(error, ValueError | TypeError) and "/sktime/" in frames_[-1].filename
+    last = traceback.extract_tb(error.__traceback__)[-1].filename
+    return isinstance(error, ValueError | TypeError) and f"/{library}/" in last
+
+
+def attempt(run: Callable[[], T], library: str) -> T | None:
+    """``run()`` with warnings silenced: its result, or ``None`` once the error it raised is
+    checked to be documented (each outcome is counted in hypothesis' statistics)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = run()
+    except Exception as error:  # noqa: BLE001 - the property is about which errors escape
+        assert documented(error, library), f"undocumented {type(error).__name__}: {error}"
+        hypothesis.event(f"raised {type(error).__name__}")
+        return None
+    hypothesis.event("worked")
+    return result
 
 
 def _finite(frame) -> bool:
@@ -86,15 +104,8 @@ def test_forecaster_works_or_raises_a_documented_error(y, horizon, tiny_backbone
     forecaster = TraceForecaster(backbone=str(tiny_backbone_dir), context_length=32, max_epochs=1, max_windows=64,
                                  batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
     fh = list(range(1, horizon + 1))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pred = forecaster.fit(y, fh=fh).predict()
-    except Exception as error:  # noqa: BLE001 - the property is about which errors escape
-        assert documented(error), f"undocumented {type(error).__name__}: {error}"
-        hypothesis.event(f"raised {type(error).__name__}")
-    else:
-        hypothesis.event("worked")
+    pred = attempt(lambda: forecaster.fit(y, fh=fh).predict(), "sktime")
+    if pred is not None:
         assert pred.shape == (horizon, y.shape[1])
         assert list(pred.columns) == list(y.columns)
         assert _finite(pred), "NaN or inf forecast"
@@ -109,15 +120,8 @@ def test_detector_works_or_raises_a_documented_error(x, tiny_backbone_dir):
     original = x.copy(deep=True)
     detector = TraceAnomalyDetector(backbone=str(tiny_backbone_dir), context_length=32, max_epochs=1, max_windows=64,
                                     batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scores = detector.fit(x).transform_scores(x)
-    except Exception as error:  # noqa: BLE001
-        assert documented(error), f"undocumented {type(error).__name__}: {error}"
-        hypothesis.event(f"raised {type(error).__name__}")
-    else:
-        hypothesis.event("worked")
+    scores = attempt(lambda: detector.fit(x).transform_scores(x), "sktime")
+    if scores is not None:
         assert len(scores) == len(x)
         assert _finite(scores), "NaN or inf score"
     pd.testing.assert_frame_equal(x, original)
@@ -135,13 +139,6 @@ def _darts_series(frame: pd.DataFrame):
         return None
 
 
-def documented_darts(error: BaseException) -> bool:
-    if isinstance(error, TraceError):
-        return True
-    last = traceback.extract_tb(error.__traceback__)[-1].filename
-    return isinstance(error, ValueError | TypeError) and "/darts/" in last
-
-
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 
 
@@ -157,15 +154,8 @@ def test_darts_model_works_or_raises_a_documented_error(y, horizon, tiny_backbon
     model = TraceModel(backbone=str(tiny_backbone_dir), input_chunk_length=32, output_chunk_length=horizon,
                        n_epochs=1, max_windows=64, batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2,
                        pl_trainer_kwargs=QUIET)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pred = model.fit(series, verbose=False).predict(horizon, verbose=False)
-    except Exception as error:  # noqa: BLE001
-        assert documented_darts(error), f"undocumented {type(error).__name__}: {error}"
-        hypothesis.event(f"raised {type(error).__name__}")
-    else:
-        hypothesis.event("worked")
+    pred = attempt(lambda: model.fit(series, verbose=False).predict(horizon, verbose=False), "darts")
+    if pred is not None:
         assert pred.n_timesteps == horizon and pred.width == series.width
         assert pred.start_time() == series.end_time() + series.freq
         assert _finite(pred.values()), "NaN or inf forecast"
@@ -183,15 +173,8 @@ def test_darts_scorer_works_or_raises_a_documented_error(x, tiny_backbone_dir):
     before = series.values(copy=True)
     scorer = TraceAnomalyScorer(backbone=str(tiny_backbone_dir), context_length=32, max_epochs=1, max_windows=64,
                                 batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scores = scorer.fit(series).score(series)
-    except Exception as error:  # noqa: BLE001
-        assert documented_darts(error), f"undocumented {type(error).__name__}: {error}"
-        hypothesis.event(f"raised {type(error).__name__}")
-    else:
-        hypothesis.event("worked")
+    scores = attempt(lambda: scorer.fit(series).score(series), "darts")
+    if scores is not None:
         assert len(scores) == len(series)
         assert _finite(scores.values()), "NaN or inf score"
     np.testing.assert_array_equal(series.values(copy=False), before)

@@ -9,21 +9,17 @@ import pytest
 import torch
 
 import trace_forecast.engine.memory as memory
-from trace_forecast import TraceForecaster
+from helpers import seasonal_series, tiny_forecaster
 from trace_forecast.backbone import load_backbone, moment_config
 from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.errors import MemoryRetryWarning, ResourceError
 
 
-def _series(n: int = 200) -> pd.Series:
-    t = np.arange(n)
-    return pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, n))
+def _series() -> pd.Series:
+    return seasonal_series(200)
 
 
-def _forecaster(backbone, **kwargs) -> TraceForecaster:
-    params = dict(backbone=str(backbone), context_length=64, max_epochs=1, batch_size=16, random_state=0,
-                  dsic_interval=2, dsic_draws=2)
-    return TraceForecaster(**{**params, **kwargs})
+_forecaster = tiny_forecaster
 
 
 def test_estimate_grows_with_batch_and_matches_the_measured_scale():
