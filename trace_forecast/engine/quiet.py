@@ -46,12 +46,9 @@ def harmless_warnings_ignored() -> Iterator[None]:
 def quiet_lightning(verbose: bool) -> Iterator[None]:
     """Silence Lightning's banner lines (GPU/TPU availability, logger tips, "`Trainer.fit`
     stopped") unless ``verbose``, and the known-harmless warnings always."""
-    if verbose:
-        with harmless_warnings_ignored():
-            yield
-        return
-    levels = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
-    for name in _LIGHTNING_LOGGERS:
+    silenced = () if verbose else _LIGHTNING_LOGGERS
+    levels = {name: logging.getLogger(name).level for name in silenced}
+    for name in silenced:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         with harmless_warnings_ignored():
