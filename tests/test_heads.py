@@ -78,7 +78,7 @@ def test_ridge_start_solves_the_head_on_the_same_features(backbone):
     x, y = series[:, None, :64], series[:, None, 64:]
     mask = torch.ones(64, 64)
     before = float(net.forecast_loss(x, mask, y))
-    ridge_solve(net, *ridge_statistics(net, [(x, mask, y)]), alpha=1e-6)
+    ridge_solve(net, ridge_statistics(net, [(x, mask, y)]), alpha=1e-6)
     after = float(net.forecast_loss(x, mask, y))
     assert after < 0.1 * before
 
@@ -96,3 +96,73 @@ def test_both_settings_train_through_the_forecaster():
         pred = f.fit(y, fh=np.arange(1, 13)).predict()
         assert pred.shape == (12, 1) and np.isfinite(pred.to_numpy()).all()
         assert f.future_patches == future_patches  # stored unchanged
+
+
+def test_prior_weight_reads_the_backbones_prediction(backbone):
+    """The zero-shot map: step h reads the backbone's prediction of future step h, then its
+    last predicted step; with no hidden patches, the last observed value."""
+    head = build_network(backbone, NetworkSpec(horizon=20, context_length=64, adapter="none", future_patches=2),
+                         seed=0).forecast_head
+    prior = head.prior_weight()
+    assert prior.shape == (20, 80) and torch.equal(prior.sum(1), torch.ones(20))
+    assert prior.argmax(1).tolist() == [64 + h for h in range(16)] + [79] * 4
+    features, _, _ = build_network(backbone, NetworkSpec(horizon=20, context_length=64, adapter="none",
+                                                         future_patches=2), seed=0).forecast_features(
+        torch.randn(2, 1, 64), torch.ones(2, 64))
+    assert torch.equal((features[:, 0] @ prior.T)[:, :16], features[:, 0, 64:])
+    plain = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=0),
+                          seed=0).forecast_head.prior_weight()
+    assert plain.argmax(1).tolist() == [63] * 4
+
+
+def _stats(x: torch.Tensor, y: torch.Tensor):
+    from trace_forecast.heads.ridge import RidgeStatistics
+
+    xb = torch.cat([x, torch.ones(len(x), 1)], 1).double()
+    return RidgeStatistics(xb.T @ xb, xb.T @ y.double(), (y.double() ** 2).sum(0))
+
+
+def test_ridge_solution_matches_a_direct_solve_and_shrinks_toward_its_target():
+    from trace_forecast.heads.ridge import ridge_solution, squared_error
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 6, generator=g)
+    true = torch.randn(3, 6, generator=g)
+    y = x @ true.T + 0.5 + 0.01 * torch.randn(200, 3, generator=g)
+    weight, bias = ridge_solution(_stats(x, y), alpha=1e-9)
+    assert torch.allclose(weight.float(), true, atol=5e-3) and torch.allclose(bias.float(), torch.full((3,), 0.5), atol=5e-3)
+    assert squared_error(_stats(x, y), weight, bias) < 2e-4
+    # A huge penalty returns the target itself (the bias is never shrunk).
+    target = torch.randn(3, 6, generator=g)
+    heavy, _ = ridge_solution(_stats(x, y), target, alpha=1e9)
+    assert torch.allclose(heavy.float(), target, atol=1e-5)
+    assert ridge_solution(_stats(x, y), None, alpha=1e9)[0].abs().max() < 1e-5
+
+
+def test_validation_windows_choose_the_target_then_join_the_solve(backbone):
+    """Few noisy training windows: the prior wins where it predicts the later windows;
+    a prior that is wrong there is dropped."""
+    from trace_forecast.heads.ridge import RidgeStatistics, ridge_solve
+
+    spec = NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=0)
+    net = build_network(backbone, spec, seed=0)
+    n = net.forecast_head.output_layer.in_features
+    g = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.randn(6, n, generator=g), torch.randn(40, n, generator=g)
+    prior = net.forecast_head.prior_weight()
+    good = lambda x: x @ prior.T  # noqa: E731 - targets the prior predicts exactly
+    train = _stats(x_train, good(x_train) + 0.3 * torch.randn(6, 4, generator=g))
+    assert ridge_solve(net, train, validation=_stats(x_val, good(x_val))) is True
+    assert ridge_solve(net, train, validation=_stats(x_val, torch.zeros(40, 4))) is False
+    assert ridge_solve(net, train) is False  # no validation: the usual zero target
+    # Joined solve: the validation windows count (here they alone carry the signal).
+    from trace_forecast.heads.ridge import squared_error
+
+    val = _stats(x_val, good(x_val))
+    layer = net.forecast_head.output_layer
+    ridge_solve(net, _stats(x_train, torch.zeros(6, 4)), alpha=1e-3, validation=val)
+    joined = squared_error(val, layer.weight.detach().double(), layer.bias.detach().double())
+    ridge_solve(net, _stats(x_train, torch.zeros(6, 4)), alpha=1e-3)
+    alone = squared_error(val, layer.weight.detach().double(), layer.bias.detach().double())
+    assert joined < 0.1 * alone
+    assert isinstance(val, RidgeStatistics)

@@ -27,7 +27,13 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.adapters.peft_adapters import set_adalora_steps
-from trace_forecast.heads.ridge import RIDGE_WINDOWS, ridge_applicable, ridge_solve, ridge_statistics
+from trace_forecast.heads.ridge import (
+    RIDGE_WINDOWS,
+    RidgeStatistics,
+    ridge_applicable,
+    ridge_solve,
+    ridge_statistics,
+)
 
 WEIGHT_DECAY = 1e-4
 GRADIENT_CLIP = 1.0
@@ -65,15 +71,20 @@ class ClosedFormHeadStart(Callback):
     it is already set (continued training) and marked afterwards.
     """
 
-    def __init__(self, dataset: Dataset | None = None, batch_size: int = 256) -> None:
+    def __init__(self, dataset: Dataset | None = None, batch_size: int = 256,
+                 validation: Dataset | None = None) -> None:
         self.dataset = dataset
+        self.validation = validation
         self.batch_size = batch_size
 
     def _batches(self, trainer: pl.Trainer, pl_module) -> Iterator[HeadBatch]:
         if self.dataset is None:
             yield from pl_module.head_start_batches()
             return
-        for x, mask, y in DataLoader(self.dataset, batch_size=self.batch_size):
+        yield from self._loader(self.dataset, pl_module)
+
+    def _loader(self, dataset: Dataset, pl_module) -> Iterator[HeadBatch]:
+        for x, mask, y in DataLoader(dataset, batch_size=self.batch_size):
             yield x.to(pl_module.device), mask.to(pl_module.device), y.to(pl_module.device)
 
     @torch.no_grad()
@@ -85,13 +96,17 @@ class ClosedFormHeadStart(Callback):
         dtype = next(network.parameters()).dtype
         network.float()
         with frozen_backbone(network):
-            xtx, xty = ridge_statistics(network, self._batches(trainer, pl_module))
+            stats = ridge_statistics(network, self._batches(trainer, pl_module))
         if self.dataset is None:  # each rank read its own share of the windows: add them up
             strategy = trainer.strategy
-            xtx = strategy.reduce(xtx.to(pl_module.device), reduce_op="sum").cpu()
-            xty = strategy.reduce(xty.to(pl_module.device), reduce_op="sum").cpu()
-        if xtx[-1, -1] > 0:
-            ridge_solve(network, xtx, xty)
+            stats = RidgeStatistics(*(strategy.reduce(t.to(pl_module.device), reduce_op="sum").cpu()
+                                      for t in stats.tensors()))
+        validation = None
+        if self.validation is not None and len(self.validation):
+            with frozen_backbone(network):
+                validation = ridge_statistics(network, self._loader(self.validation, pl_module))
+        if stats.windows > 0:
+            self.used_prior = ridge_solve(network, stats, validation=validation)
         network.to(dtype)
         if flag is not None:
             flag.fill_(True)

@@ -116,6 +116,7 @@ class ReconstructionForecastHead(nn.Module):
             if n_steps % pool:
                 raise ValueError(f"context_length {context_length} must be a multiple of pool {pool}")
             self.pool = nn.AvgPool1d(pool)
+            self.pool_size = pool
             self.n_in = n_steps // pool
             last_observed //= pool
         else:
@@ -127,11 +128,32 @@ class ReconstructionForecastHead(nn.Module):
             for conv in (self.depthwise, self.pointwise):
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
+        self.n_steps = n_steps
         self.temporal = nn.Linear(self.n_in, horizon)
         with torch.no_grad():  # persistence start: every step copies the last observed value
             self.temporal.weight.mul_(0.01)
             self.temporal.weight[:, max(last_observed, 0)] += 1.0
             self.temporal.bias.zero_()
+
+    def _input_index(self, step: int) -> int:
+        """The temporal-map input that holds time step ``step`` of the map's ``n_steps``
+        (``context_length + j`` is the backbone's prediction of future step ``j``)."""
+        if self.kind == "truncate":
+            return max(step - (self.n_steps - self.n_in), 0)
+        if self.kind == "pool":
+            return step // self.pool_size
+        return step
+
+    def prior_weight(self) -> torch.Tensor:
+        """The zero-shot map ``[H, n_in]``: step ``h`` reads the backbone's prediction of
+        future step ``h`` (its last predicted step beyond the hidden patches; the last
+        observed value when ``future_patches = 0``). The closed-form head start shrinks
+        toward it (:mod:`trace_forecast.heads.ridge`)."""
+        weight = torch.zeros(self.horizon, self.n_in)
+        for h in range(self.horizon):
+            step = self.context_length + min(h, self.future_steps - 1) if self.future_steps else self.context_length - 1
+            weight[h, self._input_index(step)] = 1.0
+        return weight
 
     @property
     def output_layer(self) -> nn.Linear:

@@ -6,11 +6,29 @@ many epochs of gradient steps on the head by one least-squares solve over featur
 the frozen backbone. Used for any head whose feature width is at most
 ``MAX_RIDGE_FEATURES`` (TRACE's temporal map always; MOMENT's linear probe for small
 backbones), so baselines get the same start.
+
+Two choices make the solve a good start on any amount of data (``docs/design.md``,
+"Closed-form head start"):
+
+- **A choice of shrinkage target.** A head may offer a ``prior_weight()``: for TRACE's
+  reconstruction head, the map that reads the backbone's own prediction of the hidden
+  future patches (its zero-shot forecast). Shrunk toward it, a fit on few windows
+  stays near the pretrained model's forecast; shrunk toward zero (the usual ridge), it
+  stays near each window's mean. Given validation windows (the later ones), the
+  target that fits them better is kept; without them (the Darts module), zero.
+- **The validation windows then join the solve**, so the head also learns from the
+  most recent data.
+
+Everything is computed from streamed normal-equation sums (``X'X``, ``X'Y``, ``Y'Y``),
+which data-parallel ranks all-reduce; scikit-learn's ``Ridge`` would need the feature
+matrix in memory and has no prior mean. Choosing the penalty by validation error or by
+generalised cross-validation was measured and rejected (``docs/design.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 
@@ -19,6 +37,28 @@ from trace_forecast.losses import TARGET_CLIP
 MAX_RIDGE_FEATURES = 16384
 # Training windows whose features solve the head (forward passes only, so more than training sees).
 RIDGE_WINDOWS = 8192
+# Ridge penalty, relative to the mean eigenvalue of the centred feature covariance.
+DEFAULT_ALPHA = 1.0
+
+
+@dataclass
+class RidgeStatistics:
+    """Normal-equation sums over windows (float64, CPU). ``xtx [n+1, n+1]`` and
+    ``xty [n+1, H]`` carry a bias column last; ``yty [H]`` is the targets' sum of squares."""
+
+    xtx: torch.Tensor
+    xty: torch.Tensor
+    yty: torch.Tensor
+
+    @property
+    def windows(self) -> int:
+        return int(round(float(self.xtx[-1, -1])))
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.xtx, self.xty, self.yty
+
+    def __add__(self, other: RidgeStatistics) -> RidgeStatistics:
+        return RidgeStatistics(*(a + b for a, b in zip(self.tensors(), other.tensors(), strict=True)))
 
 
 def ridge_applicable(network) -> bool:
@@ -28,8 +68,8 @@ def ridge_applicable(network) -> bool:
 
 
 @torch.no_grad()
-def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
-    """Normal-equation sums ``(X'X, X'Y)`` (float64, with a bias column) over ``batches``.
+def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> RidgeStatistics:
+    """Normal-equation sums over ``batches`` (see :class:`RidgeStatistics`).
 
     Each batch is ``(x [B, 1, L], input_mask [B, L], y [B, 1, H])``; targets are the
     future values in each window's RevIN space, as the training loss sees them. The
@@ -41,6 +81,7 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, torch.Tensor
     n = layer.in_features + 1
     xtx = torch.zeros(n, n, dtype=torch.float64)
     xty = torch.zeros(n, layer.out_features, dtype=torch.float64)
+    yty = torch.zeros(layer.out_features, dtype=torch.float64)
     for x, input_mask, y in batches:
         feats, mean, std = network.forecast_features(x, input_mask)
         feats = feats[:, 0].double()
@@ -48,20 +89,71 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, torch.Tensor
         target = ((y[:, 0] - mean[:, 0]) / std[:, 0]).clamp(-TARGET_CLIP, TARGET_CLIP).double()
         xtx += (feats.T @ feats).cpu()
         xty += (feats.T @ target).cpu()
+        yty += (target * target).sum(0).cpu()
     network.train(was_training)
-    return xtx, xty
+    return RidgeStatistics(xtx, xty, yty)
+
+
+def head_prior(network) -> torch.Tensor | None:
+    """The output layer's prior weight ``[H, n]`` (``None``: shrink toward zero)."""
+    prior = getattr(network.forecast_head, "prior_weight", None)
+    return None if prior is None else prior().detach().double().cpu()
+
+
+def _centred(stats: RidgeStatistics):
+    xtx, xty, yty = (t.double().cpu() for t in stats.tensors())
+    count = xtx[-1, -1].clamp_min(1.0)
+    mean_x, mean_y = xtx[:-1, -1] / count, xty[-1] / count
+    sxx = xtx[:-1, :-1] - count * torch.outer(mean_x, mean_x)
+    sxy = xty[:-1] - count * torch.outer(mean_x, mean_y)
+    return sxx, sxy, mean_x, mean_y
+
+
+def squared_error(stats: RidgeStatistics, weight: torch.Tensor, bias: torch.Tensor) -> float:
+    """Mean squared error of ``x @ weight.T + bias`` over the windows summed in ``stats``."""
+    xtx, xty, yty = (t.double().cpu() for t in stats.tensors())
+    full = torch.cat([weight.T, bias[None, :]], dim=0)  # [n+1, H]
+    total = yty.sum() - 2 * (full * xty).sum() + (full * (xtx @ full)).sum()
+    return float(total.clamp_min(0.0) / (xtx[-1, -1].clamp_min(1.0) * full.shape[1]))
 
 
 @torch.no_grad()
-def ridge_solve(network, xtx: torch.Tensor, xty: torch.Tensor, alpha: float = 1.0) -> None:
-    """Set the head's output layer to the ridge solution of the normal equations
-    (``alpha`` is relative to the mean feature variance; the bias is not shrunk)."""
+def ridge_solution(stats: RidgeStatistics, target: torch.Tensor | None = None,
+                   alpha: float = DEFAULT_ALPHA) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight [H, n], bias [H])``: the ridge solution of ``stats`` shrunk toward
+    ``target`` (``[H, n]``; ``None``: zero). ``alpha`` is relative to the mean eigenvalue
+    of the centred feature covariance; the bias is not shrunk."""
+    sxx, sxy, mean_x, mean_y = _centred(stats)
+    w0 = None if target is None else target.T.double()
+    r_xy = sxy if w0 is None else sxy - sxx @ w0  # solve for the departure from the target
+    eigval, eigvec = torch.linalg.eigh(sxx)
+    eigval = eigval.clamp_min(0.0)
+    weight = eigvec @ ((eigvec.T @ r_xy) / (eigval + alpha * eigval.mean().clamp_min(1e-12))[:, None])
+    if w0 is not None:
+        weight = weight + w0
+    return weight.T, mean_y - mean_x @ weight
+
+
+@torch.no_grad()
+def ridge_solve(network, stats: RidgeStatistics, alpha: float = DEFAULT_ALPHA,
+                validation: RidgeStatistics | None = None) -> bool:
+    """Set the head's output layer to the ridge solution; returns whether it was
+    shrunk toward the head's prior.
+
+    Without ``validation`` the target is zero. With it (the later windows), the target
+    (prior or zero) whose training-window solution fits them better is kept, and the
+    system is solved again on training and validation windows together, so the head also
+    learns from the most recent data.
+    """
     layer = network.forecast_head.output_layer
-    n_feat = layer.in_features
-    xtx, xty = xtx.double().cpu(), xty.double().cpu()
-    scale = torch.diagonal(xtx)[:n_feat].mean().clamp_min(1e-8)
-    reg = torch.eye(n_feat + 1, dtype=torch.float64) * alpha * scale
-    reg[-1, -1] = 0.0
-    solution = torch.linalg.solve(xtx + reg, xty)
-    layer.weight.copy_(solution[:-1].T.to(layer.weight.dtype))
-    layer.bias.copy_(solution[-1].to(layer.bias.dtype))
+    prior = head_prior(network)
+    use_prior = False
+    if validation is not None and validation.windows > 0:
+        if prior is not None:
+            use_prior = (squared_error(validation, *ridge_solution(stats, prior, alpha))
+                         < squared_error(validation, *ridge_solution(stats, None, alpha)))
+        stats = stats + validation
+    weight, bias = ridge_solution(stats, prior if use_prior else None, alpha)
+    layer.weight.copy_(weight.to(layer.weight.dtype))
+    layer.bias.copy_(bias.to(layer.bias.dtype))
+    return use_prior

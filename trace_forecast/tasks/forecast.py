@@ -159,7 +159,8 @@ def fit_forecast(
         if head_init == "ridge":
             # Forward passes only: the closed-form head may see more windows than training does.
             ridge_rows = subsample(sets.all_train, max(RIDGE_WINDOWS, len(train_ds)), seed + 2)
-            head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon))
+            head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
+                                             validation=val_ds)
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
