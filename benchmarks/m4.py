@@ -128,7 +128,7 @@ def run(profile: Profile, methods=None, log=print) -> list[dict]:
                  "owa": owa(s, m, s_n2, m_n2), "trainable_parameters": 0})
     log(rows[-1])
     for method in ("TRACE", "linear probing", "LoRA (PEFT) + recon head"):
-        if methods and method not in methods:
+        if (methods and method not in methods) or (profile.methods and method not in profile.methods):
             continue
         for seed in profile.seeds:
             pred, extra = run_trace(METHODS[method], profile, seed, histories)

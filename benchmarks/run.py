@@ -1,9 +1,10 @@
 """Run a benchmark suite and write its raw results to ``benchmarks/results/``.
 
 ``python -m benchmarks.run --profile quick --suite long_horizon``  (suites: long_horizon,
-m4, anomaly, all). Then ``python -m benchmarks.report`` writes ``docs/benchmarks.md`` and
-the figures. The ``quick`` profile took about 40 minutes on 2 CPU cores (runs itemised in docs/benchmarks.md); ``full`` is
-the whole protocol with 3 seeds, meant for a GPU.
+m4, anomaly, examples, small_data, all; ``all`` runs the profile's own suites). Then ``python -m benchmarks.report`` writes ``docs/benchmarks.md`` and
+the figures. The ``quick`` profile took about 40 minutes on 2 CPU cores (runs itemised in docs/benchmarks.md); ``standard``
+(3 seeds, every test window, the defaults' training budget; long_horizon, m4 and small_data) about an
+hour; ``full`` is the whole protocol with 3 seeds, meant for a GPU.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import warnings
 
 from benchmarks.common import PROFILES, RESULTS, write_rows
 
-SUITES = ("long_horizon", "m4", "anomaly", "examples")
+SUITES = ("long_horizon", "m4", "anomaly", "examples", "small_data")
 
 
 def record_duration(profile: str, suite: str, seconds: float) -> None:
@@ -43,7 +44,7 @@ def main(argv=None) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     profile = PROFILES[args.profile]
-    for suite in SUITES if args.suite == "all" else (args.suite,):
+    for suite in (profile.suites or SUITES) if args.suite == "all" else (args.suite,):
         start = time.perf_counter()
         module = __import__(f"benchmarks.{suite}", fromlist=["run"])
         if args.methods:

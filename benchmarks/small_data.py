@@ -1,6 +1,8 @@
 """Short series: the default ``TraceForecaster()`` against Theta, AutoETS and seasonal naive.
 
-``python -m benchmarks.small_data`` writes ``benchmarks/results/small_data.json``.
+``python -m benchmarks.small_data`` writes ``benchmarks/results/small_data.json`` (seed 0);
+``python -m benchmarks.run --profile standard --suite small_data`` runs TRACE with the
+profile's seeds (the classical methods are deterministic and run once).
 
 Data: series that sktime ships (offline). Protocol: sktime ``evaluate`` with an
 ``ExpandingWindowSplitter`` of 4 folds, the last fold ending at the series' end, a
@@ -31,38 +33,51 @@ def series() -> dict[str, tuple]:
             "lynx": (load_lynx(), 10, 10), "US real GDP (quarterly)": (gdp, 4, 8)}
 
 
-def forecasters(sp: int) -> dict:
+TRACE = "TraceForecaster() default"
+
+
+def forecasters(sp: int, seed: int = 0) -> dict:
     from sktime.forecasting.ets import AutoETS
     from sktime.forecasting.naive import NaiveForecaster
     from sktime.forecasting.theta import ThetaForecaster
 
     from trace_forecast import TraceForecaster
 
-    return {"TraceForecaster() default": TraceForecaster(random_state=0),
+    return {TRACE: TraceForecaster(random_state=seed),
             "ThetaForecaster": ThetaForecaster(sp=sp), "AutoETS": AutoETS(auto=True, sp=sp, n_jobs=1),
             "seasonal naive": NaiveForecaster(strategy="last", sp=sp)}
 
 
-def main() -> list[dict]:
+def run(profile=None, log=print, seeds=(0,)) -> list[dict]:
+    """One row per series, method and seed (TRACE only gets seeds)."""
     from sktime.forecasting.model_evaluation import evaluate
     from sktime.performance_metrics.forecasting import MeanAbsolutePercentageError
     from sktime.split import ExpandingWindowSplitter
 
+    seeds = profile.seeds if profile is not None else seeds
     rows = []
     for name, (y, sp, horizon) in series().items():
         y = y.astype(float)
         fh = np.arange(1, horizon + 1)
         cv = ExpandingWindowSplitter(fh=fh, initial_window=len(y) - FOLDS * horizon, step_length=horizon)
-        for method, forecaster in forecasters(sp).items():
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = evaluate(forecaster, cv=cv, y=y, scoring=MeanAbsolutePercentageError())
-            row = {"series": name, "length": len(y), "sp": sp, "horizon": horizon, "method": method,
-                   "mape": float(result.iloc[:, 0].mean()), "folds": len(result),
-                   "seconds_per_fold": (time.perf_counter() - start) / len(result)}
-            rows.append(row)
-            print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+        for seed in seeds:
+            for method, forecaster in forecasters(sp, seed).items():
+                if seed != seeds[0] and method != TRACE:
+                    continue
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = evaluate(forecaster, cv=cv, y=y, scoring=MeanAbsolutePercentageError())
+                rows.append({"series": name, "length": len(y), "sp": sp, "horizon": horizon, "method": method,
+                             "seed": seed if method == TRACE else None, "mape": float(result.iloc[:, 0].mean()),
+                             "folds": len(result), "seconds_per_fold": (time.perf_counter() - start) / len(result),
+                             "profile": getattr(profile, "name", "quick")})
+                log(rows[-1])
+    return rows
+
+
+def main() -> list[dict]:
+    rows = run(log=lambda r: print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}, flush=True))
     (RESULTS / "small_data.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
     return rows
 
