@@ -21,7 +21,7 @@ DOCS = ROOT / "docs"
 FIGURES = DOCS / "figures"
 ORDER = ["TRACE", "gated+linear head", "LoRA (PEFT) + recon head", "AdaLoRA (PEFT) + recon head", "linear probing",
          "full fine-tuning", "TRACE, temporal map truncate", "TRACE, temporal map pool", "TRACE, temporal map dwconv",
-         "Darts NLinear", "Darts DLinear", "sktime MomentFMForecaster", "seasonal naive (24)", "seasonal naive (52)",
+         "Darts NLinear", "Darts DLinear", "RevIN linear", "sktime MomentFMForecaster", "seasonal naive (24)", "seasonal naive (52)",
          "Naive2", "TRACE, longer fine-tune", "zero-shot reconstruction", "PyOD IForest (windows)",
          "Darts KMeansScorer", "sktime MomentFMAnomalyDetector", "z-scored first difference", "rolling z-score (64)"]
 
@@ -331,26 +331,88 @@ def dsic_ablation_section() -> str | None:
     ])
 
 
-def small_data_section() -> str | None:
-    """Short series that sktime ships: default TRACE vs Theta, AutoETS, seasonal naive."""
-    record = _record("small_data.json")
-    if record is None:
-        return None
-    df = pd.DataFrame(record["rows"])
-    wide = df.pivot_table(index="series", columns="method", values="mape", sort=False)
+def small_data_section(df: pd.DataFrame | None = None, command: str = "python -m benchmarks.small_data") -> str | None:
+    """Short series that sktime ships: default TRACE vs Theta, AutoETS, seasonal naive
+    (``df``: a profile's seeded rows; default: ``small_data.json``, seed 0)."""
+    if df is None:
+        record = _record("small_data.json")
+        if record is None:
+            return None
+        df = pd.DataFrame(record["rows"])
+    if "seed" not in df:  # results written before the suite took seeds: seed 0
+        df = df.assign(seed=0)
     methods = list(dict.fromkeys(df["method"]))
+    series = list(dict.fromkeys(df["series"]))
     info = df.drop_duplicates("series").set_index("series")
     rows = [[name, str(info.loc[name, "length"]), str(info.loc[name, "horizon"]),
-             *[f"{wide.loc[name, m]:.3f}" for m in methods]] for name in wide.index]
-    rows.append(["mean", "", "", *[f"{wide[m].mean():.3f}" for m in methods]])
+             *[_fmt(df[(df.series == name) & (df.method == m)]["mape"]) for m in methods]] for name in series]
+    # mean over series, per seed (classical methods have one run)
+    per_seed = df.groupby(["method", "seed"], dropna=False, sort=False)["mape"].mean()
+    rows.append(["mean", "", "", *[_fmt(per_seed[m]) for m in methods]])
     fold_s = df.groupby("method", sort=False)["seconds_per_fold"].median()
+    seeds = sorted(df["seed"].dropna().unique())
     return "\n\n".join([
         "## Short series (sktime's data sets)",
-        "`python -m benchmarks.small_data`: sktime `evaluate`, 4 expanding folds ending at the series' end, "
+        f"`{command}`: sktime `evaluate`, 4 expanding folds ending at the series' end, "
         "horizon of one season, MAPE (mean over folds); every estimator at its defaults except the seasonal "
-        "period. Median seconds per fold: " + ", ".join(f"{m} {v:.2f}" for m, v in fold_s.items()) + ".",
+        f"period; TRACE with seeds {', '.join(str(int(x)) for x in seeds)}"
+        + (" (mean ± std)" if len(seeds) > 1 else "") + ". Median seconds per fold: "
+        + ", ".join(f"{m} {v:.2f}" for m, v in fold_s.items()) + ".",
         _table(["series", "length", "horizon", *methods], rows),
     ])
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def targets_section(lh: pd.DataFrame | None, m4: pd.DataFrame | None, small: pd.DataFrame | None) -> str | None:
+    """Issue #11's accuracy targets, checked on this profile's rows (means over seeds)."""
+    lines = []
+    if lh is not None:
+        mean = lh.groupby(["dataset", "horizon", "method"])["mse"].mean()
+        spread = lh.groupby(["dataset", "horizon", "method"])["mse"].std(ddof=1)
+        for dataset, rivals in (("ETTh1", ("Darts NLinear", "RevIN linear")),
+                                ("ILI (L = 104)", ("seasonal naive (52)", "RevIN linear"))):
+            if dataset not in lh["dataset"].unique():
+                continue
+            cells, ok = [], True
+            for h in sorted(lh[lh.dataset == dataset]["horizon"].unique()):
+                t = mean[dataset, h, "TRACE"]
+                best = {r: mean[dataset, h, r] for r in rivals if (dataset, h, r) in mean.index}
+                ok &= all(t < v for v in best.values())
+                cells.append(f"H = {h}: TRACE {t:.3f} ± {spread[dataset, h, 'TRACE']:.3f}, "
+                             + ", ".join(f"{r} {v:.3f}" for r, v in best.items()))
+            lines.append(f"- {dataset}, TRACE beats {' and '.join(rivals)} at every horizon: {_verdict(ok)} ("
+                         + "; ".join(cells) + ").")
+            if dataset == "ETTh1" and (dataset, 96, "TRACE") in mean.index:
+                lines.append(f"- ETTh1, TRACE MSE ≤ 0.365 at H = 96: {_verdict(mean[dataset, 96, 'TRACE'] <= 0.365)} "
+                             f"({mean[dataset, 96, 'TRACE']:.4f}).")
+    if m4 is not None:
+        owa = m4.groupby("method")["owa"].mean()
+        t = owa.get("TRACE")
+        if t is not None:
+            rivals = {r: owa[r] for r in ("seasonal naive (24)", "Darts NLinear") if r in owa}
+            lines.append(f"- M4 Hourly, TRACE's OWA below seasonal naive's and NLinear's: "
+                         f"{_verdict(all(t < v for v in rivals.values()))} (TRACE {t:.3f} ± "
+                         f"{m4[m4.method == 'TRACE']['owa'].std(ddof=1):.3f}; "
+                         + ", ".join(f"{r} {v:.3f}" for r, v in rivals.items()) + ").")
+    if small is not None:
+        from benchmarks.small_data import TRACE
+
+        by = small.groupby(["series", "method"], sort=False)["mape"].mean()
+        names = list(dict.fromkeys(small["series"]))
+        beats = {n: by[n, TRACE] < by[n, "seasonal naive"] for n in names}
+        lines.append("- Small data, the default estimator beats seasonal naive on every series: "
+                     f"{_verdict(all(beats.values()))} ("
+                     + "; ".join(f"{n}: {by[n, TRACE]:.3f} vs {by[n, 'seasonal naive']:.3f}" for n in names) + ").")
+        t, theta = by[:, TRACE].mean(), by[:, "ThetaForecaster"].mean()
+        lines.append(f"- Small data, the default estimator beats Theta on average: {_verdict(t < theta)} "
+                     f"(mean MAPE {t:.3f} vs {theta:.3f}).")
+    if not lines:
+        return None
+    return ("## Issue #11's targets on this run\n\nComputed by the report from the rows above (means over seeds; "
+            "± is the standard deviation over seeds).\n\n" + "\n".join(lines))
 
 
 def scaling_section() -> str | None:
@@ -387,6 +449,7 @@ def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_exam
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     made = []
+    suffix = "" if profile == "quick" else f"_{profile}"
     if lh is not None:
         part = lh[(lh["dataset"] == "ETTh1") & (lh["trainable_parameters"] > 0)]
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -402,9 +465,9 @@ def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_exam
         ax.legend(fontsize=7)
         ax.set_title(f"Accuracy vs trainable parameters ({profile} profile)")
         fig.tight_layout()
-        fig.savefig(FIGURES / "accuracy_vs_parameters.png", dpi=120)
+        fig.savefig(FIGURES / f"accuracy_vs_parameters{suffix}.png", dpi=120)
         plt.close(fig)
-        made.append("accuracy_vs_parameters.png")
+        made.append(f"accuracy_vs_parameters{suffix}.png")
 
         part = lh[(lh["dataset"] == "ETTh1") & (lh["horizon"] == 96) & lh["fit_seconds"].notna()]
         if not part.empty:
@@ -415,9 +478,9 @@ def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_exam
             ax.set_xlabel("fit wall time, s (ETTh1, H = 96)")
             ax.set_title(f"Fit time per method ({profile} profile, same machine)")
             fig.tight_layout()
-            fig.savefig(FIGURES / "fit_time.png", dpi=120)
+            fig.savefig(FIGURES / f"fit_time{suffix}.png", dpi=120)
             plt.close(fig)
-            made.append("fit_time.png")
+            made.append(f"fit_time{suffix}.png")
     if forecast_example:
         e = forecast_example
         hist = np.array(e["history"])
@@ -479,6 +542,13 @@ PROFILE_TEXT = {
              "Anomaly detectors run at their defaults (TRACE: 1 epoch on up to 1,024 windows); NAB uses every "
              "series with anomalies (52); sktime's MomentFMAnomalyDetector (about 400 points/s) is skipped by the "
              "quick suite; `--methods` runs it and merges its rows (its last run, with backbone v1, is quoted in the notes). Measured duration on 2 CPU cores: {durations}.",
+    "standard": "Seeds 0, 1 and 2 (mean ± std over seeds; deterministic baselines run once). Every TRACE-family "
+                "fit uses the package's default budget (1 epoch on up to 1,024 windows after the closed-form head "
+                "start on up to 8,192), the methods issue #11's targets compare (TRACE, PEFT LoRA, linear probing, "
+                "full fine-tuning) and every test window (stride 1). Darts NLinear/DLinear: 10 epochs, best "
+                "validation epoch. RevIN linear: closed form on every training and validation window. Suites: "
+                "long-horizon, M4 Hourly and the small-data suite (anomaly detection stays in the quick profile). "
+                "Measured duration on 2 CPU cores: {durations}.",
     "full": "Seeds 0, 1 and 2 (mean ± std). Every training window, 5 epochs, every test origin, every NAB series.",
 }
 
@@ -501,13 +571,20 @@ def main(argv=None) -> None:
     if an is not None:
         env = env or an[1]
         parts += ["## Anomaly detection", anomaly_section(an[0])]
-    choice = anomaly_choice_section()
-    if choice:
-        parts.append(choice)
-    recipe = recipe_section()
-    if recipe:
-        parts.append(recipe)
-    parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section(), scaling_section()]
+    small = _load("small_data", p)
+    if p == "quick":
+        choice = anomaly_choice_section()
+        if choice:
+            parts.append(choice)
+        recipe = recipe_section()
+        if recipe:
+            parts.append(recipe)
+        parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section(), scaling_section()]
+    else:
+        if small is not None:
+            parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data"))
+        parts.append(targets_section(None if lh is None else lh[0], None if m4 is None else m4[0],
+                                     None if small is None else small[0]))
     made = figures(None if lh is None else lh[0], _record(f"anomaly_example_{p}.json"),
                    _record(f"forecast_example_{p}.json"), p)
     if made:
@@ -519,11 +596,12 @@ def main(argv=None) -> None:
                      + f"; {total / 60:.0f} min in all") if durations else "not recorded"
     page = INTRO.format(profile=p, profile_text=PROFILE_TEXT.get(p, "").format(durations=duration_text), env=env_text) + "\n" + "\n\n".join(
         x for x in parts if x) + "\n"
-    notes = DOCS / "benchmarks_notes.md"
+    stem = "benchmarks" if p == "quick" else f"benchmarks_{p}"
+    notes = DOCS / f"{stem}_notes.md"
     if notes.exists():
         page += "\n" + notes.read_text()
-    (DOCS / "benchmarks.md").write_text(page)
-    print(f"wrote {DOCS / 'benchmarks.md'} and {len(made)} figures")
+    (DOCS / f"{stem}.md").write_text(page)
+    print(f"wrote {DOCS / (stem + '.md')} and {len(made)} figures")
 
 
 if __name__ == "__main__":
