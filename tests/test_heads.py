@@ -166,3 +166,14 @@ def test_validation_windows_choose_the_target_then_join_the_solve(backbone):
     alone = squared_error(val, layer.weight.detach().double(), layer.bias.detach().double())
     assert joined < 0.1 * alone
     assert isinstance(val, RidgeStatistics)
+
+
+def test_penalty_ignores_inputs_that_are_padding_in_every_window():
+    """Zero columns (left padding of a short series) do not weaken the penalty."""
+    from trace_forecast.heads.ridge import penalty_scale
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 4, generator=g)
+    padded = torch.cat([torch.zeros(50, 60), x], dim=1)
+    y = torch.randn(50, 2, generator=g)
+    assert torch.allclose(penalty_scale(_stats(padded, y)), penalty_scale(_stats(x, y)))
