@@ -362,6 +362,26 @@ def small_data_section(df: pd.DataFrame | None = None, command: str = "python -m
     ])
 
 
+def head_start_section() -> str | None:
+    """How the closed-form head start is solved (``benchmarks.head_start``)."""
+    record = _record("head_start.json")
+    if record is None:
+        return None
+    results = record["results"]
+    metrics = [k for k in next(iter(results.values())) if k != "seconds"]
+    short = {k: k.replace(" MSE", "").replace(" MAPE", "").replace(" OWA", "") for k in metrics}
+    rows = [[name, *[f"{r[m]:.4f}" for m in metrics], f"{r['seconds'] / 60:.1f}"] for name, r in results.items()]
+    unit = lambda k: "MSE" if k.endswith("MSE") else ("OWA" if k.endswith("OWA") else "MAPE")  # noqa: E731
+    return "\n\n".join([
+        "### Closed-form head start: shrinkage target and windows",
+        f"`python -m benchmarks.head_start` (seed {record.get('seed', 0)}): the default `TraceForecaster` with "
+        "its head's ridge start solved each way; ETTh1 over every 4th test window, ILI (L = 104) over every "
+        "window, M4 Hourly (OWA) and the small-data suite (MAPE, 4 folds). Lower is better. The last column is "
+        "the wall time of the whole row.",
+        _table(["ridge start", *[f"{short[m]} {unit(m)}" for m in metrics], "min"], rows),
+    ])
+
+
 def _verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -579,7 +599,7 @@ def main(argv=None) -> None:
         recipe = recipe_section()
         if recipe:
             parts.append(recipe)
-        parts += [backbone_ablation_section(), dsic_ablation_section(), small_data_section(), scaling_section()]
+        parts += [head_start_section(), backbone_ablation_section(), dsic_ablation_section(), small_data_section(), scaling_section()]
     else:
         if small is not None:
             parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data"))

@@ -177,3 +177,4 @@ def test_penalty_ignores_inputs_that_are_padding_in_every_window():
     padded = torch.cat([torch.zeros(50, 60), x], dim=1)
     y = torch.randn(50, 2, generator=g)
     assert torch.allclose(penalty_scale(_stats(padded, y)), penalty_scale(_stats(x, y)))
+

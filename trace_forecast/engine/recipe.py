@@ -68,7 +68,9 @@ class ClosedFormHeadStart(Callback):
     ``head_start_batches()`` (the Darts module, which draws from Darts' samples). Under data
     parallelism every rank solves the same system: the engine's dataset is the same on every
     rank, and the Darts module's per-rank sums are all-reduced. A module with a ``head_initialised`` buffer is skipped when
-    it is already set (continued training) and marked afterwards.
+    it is already set (continued training) and marked afterwards. ``validation`` windows
+    (the engine's) choose the shrinkage target and join the solve
+    (:func:`~trace_forecast.heads.ridge.ridge_solve`); ``used_prior`` records the choice.
     """
 
     def __init__(self, dataset: Dataset | None = None, batch_size: int = 256,
@@ -76,6 +78,7 @@ class ClosedFormHeadStart(Callback):
         self.dataset = dataset
         self.validation = validation
         self.batch_size = batch_size
+        self.used_prior: bool | None = None
 
     def _batches(self, trainer: pl.Trainer, pl_module) -> Iterator[HeadBatch]:
         if self.dataset is None:
