@@ -41,13 +41,14 @@ class Profile:
     test_stride: int             # every k-th test origin (1 = every window)
     nab_per_category: int | None  # NAB series per category (None = all)
     darts_epochs: int
-    methods: tuple[str, ...] | None = None  # TRACE-family methods to run (None: all, ablations too)
+    methods: tuple[str, ...] | None = None  # TRACE-family methods and peers to run (None: all, ablations too)
     suites: tuple[str, ...] | None = None   # suites ``--suite all`` runs (None: every suite)
 
 
 # ``standard``: the package's defaults (1,024 windows x 1 epoch), 3 seeds, every test window,
-# the comparisons issue #11's targets name; about an hour on 2 CPU cores.
-STANDARD_METHODS = ("TRACE", "LoRA (PEFT) + recon head", "linear probing", "full fine-tuning")
+# the comparisons issue #11's targets name (and PEFT LoRA and linear probing); under an hour
+# on 2 CPU cores. Full fine-tuning and DLinear stay in ``quick``.
+STANDARD_METHODS = ("TRACE", "LoRA (PEFT) + recon head", "linear probing", "Darts NLinear")
 
 PROFILES = {
     "quick": Profile("quick", (0,), 512, 1, 4, None, 10),

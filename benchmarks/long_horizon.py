@@ -220,7 +220,7 @@ def run(profile: Profile, datasets=tuple(DATASETS), horizons=None, methods=None,
                     rows.append({**base, "method": method, "seed": seed, "family": "trace", **r})
                     log(rows[-1])
             for kind in ("NLinear", "DLinear"):
-                if methods and kind not in methods:
+                if (methods and kind not in methods) or (profile.methods and f"Darts {kind}" not in profile.methods):
                     continue
                 for seed in profile.seeds:
                     r = run_darts_linear(kind, split, horizon, profile, seed, profile.test_stride, lookback)

@@ -564,8 +564,8 @@ PROFILE_TEXT = {
              "quick suite; `--methods` runs it and merges its rows (its last run, with backbone v1, is quoted in the notes). Measured duration on 2 CPU cores: {durations}.",
     "standard": "Seeds 0, 1 and 2 (mean ± std over seeds; deterministic baselines run once). Every TRACE-family "
                 "fit uses the package's default budget (1 epoch on up to 1,024 windows after the closed-form head "
-                "start on up to 8,192), the methods issue #11's targets compare (TRACE, PEFT LoRA, linear probing, "
-                "full fine-tuning) and every test window (stride 1). Darts NLinear/DLinear: 10 epochs, best "
+                "start on up to 8,192), the methods issue #11's targets compare plus PEFT LoRA and linear probing "
+                "(full fine-tuning and DLinear are in the quick profile), every test window (stride 1). Darts NLinear: 10 epochs, best "
                 "validation epoch. RevIN linear: closed form on every training and validation window. Suites: "
                 "long-horizon, M4 Hourly and the small-data suite (anomaly detection stays in the quick profile). "
                 "Measured duration on 2 CPU cores: {durations}.",
