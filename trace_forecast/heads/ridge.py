@@ -8,7 +8,7 @@ the frozen backbone. Used for any head whose feature width is at most
 backbones), so baselines get the same start.
 
 Two choices make the solve a good start on any amount of data (``docs/design.md``,
-"Closed-form head start"):
+"What the solve shrinks toward, and on which windows"):
 
 - **A choice of shrinkage target.** A head may offer a ``prior_weight()``: for TRACE's
   reconstruction head, the map that reads the backbone's own prediction of the hidden
@@ -21,8 +21,8 @@ Two choices make the solve a good start on any amount of data (``docs/design.md`
 
 Everything is computed from streamed normal-equation sums (``X'X``, ``X'Y``, ``Y'Y``),
 which data-parallel ranks all-reduce; scikit-learn's ``Ridge`` would need the feature
-matrix in memory and has no prior mean. Choosing the penalty by validation error or by
-generalised cross-validation was measured and rejected (``docs/design.md``).
+matrix in memory and has no prior mean. Choosing the penalty on the validation windows
+too was measured and rejected (``benchmarks/head_start.py``, ``docs/design.md``).
 """
 
 from __future__ import annotations
@@ -139,9 +139,8 @@ def ridge_solution(stats: RidgeStatistics, target: torch.Tensor | None = None,
     sxx, sxy, mean_x, mean_y = _centred(stats)
     w0 = None if target is None else target.T.double()
     r_xy = sxy if w0 is None else sxy - sxx @ w0  # solve for the departure from the target
-    eigval, eigvec = torch.linalg.eigh(sxx)
-    eigval = eigval.clamp_min(0.0)
-    weight = eigvec @ ((eigvec.T @ r_xy) / (eigval + alpha * penalty_scale(stats).cpu())[:, None])
+    penalty = alpha * penalty_scale(stats).cpu() * torch.eye(len(sxx), dtype=sxx.dtype)
+    weight = torch.linalg.solve(sxx + penalty, r_xy)
     if w0 is not None:
         weight = weight + w0
     return weight.T, mean_y - mean_x @ weight
