@@ -117,7 +117,7 @@ def run_darts_linear(kind: str, split, horizon, profile: Profile, seed: int, str
     }
 
 
-REVIN_LINEAR_ALPHA = 1e-3  # ridge penalty relative to the mean feature variance
+REVIN_LINEAR_ALPHA = 1e-3  # ridge penalty relative to the mean energy of the normalised inputs
 
 
 def run_revin_linear(split, horizon, hist, fut, lookback: int = LOOKBACK) -> dict:
