@@ -32,6 +32,13 @@ INDEXES = ("range", "datetime_freq", "datetime_irregular", "period")
 T = TypeVar("T")
 PROFILE = settings(max_examples=12, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# Tiny training settings every estimator under test shares (Darts' names added where they differ).
+TRAINING = dict(max_windows=64, batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
+
+
+def tiny(backbone_dir) -> dict:
+    """Parameters of a tiny sktime estimator or Darts scorer on the test backbone."""
+    return dict(backbone=str(backbone_dir), context_length=32, max_epochs=1, **TRAINING)
 
 
 @st.composite
@@ -101,8 +108,7 @@ def _finite(frame) -> bool:
 @given(y=frames(), horizon=st.integers(1, 12))
 def test_forecaster_works_or_raises_a_documented_error(y, horizon, tiny_backbone_dir):
     original = y.copy(deep=True)
-    forecaster = TraceForecaster(backbone=str(tiny_backbone_dir), context_length=32, max_epochs=1, max_windows=64,
-                                 batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
+    forecaster = TraceForecaster(**tiny(tiny_backbone_dir))
     fh = list(range(1, horizon + 1))
     pred = attempt(lambda: forecaster.fit(y, fh=fh).predict(), "sktime")
     if pred is not None:
@@ -118,8 +124,7 @@ def test_forecaster_works_or_raises_a_documented_error(y, horizon, tiny_backbone
 @given(x=frames())
 def test_detector_works_or_raises_a_documented_error(x, tiny_backbone_dir):
     original = x.copy(deep=True)
-    detector = TraceAnomalyDetector(backbone=str(tiny_backbone_dir), context_length=32, max_epochs=1, max_windows=64,
-                                    batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
+    detector = TraceAnomalyDetector(**tiny(tiny_backbone_dir))
     scores = attempt(lambda: detector.fit(x).transform_scores(x), "sktime")
     if scores is not None:
         assert len(scores) == len(x)
@@ -152,8 +157,7 @@ def test_darts_model_works_or_raises_a_documented_error(y, horizon, tiny_backbon
     hypothesis.assume(series is not None)
     before = series.values(copy=True)
     model = TraceModel(backbone=str(tiny_backbone_dir), input_chunk_length=32, output_chunk_length=horizon,
-                       n_epochs=1, max_windows=64, batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2,
-                       pl_trainer_kwargs=QUIET)
+                       n_epochs=1, pl_trainer_kwargs=QUIET, **TRAINING)
     pred = attempt(lambda: model.fit(series, verbose=False).predict(horizon, verbose=False), "darts")
     if pred is not None:
         assert pred.n_timesteps == horizon and pred.width == series.width
@@ -171,8 +175,7 @@ def test_darts_scorer_works_or_raises_a_documented_error(x, tiny_backbone_dir):
     series = _darts_series(x)
     hypothesis.assume(series is not None)
     before = series.values(copy=True)
-    scorer = TraceAnomalyScorer(backbone=str(tiny_backbone_dir), context_length=32, max_epochs=1, max_windows=64,
-                                batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
+    scorer = TraceAnomalyScorer(**tiny(tiny_backbone_dir))
     scores = attempt(lambda: scorer.fit(series).score(series), "darts")
     if scores is not None:
         assert len(scores) == len(series)
