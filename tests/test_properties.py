@@ -33,12 +33,12 @@ T = TypeVar("T")
 PROFILE = settings(max_examples=12, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 # Tiny training settings every estimator under test shares (Darts' names added where they differ).
-TRAINING = dict(max_windows=64, batch_size=32, random_state=0, dsic_interval=2, dsic_draws=2)
+TRAINING = {"max_windows": 64, "batch_size": 32, "random_state": 0, "dsic_interval": 2, "dsic_draws": 2}
 
 
 def tiny(backbone_dir) -> dict:
     """Parameters of a tiny sktime estimator or Darts scorer on the test backbone."""
-    return dict(backbone=str(backbone_dir), context_length=32, max_epochs=1, **TRAINING)
+    return {"backbone": str(backbone_dir), "context_length": 32, "max_epochs": 1, **TRAINING}
 
 
 @st.composite
