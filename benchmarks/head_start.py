@@ -38,28 +38,26 @@ RIDGE_WINDOWS = 8192  # the package's default (trace_forecast.heads.ridge.RIDGE_
 EVERY_WINDOW = 10**9
 
 
-def _set(network, weight, bias) -> None:
-    import torch
-
-    layer = network.forecast_head.output_layer
-    with torch.no_grad():
-        layer.weight.copy_(weight.to(layer.weight.dtype))
-        layer.bias.copy_(bias.to(layer.bias.dtype))
-
-
 def variants() -> dict:
-    from trace_forecast.heads.ridge import DEFAULT_ALPHA, head_prior, ridge_solution, ridge_solve, squared_error
+    from trace_forecast.heads.ridge import (
+        DEFAULT_ALPHA,
+        head_prior,
+        ridge_solution,
+        ridge_solve,
+        set_output_layer,
+        squared_error,
+    )
 
     def zero_train(network, stats, alpha=DEFAULT_ALPHA, validation=None):
-        _set(network, *ridge_solution(stats, None, alpha))
+        set_output_layer(network, *ridge_solution(stats, None, alpha))
         return False
 
     def zero_joined(network, stats, alpha=DEFAULT_ALPHA, validation=None):
-        _set(network, *ridge_solution(stats if validation is None else stats + validation, None, alpha))
+        set_output_layer(network, *ridge_solution(stats if validation is None else stats + validation, None, alpha))
         return False
 
     def prior_train(network, stats, alpha=DEFAULT_ALPHA, validation=None):
-        _set(network, *ridge_solution(stats, head_prior(network), alpha))
+        set_output_layer(network, *ridge_solution(stats, head_prior(network), alpha))
         return True
 
     def penalty_too(network, stats, alpha=DEFAULT_ALPHA, validation=None):
@@ -69,7 +67,7 @@ def variants() -> dict:
         choices = [(squared_error(validation, *ridge_solution(stats, t, a)), a, t is not None)
                    for t in (None, prior) for a in PENALTIES]
         _, best_alpha, use_prior = min(choices, key=lambda c: c[0])
-        _set(network, *ridge_solution(stats + validation, prior if use_prior else None, best_alpha))
+        set_output_layer(network, *ridge_solution(stats + validation, prior if use_prior else None, best_alpha))
         return use_prior
 
     return {

@@ -101,7 +101,7 @@ def head_prior(network) -> torch.Tensor | None:
 
 
 def _centred(stats: RidgeStatistics):
-    xtx, xty, yty = (t.double().cpu() for t in stats.tensors())
+    xtx, xty = stats.xtx.double().cpu(), stats.xty.double().cpu()
     count = xtx[-1, -1].clamp_min(1.0)
     mean_x, mean_y = xtx[:-1, -1] / count, xty[-1] / count
     sxx = xtx[:-1, :-1] - count * torch.outer(mean_x, mean_x)
@@ -157,7 +157,6 @@ def ridge_solve(network, stats: RidgeStatistics, alpha: float = DEFAULT_ALPHA,
     system is solved again on training and validation windows together, so the head also
     learns from the most recent data.
     """
-    layer = network.forecast_head.output_layer
     prior = head_prior(network)
     use_prior = False
     if validation is not None and validation.windows > 0:
@@ -165,7 +164,13 @@ def ridge_solve(network, stats: RidgeStatistics, alpha: float = DEFAULT_ALPHA,
             use_prior = (squared_error(validation, *ridge_solution(stats, prior, alpha))
                          < squared_error(validation, *ridge_solution(stats, None, alpha)))
         stats = stats + validation
-    weight, bias = ridge_solution(stats, prior if use_prior else None, alpha)
+    set_output_layer(network, *ridge_solution(stats, prior if use_prior else None, alpha))
+    return use_prior
+
+
+@torch.no_grad()
+def set_output_layer(network, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Copy a solution ``(weight [H, n], bias [H])`` into the head's output layer."""
+    layer = network.forecast_head.output_layer
     layer.weight.copy_(weight.to(layer.weight.dtype))
     layer.bias.copy_(bias.to(layer.bias.dtype))
-    return use_prior
