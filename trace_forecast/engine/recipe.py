@@ -98,16 +98,15 @@ class ClosedFormHeadStart(Callback):
             return
         dtype = next(network.parameters()).dtype
         network.float()
+        validation = None
         with frozen_backbone(network):
             stats = ridge_statistics(network, self._batches(trainer, pl_module))
+            if self.validation is not None and len(self.validation):
+                validation = ridge_statistics(network, self._loader(self.validation, pl_module))
         if self.dataset is None:  # each rank read its own share of the windows: add them up
             strategy = trainer.strategy
             stats = RidgeStatistics(*(strategy.reduce(t.to(pl_module.device), reduce_op="sum").cpu()
                                       for t in stats.tensors()))
-        validation = None
-        if self.validation is not None and len(self.validation):
-            with frozen_backbone(network):
-                validation = ridge_statistics(network, self._loader(self.validation, pl_module))
         if stats.windows > 0:
             self.used_prior = ridge_solve(network, stats, validation=validation)
         network.to(dtype)
