@@ -214,7 +214,7 @@ def test_covariates_rejected():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"likelihood": object()}, "likelihood"),
-    ({"enable_finetuning": False}, "always fine-tunes"),
+    ({"enable_finetuning": {"freeze": ["backbone.*"]}}, "partial freezing is what `adapter` does"),
     ({"adapter": "prefix"}, "adapter must be one of"),
 ])
 def test_bad_parameters(kwargs, match):

@@ -36,6 +36,7 @@ ADAPTERS = ("gated_dsic", "lora", "adalora", "full", "none")
 HEADS = ("reconstruction", "linear")
 TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
 HEAD_INITS = ("ridge", "default")
+FIT_STRATEGIES = ("fine-tune", "zero-shot")
 DEVICES = ("auto", "cpu", "cuda", "gpu")
 DSIC_RULES = ("taylor2", "magnitude", "random")
 
@@ -231,6 +232,11 @@ _TABLE = [
        "reconstruction head's temporal map reads the recent history and this prediction\n"
        '(``0`` reads the reconstruction of the unmasked context). ``"auto"``: enough\n'
        "patches to cover the horizon, at most 24 and at most half the context's patches."),
+    _p("fit_strategy", "fine-tune", '{"fine-tune", "zero-shot"}', choice(FIT_STRATEGIES),
+       '``"fine-tune"`` adapts the backbone to the data (TRACE); ``"zero-shot"`` trains nothing:\n'
+       "the head reads the pretrained backbone's own prediction of the hidden future patches\n"
+       "(MOMENT's zero-shot route), and ``fit`` only stores the data and measures interval\n"
+       'residuals on its windows. Needs ``head="reconstruction"``.'),
     _p("head_init", "ridge", '{"ridge", "default"}', choice(HEAD_INITS),
        '``"ridge"`` solves the head\'s output layer in closed form on frozen-backbone\n'
        "features before fine-tuning (linear probing then fine-tuning, LP-FT);\n"

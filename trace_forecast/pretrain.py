@@ -28,6 +28,8 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.backbone import MomentBackbone, MomentConfig, save_backbone, t5_config_dict
+from trace_forecast.data.corpus import SOURCE_NAMES, default_weights, load_corpus, split_heldout
+from trace_forecast.data.mixture import SourceMixture
 from trace_forecast.data.synthetic import generate_corpus, generate_corpus_parallel
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.errors import DataError
@@ -68,7 +70,8 @@ def load_pretraining_series(data_dir: str | Path) -> list[np.ndarray]:
 class PretrainWindows(Dataset):
     """Random windows with their pretraining masks; index-seeded, so reproducible.
 
-    A share ``tail_share`` of windows hides its last 1 to ``max_tail_patches`` patches
+    Series come from ``mixture`` (a :class:`SourceMixture` of weighted sources) when given,
+    else from ``series`` and ``real``. A share ``tail_share`` of windows hides its last 1 to ``max_tail_patches`` patches
     (extending a series, what the forecasting head reads); the others hide a ratio of
     their observed patches drawn from ``mask_ratio`` (a number, or a ``(low, high)``
     range). ``real`` series, if given, are drawn with probability ``real_share``.
@@ -77,8 +80,9 @@ class PretrainWindows(Dataset):
     def __init__(self, series: list[np.ndarray], n_windows: int, seq_len: int, patch_len: int,
                  mask_ratio: float | tuple[float, float] = 0.3, tail_share: float = 0.3, seed: int = 0,
                  max_tail_patches: int = 12, real: list[np.ndarray] | None = None,
-                 real_share: float = 0.0) -> None:
+                 real_share: float = 0.0, mixture: SourceMixture | None = None) -> None:
         self.series = series
+        self.mixture = mixture
         self.n_windows = n_windows
         self.seq_len = seq_len
         self.patch_len = patch_len
@@ -94,7 +98,9 @@ class PretrainWindows(Dataset):
 
     def __getitem__(self, idx: int):
         rng = np.random.default_rng((self.seed, idx))
-        if self.real_share > 0 and rng.random() < self.real_share:
+        if self.mixture is not None:
+            s = self.mixture.draw(rng)[1]
+        elif self.real_share > 0 and rng.random() < self.real_share:
             s = self.real[rng.integers(len(self.real))]
         else:
             s = self.series[rng.integers(len(self.series))]
@@ -197,6 +203,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--intermittent-share", type=float, default=0.0, help="share of intermittent synthetic series")
     p.add_argument("--real-share", type=float, default=0.0,
                    help="probability of drawing a window from --data-dir (0 = uniformly over all series)")
+    p.add_argument("--corpus", action="store_true",
+                   help="draw from every real source of --data-dir (trace_forecast.data.corpus), weighted, "
+                        "with a held-out slice of each; without it only the M4 weekly files are read")
+    p.add_argument("--sources", nargs="+", default=None, choices=SOURCE_NAMES, help="with --corpus: only these")
+    p.add_argument("--synthetic-weight", type=float, default=0.2, help="with --corpus: share of synthetic windows")
+    p.add_argument("--source-weight", nargs="+", default=None, metavar="NAME=W",
+                   help="with --corpus: override a source's mixing weight")
+    p.add_argument("--coarse-share", type=float, default=0.0,
+                   help="share of windows drawn from a series averaged over 2-24 steps (several resolutions)")
     p.add_argument("--workers", type=int, default=0, help="data-loader and corpus-generation processes")
     p.add_argument("--time-budget", type=float, default=None,
                    help="minutes of training: stop then, with the learning rate annealed over that time "
@@ -216,30 +231,59 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def synthetic_series(args: argparse.Namespace) -> list[np.ndarray]:
+    """The synthetic part of the corpus (``--synthetic`` series, 128 to 1,024 steps)."""
+    if args.workers > 1:
+        return generate_corpus_parallel(args.synthetic, args.workers, seed=args.seed, min_length=128,
+                                        max_length=1024, intermittent_share=args.intermittent_share)
+    return generate_corpus(args.synthetic, 128, 1024, seed=args.seed, intermittent_share=args.intermittent_share)
+
+
+def corpus_mixtures(args: argparse.Namespace, synthetic: list[np.ndarray]) -> tuple[SourceMixture, SourceMixture, dict]:
+    """Training and held-out mixtures over every real source (``--corpus``) and the synthetic
+    series: real sources weighted by :func:`default_weights` to share ``1 - synthetic_weight``."""
+    corpus = load_corpus(args.data_dir, args.sources)
+    splits = {name: split_heldout(series, seed=args.seed) for name, series in corpus.items()}
+    n_held = max(1, len(synthetic) // 20)
+    splits["synthetic"] = (synthetic[n_held:], synthetic[:n_held])
+    real_weights = default_weights({name: train for name, (train, _) in splits.items() if name != "synthetic"})
+    weights = {name: (1 - args.synthetic_weight) * w for name, w in real_weights.items()}
+    weights["synthetic"] = args.synthetic_weight
+    for item in args.source_weight or []:
+        name, value = item.split("=")
+        weights[name] = float(value)
+    train = SourceMixture({n: t for n, (t, _) in splits.items()}, weights, coarse_share=args.coarse_share)
+    held = SourceMixture({n: h for n, (_, h) in splits.items()}, weights, coarse_share=args.coarse_share)
+    summary = {name: {"series": len(corpus.get(name, synthetic)), "train_values": int(sum(map(len, t))),
+                      "heldout_values": int(sum(map(len, h))), "share": round(train.share().get(name, 0.0), 4)}
+               for name, (t, h) in splits.items()}
+    return train, held, summary
+
+
+def heldout_loss_by_source(backbone: MomentBackbone, held: SourceMixture, windows: dict, seq_len: int,
+                           n_windows: int = 256, seed: int = 12345, batch_size: int = 128) -> dict[str, float]:
+    """Masked-reconstruction loss (hidden steps, RevIN space) on ``n_windows`` fixed windows of
+    each source's held-out series, with the training mix of masks at full resolution; the same
+    windows for any backbone, so versions compare."""
+    out = {}
+    backbone.eval()
+    for name, series in held.groups.items():
+        ds = PretrainWindows(series, n_windows, seq_len, backbone.patch_len, seed=seed, **windows)
+        losses, counts = [], []
+        with torch.no_grad():
+            for x, m, mask in DataLoader(ds, batch_size=batch_size):
+                losses.append(float(masked_reconstruction_loss(backbone, x, m, mask)) * len(x))
+                counts.append(len(x))
+        out[name] = round(sum(losses) / sum(counts), 4)
+    return out
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(args.seed, verbose=False)
-    if args.workers > 1:
-        series = generate_corpus_parallel(args.synthetic, args.workers, seed=args.seed, min_length=128,
-                                          max_length=1024, intermittent_share=args.intermittent_share)
-    else:
-        series = generate_corpus(args.synthetic, 128, 1024, seed=args.seed,
-                                 intermittent_share=args.intermittent_share)
-    n_real, real = 0, []
-    if args.data_dir:
-        real = load_pretraining_series(args.data_dir)
-        n_real = len(real)
-        if not args.real_share:
-            series, real = series + real, []
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(series))
-    n_held = max(1, len(series) // 20)
-    heldout = [series[i] for i in order[:n_held]]
-    train = [series[i] for i in order[n_held:]]
-    real_held = real[: max(1, len(real) // 20)] if real else []
-    real_train = real[len(real_held):]
+    series = synthetic_series(args)
     config = build_config(args.d_model, args.layers, args.d_ff, args.heads, args.seq_len)
     if args.init:
         from trace_forecast.backbone import load_backbone
@@ -248,15 +292,41 @@ def main(argv=None) -> dict:
         config = backbone.config
     else:
         backbone = MomentBackbone(config)
+    ratio = args.mask_ratio[0] if len(args.mask_ratio) == 1 else tuple(args.mask_ratio[:2])
+    windows = dict(tail_share=args.tail_share, max_tail_patches=args.max_tail_patches, mask_ratio=ratio)
+    n_windows = args.steps * args.batch_size
+    corpus_summary, held_mix = None, None
+    if args.corpus:
+        if not args.data_dir:
+            raise DataError("--corpus needs --data-dir (the pretraining data folder)")
+        train_mix, held_mix, corpus_summary = corpus_mixtures(args, series)
+        n_real = sum(v["series"] for k, v in corpus_summary.items() if k != "synthetic")
+        n_held = sum(len(h) for h in held_mix.groups.values())
+        train_ds = PretrainWindows([], n_windows, args.seq_len, config.patch_len, seed=args.seed,
+                                   mixture=train_mix, **windows)
+        held_ds = PretrainWindows([], 512, args.seq_len, config.patch_len, seed=args.seed + 1,
+                                  mixture=held_mix, **windows)
+    else:
+        n_real, real = 0, []
+        if args.data_dir:
+            real = load_pretraining_series(args.data_dir)
+            n_real = len(real)
+            if not args.real_share:
+                series, real = series + real, []
+        rng = np.random.default_rng(args.seed)
+        order = rng.permutation(len(series))
+        n_held = max(1, len(series) // 20)
+        heldout = [series[i] for i in order[:n_held]]
+        train = [series[i] for i in order[n_held:]]
+        real_held = real[: max(1, len(real) // 20)] if real else []
+        n_held += len(real_held)
+        real_train = real[len(real_held):]
+        train_ds = PretrainWindows(train, n_windows, args.seq_len, config.patch_len, seed=args.seed,
+                                   real=real_train, real_share=args.real_share, **windows)
+        held_ds = PretrainWindows(heldout, 512, args.seq_len, config.patch_len, seed=args.seed + 1,
+                                  real=real_held, real_share=args.real_share, **windows)
     budget_s = args.time_budget * 60 if args.time_budget else None
     module = PretrainModule(backbone, args.lr, args.steps, args.visible_weight, budget_s)
-    ratio = args.mask_ratio[0] if len(args.mask_ratio) == 1 else tuple(args.mask_ratio[:2])
-    windows = dict(tail_share=args.tail_share, max_tail_patches=args.max_tail_patches, mask_ratio=ratio,
-                   real_share=args.real_share)
-    train_ds = PretrainWindows(train, args.steps * args.batch_size, args.seq_len, config.patch_len,
-                               seed=args.seed, real=real_train, **windows)
-    held_ds = PretrainWindows(heldout, 512, args.seq_len, config.patch_len, seed=args.seed + 1,
-                              real=real_held, **windows)
     from trace_forecast.engine.trainer import resolve_accelerator
 
     accelerator, precision = resolve_accelerator(args.device)
@@ -286,13 +356,16 @@ def main(argv=None) -> dict:
     save_backbone(backbone, out, moment_compatible=not args.compact)
     summary = {
         "steps": int(trainer.global_step), "batch_size": args.batch_size, "wall_seconds_this_run": round(wall, 1),
-        "synthetic_series": args.synthetic, "real_series": n_real, "heldout_series": n_held + len(real_held),
+        "synthetic_series": args.synthetic, "real_series": n_real, "heldout_series": n_held,
         "windows_seen": int(trainer.global_step) * args.batch_size,
         "parameters": sum(p.numel() for p in backbone.parameters()), "metrics": metrics,
         "hardware": f"{accelerator} ({torch.cuda.get_device_name(0) if accelerator == 'gpu' else 'cpu'}), "
                     f"{precision}, torch threads {torch.get_num_threads()}",
         "args": vars(args),
     }
+    if held_mix is not None:
+        summary["corpus"] = corpus_summary
+        summary["heldout_loss_by_source"] = heldout_loss_by_source(backbone, held_mix, windows, args.seq_len)
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
     if not args.quiet:
         print(json.dumps(summary, indent=2))

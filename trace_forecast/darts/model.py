@@ -140,9 +140,11 @@ class TraceModel(FoundationModel):
             ``save_checkpoints``, ``add_encoders`` (ignored: no covariates),
             ``pl_trainer_kwargs`` (e.g. ``{"accelerator": "gpu", "devices": 2,
             "precision": "bf16-mixed"}``; gradient clipping defaults to the recipe's
-            ``gradient_clip_val=1.0``) and ``show_warnings``. ``likelihood``,
-            ``loss_fn``, ``use_reversible_instance_norm`` and ``enable_finetuning`` are
-            fixed by the method and rejected.
+            ``gradient_clip_val=1.0``) and ``show_warnings``. ``enable_finetuning=False``
+            is Darts' foundation-model zero-shot mode: ``fit`` trains nothing and the head
+            reads the pretrained backbone's prediction of the hidden future patches
+            (``True``, the default, fine-tunes). ``likelihood``, ``loss_fn`` and
+            ``use_reversible_instance_norm`` are fixed by the method and rejected.
 
         Examples
         --------
@@ -161,10 +163,12 @@ class TraceModel(FoundationModel):
         for key, why in _REJECTED.items():
             if kwargs.get(key) not in (None, False):
                 raise ParameterError(f"TraceModel does not accept `{key}`: {why}")
-        if kwargs.get("enable_finetuning") not in (None, True):
+        finetune = kwargs.pop("enable_finetuning", None)
+        if finetune not in (None, True, False):
             raise ParameterError(
-                "TraceModel always fine-tunes; choose what trains with `adapter` "
-                "('gated_dsic', 'lora', 'adalora', 'full' or 'none')"
+                "TraceModel's enable_finetuning is True (the default: TRACE fine-tuning; choose what trains "
+                "with `adapter`) or False (zero-shot: fit() trains nothing), got "
+                f"{finetune!r}; partial freezing is what `adapter` does"
             )
         if not isinstance(input_chunk_length, tuple | list):
             validate({"input_chunk_length": input_chunk_length})
@@ -182,8 +186,10 @@ class TraceModel(FoundationModel):
             )
         lr = (kwargs.get("optimizer_kwargs") or {}).get("lr", default("learning_rate"))
         PARAMETERS["learning_rate"].check(lr, "optimizer_kwargs['lr']")
-        # Fine-tuning is the method; `adapter` has already frozen what must not train.
-        self.model_params["enable_finetuning"] = True
+        # Fine-tuning is the method (`adapter` has already frozen what must not train), unless the
+        # user asks for Darts' foundation-model zero-shot mode with enable_finetuning=False.
+        zero_shot = finetune is False
+        self.model_params["enable_finetuning"] = not zero_shot
         recipe_optimizer = kwargs.get("optimizer_cls") is None and kwargs.get("lr_scheduler_cls") is None
         super().__init__(**kwargs)
         self.trainer_params.setdefault("gradient_clip_val", GRADIENT_CLIP)  # the recipe's clipping
@@ -201,6 +207,7 @@ class TraceModel(FoundationModel):
             reconstruction_weight=reconstruction_weight,
             network_seed=0 if random_state is None else int(random_state),
             recipe_optimizer=recipe_optimizer,
+            zero_shot=zero_shot,
         )
         self.pl_module_params.pop("enable_finetuning", None)
         if self.pl_module_params.get("optimizer_kwargs") is None:

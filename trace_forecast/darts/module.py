@@ -25,6 +25,7 @@ from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import resolve_future_patches
+from trace_forecast.heads.reconstruction import use_zero_shot_map
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import NetworkSpec, build_network
@@ -73,6 +74,9 @@ class TraceModule(PLForecastingModule):
     recipe_optimizer : bool
         Train with the recipe's AdamW + one-cycle schedule (``False``: Darts'
         ``optimizer_cls`` / ``lr_scheduler_cls`` as the user gave them).
+    zero_shot : bool
+        Forecast with the pretrained backbone alone (``TraceModel(enable_finetuning=False)``):
+        the head reads the backbone's prediction of the hidden future patches and nothing trains.
     **kwargs
         Darts' :class:`PLForecastingModule` parameters.
     """
@@ -91,6 +95,7 @@ class TraceModule(PLForecastingModule):
         mask_ratio: float = 0.3,
         network_seed: int = 0,
         recipe_optimizer: bool = True,
+        zero_shot: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -109,7 +114,12 @@ class TraceModule(PLForecastingModule):
                 future_patches, self.output_chunk_length + self.output_chunk_shift, self.context_length, base.patch_len
             ),
         )
+        if zero_shot:
+            spec.adapter = "none"
         self.network = build_network(base, spec, seed=network_seed)
+        if zero_shot:
+            use_zero_shot_map(self.network)
+            head_init = "default"
         self.head_init = head_init
         self.reconstruction_weight = reconstruction_weight
         self.mask_ratio = mask_ratio

@@ -54,6 +54,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     {parameter:temporal_map}
     {parameter:future_patches}
     {parameter:head_init}
+    {parameter:fit_strategy}
     {parameter:context_length}
     {parameter:max_epochs}
     {parameter:batch_size}
@@ -136,6 +137,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         temporal_map=default("temporal_map"),
         future_patches=default("future_patches"),
         head_init=default("head_init"),
+        fit_strategy=default("fit_strategy"),
         context_length=default("context_length"),
         max_epochs=default("max_epochs"),
         batch_size=default("batch_size"),
@@ -164,6 +166,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.temporal_map = temporal_map
         self.future_patches = future_patches
         self.head_init = head_init
+        self.fit_strategy = fit_strategy
         self.context_length = context_length
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -228,11 +231,15 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
         from trace_forecast.backbone import shared_backbone
-        from trace_forecast.tasks.forecast import fit_forecast, learnable_context
+        from trace_forecast.tasks.forecast import fit_forecast, learnable_context, zero_shot_forecast
 
         min_context = learnable_context(series, horizon, "y")
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+        if self.fit_strategy == "zero-shot":
+            return zero_shot_forecast(series, backbone, self._spec(horizon, backbone.patch_len), self._settings(),
+                                      validation_fraction=self.validation_fraction, max_windows=self.max_windows,
+                                      stride=self.window_stride, min_context=min_context)
         return fit_forecast(
             series,
             backbone,
@@ -378,4 +385,5 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         return [
             {**fast, "dsic_interval": 1, "dsic_draws": 2},
             {**fast, "adapter": "lora", "head": "linear", "validation_fraction": 0.0},
+            {**fast, "fit_strategy": "zero-shot"},
         ]

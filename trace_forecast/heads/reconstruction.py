@@ -75,6 +75,23 @@ def extend_with_hidden_future(
     return x_ext, observed, shown
 
 
+def use_zero_shot_map(network: nn.Module) -> None:
+    """Make ``network`` a zero-shot forecaster: its reconstruction head's temporal map becomes
+    :meth:`ReconstructionForecastHead.prior_weight` (each step reads the backbone's own
+    prediction of it), and nothing stays trainable."""
+    head = getattr(network, "forecast_head", None)
+    if not isinstance(head, ReconstructionForecastHead) or not head.future_patches:
+        raise ParameterError(
+            "zero-shot forecasting reads the backbone's prediction of hidden future patches: it needs "
+            'head="reconstruction" and future_patches >= 1 (or "auto")'
+        )
+    with torch.no_grad():
+        head.temporal.weight.copy_(head.prior_weight().to(head.temporal.weight.dtype))
+        head.temporal.bias.zero_()
+    for p in network.parameters():
+        p.requires_grad_(False)
+
+
 class ReconstructionForecastHead(nn.Module):
     """Reuse the pretrained reconstruction head and add a temporal map ``L -> H``."""
 

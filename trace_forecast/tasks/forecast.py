@@ -6,8 +6,9 @@ The sktime forecaster is a thin translation layer over this module.
 
 from __future__ import annotations
 
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ import torch
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.errors import DataError
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
-from trace_forecast.engine.windows import make_window_sets, steps_per_run
+from trace_forecast.engine.windows import WindowPlan, make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.engine.recipe import ClosedFormHeadStart
@@ -29,6 +30,8 @@ from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 # scale from its context; from one or two values the normalised targets explode (a
 # 5-point series once forecast 195 for a level of 120).
 MIN_CONTEXT = 8
+# Zero-shot fits forecast this many of the series' windows (all unseen) for interval residuals.
+ZERO_SHOT_RESIDUAL_WINDOWS = 2048
 # Below one patch, series down to this much context still train, with a warning.
 MIN_CONTEXT_FLOOR = 4
 
@@ -166,6 +169,39 @@ def fit_forecast(
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
     residual_ds = val_ds if len(val_ds) else train_ds
     return ForecastFit(result, window_residuals(result.network, residual_ds, settings.device))
+
+
+def zero_shot_forecast(
+    series: list[np.ndarray],
+    backbone: MomentBackbone,
+    spec: NetworkSpec,
+    settings: TrainSettings,
+    validation_fraction: float = 0.2,
+    max_windows: int | None = None,
+    stride: int = 1,
+    min_context: int = MIN_CONTEXT,
+) -> ForecastFit:
+    """A forecasting network that trains nothing: the head reads the pretrained backbone's
+    own prediction of the hidden future patches (:meth:`ReconstructionForecastHead.prior_weight`,
+    MOMENT's zero-shot route). Residuals for intervals come from the windows of ``series``,
+    none of which the model has seen, so every window is out of sample."""
+    from trace_forecast.heads.reconstruction import use_zero_shot_map
+    from trace_forecast.params import parameter_report
+
+    start = time.perf_counter()
+    seed = settings.random_state or 0
+    sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
+                            max_windows, seed)
+    spec = replace(spec, adapter="none")
+    network = build_network(backbone, spec, seed=settings.random_state)
+    use_zero_shot_map(network)
+    every = WindowPlan(np.concatenate([sets.all_train.origins, sets.val.plan.origins]))
+    residual_ds = WindowDataset(series, subsample(every, ZERO_SHOT_RESIDUAL_WINDOWS, seed + 3),
+                                spec.context_length, spec.horizon)
+    residuals = window_residuals(network, residual_ds, settings.device)
+    result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
+                       parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0)
+    return ForecastFit(result, residuals)
 
 
 def residual_quantiles(residuals: np.ndarray, alphas: list[float], steps: np.ndarray) -> np.ndarray:
