@@ -23,6 +23,7 @@ METHODS: dict[str, dict] = {
     "AdaLoRA (PEFT) + recon head": {"adapter": "adalora", "head": "reconstruction"},
     "linear probing": {"adapter": "none", "head": "linear"},
     "full fine-tuning": {"adapter": "full", "head": "linear"},
+    "TRACE zero-shot": {"fit_strategy": "zero-shot"},
 }
 ABLATIONS: dict[str, dict] = {
     f"TRACE, temporal map {m}": {"adapter": "gated_dsic", "head": "reconstruction", "temporal_map": m}
@@ -48,7 +49,12 @@ class Profile:
 # ``standard``: the package's defaults (1,024 windows x 1 epoch), 3 seeds, every test window,
 # the comparisons issue #11's targets name (and PEFT LoRA and linear probing); under an hour
 # on 2 CPU cores. Full fine-tuning and DLinear stay in ``quick``.
-STANDARD_METHODS = ("TRACE", "LoRA (PEFT) + recon head", "linear probing", "Darts NLinear")
+STANDARD_METHODS = ("TRACE", "TRACE zero-shot", "LoRA (PEFT) + recon head", "linear probing", "Darts NLinear")
+
+
+def seeds_of(params: dict, profile: Profile) -> tuple[int, ...]:
+    """A zero-shot forecaster trains nothing, so one seed measures it; the others use every seed."""
+    return profile.seeds[:1] if params.get("fit_strategy") == "zero-shot" else profile.seeds
 
 PROFILES = {
     "quick": Profile("quick", (0,), 512, 1, 4, None, 10),
@@ -66,6 +72,18 @@ def _version(module: str) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else the platform's word for it)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict:
     import torch
 
@@ -79,6 +97,8 @@ def environment() -> dict:
         "darts": _version("darts"),
         "trace_forecast": getattr(trace_forecast, "__version__", "dev"),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # e.g. AVX2 or AVX512
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ABLATIONS, METHODS, PeakMemory, Profile, require, timed
+from benchmarks.common import ABLATIONS, METHODS, PeakMemory, Profile, require, seeds_of, timed
 from trace_forecast.datasets import Split, load_etth1, ratio_split, rolling_windows, shared_data_dir, standard_split
 from trace_forecast.metrics import mae, mse, seasonal_naive
 
@@ -215,7 +215,7 @@ def run(profile: Profile, datasets=tuple(DATASETS), horizons=None, methods=None,
             for method, params in table.items():
                 if methods and method not in methods:
                     continue
-                for seed in profile.seeds:
+                for seed in seeds_of(params, profile):
                     r = run_trace(split, horizon, method, params, profile, seed, hist, fut, lookback)
                     rows.append({**base, "method": method, "seed": seed, "family": "trace", **r})
                     log(rows[-1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import METHODS, PeakMemory, Profile, require, timed
+from benchmarks.common import METHODS, PeakMemory, Profile, require, seeds_of, timed
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import owa
 
@@ -127,10 +127,10 @@ def run(profile: Profile, methods=None, log=print) -> list[dict]:
     rows.append({**base, "method": "seasonal naive (24)", "seed": None, "family": "baseline", "smape": s, "mase": m,
                  "owa": owa(s, m, s_n2, m_n2), "trainable_parameters": 0})
     log(rows[-1])
-    for method in ("TRACE", "linear probing", "LoRA (PEFT) + recon head"):
+    for method in ("TRACE", "TRACE zero-shot", "linear probing", "LoRA (PEFT) + recon head"):
         if (methods and method not in methods) or (profile.methods and method not in profile.methods):
             continue
-        for seed in profile.seeds:
+        for seed in seeds_of(METHODS[method], profile):
             pred, extra = run_trace(METHODS[method], profile, seed, histories)
             s, m = scores(histories, futures, pred)
             rows.append({**base, "method": method, "seed": seed, "family": "trace", "smape": s, "mase": m,

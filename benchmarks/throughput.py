@@ -104,7 +104,8 @@ def run(size: str, steps: int, batch_size: int, device: str, methods=None) -> li
     from concurrent.futures import ProcessPoolExecutor
 
     rows = []
-    for method in methods or METHODS:
+    trained = [m for m in METHODS if METHODS[m].get("fit_strategy") != "zero-shot"]  # steps need training
+    for method in methods or trained:
         with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
             rows.append(pool.submit(measure, size, method, steps, batch_size, device).result())
         print(rows[-1], flush=True)
@@ -128,7 +129,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=None)
+    parser.add_argument("--methods", nargs="*", choices=[m for m in METHODS if METHODS[m].get("fit_strategy") != "zero-shot"], default=None)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = run(args.size, args.steps, args.batch_size, args.device, args.methods)

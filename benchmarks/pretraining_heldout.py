@@ -1,0 +1,61 @@
+"""Held-out pretraining loss per source, for several backbones on the same windows.
+
+The held-out slices are the ones ``python -m trace_forecast.pretrain --corpus`` keeps out
+(:func:`trace_forecast.data.corpus.split_heldout`, seed 0; the synthetic series of
+``--synthetic 20000 --intermittent-share 0.1`` with seed 0, its first 5 %). Every backbone
+is scored on the same 256 windows per source with the pretraining mix of masks (half of
+the windows hide their last 1-32 patches, the others 15-50 % of their patches), so the
+figures compare versions:
+
+``python -m benchmarks.pretraining_heldout --backbone embedded=None v3=runs/v3``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from benchmarks.common import RESULTS, environment
+from trace_forecast.backbone import load_backbone
+from trace_forecast.data.corpus import load_corpus, split_heldout
+from trace_forecast.data.mixture import SourceMixture
+from trace_forecast.data.synthetic import generate_corpus
+from trace_forecast.datasets import shared_data_dir
+from trace_forecast.pretrain import heldout_loss_by_source
+
+WINDOWS = dict(tail_share=0.5, max_tail_patches=32, mask_ratio=(0.15, 0.5))
+
+
+def heldout_mixture(synthetic: int = 20000, seed: int = 0) -> SourceMixture:
+    """The held-out slices of every source, as the pretraining run kept them out."""
+    corpus = load_corpus(shared_data_dir() / "pretraining")
+    groups = {name: split_heldout(series, seed=seed)[1] for name, series in corpus.items()}
+    series = generate_corpus(synthetic, 128, 1024, seed=seed, intermittent_share=0.1)
+    groups["synthetic"] = series[: max(1, len(series) // 20)]
+    return SourceMixture(groups, dict.fromkeys(groups, 1.0))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbone", nargs="+", default=["embedded=None"],
+                        help="NAME=CHECKPOINT pairs (None: the embedded backbone)")
+    parser.add_argument("--windows", type=int, default=256, help="windows per source")
+    parser.add_argument("--out", default=str(RESULTS / "pretraining_heldout.json"))
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    held = heldout_mixture()
+    result = {"environment": environment(), "windows_per_source": args.windows, "losses": {}}
+    for item in args.backbone:
+        name, path = item.split("=", 1)
+        backbone = load_backbone(None if path == "None" else path)
+        result["losses"][name] = heldout_loss_by_source(backbone, held, WINDOWS, 512, n_windows=args.windows)
+        print(name, json.dumps(result["losses"][name]), flush=True)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    with open(args.out, "w") as fh:
+        json.dump(result, fh, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
