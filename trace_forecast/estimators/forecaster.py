@@ -253,9 +253,24 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             head_init=self.head_init,
         )
 
-    def _store(self, fit: ForecastFit) -> None:
+    def _store(self, fit: ForecastFit, series: list[np.ndarray]) -> None:
+        from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS
+
         store_fit(self, fit.result)
-        self.residuals_ = fit.residuals
+        self.residuals_ = fit.residuals[-CALIBRATION_WINDOWS:]
+        self._scored_lengths = [len(s) for s in series]
+
+    def _calibrate_online(self, series: list[np.ndarray]) -> None:
+        """Add the residuals of windows that the new observations completed (the model's
+        out-of-sample errors) to the calibration pool, keeping its newest windows."""
+        from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS, realised_residuals
+
+        if len(series) != len(self._scored_lengths):  # new instances: start their count at zero
+            self._scored_lengths = self._scored_lengths + [0] * (len(series) - len(self._scored_lengths))
+        new = realised_residuals(self.network_, series, self._scored_lengths, CALIBRATION_WINDOWS,
+                                 device=self.device)
+        self.residuals_ = np.concatenate([self.residuals_, new])[-CALIBRATION_WINDOWS:]
+        self._scored_lengths = [len(s) for s in series]
 
     # ------------------------------------------------------------------ sktime API
     def _pretrain(self, y, X=None, fh=None):
@@ -295,7 +310,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
                 )
             init = copy.deepcopy(pretrained)
             horizon = self.pretrained_horizon_
-        self._store(self._fit_series(series, horizon, init=init))
+        self._store(self._fit_series(series, horizon, init=init), series)
         return self
 
     def _update(self, y, X=None, update_params=True):
@@ -306,11 +321,14 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         check_frame(y, "y")
         combined = pd.concat([self._history, y])
         self._history = combined[~combined.index.duplicated(keep="last")].sort_index()
+        _, series = self._split(self._history)
         if update_params:
-            _, series = self._split(self._history)
             self._store(
-                self._fit_series(series, self.network_.spec.horizon, init=self.network_, max_epochs=self.update_epochs)
+                self._fit_series(series, self.network_.spec.horizon, init=self.network_, max_epochs=self.update_epochs),
+                series,
             )
+        else:
+            self._calibrate_online(series)
         return self
 
     def _index_names(self) -> list | None:

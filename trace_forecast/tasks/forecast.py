@@ -30,6 +30,9 @@ from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 # scale from its context; from one or two values the normalised targets explode (a
 # 5-point series once forecast 195 for a level of 120).
 MIN_CONTEXT = 8
+# Interval calibration pool: the newest residual windows kept (validation windows at fit, then
+# the windows that update() completes; docs/design.md, "Prediction intervals").
+CALIBRATION_WINDOWS = 1024
 # Zero-shot fits forecast this many of the series' windows (all unseen) for interval residuals.
 ZERO_SHOT_RESIDUAL_WINDOWS = 2048
 # Below one patch, series down to this much context still train, with a warning.
@@ -202,6 +205,30 @@ def zero_shot_forecast(
     result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
                        parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0)
     return ForecastFit(result, residuals)
+
+
+def realised_residuals(
+    network: TraceNetwork,
+    series: list[np.ndarray],
+    scored_lengths: list[int],
+    limit: int,
+    min_context: int = MIN_CONTEXT,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Residuals of the windows whose targets became fully observed since ``series`` had
+    ``scored_lengths`` values: origins ``o`` with ``old - H < o <= new - H``, the newest
+    ``limit`` of them (by distance from each series' end), oldest first. Online conformal calibration:
+    these are forecasts the fitted model makes of data it never saw."""
+    horizon = network.spec.horizon
+    pairs = []
+    for i, (s, old) in enumerate(zip(series, scored_lengths, strict=True)):
+        first = max(old - horizon + 1, min_context)
+        pairs.extend((i, o, len(s) - o) for o in range(first, len(s) - horizon + 1))
+    if not pairs:
+        return np.zeros((0, horizon), dtype=np.float32)
+    newest = sorted(pairs, key=lambda p: p[2])[:limit][::-1]  # oldest first, as the pool is kept
+    plan = WindowPlan(np.array([(i, o) for i, o, _ in newest], dtype=np.int64).reshape(-1, 2))
+    return window_residuals(network, WindowDataset(series, plan, network.spec.context_length, horizon), device)
 
 
 def residual_quantiles(residuals: np.ndarray, alphas: list[float], steps: np.ndarray) -> np.ndarray:
