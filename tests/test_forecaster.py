@@ -134,6 +134,37 @@ def test_prediction_intervals_are_ordered_and_cover(make):
     assert (intervals.iloc[:, 2] <= intervals.iloc[:, 0]).all()  # 90 % lower below 50 % lower
 
 
+def test_update_calibrates_intervals_online(make):
+    """update(update_params=False) adds the residuals of the windows it completes: noisier new
+    data widen the intervals; a refit starts the pool again from its validation windows."""
+    from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS
+
+    y = _series(300)
+    f = make().fit(y.iloc[:200], fh=[1, 2, 3])
+    before, width = len(f.residuals_), np.diff(f.predict_interval(coverage=0.8).to_numpy(), axis=1).mean()
+    noisy = y.iloc[200:] + np.random.default_rng(1).normal(0, 3.0, 100)
+    f.update(noisy, update_params=False)
+    assert len(f.residuals_) == min(before + 100, CALIBRATION_WINDOWS)  # origins 198..297 completed
+    assert np.diff(f.predict_interval(coverage=0.8).to_numpy(), axis=1).mean() > 1.5 * width
+    f.update(noisy.iloc[:0], update_params=False)  # nothing new: the pool is unchanged
+    assert len(f.residuals_) == min(before + 100, CALIBRATION_WINDOWS)
+    refit = make().fit(pd.concat([y.iloc[:200], noisy]), fh=[1, 2, 3])
+    f.update(noisy.iloc[-1:] * 1.0, update_params=True)
+    assert len(f.residuals_) == len(refit.residuals_)
+
+
+def test_predict_var_is_the_variance_of_the_quantiles_distribution(make):
+    """predict_var describes the conformal distribution predict_quantiles draws from."""
+    from trace_forecast.tasks.forecast import predict_normalized
+
+    f = make().fit(_series(200), fh=[1, 2, 3])
+    var = f.predict_var().to_numpy()[:, 0]
+    _, _, std = predict_normalized(f.network_, [_series(200).to_numpy()[-64:]])
+    np.testing.assert_allclose(var, std[0] ** 2 * f.residuals_.var(axis=0), rtol=1e-5)
+    with pytest.raises(NotImplementedError, match="marginal"):
+        f.predict_var(cov=True)
+
+
 def test_panel_data_is_fitted_globally(make):
     frames = []
     for i in range(3):

@@ -370,6 +370,21 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         out = pd.concat(frames, axis=1)
         return out[[(c, a) for c in self._columns for a in alpha]]
 
+    def _predict_var(self, fh, X=None, cov=False):
+        """Variance of the conformal predictive distribution that the quantiles come from:
+        the calibration residuals' variance per horizon step, times each window's RevIN scale."""
+        if cov:
+            raise NotImplementedError("TraceForecaster gives marginal variances only (cov=False)")
+        from trace_forecast.tasks.forecast import predict_normalized
+
+        steps = self._horizon(fh)
+        self._check_horizon(steps)
+        keys, series = self._split(self._history)
+        _, _, std = predict_normalized(self.network_, [s[-self.context_length :] for s in series], device=self.device)
+        var = self.residuals_[:, steps - 1].var(axis=0) if len(self.residuals_) else np.zeros(len(steps))
+        index = fh.to_absolute_index(self.cutoff)
+        return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var[None, :], self._index_names())
+
     def predict_histories(self, histories) -> np.ndarray:
         """Forecast many univariate histories at once: ``[n, horizon]`` (batched, for evaluation).
 
