@@ -33,7 +33,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     pretrained reconstruction head plus a tiny temporal map. Channels are modelled
     independently; panel and hierarchical data are fitted globally (one model for all
     series). Prediction intervals are split-conformal: empirical quantiles of the
-    validation residuals per horizon step, in each window's normalised scale.
+    residuals per horizon step, in each window's normalised scale, calibrated online
+    (validation windows at ``fit``; each ``update`` adds the windows it completes).
 
     Pickles and ``save`` files hold the adapter and head only; loading rebuilds the
     network from the same ``backbone`` checkpoint.
