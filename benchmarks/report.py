@@ -19,7 +19,7 @@ from benchmarks.common import RESULTS
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FIGURES = DOCS / "figures"
-ORDER = ["TRACE", "gated+linear head", "LoRA (PEFT) + recon head", "AdaLoRA (PEFT) + recon head", "linear probing",
+ORDER = ["TRACE", "TRACE zero-shot", "gated+linear head", "LoRA (PEFT) + recon head", "AdaLoRA (PEFT) + recon head", "linear probing",
          "full fine-tuning", "TRACE, temporal map truncate", "TRACE, temporal map pool", "TRACE, temporal map dwconv",
          "Darts NLinear", "Darts DLinear", "RevIN linear", "sktime MomentFMForecaster", "seasonal naive (24)", "seasonal naive (52)",
          "Naive2", "TRACE, longer fine-tune", "zero-shot reconstruction", "PyOD IForest (windows)",
@@ -431,8 +431,34 @@ def targets_section(lh: pd.DataFrame | None, m4: pd.DataFrame | None, small: pd.
                      f"(mean MAPE {t:.3f} vs {theta:.3f}).")
     if not lines:
         return None
-    return ("## Issue #11's targets on this run\n\nComputed by the report from the rows above (means over seeds; "
+    page = ("## Issue #11's targets on this run\n\nComputed by the report from the rows above (means over seeds; "
             "± is the standard deviation over seeds).\n\n" + "\n".join(lines))
+    backbone = backbone_targets(lh, m4)
+    return page + ("\n\n" + backbone if backbone else "")
+
+
+def backbone_targets(lh: pd.DataFrame | None, m4: pd.DataFrame | None) -> str | None:
+    """Issue #22's forecasting targets for the embedded backbone, from the same rows."""
+    lines = []
+    if lh is not None and "TRACE zero-shot" in set(lh["method"]):
+        mean = lh.groupby(["dataset", "horizon", "method"])["mse"].mean()
+        if ("ETTh1", 96, "TRACE zero-shot") in mean.index:
+            z = mean["ETTh1", 96, "TRACE zero-shot"]
+            lines.append(f"- Zero-shot ETTh1 MSE ≤ 0.38 at H = 96: {_verdict(z <= 0.38)} ({z:.4f}).")
+        if ("ETTh1", 96, "TRACE") in mean.index:
+            t = mean["ETTh1", 96, "TRACE"]
+            lines.append(f"- Fine-tuned ETTh1 MSE ≤ 0.360 at H = 96: {_verdict(t <= 0.360)} ({t:.4f}).")
+    if m4 is not None:
+        owa = m4.groupby("method")["owa"].mean()
+        naive = owa.get("seasonal naive (24)")
+        if "TRACE zero-shot" in owa and naive is not None:
+            lines.append(f"- Zero-shot M4 Hourly OWA below seasonal naive's: {_verdict(owa['TRACE zero-shot'] < naive)} "
+                         f"({owa['TRACE zero-shot']:.3f} vs {naive:.3f}).")
+        if "TRACE" in owa:
+            lines.append(f"- Fine-tuned M4 Hourly OWA ≤ 0.56: {_verdict(owa['TRACE'] <= 0.56)} ({owa['TRACE']:.3f}).")
+    if not lines:
+        return None
+    return "## Issue #22's forecasting targets on this run\n\n" + "\n".join(lines)
 
 
 def scaling_section() -> str | None:
