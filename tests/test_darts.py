@@ -332,3 +332,20 @@ def test_data_parallel_ranks_agree(tmp_path):
     assert r0["kept"] == r1["kept"] and sum(r0["kept"]) == len(r0["kept"]) // 2
     assert r0["head"] == pytest.approx(r1["head"], rel=1e-5)
     assert r0["strategy"] == "DDPStrategy"
+
+
+def test_conformal_naive_model_wraps_trace_model(tiny_backbone_dir):
+    """Darts' own conformal wrapper turns a fitted TraceModel into a probabilistic model that
+    back-tests with quantile metrics."""
+    from darts.metrics import ic
+    from darts.models import ConformalNaiveModel
+
+    series = sine(400)
+    model = TraceModel(backbone=str(tiny_backbone_dir), **FAST).fit(series[:240], verbose=False)
+    conformal = ConformalNaiveModel(model=model, quantiles=[0.1, 0.5, 0.9])
+    forecast = conformal.predict(n=8, series=series[:300], num_samples=50, verbose=False)
+    assert forecast.n_samples == 50 and (forecast.quantile(0.1).values() <= forecast.quantile(0.9).values()).all()
+    hist = conformal.historical_forecasts(series, start=320, forecast_horizon=8, stride=8, last_points_only=False,
+                                          num_samples=50, verbose=False)
+    scores = conformal.backtest(series, historical_forecasts=hist, metric=ic, metric_kwargs={"q_interval": (0.1, 0.9)})
+    assert len(hist) > 0 and np.all(np.isfinite(scores))
