@@ -61,6 +61,11 @@ PROFILES = {
     "standard": Profile("standard", (0, 1, 2), 1024, 1, 1, None, 10, STANDARD_METHODS,
                         ("long_horizon", "m4", "small_data")),
     "full": Profile("full", (0, 1, 2), None, 5, 1, None, 10),
+    # ``backbone``: the standard protocol (defaults' budget, every test window) for what a new
+    # embedded backbone moves -- TRACE fine-tuned and zero-shot, seed 0 -- with the
+    # deterministic baselines, on the long-horizon data sets and M4 Hourly.
+    "backbone": Profile("backbone", (0,), 1024, 1, 1, None, 10, ("TRACE", "TRACE zero-shot"),
+                        ("long_horizon", "m4")),
 }
 
 

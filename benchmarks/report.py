@@ -596,6 +596,10 @@ PROFILE_TEXT = {
                 "long-horizon, M4 Hourly and the small-data suite (anomaly detection stays in the quick profile). "
                 "Measured duration on 2 CPU cores: {durations}.",
     "full": "Seeds 0, 1 and 2 (mean ± std). Every training window, 5 epochs, every test origin, every NAB series.",
+    "backbone": "The standard protocol (the package's default budget, every test window) for what the embedded "
+                "backbone moves: TRACE fine-tuned (seed 0) and zero-shot, with the deterministic baselines (seasonal "
+                "naive, RevIN linear, Naive2), on the long-horizon data sets and M4 Hourly. Measured duration on 2 CPU "
+                "cores: {durations}.",
 }
 
 

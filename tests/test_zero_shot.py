@@ -41,6 +41,10 @@ def test_sktime_zero_shot_trains_nothing_and_reads_the_backbone(tiny_backbone_di
     intervals = forecaster.predict_interval(coverage=0.8)
     assert (intervals.iloc[:, 0] <= intervals.iloc[:, 1]).all()
     assert len(forecaster.residuals_) > 0  # measured on unseen windows of y
+    import pickle
+
+    again = pickle.loads(pickle.dumps(forecaster))  # the zero-shot map is saved though nothing trained
+    pd.testing.assert_series_equal(again.predict(), forecaster.predict())
 
 
 def test_sktime_zero_shot_in_evaluate(tiny_backbone_dir):

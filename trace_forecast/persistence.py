@@ -17,15 +17,20 @@ if TYPE_CHECKING:  # the network (transformers, PEFT) loads when a fitted estima
 
 
 def adapted_state(network: TraceNetwork, backbone_source: Any) -> dict[str, Any]:
-    """The spec, the trainable tensors and the buffers of ``network``."""
+    """The spec, the trainable tensors, the forecasting head's output layer (set by the fit
+    even when nothing trains: a zero-shot map) and the buffers of ``network``."""
     trainable = [n for n, p in network.named_parameters() if p.requires_grad]
     buffers = [n for n, _ in network.named_buffers() if n.endswith(".mask")]
+    head = getattr(getattr(network, "forecast_head", None), "output_layer", None)
+    head_names = [] if head is None else [n for n, p in network.named_parameters()
+                                          if any(p is q for q in head.parameters())]
     state = network.state_dict()
+    names = list(dict.fromkeys((*trainable, *head_names, *buffers)))
     return {
         "backbone": None if backbone_source is None else str(backbone_source),
         "spec": network.spec,
         "trainable": trainable,
-        "tensors": {k: state[k].detach().cpu().clone() for k in (*trainable, *buffers)},
+        "tensors": {k: state[k].detach().cpu().clone() for k in names},
     }
 
 
