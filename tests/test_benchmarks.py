@@ -122,3 +122,18 @@ def test_targets_section_says_met_or_missed_from_the_rows():
     assert "OWA below seasonal naive's and NLinear's: **met**" in text
     assert "beats seasonal naive on every series: **missed**" in text  # shampoo 0.15 vs 0.08
     assert "beats Theta on average: **missed** (mean MAPE 0.100 vs 0.060)" in text
+
+
+def test_backbone_targets_from_zero_shot_and_fine_tuned_rows():
+    from benchmarks import report
+
+    lh = pd.DataFrame([{"dataset": "ETTh1", "horizon": 96, "method": m, "seed": 0, "mse": v}
+                       for m, v in (("TRACE", 0.366), ("TRACE zero-shot", 0.396))])
+    m4 = pd.DataFrame([{"method": m, "seed": 0, "owa": v}
+                       for m, v in (("TRACE", 0.55), ("TRACE zero-shot", 0.70), ("seasonal naive (24)", 0.628))])
+    text = report.backbone_targets(lh, m4)
+    assert "Zero-shot ETTh1 MSE ≤ 0.38 at H = 96: **missed** (0.3960)" in text
+    assert "Fine-tuned ETTh1 MSE ≤ 0.360 at H = 96: **missed** (0.3660)" in text
+    assert "Zero-shot M4 Hourly OWA below seasonal naive's: **missed** (0.700 vs 0.628)" in text
+    assert "Fine-tuned M4 Hourly OWA ≤ 0.56: **met** (0.550)" in text
+    assert report.backbone_targets(None, None) is None
