@@ -146,7 +146,8 @@ def test_update_calibrates_intervals_online(make):
     f.update(noisy, update_params=False)
     assert len(f.residuals_) == min(before + 100, CALIBRATION_WINDOWS)  # origins 198..297 completed
     assert np.diff(f.predict_interval(coverage=0.8).to_numpy(), axis=1).mean() > 1.5 * width
-    f.update(noisy.iloc[:0], update_params=False)  # nothing new: the pool is unchanged
+    with pytest.warns(UserWarning, match="empty y"):
+        f.update(noisy.iloc[:0], update_params=False)  # nothing new: the pool is unchanged
     assert len(f.residuals_) == min(before + 100, CALIBRATION_WINDOWS)
     refit = make().fit(pd.concat([y.iloc[:200], noisy]), fh=[1, 2, 3])
     f.update(noisy.iloc[-1:] * 1.0, update_params=True)

@@ -232,15 +232,11 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
         from trace_forecast.backbone import shared_backbone
-        from trace_forecast.tasks.forecast import fit_forecast, learnable_context, zero_shot_forecast
+        from trace_forecast.tasks.forecast import fit_forecast, learnable_context
 
         min_context = learnable_context(series, horizon, "y")
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
-        if self.fit_strategy == "zero-shot":
-            return zero_shot_forecast(series, backbone, self._spec(horizon, backbone.patch_len), self._settings(),
-                                      validation_fraction=self.validation_fraction, max_windows=self.max_windows,
-                                      stride=self.window_stride, min_context=min_context)
         return fit_forecast(
             series,
             backbone,
@@ -252,6 +248,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             min_context=min_context,
             init=init,
             head_init=self.head_init,
+            fit_strategy=self.fit_strategy,
         )
 
     def _store(self, fit: ForecastFit, series: list[np.ndarray]) -> None:

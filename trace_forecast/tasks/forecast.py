@@ -16,7 +16,7 @@ import torch
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.errors import DataError
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
-from trace_forecast.engine.windows import WindowPlan, make_window_sets, steps_per_run
+from trace_forecast.engine.windows import WindowPlan, WindowSets, make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.engine.recipe import ClosedFormHeadStart
@@ -143,6 +143,7 @@ def fit_forecast(
     min_context: int = MIN_CONTEXT,
     init: TraceNetwork | None = None,
     head_init: str = "ridge",
+    fit_strategy: str = "fine-tune",
 ) -> ForecastFit:
     """Fit a forecasting network on univariate ``series`` (one model for all of them).
 
@@ -150,10 +151,13 @@ def fit_forecast(
     instead of building a new one from ``backbone``. ``head_init="ridge"`` solves the
     head's output layer in closed form on up to ``RIDGE_WINDOWS`` training windows
     before fine-tuning (LP-FT); ``"default"`` keeps its random/persistence start.
+    ``fit_strategy="zero-shot"`` trains nothing (:func:`zero_shot_forecast`).
     """
     seed = settings.random_state or 0
     sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
                             max_windows, seed)
+    if fit_strategy == "zero-shot":
+        return zero_shot_forecast(series, backbone, spec, settings, sets)
     train_ds, val_ds = sets.train, sets.val
     head_start = None
     check_training_memory(backbone.config, spec.context_length, spec.horizon, settings.batch_size,
@@ -175,26 +179,17 @@ def fit_forecast(
 
 
 def zero_shot_forecast(
-    series: list[np.ndarray],
-    backbone: MomentBackbone,
-    spec: NetworkSpec,
-    settings: TrainSettings,
-    validation_fraction: float = 0.2,
-    max_windows: int | None = None,
-    stride: int = 1,
-    min_context: int = MIN_CONTEXT,
+    series: list[np.ndarray], backbone: MomentBackbone, spec: NetworkSpec, settings: TrainSettings, sets: WindowSets
 ) -> ForecastFit:
     """A forecasting network that trains nothing: the head reads the pretrained backbone's
     own prediction of the hidden future patches (:meth:`ReconstructionForecastHead.prior_weight`,
-    MOMENT's zero-shot route). Residuals for intervals come from the windows of ``series``,
+    MOMENT's zero-shot route). Residuals for intervals come from the windows of ``sets``,
     none of which the model has seen, so every window is out of sample."""
     from trace_forecast.heads.reconstruction import use_zero_shot_map
     from trace_forecast.params import parameter_report
 
     start = time.perf_counter()
     seed = settings.random_state or 0
-    sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
-                            max_windows, seed)
     spec = replace(spec, adapter="none")
     network = build_network(backbone, spec, seed=settings.random_state)
     use_zero_shot_map(network)
