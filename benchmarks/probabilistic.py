@@ -18,7 +18,13 @@ Scores: coverage (share of actual values inside the interval), the interval scor
 (Gneiting & Raftery: width + 2/alpha x the miss distance, averaged over steps) and CRPS
 approximated from the 19 quantiles 5 %, 10 %, ..., 95 % (mean pinball loss x 2).
 
-``python -m benchmarks.probabilistic [--stride 24]``
+M4 Hourly (414 series, H = 48, the competition's interval protocol): one global fit, then
+95 % intervals scored with MSIS (the interval score scaled by each series' in-sample
+seasonal naive error, seasonality 24, averaged over series) and coverage at 80 / 95 %,
+against seasonal naive with empirical quantiles of each series' own 48-step seasonal-naive
+errors.
+
+``python -m benchmarks.probabilistic [--stride 24] [--suite etth1 m4]``
 """
 
 from __future__ import annotations
@@ -92,13 +98,62 @@ def naive_quantiles(train: pd.DataFrame, test: pd.DataFrame, origins: list[int])
     return {a: point + np.quantile(errors, a, axis=0).T[None] for a in levels()}
 
 
-def main(argv=None) -> dict:
+def msis(history: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int = 24, a: float = 0.05) -> float:
+    """M4's mean scaled interval score of one series."""
+    scale = np.mean(np.abs(history[m:] - history[:-m]))
+    return float(np.mean((hi - lo) + 2 / a * (lo - y) * (y < lo) + 2 / a * (y - hi) * (y > hi)) / scale)
+
+
+def m4(seed: int) -> dict:
+    """TRACE's and seasonal naive's intervals on M4 Hourly (module docstring)."""
+    from benchmarks.m4 import HORIZON as H48
+    from benchmarks.m4 import load_m4_hourly, seasonal_naive
     from trace_forecast import TraceForecaster
 
+    histories, futures = load_m4_hourly()
+    frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
+    forecaster = TraceForecaster(random_state=seed).fit(frame, fh=np.arange(1, H48 + 1))
+    alphas = [0.025, 0.1, 0.9, 0.975]
+    q = forecaster.predict_quantiles(alpha=alphas)
+    bands = {a: q[("y", a)].to_numpy().reshape(len(histories), H48) for a in alphas}
+    naive = {a: [] for a in alphas}
+    for h in histories:
+        errors = np.stack([h[t : t + H48] - seasonal_naive(h[:t], H48) for t in range(len(h) - 4 * H48, len(h) - H48 + 1)])
+        for a in alphas:
+            naive[a].append(seasonal_naive(h, H48) + np.quantile(errors, a, axis=0))
+    rows = []
+    for name, b in (("TRACE", bands), ("seasonal naive (24), empirical quantiles", {a: np.stack(v) for a, v in naive.items()})):
+        rows.append({
+            "method": name,
+            "msis_95": float(np.mean([msis(h, y, lo, hi) for h, y, lo, hi
+                                      in zip(histories, futures, b[0.025], b[0.975], strict=True)])),
+            "scaled_width_95": float(np.mean([np.mean(hi - lo) / np.mean(np.abs(h[24:] - h[:-24])) for h, lo, hi
+                                              in zip(histories, b[0.025], b[0.975], strict=True)])),
+            "coverage_80": float(np.mean((futures >= b[0.1]) & (futures <= b[0.9]))),
+            "coverage_95": float(np.mean((futures >= b[0.025]) & (futures <= b[0.975]))),
+        })
+        print(rows[-1], flush=True)
+    return {"dataset": "M4 Hourly", "horizon": H48, "series": len(histories), "rows": rows}
+
+
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stride", type=int, default=24, help="hours between forecast origins")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--suite", nargs="+", choices=("etth1", "m4"), default=["etth1", "m4"])
     args = parser.parse_args(argv)
+    out = {}
+    if "m4" in args.suite:
+        out["m4"] = {"environment": environment(), **m4(args.seed)}
+        (RESULTS / "probabilistic_m4.json").write_text(json.dumps(out["m4"], indent=1))
+    if "etth1" in args.suite:
+        out["etth1"] = etth1(args)
+    return out
+
+
+def etth1(args: argparse.Namespace) -> dict:
+    from trace_forecast import TraceForecaster
+
     start = time.perf_counter()
     split = load_split("ETTh1")
     rows, val_share = fit_rows(split)
