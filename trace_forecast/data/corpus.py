@@ -91,7 +91,9 @@ def _keyed_table(frame: pd.DataFrame, time: str | None = None, skip: Iterable[st
 
 def read_tsf(path: Path) -> list[np.ndarray]:
     """The series of a Monash ``.tsf`` file (inside a zip or not): the last ``:``-field of
-    each data line, comma-separated, ``?`` for missing."""
+    each data line, comma-separated, ``?`` for missing. (sktime's ``load_tsf_to_dataframe``
+    needs an unzipped file and builds a frame of every attribute; only the values are
+    needed here, straight from the archive the data folder keeps.)"""
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
             name = next(n for n in archive.namelist() if n.endswith(".tsf"))
