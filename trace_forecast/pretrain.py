@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -28,21 +27,13 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.backbone import MomentBackbone, MomentConfig, save_backbone, t5_config_dict
-from trace_forecast.data.corpus import SOURCE_NAMES, default_weights, load_corpus, split_heldout
+from trace_forecast.data.corpus import SOURCE_NAMES, default_weights, load_corpus, load_m4_file, split_heldout
 from trace_forecast.data.mixture import SourceMixture
 from trace_forecast.data.synthetic import generate_corpus, generate_corpus_parallel
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.errors import DataError
 from trace_forecast.losses import masked_reconstruction_loss
 from trace_forecast.network import random_patch_mask
-
-
-def load_m4_file(path: Path) -> dict[str, np.ndarray]:
-    """M4 csv (id column then values, NaN-padded) as ``{id: values}``."""
-    frame = pd.read_csv(path)
-    ids = frame.iloc[:, 0].astype(str).tolist()
-    values = frame.iloc[:, 1:].to_numpy(dtype=float)
-    return {i: row[~np.isnan(row)] for i, row in zip(ids, values, strict=True)}
 
 
 def load_pretraining_series(data_dir: str | Path) -> list[np.ndarray]:

@@ -121,7 +121,8 @@ def _files(folder: Path, pattern: str) -> list[Path]:
     return files
 
 
-def _m4_file(path: Path) -> dict[str, np.ndarray]:
+def load_m4_file(path: Path) -> dict[str, np.ndarray]:
+    """M4 csv (id column then values, NaN-padded) as ``{id: values}``."""
     frame = pd.read_csv(path)
     values = frame.iloc[:, 1:].to_numpy(dtype=float)
     return {str(i): row[~np.isnan(row)] for i, row in zip(frame.iloc[:, 0], values, strict=True)}
@@ -129,7 +130,7 @@ def _m4_file(path: Path) -> dict[str, np.ndarray]:
 
 def load_m4_weekly(root: Path) -> list[np.ndarray]:
     """M4 weekly: each train series followed by its test values."""
-    train, test = _m4_file(root / "M4/Weekly-train.csv"), _m4_file(root / "M4/Weekly-test.csv")
+    train, test = load_m4_file(root / "M4/Weekly-train.csv"), load_m4_file(root / "M4/Weekly-test.csv")
     series = (clean(np.concatenate([v, test.get(k, np.empty(0))])) for k, v in train.items())
     return [s for s in series if s is not None]
 
