@@ -25,6 +25,7 @@ import pandas as pd
 
 from benchmarks.common import RESULTS, environment
 from benchmarks.long_horizon import fit_rows, load_split
+from benchmarks.probabilistic import interval_score, msis
 from trace_forecast.datasets import rolling_windows
 
 H = 24
@@ -49,7 +50,6 @@ def context_scales(h: np.ndarray) -> dict[str, np.ndarray]:
 def m4() -> dict:
     """The scales on M4 Hourly (module docstring)."""
     from benchmarks.m4 import load_m4_hourly
-    from benchmarks.probabilistic import msis
     from trace_forecast import TraceForecaster
     from trace_forecast.tasks.forecast import predict_normalized
 
@@ -130,12 +130,11 @@ def etth1() -> dict:
 
     vp, vs = forecast(vh)
     tp, ts = forecast(th)
+    t_scales = context_scales(th)
     scales = {
         "RevIN std (default)": (vs, ts),
         "none": (np.ones(len(vh)), np.ones(len(th))),
-        "MAD of first differences": (np.abs(np.diff(vh, axis=1)).mean(1), np.abs(np.diff(th, axis=1)).mean(1)),
-        "MAD of seasonal differences (24)": (np.abs(vh[:, 24:] - vh[:, :-24]).mean(1),
-                                             np.abs(th[:, 24:] - th[:, :-24]).mean(1)),
+        **{k: (v, t_scales[k]) for k, v in context_scales(vh).items()},
         "MAD of first differences, last 96": (np.abs(np.diff(vh[:, -96:], axis=1)).mean(1),
                                               np.abs(np.diff(th[:, -96:], axis=1)).mean(1)),
         "std of the last 96": (vh[:, -96:].std(1), th[:, -96:].std(1)),
@@ -147,10 +146,8 @@ def etth1() -> dict:
         for cov in (0.5, 0.8, 0.95):
             lo, hi = np.quantile(r, [(1 - cov) / 2, (1 + cov) / 2], axis=0)
             low, high = tp + lo * st[:, None], tp + hi * st[:, None]
-            alpha = 1 - cov
             row[f"coverage_{int(cov * 100)}"] = float(np.mean((tf >= low) & (tf <= high)))
-            row[f"interval_score_{int(cov * 100)}"] = float(np.mean(
-                (high - low) + 2 / alpha * np.maximum(low - tf, 0) + 2 / alpha * np.maximum(tf - high, 0)))
+            row[f"interval_score_{int(cov * 100)}"] = interval_score(tf, low, high, cov)
         rows_out.append(row)
         print(row, flush=True)
     result = {"environment": environment(), "validation_windows": len(vh), "test_windows": len(th), "rows": rows_out}

@@ -100,8 +100,7 @@ def naive_quantiles(train: pd.DataFrame, test: pd.DataFrame, origins: list[int])
 
 def msis(history: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int = 24, a: float = 0.05) -> float:
     """M4's mean scaled interval score of one series."""
-    scale = np.mean(np.abs(history[m:] - history[:-m]))
-    return float(np.mean((hi - lo) + 2 / a * (lo - y) * (y < lo) + 2 / a * (y - hi) * (y > hi)) / scale)
+    return interval_score(y, lo, hi, 1 - a) / float(np.mean(np.abs(history[m:] - history[:-m])))
 
 
 def m4(seed: int) -> dict:
