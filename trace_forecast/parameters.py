@@ -257,8 +257,17 @@ _TABLE = [
        "Last fraction in [0, 1) of every series held out for validation (early stopping,\n"
        "Gated DSIC importance, interval residuals); 0 trains on everything."),
     _p("window_stride", 1, "int", integer(1), "Step between consecutive training windows."),
-    _p("reconstruction_weight", 0.0, "float", real(0.0, 1e6),
-       "``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``."),
+    _p("multitask", False, "bool", boolean,
+       "TRACE's multi-task training: one set of adapters trained on the joint loss\n"
+       "``forecast + reconstruction_weight * masked reconstruction`` (the reconstruction\n"
+       "hides patches as the anomaly score does), so the one fitted model forecasts and\n"
+       "scores anomalies as trained. A detector needs ``forecast_horizon`` for it."),
+    _p("reconstruction_weight", 1.0, "float", real(0.0, 1e6),
+       "``lambda`` of the multi-task loss ``forecast + lambda * masked reconstruction``\n"
+       "(used when ``multitask=True``; both terms are MSEs in each window's RevIN units)."),
+    _p("forecast_horizon", None, "int or None", integer(1, 720, optional=True),
+       "Steps ahead the forecasting head of a ``multitask=True`` detector predicts\n"
+       "(``to_forecaster`` then gives a forecaster for up to that many steps)."),
     _p("mask_ratio", 0.3, "float", real(0.0, 1.0, low_open=True, high_open=True),
        "Fraction in (0, 1) of patches hidden by the masked-reconstruction loss."),
     _p("update_epochs", 1, "int", integer(1, 10_000),

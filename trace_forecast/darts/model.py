@@ -10,6 +10,7 @@ attaches to Darts' trainer: Gated DSIC (module selection) or PEFT's AdaLoRA allo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import pandas as pd
@@ -64,6 +65,7 @@ class TraceModel(FoundationModel):
         temporal_map: str = default("temporal_map"),
         future_patches: int | str = default("future_patches"),
         head_init: str = default("head_init"),
+        multitask: bool = default("multitask"),
         reconstruction_weight: float = default("reconstruction_weight"),
         validation_fraction: float = default("validation_fraction"),
         max_windows: int | None = default("max_windows"),
@@ -118,6 +120,7 @@ class TraceModel(FoundationModel):
         {parameter:temporal_map}
         {parameter:future_patches}
         {parameter:head_init}
+        {parameter:multitask}
         {parameter:reconstruction_weight}
         {parameter:validation_fraction}
             Used when :func:`fit()` gets no ``val_series``.
@@ -204,7 +207,7 @@ class TraceModel(FoundationModel):
             temporal_map=temporal_map,
             future_patches=future_patches,
             head_init=head_init,
-            reconstruction_weight=reconstruction_weight,
+            reconstruction_weight=reconstruction_weight if multitask else 0.0,
             network_seed=0 if random_state is None else int(random_state),
             recipe_optimizer=recipe_optimizer,
             zero_shot=zero_shot,
@@ -337,6 +340,33 @@ class TraceModel(FoundationModel):
     def network(self):
         """The adapted :class:`~trace_forecast.network.TraceNetwork` (after fitting)."""
         return None if self.model is None else self.model.network
+
+    def to_anomaly_scorer(self, series: TimeSeries | Sequence[TimeSeries] | None = None, **params):
+        """A fitted :class:`~trace_forecast.darts.TraceAnomalyScorer` that scores anomalies
+        with this model's adapted network -- no second fit.
+
+        The scorer's error scale is calibrated on ``series`` (default: the series the
+        model was fitted on, when it was one series), which takes forward passes only.
+        ``params`` set the scorer's scoring parameters (``scoring``, ``score_window``,
+        ``component_wise``, ...). With ``multitask=True`` the adapters were trained for the
+        score as well as the forecast (``docs/design.md``, "Multi-task training").
+        """
+        from trace_forecast.darts.scorer import TraceAnomalyScorer
+
+        if self.network is None:
+            raise ValueError("fit the model before asking for its anomaly scorer")
+        if series is None:
+            series = getattr(self, "training_series", None)
+            if series is None:
+                raise ValueError("the model was fitted on several series: pass the series to calibrate the "
+                                 "scorer on, to_anomaly_scorer(series)")
+        p = self.model_params
+        settings = {"context_length": self.network.spec.context_length, "backbone": self.pl_module_params["backbone"],
+                    "adapter": p["adapter"], "lora_rank": p["lora_rank"], "lora_targets": p["lora_targets"],
+                    "random_state": p["random_state"], **params}
+        scorer = TraceAnomalyScorer(**settings)
+        scorer._adopted_network = copy.deepcopy(self.network).eval()
+        return scorer.fit(series)
 
     def selection_history(self) -> pd.DataFrame:
         """Gated DSIC's selection rounds of the last :func:`fit()`, one row per (round,

@@ -30,6 +30,7 @@ from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.parameters import check_context_length, default
+from trace_forecast.tasks.scoring import JOINT_MASKS
 
 
 def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +67,9 @@ class TraceModule(PLForecastingModule):
         ``RIDGE_WINDOWS`` training windows when training starts (LP-FT; the recipe's
         :class:`~trace_forecast.engine.recipe.ClosedFormHeadStart` callback).
     reconstruction_weight : float
-        ``lambda`` of ``forecast + lambda * masked reconstruction``.
+        ``lambda`` of ``forecast + lambda * masked reconstruction`` (0: forecasting only;
+        the model passes its ``reconstruction_weight`` when ``multitask=True``). The
+        reconstruction hides patches as the anomaly score does (``JOINT_MASKS``).
     mask_ratio : float
         Fraction of patches hidden by the reconstruction loss.
     network_seed : int
@@ -153,7 +156,8 @@ class TraceModule(PLForecastingModule):
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
         loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std)
         if self.reconstruction_weight > 0:
-            loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(x, mask, self.mask_ratio)
+            loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
+                x, mask, self.mask_ratio, scheme=JOINT_MASKS)
         return loss
 
     def _train_val_step(self, batch: TorchTrainingBatch, stage: ModuleStage, criterion, metrics) -> torch.Tensor:

@@ -16,7 +16,7 @@ from trace_forecast.network import NetworkSpec
 from trace_forecast.parameters import boolean, check_context_length, default, document, validate
 from trace_forecast.params import parameter_report
 from trace_forecast.selection import history_frame
-from trace_forecast.tasks.anomaly import ScoreSettings, fit_anomaly_model
+from trace_forecast.tasks.anomaly import ScoreSettings, calibrate, fit_anomaly_model
 
 
 @document
@@ -155,6 +155,13 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     def _fit_core(self, series: Sequence[TimeSeries], *args, **kwargs) -> None:
         check_series(list(series), "series", 1)
         arrays = [s.values(copy=False).astype(np.float32) for s in series]
+        adopted = self.__dict__.pop("_adopted_network", None)
+        if adopted is not None:  # TraceModel.to_anomaly_scorer: calibrate the model's network, train nothing
+            self.network_ = adopted
+            self.error_scale_, self.train_scores_, _ = calibrate(adopted, arrays, self._scoring())
+            self.trainable_parameters_ = dict(parameter_report(adopted))
+            self.selected_modules_, self.selection_history_, self.train_loss_, self.val_loss_ = [], None, [], []
+            return
         spec = NetworkSpec(
             task="reconstruction",
             context_length=self.context_length,
@@ -164,7 +171,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         )
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
-        result, self.error_scale_, self.train_scores_ = fit_anomaly_model(
+        result, self.error_scale_, self.train_scores_, _ = fit_anomaly_model(
             arrays,
             backbone,
             spec,

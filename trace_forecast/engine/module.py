@@ -25,8 +25,9 @@ class TraceLightningModule(pl.LightningModule):
     weight_decay : float
         AdamW weight decay.
     reconstruction_weight : float
-        ``lambda`` of the joint loss ``forecast + lambda * masked reconstruction``
-        (forecasting networks only; reconstruction networks use only the latter).
+        ``lambda`` of the multi-task loss ``forecast + lambda * masked reconstruction``
+        (forecasting networks only; reconstruction networks use only the latter; the
+        reconstruction term scores hidden steps only).
     mask_ratio : float
         Fraction of patches hidden by the masked-reconstruction loss.
     visible_weight : float
@@ -67,7 +68,7 @@ class TraceLightningModule(pl.LightningModule):
             loss = self.network.forecast_loss(x, input_mask, y)
             if self.reconstruction_weight > 0:
                 loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
-                    x, input_mask, self.mask_ratio
+                    x, input_mask, self.mask_ratio, scheme=self.mask_scheme
                 )
             return loss
         x, input_mask = batch[0], batch[1]

@@ -1,9 +1,12 @@
-"""What both sktime estimators share: training settings from their parameters, and the
-fitted attributes a training run leaves behind."""
+"""What both sktime estimators share: training settings from their parameters, the
+fitted attributes a training run leaves behind, and how one estimator adopts another's
+fitted network (one multi-task fit, two uses)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+import inspect
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,7 +16,8 @@ if TYPE_CHECKING:  # the engine (Lightning) loads when an estimator fits
 
 
 def train_settings(est, **overrides) -> TrainSettings:
-    """``TrainSettings`` from an estimator's parameters (``overrides`` win)."""
+    """``TrainSettings`` from an estimator's parameters (``overrides`` win); with
+    ``multitask=True`` the forecast loss gets its reconstruction term."""
     from trace_forecast.engine import DSICSettings, TrainSettings
 
     fields = dict(
@@ -26,6 +30,12 @@ def train_settings(est, **overrides) -> TrainSettings:
         trainer_kwargs=dict(est.trainer_kwargs or {}),
         dsic=DSICSettings.from_params(vars(est)),
     )
+    if getattr(est, "multitask", False):
+        from trace_forecast.tasks.scoring import JOINT_MASKS
+
+        fields.update(reconstruction_weight=est.reconstruction_weight, mask_scheme=JOINT_MASKS)
+    else:
+        fields.update(reconstruction_weight=0.0)
     fields.update(overrides)
     return TrainSettings(**fields)
 
@@ -43,3 +53,29 @@ def store_fit(est, result: FitResult) -> None:
     est.train_loss_ = list(result.train_loss)
     est.val_loss_ = list(result.val_loss)
     est.fit_seconds_ = result.fit_seconds
+
+
+FITTED_ATTRIBUTES = ("network_", "trainable_parameters_", "selected_modules_", "selection_history_", "train_loss_",
+                     "val_loss_", "fit_seconds_")
+
+
+def fitted_state(est, residuals=None) -> dict[str, Any]:
+    """A copy of what ``est``'s training produced (see :func:`store_fit`), for another
+    estimator to adopt; ``residuals`` are the forecasting head's calibration windows."""
+    state = {name: copy.deepcopy(getattr(est, name)) for name in FITTED_ATTRIBUTES}
+    state.update({f"{k}_": v for k, v in est.trainable_parameters_.items()})
+    state["residuals"] = None if residuals is None else residuals.copy()
+    return state
+
+
+def adopt_fit(est, state: dict[str, Any]) -> None:
+    """Set the fitted attributes of :func:`fitted_state` on ``est`` (no training)."""
+    for name, value in state.items():
+        if name != "residuals":
+            setattr(est, name, value)
+
+
+def shared_params(est, cls) -> dict[str, Any]:
+    """``est``'s parameters that ``cls`` also takes (same name, same meaning)."""
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    return {k: v for k, v in est.get_params(deep=False).items() if k in accepted}

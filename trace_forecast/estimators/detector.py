@@ -9,8 +9,8 @@ import pandas as pd
 from sktime.detection.base import BaseDetector
 
 from trace_forecast.adapters import DEFAULT_TARGETS
-from trace_forecast.errors import DataError
-from trace_forecast.estimators._common import store_fit, train_settings
+from trace_forecast.errors import DataError, ParameterError
+from trace_forecast.estimators._common import adopt_fit, fitted_state, shared_params, store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, check_frame
 from trace_forecast.metrics import segments
 from trace_forecast.parameters import check_context_length, default, document, validate
@@ -60,6 +60,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:stride}
     {parameter:score_window}
     {parameter:mask_ratio}
+    {parameter:multitask}
+    {parameter:reconstruction_weight}
+    {parameter:forecast_horizon}
     {parameter:max_epochs}
     {parameter:batch_size}
     {parameter:learning_rate}
@@ -80,6 +83,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     network_ : TraceNetwork
     train_scores_ : np.ndarray
         Scores of the training series (basis of the ``"auto"`` and percentile thresholds).
+    train_errors_ : np.ndarray
+        Raw hidden-step errors ``[T, C]`` of the training series (before standardisation).
     error_scale_ : ErrorScale
         Per-channel median and robust scale of the training errors.
     threshold_ : float or None
@@ -133,6 +138,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         stride=default("stride"),
         score_window=default("score_window"),
         mask_ratio=default("mask_ratio"),
+        multitask=default("multitask"),
+        reconstruction_weight=default("reconstruction_weight"),
+        forecast_horizon=default("forecast_horizon"),
         max_epochs=default("max_epochs"),
         batch_size=default("batch_size"),
         learning_rate=default("learning_rate"),
@@ -163,6 +171,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.stride = stride
         self.score_window = score_window
         self.mask_ratio = mask_ratio
+        self.multitask = multitask
+        self.reconstruction_weight = reconstruction_weight
+        self.forecast_horizon = forecast_horizon
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -182,6 +193,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _check_params(self) -> None:
         """Every parameter's rule, before any data or backbone is touched."""
         validate(self.get_params(deep=False))
+        if self.multitask and self.forecast_horizon is None:
+            raise ParameterError("multitask=True trains a forecasting head too: give forecast_horizon, the steps "
+                                 "ahead it predicts")
 
     def _scoring(self) -> ScoreSettings:
         from trace_forecast.tasks.anomaly import ScoreSettings
@@ -198,23 +212,35 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def _fit(self, X, y=None):
         from trace_forecast.backbone import shared_backbone
-        from trace_forecast.tasks.anomaly import fit_anomaly_model
+        from trace_forecast.tasks.anomaly import calibrate, fit_anomaly_model
         from trace_forecast.tasks.scoring import tail_threshold
 
         self._check_params()
         X = as_frame(X)
         values = self._values(X)
         self.columns_ = list(X.columns)
-        backbone = shared_backbone(self.backbone)
-        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
-        spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
-                           lora_rank=self.lora_rank,
-                           lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
-        settings = train_settings(self, mask_ratio=self.mask_ratio)
-        result, self.error_scale_, self.train_scores_ = fit_anomaly_model(
-            [values], backbone, spec, settings, self._scoring(), self.validation_fraction, self.max_windows,
-            self.window_stride)
-        store_fit(self, result)
+        adopted = self.__dict__.pop("_adopted__fit", None)
+        if adopted is not None:                       # TraceForecaster.to_detector: no training
+            adopt_fit(self, adopted)
+            if adopted.get("residuals") is not None:  # its forecasting head stays usable
+                self.forecast_residuals_ = adopted["residuals"]
+                self._X_fit = X.copy()
+        elif self.multitask:
+            self._fit_jointly(X, values)
+        else:
+            backbone = shared_backbone(self.backbone)
+            check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+            spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
+                               lora_rank=self.lora_rank,
+                               lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
+            settings = train_settings(self, mask_ratio=self.mask_ratio)
+            result, *calibration = fit_anomaly_model([values], backbone, spec, settings, self._scoring(),
+                                                     self.validation_fraction, self.max_windows,
+                                                     self.window_stride)
+            store_fit(self, result)
+        if adopted is not None or self.multitask:
+            calibration = calibrate(self.network_, [values], self._scoring())
+        self.error_scale_, self.train_scores_, (self.train_errors_,) = calibration
         if self.threshold == "auto":
             self.threshold_ = tail_threshold(self.train_scores_, self.risk)
         elif self.threshold == "percentile":
@@ -224,6 +250,49 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         else:
             self.threshold_ = float(self.threshold)
         return self
+
+    def _fit_jointly(self, X: pd.DataFrame, values: np.ndarray) -> None:
+        """TRACE's multi-task fit: forecasting ``forecast_horizon`` steps ahead plus masked
+        reconstruction (the score's masks), one set of adapters; the same objective and
+        engine as ``TraceForecaster(multitask=True)``."""
+        from trace_forecast.backbone import shared_backbone
+        from trace_forecast.heads import resolve_future_patches
+        from trace_forecast.tasks.forecast import fit_forecast, learnable_context
+
+        series = [values[:, c] for c in range(values.shape[1])]
+        horizon = self.forecast_horizon
+        min_context = learnable_context(series, horizon, "X")
+        backbone = shared_backbone(self.backbone)
+        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+        spec = NetworkSpec(horizon=horizon, context_length=self.context_length, adapter=self.adapter,
+                           lora_rank=self.lora_rank,
+                           lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
+                           future_patches=resolve_future_patches(default("future_patches"), horizon,
+                                                                 self.context_length, backbone.patch_len))
+        fit = fit_forecast(series, backbone, spec, train_settings(self, mask_ratio=self.mask_ratio),
+                           validation_fraction=self.validation_fraction, max_windows=self.max_windows,
+                           stride=self.window_stride, min_context=min_context)
+        store_fit(self, fit.result)
+        self.forecast_residuals_ = fit.residuals
+        self._X_fit = X.copy()
+
+    def to_forecaster(self):
+        """A fitted :class:`~trace_forecast.TraceForecaster` that forecasts with this
+        detector's network -- no second fit. Needs a detector fitted with
+        ``multitask=True`` (its forecasting head predicts ``forecast_horizon`` steps); the
+        forecaster's history is the data the detector was fitted on, its intervals come
+        from the same validation windows, and ``update`` continues from there."""
+        from trace_forecast.estimators.forecaster import TraceForecaster
+
+        self.check_is_fitted()
+        if getattr(self.network_, "forecast_head", None) is None:
+            raise ValueError(
+                "this detector was fitted for anomaly scores only and has no forecasting head; fit it with "
+                "multitask=True and forecast_horizon=H to forecast with it (or fit a TraceForecaster)"
+            )
+        forecaster = TraceForecaster(**shared_params(self, TraceForecaster))
+        forecaster._adopted__fit = fitted_state(self, residuals=self.forecast_residuals_)
+        return forecaster.fit(self._X_fit, fh=np.arange(1, self.network_.spec.horizon + 1))
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
         return self._scoring().scores(self.network_, self.error_scale_, self._values(X))

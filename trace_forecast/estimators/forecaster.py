@@ -11,7 +11,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.errors import DataError
-from trace_forecast.estimators._common import store_fit, train_settings
+from trace_forecast.estimators._common import adopt_fit, fitted_state, shared_params, store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
 from trace_forecast.heads import resolve_future_patches
 from trace_forecast.parameters import check_context_length, default, document, validate
@@ -63,6 +63,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     {parameter:validation_fraction}
     {parameter:max_windows}
     {parameter:window_stride}
+    {parameter:multitask}
     {parameter:reconstruction_weight}
     {parameter:update_epochs}
     {parameter:device}
@@ -146,6 +147,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         validation_fraction=default("validation_fraction"),
         max_windows=default("max_windows"),
         window_stride=default("window_stride"),
+        multitask=default("multitask"),
         reconstruction_weight=default("reconstruction_weight"),
         update_epochs=default("update_epochs"),
         device=default("device"),
@@ -175,6 +177,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.validation_fraction = validation_fraction
         self.max_windows = max_windows
         self.window_stride = window_stride
+        self.multitask = multitask
         self.reconstruction_weight = reconstruction_weight
         self.update_epochs = update_epochs
         self.device = device
@@ -188,11 +191,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     # ------------------------------------------------------------------ helpers
     def _settings(self, max_epochs: int | None = None) -> TrainSettings:
-        return train_settings(
-            self,
-            max_epochs=self.max_epochs if max_epochs is None else max_epochs,
-            reconstruction_weight=self.reconstruction_weight,
-        )
+        return train_settings(self, max_epochs=self.max_epochs if max_epochs is None else max_epochs)
 
     def _spec(self, horizon: int, patch_len: int = 8) -> NetworkSpec:
         return NetworkSpec(
@@ -298,6 +297,15 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self._columns = list(y.columns)
         self._history = y.copy()
         _, series = self._series(y)
+        adopted = self.__dict__.pop("_adopted__fit", None)
+        if adopted is not None:  # TraceAnomalyDetector.to_forecaster: the detector's network, no training
+            from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS
+
+            adopt_fit(self, adopted)
+            self._check_horizon(steps)
+            self.residuals_ = adopted["residuals"][-CALIBRATION_WINDOWS:]
+            self._scored_lengths = [len(s) for s in series]
+            return self
         init = None
         pretrained = getattr(self, "pretrained_network_", None)
         if pretrained is not None:
@@ -382,6 +390,31 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         var = self.residuals_[:, steps - 1].var(axis=0) if len(self.residuals_) else np.zeros(len(steps))
         index = fh.to_absolute_index(self.cutoff)
         return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var[None, :], self._index_names())
+
+    def to_detector(self, X=None, **params):
+        """A fitted :class:`~trace_forecast.TraceAnomalyDetector` that scores anomalies with
+        this forecaster's adapted network -- no second fit.
+
+        The score reads what the adapted encoder and the pretrained reconstruction head
+        cannot reconstruct; with ``multitask=True`` the adapters were trained for it
+        (``docs/design.md``, "Multi-task training"). The detector's error scale and
+        threshold are calibrated on ``X`` (default: the series the forecaster was fitted
+        on and updated with), which takes forward passes only. ``params`` set the
+        detector's scoring and labelling parameters (``score``, ``score_window``,
+        ``threshold``, ``risk``, ...). The detector forecasts too (``to_forecaster``).
+        """
+        from trace_forecast.estimators.detector import TraceAnomalyDetector
+
+        self.check_is_fitted()
+        X = self._history if X is None else X
+        if isinstance(X.index, pd.MultiIndex):
+            raise DataError("to_detector calibrates on one (possibly multivariate) series; the forecaster was "
+                            "fitted on a panel: pass one of its series as X")
+        horizon = self.network_.spec.horizon if self.network_.forecast_head is not None else None
+        settings = {**shared_params(self, TraceAnomalyDetector), "forecast_horizon": horizon, **params}
+        detector = TraceAnomalyDetector(**settings)
+        detector._adopted__fit = fitted_state(self, residuals=self.residuals_)
+        return detector.fit(X)
 
     def predict_histories(self, histories) -> np.ndarray:
         """Forecast many univariate histories at once: ``[n, horizon]`` (batched, for evaluation).

@@ -40,6 +40,18 @@ class ScoreSettings:
         return anomaly_scores(scale.standardise(self.errors(network, values)), self.score_window, component_wise)
 
 
+def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSettings
+              ) -> tuple[ErrorScale, np.ndarray, list[np.ndarray]]:
+    """The per-channel error scale of ``network``'s errors on ``series`` (``[T, C]``
+    arrays): ``(scale, training scores (concatenated, channels aggregated), raw errors
+    [T, C] per series)``. Any fitted network scores: a detector's, or a forecaster's
+    adapted encoder with the pretrained reconstruction head."""
+    errors = [scoring.errors(network, s) for s in series]
+    scale = ErrorScale.fit(errors, network.spec.context_length)
+    train_scores = [anomaly_scores(scale.standardise(e), scoring.score_window) for e in errors]
+    return scale, np.concatenate(train_scores), errors
+
+
 def fit_anomaly_model(
     series: list[np.ndarray],
     backbone: MomentBackbone,
@@ -49,18 +61,14 @@ def fit_anomaly_model(
     validation_fraction: float,
     max_windows: int | None,
     window_stride: int,
-) -> tuple[FitResult, ErrorScale, np.ndarray]:
+) -> tuple[FitResult, ErrorScale, np.ndarray, list[np.ndarray]]:
     """Fine-tune masked reconstruction on ``series`` (``[T, C]`` arrays) with masks drawn
     from the score's family and only hidden steps in the loss (what the score measures),
-    then fit the per-channel error scale. Returns the fit, the scale and the training
-    scores (all series concatenated, channels aggregated)."""
+    then :func:`calibrate`. Returns the fit and the calibration."""
     channels = [s[:, c] for s in series for c in range(s.shape[1])]
     masked = scoring.score != "unmasked"
     settings = replace(settings, mask_scheme=SCORES[scoring.score] if masked else None,
                        visible_weight=0.0 if masked else 1.0)
     result = fit_reconstruction(channels, backbone, spec, settings, validation_fraction, max_windows,
                                 window_stride, min_context=1)
-    errors = [scoring.errors(result.network, s) for s in series]
-    scale = ErrorScale.fit(errors, spec.context_length)
-    train_scores = [anomaly_scores(scale.standardise(e), scoring.score_window) for e in errors]
-    return result, scale, np.concatenate(train_scores)
+    return (result, *calibrate(result.network, series, scoring))

@@ -146,6 +146,9 @@ SCORES: dict[str, tuple[str, int]] = {
     "forecast": ("tail", 16),
     "unmasked": ("none", 1),
 }
+# The masks of the multi-task loss's reconstruction term: those of the default score, so
+# that a jointly trained model is trained for the score its detector reads.
+JOINT_MASKS = SCORES["block"]
 TIE_BREAK = 0.01
 TRAIN_MARGIN = 1.25
 MIN_ZONE_STEPS = 64
