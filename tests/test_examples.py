@@ -25,6 +25,8 @@ EXPECTED = {
     "gpu_finetune.py": ([], []),  # prints a skip line without a GPU
     "pretrain_backbone.py": (["pretrained", "forecast from the new backbone"], ["my-backbone/model.safetensors"]),
     "adapter_selection.py": (["Gated DSIC:", "selection rounds"], ["adapter_selection.png"]),
+    "multitask.py": (["forecaster.to_detector() -> TraceAnomalyDetector", "forecasts as the original: True",
+                      "to_anomaly_scorer() AUC-ROC"], []),
 }
 
 

@@ -1,0 +1,210 @@
+"""Multi-task TRACE against single-task fits (issue #23), 3 seeds, the defaults' budget
+(1,024 windows x 1 epoch per data set) in every arm.
+
+``python -m benchmarks.multitask [--parts tasks anomaly datasets unseen]`` writes
+``results/multitask.json`` (parts merge into it); ``benchmarks.report`` renders it.
+
+- **tasks** -- forecasting, single-task (``multitask=False``) vs joint (``multitask=True``:
+  forecast + masked reconstruction, one set of adapters): ETTh1 H = 96 (MSE, every
+  ``ETT_STRIDE``-th test window, train-standardised), M4 Hourly (OWA).
+- **anomaly** -- on the anomaly part of the suite (``ANOMALY_SERIES``: NAB, one series per
+  category, and the UCR series of the suite's tuning split up to ``UCR_MAX_LENGTH``
+  values), fitted on each series' prefix: the single-task detector, the joint detector
+  (``multitask=True, forecast_horizon=24``), and a single-task forecaster turned into a
+  detector (``to_detector``: no second fit). NAB: VUS-ROC; UCR: hit rate and VUS-ROC.
+- **datasets** -- one joint fit over ETTh1 + ILI + M4 Hourly (every channel and series an
+  instance of one panel, horizon 96, 3 x 1,024 windows) against one fit per data set
+  (1,024 windows each, the same total), both ``multitask=True``; each data set is scored
+  at its own horizon (96, 24, 48; the joint head's first steps).
+- **unseen** -- generalisation: fitted on ILI + M4 Hourly only, how well the model
+  forecasts ETTh1 (H = 96) and scores the NAB series (``to_detector``, calibrated on each
+  prefix, nothing trained on them), against a single-task fit on M4 Hourly and the
+  zero-shot backbone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, environment
+from trace_forecast.metrics import mse
+
+SEEDS = (0, 1, 2)
+WINDOWS = 1024
+ETT_STRIDE = 4
+ANOMALY_HORIZON = 24
+UCR_MAX_LENGTH = 20_000
+HORIZONS = {"ETTh1": 96, "ILI": 24, "M4 Hourly": 48}
+PATH = RESULTS / "multitask.json"
+
+
+# ---------------------------------------------------------------------- data
+def _instances(frames: dict[str, pd.Series]) -> pd.DataFrame:
+    """A panel of univariate instances (column ``y``), one per named series."""
+    return pd.concat({k: pd.DataFrame({"y": v.to_numpy(np.float64)}) for k, v in frames.items()},
+                     names=["instance", "t"])
+
+
+def forecasting_data() -> dict[str, dict]:
+    """Per data set: training instances, test histories and futures, and how to score."""
+    from benchmarks.long_horizon import fit_rows, load_split, test_windows
+    from benchmarks.m4 import load_m4_hourly, naive2, scores
+
+    out = {}
+    for name in ("ETTh1", "ILI"):
+        split = load_split(name)
+        rows, _ = fit_rows(split)
+        hist, fut = test_windows(split, HORIZONS[name], ETT_STRIDE if name == "ETTh1" else 1)
+        out[name] = {"train": {f"{name} {c}": rows[c] for c in rows.columns}, "hist": hist, "fut": fut,
+                     "metric": "MSE", "score": lambda pred, fut=fut: mse(fut, pred)}
+    histories, futures = load_m4_hourly()
+    s_n2, m_n2 = scores(histories, futures, np.stack([naive2(h) for h in histories]))
+
+    def owa(pred):
+        s, m = scores(histories, futures, pred)
+        return 0.5 * (s / s_n2 + m / m_n2)
+
+    out["M4 Hourly"] = {"train": {f"M4 {i}": pd.Series(h) for i, h in enumerate(histories)}, "hist": histories,
+                        "fut": futures, "metric": "OWA", "score": owa}
+    return out
+
+
+def anomaly_series() -> list[dict]:
+    from benchmarks.anomaly_suite import load_suite, nab_suite
+
+    nab = nab_suite()
+    first = {}
+    for s in nab:
+        first.setdefault(s["name"].split("/")[0], s)
+    ucr = [s for s in load_suite("tuning") if s["benchmark"] == "UCR" and len(s["values"]) <= UCR_MAX_LENGTH]
+    return list(first.values()) + ucr
+
+
+# ---------------------------------------------------------------------- fits
+def fit_forecaster(train: pd.DataFrame, horizon: int, seed: int, windows: int = WINDOWS, **params):
+    from trace_forecast import TraceForecaster
+
+    forecaster = TraceForecaster(max_windows=windows, random_state=seed, **params)
+    start = time.perf_counter()
+    forecaster.fit(train, fh=np.arange(1, horizon + 1))
+    return forecaster, time.perf_counter() - start
+
+
+def _forecast_row(part, data, name, arm, seed, forecaster, seconds):
+    pred = forecaster.predict_histories(list(data[name]["hist"]))[:, : HORIZONS[name]]
+    return {"part": part, "dataset": name, "arm": arm, "seed": seed, "metric": data[name]["metric"],
+            "value": float(data[name]["score"](pred)), "fit_seconds": seconds}
+
+
+def part_tasks(data, log) -> list[dict]:
+    rows = []
+    for seed in SEEDS:
+        for arm, multitask in (("single-task", False), ("joint (multitask)", True)):
+            for name in ("ETTh1", "M4 Hourly"):
+                f, sec = fit_forecaster(_instances(data[name]["train"]), HORIZONS[name], seed, multitask=multitask)
+                rows.append(_forecast_row("tasks", data, name, arm, seed, f, sec))
+                log(rows[-1])
+    return rows
+
+
+def _anomaly_metrics(series: dict, scores: np.ndarray) -> dict:
+    from benchmarks.anomaly_suite import metrics
+
+    return metrics(series, scores)
+
+
+def part_anomaly(log) -> list[dict]:
+    from trace_forecast import TraceAnomalyDetector, TraceForecaster
+
+    rows = []
+    for series in anomaly_series():
+        x = pd.DataFrame({"x": series["values"]})
+        train = x.iloc[: series["train_end"]]
+        for seed in SEEDS:
+            arms = {
+                "detector (single task)": lambda: TraceAnomalyDetector(random_state=seed).fit(train),
+                "joint (multitask)": lambda: TraceAnomalyDetector(multitask=True, forecast_horizon=ANOMALY_HORIZON,
+                                                                  random_state=seed).fit(train),
+                "forecaster.to_detector()": lambda: TraceForecaster(random_state=seed).fit(
+                    train, fh=np.arange(1, ANOMALY_HORIZON + 1)).to_detector(),
+            }
+            for arm, make in arms.items():
+                start = time.perf_counter()
+                detector = make()
+                seconds = time.perf_counter() - start
+                scores = detector.transform_scores(x)["scores"].to_numpy()
+                rows.append({"part": "anomaly", "dataset": series["name"], "benchmark": series["benchmark"],
+                             "arm": arm, "seed": seed, "fit_seconds": seconds, **_anomaly_metrics(series, scores)})
+                log(rows[-1])
+    return rows
+
+
+def part_datasets(data, log) -> list[dict]:
+    rows = []
+    names = list(HORIZONS)
+    for seed in SEEDS:
+        joint_train = _instances({k: v for n in names for k, v in data[n]["train"].items()})
+        joint, sec = fit_forecaster(joint_train, max(HORIZONS.values()), seed, windows=WINDOWS * len(names),
+                                    multitask=True)
+        for name in names:
+            rows.append(_forecast_row("datasets", data, name, "all three at once", seed, joint, sec))
+            log(rows[-1])
+            single, s_sec = fit_forecaster(_instances(data[name]["train"]), HORIZONS[name], seed, multitask=True)
+            rows.append(_forecast_row("datasets", data, name, "one data set", seed, single, s_sec))
+            log(rows[-1])
+    return rows
+
+
+def part_unseen(data, log) -> list[dict]:
+    """Fitted without ETTh1 and NAB; evaluated on both."""
+    nab = [s for s in anomaly_series() if s["benchmark"] == "NAB"]
+    rows = []
+    seen = ("ILI", "M4 Hourly")
+    for seed in SEEDS:
+        train_joint = _instances({k: v for n in seen for k, v in data[n]["train"].items()})
+        models = {
+            "joint (ILI + M4, multitask)": fit_forecaster(train_joint, 96, seed, windows=WINDOWS * 2, multitask=True),
+            "single-task (M4)": fit_forecaster(_instances(data["M4 Hourly"]["train"]), 96, seed),
+        }
+        if seed == SEEDS[0]:
+            models["zero-shot backbone"] = fit_forecaster(_instances(data["M4 Hourly"]["train"]), 96, seed,
+                                                          fit_strategy="zero-shot")
+        for arm, (model, sec) in models.items():
+            rows.append(_forecast_row("unseen", data, "ETTh1", arm, seed, model, sec))
+            log(rows[-1])
+            for series in nab:
+                x = pd.DataFrame({"x": series["values"]})
+                detector = model.to_detector(X=x.iloc[: series["train_end"]])
+                scores = detector.transform_scores(x)["scores"].to_numpy()
+                rows.append({"part": "unseen", "dataset": series["name"], "benchmark": "NAB", "arm": arm,
+                             "seed": seed, **_anomaly_metrics(series, scores)})
+    return rows
+
+
+PARTS = ("tasks", "anomaly", "datasets", "unseen")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    args = parser.parse_args(argv)
+    record = json.loads(PATH.read_text()) if PATH.exists() else {"rows": [], "durations_s": {}}
+    data = forecasting_data() if set(args.parts) - {"anomaly"} else None
+    for part in args.parts:
+        start = time.perf_counter()
+        rows = {"tasks": lambda: part_tasks(data, print), "anomaly": lambda: part_anomaly(print),
+                "datasets": lambda: part_datasets(data, print), "unseen": lambda: part_unseen(data, print)}[part]()
+        record["rows"] = [r for r in record["rows"] if r["part"] != part] + rows
+        record["durations_s"][part] = time.perf_counter() - start
+        record["environment"] = environment()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        PATH.write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
