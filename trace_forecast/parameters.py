@@ -280,6 +280,11 @@ _TABLE = [
        "complementary masks hiding contiguous quarters of each window (``\"block\"``) or every\n"
        "fourth patch (``\"interleaved\"``), a forecast of the window's last 16 patches\n"
        "(``\"forecast\"``), or the unmasked reconstruction (``\"unmasked\"``, MOMENT's)."),
+    _p("discords", True, "bool", boolean,
+       "Join embedding discords to the reconstruction score: each 128-step subsequence's\n"
+       "distance to its nearest neighbour in the pretrained backbone's embedding space (a\n"
+       "learned matrix profile), the larger of the two scores in units of its training top.\n"
+       "It finds anomalies that reconstruct well (a missing or repeated cycle)."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Smoothing span: a ``score_window``-step centred maximum of the errors'\n"
        "``score_window // 4``-step moving average (1 = raw errors)."),

@@ -43,6 +43,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     {parameter:score as scoring}
     {parameter:stride}
     {parameter:score_window}
+    {parameter:discords}
     component_wise : bool, default=False
         ``False``: one score series, the maximum of the components' standardised scores;
         ``True``: one score per component.
@@ -95,6 +96,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         scoring: str = default("score"),
         stride: int | None = default("stride"),
         score_window: int = default("score_window"),
+        discords: bool = default("discords"),
         component_wise: bool = False,
         backbone: str | None = default("backbone"),
         adapter: str = default("adapter"),
@@ -125,6 +127,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self.scoring = scoring
         self.stride = stride
         self.score_window = score_window
+        self.discords = discords
         self.component_wise = component_wise
         self.backbone = backbone
         self.adapter = adapter
@@ -158,7 +161,8 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         adopted = self.__dict__.pop("_adopted_network", None)
         if adopted is not None:  # TraceModel.to_anomaly_scorer: calibrate the model's network, train nothing
             self.network_ = adopted
-            self.error_scale_, self.train_scores_, _ = calibrate(adopted, arrays, self._scoring())
+            self.calibration_ = calibrate(adopted, arrays, self._scoring())
+            self.train_scores_ = self.calibration_.train_scores
             self.trainable_parameters_ = dict(parameter_report(adopted))
             self.selected_modules_, self.selection_history_, self.train_loss_, self.val_loss_ = [], None, [], []
             return
@@ -171,7 +175,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         )
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
-        result, self.error_scale_, self.train_scores_, _ = fit_anomaly_model(
+        result, self.calibration_ = fit_anomaly_model(
             arrays,
             backbone,
             spec,
@@ -182,6 +186,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
             self.window_stride,
         )
         self.network_ = result.network
+        self.train_scores_ = self.calibration_.train_scores
         self.trainable_parameters_ = dict(result.parameters)
         self.selected_modules_ = list(result.selection)
         self.selection_history_ = history_frame(result.selection_history, result.module_names)
@@ -198,14 +203,14 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
                     f"series has {s.width} components but the scorer was fitted on {self.width_trained_on}"
                 )
             values = s.values(copy=False).astype(np.float32)
-            scores = scoring.scores(self.network_, self.error_scale_, values, self.component_wise)
+            scores = scoring.scores(self.network_, self.calibration_, values, self.component_wise)
             scores = scores if self.component_wise else scores[:, None]
             out.append(TimeSeries.from_times_and_values(s.time_index, scores))
         return out
 
     def _scoring(self) -> ScoreSettings:
         return ScoreSettings.from_params(self.scoring, self.stride, self.score_window, self.context_length,
-                                         self.device)
+                                         self.device, self.discords, self.backbone)
 
     def trainable_parameters(self) -> int:
         """Trainable parameters of the fine-tuned network (0 before ``fit``)."""

@@ -59,6 +59,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:score}
     {parameter:stride}
     {parameter:score_window}
+    {parameter:discords}
     {parameter:mask_ratio}
     {parameter:multitask}
     {parameter:reconstruction_weight}
@@ -87,6 +88,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         Raw hidden-step errors ``[T, C]`` of the training series (before standardisation).
     error_scale_ : ErrorScale
         Per-channel median and robust scale of the training errors.
+    discords_ : DiscordProfile or None
+        The fitted embedding-discord score (``discords=True``).
     threshold_ : float or None
         Fitted threshold (``None`` for the contamination rule).
     trainable_parameters_ : dict
@@ -137,6 +140,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         score=default("score"),
         stride=default("stride"),
         score_window=default("score_window"),
+        discords=default("discords"),
         mask_ratio=default("mask_ratio"),
         multitask=default("multitask"),
         reconstruction_weight=default("reconstruction_weight"),
@@ -170,6 +174,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.score = score
         self.stride = stride
         self.score_window = score_window
+        self.discords = discords
         self.mask_ratio = mask_ratio
         self.multitask = multitask
         self.reconstruction_weight = reconstruction_weight
@@ -201,7 +206,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         from trace_forecast.tasks.anomaly import ScoreSettings
 
         return ScoreSettings.from_params(self.score, self.stride, self.score_window, self.context_length,
-                                         self.device)
+                                         self.device, self.discords, self.backbone)
 
     def _values(self, X) -> np.ndarray:
         X = as_frame(X)
@@ -234,13 +239,13 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
                                lora_rank=self.lora_rank,
                                lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
             settings = train_settings(self, mask_ratio=self.mask_ratio)
-            result, *calibration = fit_anomaly_model([values], backbone, spec, settings, self._scoring(),
-                                                     self.validation_fraction, self.max_windows,
-                                                     self.window_stride)
+            result, calibration = fit_anomaly_model([values], backbone, spec, settings, self._scoring(),
+                                                    self.validation_fraction, self.max_windows, self.window_stride)
             store_fit(self, result)
         if adopted is not None or self.multitask:
             calibration = calibrate(self.network_, [values], self._scoring())
-        self.error_scale_, self.train_scores_, (self.train_errors_,) = calibration
+        self.error_scale_, self.discords_ = calibration.scale, calibration.discords
+        self.train_scores_, (self.train_errors_,) = calibration.train_scores, calibration.errors
         if self.threshold == "auto":
             self.threshold_ = tail_threshold(self.train_scores_, self.risk)
         elif self.threshold == "percentile":
@@ -295,7 +300,10 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return forecaster.fit(self._X_fit, fh=np.arange(1, self.network_.spec.horizon + 1))
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
-        return self._scoring().scores(self.network_, self.error_scale_, self._values(X))
+        from trace_forecast.tasks.anomaly import Calibration
+
+        calibration = Calibration(self.error_scale_, self.discords_, self.train_scores_, [self.train_errors_])
+        return self._scoring().scores(self.network_, calibration, self._values(X))
 
     def _transform_scores(self, X):
         return pd.DataFrame({"scores": self._scores(X)}, index=as_frame(X).index)

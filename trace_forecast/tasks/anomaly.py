@@ -1,6 +1,8 @@
 """Anomaly detection shared by the sktime detector and the Darts scorer: fine-tune on
-normal data with the score's own masks, then standardise the errors against the
-training errors (one code path, so both front ends give identical scores)."""
+normal data with the score's own masks, then calibrate the score on the training data --
+standardise the errors against the training errors and, with discords, fit the
+embedding-discord profile that joins them (one code path, so both front ends give
+identical scores)."""
 
 from __future__ import annotations
 
@@ -13,43 +15,70 @@ from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
 from trace_forecast.tasks.reconstruct import fit_reconstruction
+from trace_forecast.tasks.discord import DiscordProfile
 from trace_forecast.tasks.scoring import SCORES, ErrorScale, anomaly_scores, channel_errors
 
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """How a fitted network scores: the ``score`` variant, window stride and smoothing."""
+    """How a fitted network scores: the ``score`` variant, window stride, smoothing, and
+    whether embedding discords join the score (the pretrained ``backbone`` embeds them)."""
 
     score: str
     stride: int
     score_window: int
     device: str = "cpu"
+    discords: bool = False
+    backbone: object = None
 
     @classmethod
     def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
-                    device: str) -> ScoreSettings:
-        return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device)
+                    device: str, discords: bool = False, backbone: object = None) -> ScoreSettings:
+        return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device,
+                   discords, backbone)
 
     def errors(self, network: TraceNetwork, values: np.ndarray) -> np.ndarray:
         """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array."""
         return channel_errors(network, values, self.score, self.stride, device=self.device)
 
-    def scores(self, network: TraceNetwork, scale: ErrorScale, values: np.ndarray,
+    def pretrained(self) -> MomentBackbone:
+        from trace_forecast.backbone import shared_backbone
+
+        return shared_backbone(self.backbone)
+
+    def scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
                component_wise: bool = False) -> np.ndarray:
         """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``."""
-        return anomaly_scores(scale.standardise(self.errors(network, values)), self.score_window, component_wise)
+        per_channel = anomaly_scores(calibration.scale.standardise(self.errors(network, values)), self.score_window,
+                                     component_wise=True)
+        if calibration.discords is not None:
+            per_channel = calibration.discords.combine(self.pretrained(), values, per_channel)
+        return per_channel if component_wise else per_channel.max(axis=1)
 
 
-def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSettings
-              ) -> tuple[ErrorScale, np.ndarray, list[np.ndarray]]:
-    """The per-channel error scale of ``network``'s errors on ``series`` (``[T, C]``
-    arrays): ``(scale, training scores (concatenated, channels aggregated), raw errors
-    [T, C] per series)``. Any fitted network scores: a detector's, or a forecaster's
-    adapted encoder with the pretrained reconstruction head."""
+@dataclass
+class Calibration:
+    """What scoring learns from the training series: the error scale, the discord profile
+    (``None`` without discords), the training scores (concatenated, channels aggregated:
+    the thresholds' basis) and the raw training errors (``[T, C]`` per series)."""
+
+    scale: ErrorScale
+    discords: DiscordProfile | None
+    train_scores: np.ndarray
+    errors: list[np.ndarray]
+
+
+def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSettings) -> Calibration:
+    """Calibrate ``network``'s scores on ``series`` (``[T, C]`` arrays). Any fitted network
+    scores: a detector's, or a forecaster's adapted encoder with the pretrained
+    reconstruction head."""
     errors = [scoring.errors(network, s) for s in series]
     scale = ErrorScale.fit(errors, network.spec.context_length)
-    train_scores = [anomaly_scores(scale.standardise(e), scoring.score_window) for e in errors]
-    return scale, np.concatenate(train_scores), errors
+    per_channel = [anomaly_scores(scale.standardise(e), scoring.score_window, component_wise=True) for e in errors]
+    discords = None
+    if scoring.discords:
+        discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel)
+    return Calibration(scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors)
 
 
 def fit_anomaly_model(
@@ -61,7 +90,7 @@ def fit_anomaly_model(
     validation_fraction: float,
     max_windows: int | None,
     window_stride: int,
-) -> tuple[FitResult, ErrorScale, np.ndarray, list[np.ndarray]]:
+) -> tuple[FitResult, Calibration]:
     """Fine-tune masked reconstruction on ``series`` (``[T, C]`` arrays) with masks drawn
     from the score's family and only hidden steps in the loss (what the score measures),
     then :func:`calibrate`. Returns the fit and the calibration."""
@@ -71,4 +100,4 @@ def fit_anomaly_model(
                        visible_weight=0.0 if masked else 1.0)
     result = fit_reconstruction(channels, backbone, spec, settings, validation_fraction, max_windows,
                                 window_stride, min_context=1)
-    return (result, *calibrate(result.network, series, scoring))
+    return result, calibrate(result.network, series, scoring)

@@ -1,85 +1,179 @@
-"""Discords in the backbone's embedding space: how far each stretch of a series lies from
-its nearest neighbour among the reference (training) stretches.
+"""Discords in the backbone's embedding space: a learned matrix profile.
 
 A reconstruction error cannot see an anomaly that reconstructs well -- a missing or
-repeated beat, a cycle smoother than usual. Those are *discords*: stretches unlike every
-other stretch, which matrix-profile methods find by nearest-neighbour distance between
-z-normalised subsequences. Here the subsequence is replaced by the encoder's patch
-token: each 8-step patch, embedded in the context of its 512-step window (RevIN
-normalises every window, as z-normalisation does). A step's discord score is the
-Euclidean distance from its patch token to the nearest reference token; for reference
-tokens themselves the neighbours within ``exclusion`` patches are excluded (the
-matrix profile's trivial-match zone).
+repeated beat, a cycle smoother than usual. Those are *discords*: subsequences unlike
+every other, which the matrix profile finds by the nearest-neighbour distance between
+z-normalised subsequences. Here each subsequence of ``length`` steps (every ``stride``
+steps) is encoded on its own by the backbone (RevIN normalises it, as z-normalisation
+does), its patch tokens averaged in ``GROUPS`` consecutive groups and concatenated into
+one descriptor, and a subsequence's discord distance is the Euclidean distance to its
+nearest neighbour among the series' own subsequences (overlapping ones excluded: the
+matrix profile's trivial-match zone) and the training series' descriptors. A step takes
+the mean distance of the subsequences that cover it.
 
-Written here rather than taken from a matrix-profile library because the vectors are the
-backbone's tokens, not raw subsequences; the nearest-neighbour search is a chunked
-``torch.cdist`` (exact, memory bounded by ``chunk``).
+Written here rather than taken from a matrix-profile library (``stumpy``) because the
+vectors are the backbone's embeddings, not raw subsequences; the nearest-neighbour search
+is a chunked, exact ``torch.cdist``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from trace_forecast.engine.threads import limit_worker_threads
-from trace_forecast.network import TraceNetwork
+
+LENGTH, STRIDE = 128, 8  # subsequence length and step (chosen on the anomaly suite's tuning split)
+GROUPS = 4          # token groups per descriptor (16 patches of a 128-step subsequence -> 4 x d_model)
+MAX_REFERENCE = 4096  # reference descriptors kept (evenly spaced): bounds memory and search time
+CALIBRATION_QUANTILE = 1.0  # training quantile that is one unit of the combined score (1.0: the top)
+# The discord unit is at least this share of the median distance: nearest-neighbour distances of
+# a short, regular training series bunch tightly, and a unit of their tiny spread would make any
+# new normal series look discordant (same ranks on the tuning split as without the floor).
+UNIT_FLOOR = 0.25
 
 
 @torch.inference_mode()
-def patch_tokens(network: TraceNetwork, series: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder tokens of a univariate ``series``: ``(tokens [N, d], starts [N])``, one per
-    8-step patch, from unmasked windows of ``context_length`` steps laid end to end and
-    aligned to the series end (the first window left-padded where needed). ``starts`` is
-    the first step of each token's patch (negative for padding, whose tokens are dropped)."""
+def subsequence_embeddings(
+    backbone, series: np.ndarray, length: int, stride: int, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptors of the subsequences of a univariate ``series`` starting every ``stride``
+    steps (and one ending at the series end): ``(starts [N], descriptors [N, GROUPS * d])``.
+    A series shorter than ``length`` gives no descriptors."""
     limit_worker_threads()
-    backbone = network.backbone.cpu().eval()
-    length, patch = network.spec.context_length, backbone.patch_len
-    n = len(series)
-    ends = np.arange(n, 0, -length)[::-1]                      # windows end at n, n - L, ...
-    padded = np.concatenate([np.zeros(length, np.float32), np.asarray(series, np.float32)])
-    observed = np.concatenate([np.zeros(length, np.float32), np.ones(n, np.float32)])
-    tokens, starts = [], []
-    for i in range(0, len(ends), batch_size):
-        chunk = ends[i : i + batch_size]
-        idx = chunk[:, None] + np.arange(length)[None, :]        # padded coordinates
-        x = torch.from_numpy(padded[idx])[:, None, :]
-        obs = torch.from_numpy(observed[idx])
-        enc = backbone.encode(x, obs)
-        tokens.append(enc.tokens[:, 0].float().reshape(-1, enc.tokens.shape[-1]).numpy())
-        starts.append((idx[:, ::patch] - length).ravel())
-    tokens, starts = np.concatenate(tokens), np.concatenate(starts)
-    keep = starts >= 0
-    return tokens[keep], starts[keep]
+    values = np.asarray(series, np.float32)
+    n = len(values)
+    if n < length:
+        return np.zeros(0, np.int64), np.zeros((0, GROUPS * backbone.config.d_model), np.float32)
+    starts = np.arange(0, n - length + 1, stride)
+    if starts[-1] != n - length:
+        starts = np.append(starts, n - length)
+    backbone = backbone.cpu().eval()
+    out = []
+    for i in range(0, len(starts), batch_size):
+        idx = starts[i : i + batch_size, None] + np.arange(length)[None, :]
+        tokens = backbone.encode(torch.from_numpy(values[idx])[:, None, :]).tokens[:, 0].float()   # [b, P, d]
+        b, p, d = tokens.shape
+        out.append(tokens.reshape(b, GROUPS, p // GROUPS, d).mean(2).reshape(b, -1).numpy())
+    return starts, np.concatenate(out)
 
 
-def nearest_distance(
-    query: np.ndarray,
-    reference: np.ndarray,
-    exclusion: int | None = None,
-    chunk: int = 2048,
-) -> np.ndarray:
-    """Distance from each query row to its nearest reference row. With ``exclusion``,
-    ``query`` *is* ``reference`` (same order) and rows within ``exclusion`` positions of
-    each other are not neighbours."""
+def nearest_distance(query: np.ndarray, reference: np.ndarray, query_positions: np.ndarray | None = None,
+                     reference_positions: np.ndarray | None = None, exclusion: int = 0,
+                     chunk: int = 1024) -> np.ndarray:
+    """Distance from each query row to its nearest reference row; with positions, rows
+    less than ``exclusion`` steps apart are not neighbours (trivial matches). No
+    admissible neighbour, or an empty reference, gives 0."""
     limit_worker_threads()
-    q, r = torch.from_numpy(np.ascontiguousarray(query, np.float32)), torch.from_numpy(
-        np.ascontiguousarray(reference, np.float32))
+    if len(reference) == 0 or len(query) == 0:
+        return np.zeros(len(query), np.float32)
+    q = torch.from_numpy(np.ascontiguousarray(query, np.float32))
+    r = torch.from_numpy(np.ascontiguousarray(reference, np.float32))
     out = np.empty(len(q), np.float32)
     for i in range(0, len(q), chunk):
         d = torch.cdist(q[i : i + chunk], r)
-        if exclusion is not None:
-            rows = torch.arange(i, min(i + chunk, len(q)))[:, None]
-            d[(rows - torch.arange(len(r))[None, :]).abs() <= exclusion] = float("inf")
+        if query_positions is not None and exclusion > 0:
+            gap = torch.from_numpy(query_positions[i : i + chunk, None] - reference_positions[None, :]).abs()
+            d[gap < exclusion] = float("inf")
         out[i : i + chunk] = d.min(dim=1).values.numpy()
     out[~np.isfinite(out)] = 0.0
     return out
 
 
-def tokens_to_steps(values: np.ndarray, starts: np.ndarray, n: int, patch: int) -> np.ndarray:
-    """Per-step values ``[n]`` from per-patch ``values``: each step takes its patch's value."""
-    out = np.zeros(n, np.float32)
-    for offset in range(patch):
-        pos = starts + offset
-        keep = (pos >= 0) & (pos < n)
-        out[pos[keep]] = values[keep]
-    return out
+def evenly_spaced(n: int, limit: int) -> np.ndarray:
+    """At most ``limit`` evenly spaced indices of ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(n, limit)).astype(int)) if n else np.zeros(0, int)
+
+
+def to_steps(starts: np.ndarray, values: np.ndarray, n: int, length: int) -> np.ndarray:
+    """Per-step mean of the values of the subsequences ``[start, start + length)`` covering
+    each step (steps no subsequence covers take the overall median)."""
+    total, count = np.zeros(n + 1), np.zeros(n + 1)
+    np.add.at(total, starts, values)
+    np.add.at(total, np.minimum(starts + length, n), -values)
+    np.add.at(count, starts, 1.0)
+    np.add.at(count, np.minimum(starts + length, n), -1.0)
+    total, count = np.cumsum(total)[:n], np.cumsum(count)[:n]
+    out = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return np.where(np.isnan(out), np.nanmedian(out) if np.isfinite(out).any() else 0.0, out)
+
+
+def reference_descriptors(descriptors: np.ndarray) -> np.ndarray:
+    """At most ``MAX_REFERENCE`` descriptors, evenly spaced (float16: the fitted state)."""
+    return descriptors[evenly_spaced(len(descriptors), MAX_REFERENCE)].astype(np.float16)
+
+
+def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None, length: int,
+                      stride: int) -> np.ndarray:
+    """Per-step discord distance ``[T]`` of a univariate ``series``: each subsequence's
+    distance to its nearest neighbour among the series' own subsequences (a self-join,
+    trivial matches excluded; at most ``MAX_REFERENCE`` evenly spaced neighbours) and the
+    ``reference`` descriptors of the training data, if any. The self-join is what keeps a
+    series that has drifted from its training data from being one long discord."""
+    starts, desc = subsequence_embeddings(backbone, series, length, stride)
+    own = evenly_spaced(len(desc), MAX_REFERENCE)
+    dist = nearest_distance(desc, desc[own], starts, starts[own], exclusion=length)
+    if reference is not None and len(reference):
+        dist = np.minimum(dist, nearest_distance(desc, reference.astype(np.float32)))
+    return to_steps(starts, dist, len(series), length)
+
+
+@dataclass
+class DiscordProfile:
+    """A fitted discord score, calibrated to add to the reconstruction score.
+
+    Per channel: the training series' reference descriptors, and the robust level and
+    top of two training scores -- the discord distances (a self-join of the training
+    series) and the reconstruction scores. :meth:`combine` maps the discord distance so
+    that its training median and top land on the reconstruction score's (the score keeps
+    its units, and with them the thresholds' meaning) and takes the larger: a step scores
+    high when either view finds it unlike normal data.
+    """
+
+    references: list[np.ndarray]
+    discord_center: np.ndarray
+    discord_unit: np.ndarray
+    score_center: np.ndarray
+    score_unit: np.ndarray
+    length: int = LENGTH
+    stride: int = STRIDE
+
+    @staticmethod
+    def _level(values: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
+        """``(median, top - median)``, the unit at least ``floor`` times the median's size."""
+        center = float(np.median(values))
+        return center, max(float(np.quantile(values, CALIBRATION_QUANTILE)) - center, floor * abs(center), 1e-12)
+
+    @classmethod
+    def fit(cls, backbone, series: list[np.ndarray], train_scores: list[np.ndarray]
+            ) -> tuple[DiscordProfile, list[np.ndarray]]:
+        """From the training series (``[T, C]`` arrays) and their per-channel
+        reconstruction scores (``[T, C]``): the profile and the training series' combined
+        scores (``[T, C]``; their discord distances from the self-join, since each is in
+        the reference)."""
+        channels = series[0].shape[1]
+        refs, d_level, s_level, dists = [], [], [], []
+        for c in range(channels):
+            descs = [subsequence_embeddings(backbone, s[:, c], LENGTH, STRIDE)[1] for s in series]
+            refs.append(reference_descriptors(np.concatenate(descs)))
+            dists.append([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for s in series])
+            d_level.append(cls._level(np.concatenate(dists[-1]), UNIT_FLOOR))
+            s_level.append(cls._level(np.concatenate([t[:, c] for t in train_scores])))
+        d_level, s_level = np.array(d_level), np.array(s_level)
+        profile = cls(refs, d_level[:, 0], d_level[:, 1], s_level[:, 0], s_level[:, 1])
+        combined = [profile._max(t, np.stack([dists[c][i] for c in range(channels)], axis=1))
+                    for i, t in enumerate(train_scores)]
+        return profile, combined
+
+    def _max(self, scores: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """The larger of the two in the reconstruction score's units: the discord distance
+        is mapped so that its training median and top land on the reconstruction score's."""
+        return np.maximum(scores, self.score_center + self.score_unit * (dist - self.discord_center) / self.discord_unit)
+
+    def combine(self, backbone, values: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Combined scores ``[T, C]`` of a ``[T, C]`` array whose reconstruction scores are ``scores``."""
+        dist = np.stack([discord_distances(backbone, values[:, c], self.references[c], self.length, self.stride)
+                         for c in range(values.shape[1])], axis=1)
+        return self._max(scores, dist)

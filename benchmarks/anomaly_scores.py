@@ -1,0 +1,77 @@
+"""Score variants for the anomaly suite, computed from one fit's cached arrays
+(``benchmarks.anomaly_suite`` stage 1): smoothing, normalisation, embedding discords
+and their combinations. Every variant goes through the package's own functions
+(:mod:`trace_forecast.tasks.scoring`, :mod:`trace_forecast.tasks.discord`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trace_forecast.tasks.scoring import ErrorScale, moving_average, smooth_errors
+
+CONTEXT = 512
+SCALES = (1, 8, 32, 128)
+TAIL_Q = 0.99
+
+
+def robust_z(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    center = np.median(reference)
+    spread = 1.4826 * np.median(np.abs(reference - center))
+    return (values - center) / max(spread, 1e-9 * max(abs(center), 1e-12), 1e-12)
+
+
+def tail_calibrated(values: np.ndarray, train: np.ndarray, q: float = TAIL_Q) -> np.ndarray:
+    """``values`` in units of the training scores' ``q`` quantile above their median (so
+    that scores of different spread and tail compare at the level thresholds live at)."""
+    center = np.median(train)
+    return (values - center) / max(np.quantile(train, q) - center, 1e-12)
+
+
+VARIANTS = ("default", "no smoothing", "max 8 of mean 2", "multi-scale", "multi-scale (q99)", "default | raw (q99)",
+            "discord", "default + discord (q99)", "multi-scale + discord (q99)", "default + discord (sum)",
+            "multi-scale + discord (sum)", "default | raw + discord (sum)", "default + discord (q999)",
+            "default + discord (max)", "multi-scale + discord (max)", "default | raw + discord (max)",
+            "default + discord (max, floor 0.1)", "default + discord (max, floor 0.25)")
+
+
+def trace_variants(series: dict, arrays: dict, discord: dict) -> dict[str, np.ndarray]:
+    e, e_train = arrays["errors"][:, None], arrays["train_errors"][:, None]
+    scale = ErrorScale.fit([e_train], CONTEXT)
+    z, z_train = scale.standardise(e)[:, 0], scale.standardise(e_train)[:, 0]
+    default, default_train = smooth_errors(z[:, None], 128)[:, 0], smooth_errors(z_train[:, None], 128)[:, 0]
+    out = {
+        "default": default,
+        "no smoothing": z,
+        "max 8 of mean 2": smooth_errors(z[:, None], 8)[:, 0],
+        "multi-scale": np.max([robust_z(moving_average(z, s), moving_average(z_train, s)) for s in SCALES], axis=0),
+    }
+    multi = np.max([tail_calibrated(moving_average(z, s), moving_average(z_train, s)) for s in SCALES], axis=0)
+    multi_train = np.max([tail_calibrated(moving_average(z_train, s), moving_average(z_train, s)) for s in SCALES],
+                         axis=0)
+    out["multi-scale (q99)"] = multi
+    out["default | raw (q99)"] = np.maximum(tail_calibrated(default, default_train), tail_calibrated(z, z_train))
+    d = tail_calibrated(discord["distances"], discord["train_distances"])
+    out["discord"] = d
+    out["default + discord (q99)"] = np.maximum(tail_calibrated(default, default_train), d)
+    out["multi-scale + discord (q99)"] = np.maximum(tail_calibrated(multi, multi_train), d)
+    out["default + discord (sum)"] = tail_calibrated(default, default_train) + d
+    out["multi-scale + discord (sum)"] = tail_calibrated(multi, multi_train) + d
+    point = np.maximum(tail_calibrated(default, default_train), tail_calibrated(z, z_train))
+    point_train = np.maximum(tail_calibrated(default_train, default_train), tail_calibrated(z_train, z_train))
+    out["default | raw + discord (sum)"] = tail_calibrated(point, point_train) + d
+    dd, dt = discord["distances"], discord["train_distances"]
+    out["default + discord (q999)"] = np.maximum(tail_calibrated(default, default_train, 0.999),
+                                                 tail_calibrated(dd, dt, 0.999))
+    out["default + discord (max)"] = np.maximum(tail_calibrated(default, default_train, 1.0),
+                                                tail_calibrated(dd, dt, 1.0))
+    out["multi-scale + discord (max)"] = np.maximum(tail_calibrated(multi, multi_train, 1.0),
+                                                    tail_calibrated(dd, dt, 1.0))
+    for floor in (0.1, 0.25):
+        c = np.median(dt)
+        unit = max(dt.max() - c, floor * c, 1e-12)
+        out[f"default + discord (max, floor {floor})"] = np.maximum(tail_calibrated(default, default_train, 1.0),
+                                                                   (dd - c) / unit)
+    out["default | raw + discord (max)"] = np.maximum(
+        np.maximum(tail_calibrated(default, default_train, 1.0), tail_calibrated(z, z_train, 1.0)),
+        tail_calibrated(dd, dt, 1.0))
+    return out

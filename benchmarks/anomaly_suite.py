@@ -1,0 +1,242 @@
+"""The anomaly suite: NAB (52 series), UCR (81 series) and WSD (54 series), every
+scorer in one run, with a tuning split for choosing defaults and a held-out split for
+reporting.
+
+``python -m benchmarks.anomaly_suite [--split tuning|held-out|all] [--limit N]``
+
+Protocols:
+- **UCR**: fit on the normal prefix ``[0, TRAINEND)``, score the whole series; the hit
+  (top-scored point after the prefix within 100 steps of the anomaly), VUS-ROC and VUS-PR
+  after the prefix.
+- **NAB** (as ``benchmarks.anomaly``): fit on the first 30 %, score the whole series
+  against ``combined_windows.json``; VUS-ROC, VUS-PR, AUC-ROC.
+- **WSD** (short point anomalies): fit on the first 30 % (it may hold anomalies: the
+  detectors must cope), score the whole series; AUC-ROC, VUS-PR, best F1. The few empty
+  values are filled by linear interpolation.
+
+Split: each series' *family* (UCR: the archive's source name without its DISTORTED/NOISE
+prefix and trailing digits; NAB and WSD: the series) goes to the tuning split when
+``crc32(family) % 3 == 0``, else to the held-out split, so no family is in both.
+
+Stage 1 caches what is expensive per series (TRACE's fitted step errors, the embedding
+discord distances, the baselines' scores) under ``$TRACE_BENCH_CACHE`` (default
+``~/.cache/trace_forecast/anomaly_suite``); stage 2 turns them into every score variant
+and metric. Results: ``results/anomaly_suite_<split>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.anomaly import (NAB_FIT_SHARE, VUS_BUFFER, WINDOW, _standardise, _window_to_points, nab_series,
+                                score_first_difference, score_iforest, score_kmeans)
+from benchmarks.common import PROFILES, RESULTS, environment, require
+from trace_forecast.datasets import shared_data_dir
+from trace_forecast.metrics import best_f1, ucr_hit, vus
+
+WSD_FIT_SHARE = 0.3
+MP_WINDOW = 128
+DISCORD_LENGTH, DISCORD_STRIDE = 128, 8
+CACHE = Path(os.environ.get("TRACE_BENCH_CACHE", Path.home() / ".cache" / "trace_forecast" / "anomaly_suite"))
+
+
+# ---------------------------------------------------------------------- data
+def _ucr_family(source: str) -> str:
+    return re.sub(r"\d+$", "", re.sub(r"^(DISTORTED|NOISE)", "", source))
+
+
+def split_of(family: str) -> str:
+    return "tuning" if zlib.crc32(family.encode()) % 3 == 0 else "held-out"
+
+
+def ucr_suite() -> list[dict]:
+    folder = require(shared_data_dir() / "anomaly" / "UCR")
+    out = []
+    for path in sorted(folder.iterdir()):
+        m = re.match(r"(\d+)_UCR_Anomaly_(.+)_(\d+)_(\d+)_(\d+)\.(txt|out)$", path.name)
+        if not m:
+            continue
+        if path.suffix == ".out":
+            values = pd.read_csv(path, header=None).iloc[:, 0].to_numpy(np.float64)
+        else:                       # one value a line, or all on one line: every number
+            values = np.array(path.read_text().split(), dtype=np.float64)
+        train_end, begin, end = int(m.group(3)), int(m.group(4)), int(m.group(5))
+        labels = np.zeros(len(values))
+        labels[begin : end + 1] = 1
+        family = _ucr_family(m.group(2))
+        out.append({"name": f"UCR {m.group(1)} {m.group(2)}", "benchmark": "UCR", "family": family,
+                    "values": values, "labels": labels, "train_end": train_end, "begin": begin, "end": end})
+    return out
+
+
+def wsd_suite() -> list[dict]:
+    folder = require(shared_data_dir() / "anomaly" / "WSD" / "real-world")
+    out = []
+    for path in sorted(folder.glob("*.csv"), key=lambda p: int(p.stem)):
+        frame = pd.read_csv(path)
+        values = frame["value"].interpolate(limit_direction="both").to_numpy(np.float64)
+        out.append({"name": f"WSD {path.stem}", "benchmark": "WSD", "family": f"WSD {path.stem}", "values": values,
+                    "labels": frame["label"].to_numpy(), "train_end": int(len(values) * WSD_FIT_SHARE)})
+    return out
+
+
+def nab_suite() -> list[dict]:
+    return [{**s, "benchmark": "NAB", "family": s["name"]} for s in nab_series(None)]
+
+
+def load_suite(split: str = "all") -> list[dict]:
+    series = nab_suite() + ucr_suite() + wsd_suite()
+    return [s for s in series if split == "all" or split_of(s["family"]) == split]
+
+
+# ---------------------------------------------------------------------- stage 1
+def _cached(series: dict, what: str, compute) -> dict:
+    path = CACHE / what / (re.sub(r"[^\w.-]", "_", series["name"]) + ".npz")
+    if path.exists():
+        with np.load(path) as data:
+            return dict(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = compute()
+    np.savez(path, **arrays)
+    return arrays
+
+
+def trace_arrays(series: dict, adapter: str, seed: int = 0) -> dict:
+    """The default detector (``adapter="none"``: zero-shot) fitted on the prefix: raw
+    step errors of the whole series and of the prefix (the detector's own)."""
+    from trace_forecast import TraceAnomalyDetector
+
+    values, train_end = series["values"], series["train_end"]
+    detector = TraceAnomalyDetector(adapter=adapter, random_state=seed)
+    start = time.perf_counter()
+    detector.fit(pd.DataFrame({"x": values[:train_end]}))
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    errors = detector._scoring().errors(detector.network_, values[:, None].astype(np.float32))[:, 0]
+    return {"errors": errors, "train_errors": detector.train_errors_[:, 0], "fit_seconds": fit_seconds,
+            "score_seconds": time.perf_counter() - start}
+
+
+def discord_arrays(series: dict) -> dict:
+    """Embedding-discord distances (the pretrained backbone, :mod:`trace_forecast.tasks.discord`)
+    of the whole series against the prefix's reference descriptors, and of the prefix
+    against itself."""
+    from trace_forecast.backbone import shared_backbone
+    from trace_forecast.tasks.discord import (discord_distances, reference_descriptors,
+                                              subsequence_embeddings)
+
+    backbone = shared_backbone(None)
+    values, train_end = series["values"].astype(np.float32), series["train_end"]
+    start = time.perf_counter()
+    _, desc = subsequence_embeddings(backbone, values[:train_end], DISCORD_LENGTH, DISCORD_STRIDE)
+    train = discord_distances(backbone, values[:train_end], None, DISCORD_LENGTH, DISCORD_STRIDE)
+    full = discord_distances(backbone, values, reference_descriptors(desc), DISCORD_LENGTH, DISCORD_STRIDE)
+    return {"distances": full, "train_distances": train, "seconds": time.perf_counter() - start}
+
+
+def matrix_profile(values: np.ndarray, m: int = MP_WINDOW) -> np.ndarray:
+    """stumpy's self-join matrix profile (z-normalised distance of each subsequence to its
+    nearest non-trivial neighbour), spread to points as the mean over covering windows."""
+    import stumpy
+
+    mp = stumpy.stump(values.astype(np.float64), m)[:, 0].astype(np.float64)
+    mp[~np.isfinite(mp)] = np.nanmax(mp[np.isfinite(mp)]) if np.isfinite(mp).any() else 0.0
+    return _window_to_points(mp, len(values), m)
+
+
+BASELINES = {
+    "PyOD IForest (windows)": lambda s: score_iforest(s["values"], s["train_end"], PROFILES["quick"], 0)[0],
+    "KMeansAD (Darts KMeansScorer)": lambda s: score_kmeans(s["values"], s["train_end"], PROFILES["quick"], 0)[0],
+    f"matrix-profile discord (stumpy, m={MP_WINDOW})": lambda s: matrix_profile(s["values"]),
+    "z-scored first difference": lambda s: score_first_difference(s["values"], s["train_end"], PROFILES["quick"],
+                                                                   0)[0],
+}
+
+
+def baseline_scores(series: dict, name: str) -> np.ndarray:
+    key = re.sub(r"[^\w]+", "_", name).strip("_").lower()
+
+    def compute():
+        start = time.perf_counter()
+        scores = BASELINES[name](series)
+        return {"scores": scores, "seconds": time.perf_counter() - start}
+
+    return _cached(series, key, compute)
+
+
+# ---------------------------------------------------------------------- metrics
+def metrics(series: dict, scores: np.ndarray) -> dict:
+    scores = np.nan_to_num(np.asarray(scores, float), nan=0.0, posinf=1e12, neginf=-1e12)
+    labels = series["labels"]
+    if series["benchmark"] == "UCR":
+        e = series["train_end"]
+        after, lab = scores[e:], labels[e:]
+        roc, pr = vus(after, lab, VUS_BUFFER)
+        return {"hit": float(ucr_hit(after, series["begin"] - e, series["end"] - e)), "vus_roc": roc, "vus_pr": pr}
+    if series["benchmark"] == "NAB":
+        roc, pr = vus(scores, labels, VUS_BUFFER)
+        auc, _ = vus(scores, labels, 0, steps=1)
+        return {"vus_roc": roc, "vus_pr": pr, "auc_roc": auc}
+    auc, _ = vus(scores, labels, 0, steps=1)
+    _, pr = vus(scores, labels, VUS_BUFFER)
+    return {"auc_roc": auc, "vus_pr": pr, "f1": best_f1(scores, labels)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("tuning", "held-out", "all"), default="tuning")
+    parser.add_argument("--limit", type=int, default=None, help="first N series of each benchmark (smoke runs)")
+    parser.add_argument("--stage1-only", action="store_true")
+    args = parser.parse_args(argv)
+    from benchmarks.anomaly_scores import VARIANTS, trace_variants
+
+    suite = load_suite(args.split)
+    if args.limit:
+        suite = [s for b in ("NAB", "UCR", "WSD") for s in [x for x in suite if x["benchmark"] == b][: args.limit]]
+    rows = []
+    for k, series in enumerate(suite):
+        start = time.perf_counter()
+        tuned = _cached(series, "trace_finetuned", lambda: trace_arrays(series, "gated_dsic"))
+        zero = _cached(series, "trace_zeroshot", lambda: trace_arrays(series, "none"))
+        discord = _cached(series, "discord", lambda: discord_arrays(series))
+        base = {name: baseline_scores(series, name) for name in BASELINES}
+        print(f"[{k + 1}/{len(suite)}] {series['name']} n={len(series['values'])} "
+              f"{time.perf_counter() - start:.1f}s", flush=True)
+        if args.stage1_only:
+            continue
+        common = {"dataset": series["name"], "benchmark": series["benchmark"], "split": split_of(series["family"])}
+        for name, arrays in base.items():
+            rows.append({**common, "method": name, "seconds": float(arrays["seconds"]),
+                         **metrics(series, arrays["scores"])})
+        for label, arrays in (("TRACE", tuned), ("TRACE zero-shot", zero)):
+            for variant, scores in trace_variants(series, arrays, discord).items():
+                rows.append({**common, "method": f"{label} [{variant}]", **metrics(series, scores)})
+    if args.stage1_only:
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"anomaly_suite_{args.split}.json"
+    out.write_text(json.dumps({"environment": environment(), "variants": list(VARIANTS), "rows": rows}, indent=1))
+    summary(rows)
+
+
+def summary(rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows)
+    for bench, cols in (("UCR", ["hit", "vus_roc", "vus_pr"]), ("NAB", ["vus_roc", "vus_pr", "auc_roc"]),
+                        ("WSD", ["auc_roc", "vus_pr", "f1"])):
+        part = frame[frame.benchmark == bench]
+        if len(part):
+            print(f"\n{bench} ({part.dataset.nunique()} series)")
+            print(part.groupby("method")[cols].mean().round(3).sort_values(cols[0], ascending=False).to_string())
+
+
+if __name__ == "__main__":
+    main()
