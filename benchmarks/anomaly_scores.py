@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from trace_forecast.tasks.scoring import ErrorScale, moving_average, smooth_errors
+from trace_forecast.parameters import default
+from trace_forecast.tasks.anomaly import ScoreSettings, calibrate_errors
+from trace_forecast.tasks.scoring import ErrorScale, anomaly_scores, moving_average, smooth_errors, tail_threshold
 
 CONTEXT = 512
 SCALES = (1, 8, 32, 128)
@@ -27,51 +29,81 @@ def tail_calibrated(values: np.ndarray, train: np.ndarray, q: float = TAIL_Q) ->
     return (values - center) / max(np.quantile(train, q) - center, 1e-12)
 
 
-VARIANTS = ("default", "no smoothing", "max 8 of mean 2", "multi-scale", "multi-scale (q99)", "default | raw (q99)",
+
+PACKAGE_VARIANTS = {
+    "package default": ("multi-scale", True),
+    "package, discords=False": ("multi-scale", False),
+    'package, smoothing="max"': ("max", True),
+    'package, smoothing="max", discords=False (the old default)': ("max", False),
+}
+
+
+VARIANTS = (*PACKAGE_VARIANTS, "default", "no smoothing", "max 8 of mean 2", "multi-scale", "multi-scale (q99)", "default | raw (q99)",
             "discord", "default + discord (q99)", "multi-scale + discord (q99)", "default + discord (sum)",
             "multi-scale + discord (sum)", "default | raw + discord (sum)", "default + discord (q999)",
             "default + discord (max)", "multi-scale + discord (max)", "default | raw + discord (max)",
             "default + discord (max, floor 0.1)", "default + discord (max, floor 0.25)")
 
 
+def package_scores(arrays: dict, discord: dict, smoothing: str, discords: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's own score and its training scores, from the cached errors and
+    discord distances, through the package's calibration (:func:`calibrate_errors`)."""
+    scoring = ScoreSettings("block", CONTEXT // 8, default("score_window"), discords=discords, smoothing=smoothing)
+    train_d = [discord["train_distances"][:, None]]
+    cal = calibrate_errors([arrays["train_errors"][:, None]], [], CONTEXT, scoring, discord_distances=train_d,
+                           references=[np.zeros((0, 1))])
+    z = cal.scale.standardise(arrays["errors"][:, None])
+    score = anomaly_scores(z, scoring.score_window, component_wise=True, multi_scale=cal.multi_scale)
+    if cal.discords is not None:
+        score = cal.discords._max(score, discord["distances"][:, None])
+    return score[:, 0], cal.train_scores
+
+
+def auto_threshold_flags(arrays: dict, discord: dict, discords: bool) -> np.ndarray:
+    """The steps the default ``threshold="auto"`` flags (default smoothing)."""
+    score, train = package_scores(arrays, discord, default("smoothing"), discords)
+    return score > tail_threshold(train, default("risk"))
+
+
 def trace_variants(series: dict, arrays: dict, discord: dict) -> dict[str, np.ndarray]:
+    out = {name: package_scores(arrays, discord, *how)[0] for name, how in PACKAGE_VARIANTS.items()}
     e, e_train = arrays["errors"][:, None], arrays["train_errors"][:, None]
     scale = ErrorScale.fit([e_train], CONTEXT)
     z, z_train = scale.standardise(e)[:, 0], scale.standardise(e_train)[:, 0]
-    default, default_train = smooth_errors(z[:, None], 128)[:, 0], smooth_errors(z_train[:, None], 128)[:, 0]
-    out = {
-        "default": default,
+    default_, default_train = smooth_errors(z[:, None], 128)[:, 0], smooth_errors(z_train[:, None], 128)[:, 0]
+    out.update({
+        "default": default_,
         "no smoothing": z,
         "max 8 of mean 2": smooth_errors(z[:, None], 8)[:, 0],
         "multi-scale": np.max([robust_z(moving_average(z, s), moving_average(z_train, s)) for s in SCALES], axis=0),
-    }
+    })
     multi = np.max([tail_calibrated(moving_average(z, s), moving_average(z_train, s)) for s in SCALES], axis=0)
     multi_train = np.max([tail_calibrated(moving_average(z_train, s), moving_average(z_train, s)) for s in SCALES],
                          axis=0)
     out["multi-scale (q99)"] = multi
-    out["default | raw (q99)"] = np.maximum(tail_calibrated(default, default_train), tail_calibrated(z, z_train))
+    out["default | raw (q99)"] = np.maximum(tail_calibrated(default_, default_train), tail_calibrated(z, z_train))
     d = tail_calibrated(discord["distances"], discord["train_distances"])
     out["discord"] = d
-    out["default + discord (q99)"] = np.maximum(tail_calibrated(default, default_train), d)
+    out["default + discord (q99)"] = np.maximum(tail_calibrated(default_, default_train), d)
     out["multi-scale + discord (q99)"] = np.maximum(tail_calibrated(multi, multi_train), d)
-    out["default + discord (sum)"] = tail_calibrated(default, default_train) + d
+    out["default + discord (sum)"] = tail_calibrated(default_, default_train) + d
     out["multi-scale + discord (sum)"] = tail_calibrated(multi, multi_train) + d
-    point = np.maximum(tail_calibrated(default, default_train), tail_calibrated(z, z_train))
+    point = np.maximum(tail_calibrated(default_, default_train), tail_calibrated(z, z_train))
     point_train = np.maximum(tail_calibrated(default_train, default_train), tail_calibrated(z_train, z_train))
     out["default | raw + discord (sum)"] = tail_calibrated(point, point_train) + d
     dd, dt = discord["distances"], discord["train_distances"]
-    out["default + discord (q999)"] = np.maximum(tail_calibrated(default, default_train, 0.999),
+    out["default + discord (q999)"] = np.maximum(tail_calibrated(default_, default_train, 0.999),
                                                  tail_calibrated(dd, dt, 0.999))
-    out["default + discord (max)"] = np.maximum(tail_calibrated(default, default_train, 1.0),
+    out["default + discord (max)"] = np.maximum(tail_calibrated(default_, default_train, 1.0),
                                                 tail_calibrated(dd, dt, 1.0))
     out["multi-scale + discord (max)"] = np.maximum(tail_calibrated(multi, multi_train, 1.0),
                                                     tail_calibrated(dd, dt, 1.0))
     for floor in (0.1, 0.25):
         c = np.median(dt)
         unit = max(dt.max() - c, floor * c, 1e-12)
-        out[f"default + discord (max, floor {floor})"] = np.maximum(tail_calibrated(default, default_train, 1.0),
+        out[f"default + discord (max, floor {floor})"] = np.maximum(tail_calibrated(default_, default_train, 1.0),
                                                                    (dd - c) / unit)
     out["default | raw + discord (max)"] = np.maximum(
-        np.maximum(tail_calibrated(default, default_train, 1.0), tail_calibrated(z, z_train, 1.0)),
+        np.maximum(tail_calibrated(default_, default_train, 1.0), tail_calibrated(z, z_train, 1.0)),
         tail_calibrated(dd, dt, 1.0))
     return out

@@ -116,7 +116,7 @@ def trace_arrays(series: dict, adapter: str, seed: int = 0) -> dict:
     from trace_forecast import TraceAnomalyDetector
 
     values, train_end = series["values"], series["train_end"]
-    detector = TraceAnomalyDetector(adapter=adapter, random_state=seed)
+    detector = TraceAnomalyDetector(adapter=adapter, discords=False, random_state=seed)  # errors only
     start = time.perf_counter()
     detector.fit(pd.DataFrame({"x": values[:train_end]}))
     fit_seconds = time.perf_counter() - start
@@ -151,6 +151,21 @@ def matrix_profile(values: np.ndarray, m: int = MP_WINDOW) -> np.ndarray:
     mp = stumpy.stump(values.astype(np.float64), m)[:, 0].astype(np.float64)
     mp[~np.isfinite(mp)] = np.nanmax(mp[np.isfinite(mp)]) if np.isfinite(mp).any() else 0.0
     return _window_to_points(mp, len(values), m)
+
+
+def discord_prefix_arrays(series: dict) -> dict:
+    """The embedding-discord distances against the training prefix's descriptors only (no
+    self-join): what the self-join is measured against."""
+    from trace_forecast.backbone import shared_backbone
+    from trace_forecast.tasks.discord import (nearest_distance, reference_descriptors, subsequence_embeddings,
+                                              to_steps)
+
+    backbone = shared_backbone(None)
+    values, train_end = series["values"].astype(np.float32), series["train_end"]
+    _, desc = subsequence_embeddings(backbone, values[:train_end], DISCORD_LENGTH, DISCORD_STRIDE)
+    starts, full = subsequence_embeddings(backbone, values, DISCORD_LENGTH, DISCORD_STRIDE)
+    dist = nearest_distance(full, reference_descriptors(desc).astype(np.float32))
+    return {"distances": to_steps(starts, dist, len(values), DISCORD_LENGTH)}
 
 
 BASELINES = {
@@ -196,17 +211,27 @@ def main(argv=None) -> None:
     parser.add_argument("--split", choices=("tuning", "held-out", "all"), default="tuning")
     parser.add_argument("--limit", type=int, default=None, help="first N series of each benchmark (smoke runs)")
     parser.add_argument("--stage1-only", action="store_true")
+    parser.add_argument("--report", action="store_true", help="write docs/benchmarks_anomaly.md and stop")
+    parser.add_argument("--no-zero-shot", action="store_true",
+                        help="skip zero-shot TRACE (fine-tuned and zero-shot tie on the tuning split)")
+    parser.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("K", "N"),
+                        help="stage 1 of every N-th series from the K-th (parallel processes)")
     args = parser.parse_args(argv)
-    from benchmarks.anomaly_scores import VARIANTS, trace_variants
+    from benchmarks.anomaly_scores import VARIANTS, auto_threshold_flags, trace_variants
 
+    if args.report:
+        (Path(__file__).resolve().parents[1] / "docs" / "benchmarks_anomaly.md").write_text(report())
+        return
     suite = load_suite(args.split)
     if args.limit:
         suite = [s for b in ("NAB", "UCR", "WSD") for s in [x for x in suite if x["benchmark"] == b][: args.limit]]
-    rows = []
+    if args.stage1_only:
+        suite = suite[args.shard[0] :: args.shard[1]]
+    rows, thresholds = [], []
     for k, series in enumerate(suite):
         start = time.perf_counter()
         tuned = _cached(series, "trace_finetuned", lambda: trace_arrays(series, "gated_dsic"))
-        zero = _cached(series, "trace_zeroshot", lambda: trace_arrays(series, "none"))
+        zero = None if args.no_zero_shot else _cached(series, "trace_zeroshot", lambda: trace_arrays(series, "none"))
         discord = _cached(series, "discord", lambda: discord_arrays(series))
         base = {name: baseline_scores(series, name) for name in BASELINES}
         print(f"[{k + 1}/{len(suite)}] {series['name']} n={len(series['values'])} "
@@ -217,15 +242,104 @@ def main(argv=None) -> None:
         for name, arrays in base.items():
             rows.append({**common, "method": name, "seconds": float(arrays["seconds"]),
                          **metrics(series, arrays["scores"])})
+        for discords in (True, False):
+            flags = auto_threshold_flags(tuned, discord, discords)
+            thresholds.append({"benchmark": series["benchmark"], "discords": discords,
+                               **threshold_outcome(series, flags)})
+        if args.split == "tuning":
+            prefix = _cached(series, "discord_prefix", lambda: discord_prefix_arrays(series))
+            from benchmarks.anomaly_scores import tail_calibrated
+
+            rows.append({**common, "method": "TRACE [discord, training prefix only]",
+                         **metrics(series, tail_calibrated(prefix["distances"], discord["train_distances"], 1.0))})
         for label, arrays in (("TRACE", tuned), ("TRACE zero-shot", zero)):
+            if arrays is None:
+                continue
             for variant, scores in trace_variants(series, arrays, discord).items():
                 rows.append({**common, "method": f"{label} [{variant}]", **metrics(series, scores)})
     if args.stage1_only:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"anomaly_suite_{args.split}.json"
-    out.write_text(json.dumps({"environment": environment(), "variants": list(VARIANTS), "rows": rows}, indent=1))
+    out.write_text(json.dumps({"environment": environment(), "variants": list(VARIANTS), "rows": rows,
+                               "threshold": threshold_table(thresholds)}, indent=1))
     summary(rows)
+
+
+def threshold_outcome(series: dict, flags: np.ndarray) -> dict:
+    """What the flags of one series did: caught the labelled anomaly (UCR: a flag within 100
+    steps of it; NAB, WSD: the share of labelled segments with a flag) and raised a false
+    alarm (a flag elsewhere, after the fitting prefix for UCR)."""
+    from trace_forecast.metrics import segments
+
+    labels = series["labels"].astype(bool)
+    if series["benchmark"] == "UCR":
+        e, lo, hi = series["train_end"], series["begin"] - 100, series["end"] + 100
+        t = np.arange(len(flags))
+        near = (t >= lo) & (t <= hi)
+        return {"caught": float(flags[near].any()), "false_alarm": float(flags[(t >= e) & ~near].any())}
+    runs = segments(labels)
+    caught = np.mean([flags[a:b].any() for a, b in runs]) if runs else 0.0
+    return {"caught": float(caught), "false_alarm": float(flags[~labels].any())}
+
+
+def threshold_table(outcomes: list[dict]) -> str:
+    frame = pd.DataFrame(outcomes)
+    if frame.empty:
+        return ""
+    stats = frame.groupby(["benchmark", "discords"])[["caught", "false_alarm"]].mean()
+    lines = ["| benchmark | discords | anomalies caught | series with a false alarm |", "|---|---|---|---|"]
+    for (bench, discords), row in stats.iterrows():
+        lines.append(f"| {bench} | {discords} | {row['caught']:.0%} | {row['false_alarm']:.0%} |")
+    return "\n".join(lines)
+
+
+COLUMNS = {"UCR": ["hit", "vus_roc", "vus_pr"], "NAB": ["vus_roc", "vus_pr", "auc_roc"],
+           "WSD": ["auc_roc", "vus_pr", "f1"]}
+
+
+def _table(frame: pd.DataFrame, bench: str, methods: list[str] | None = None) -> str:
+    part = frame[frame.benchmark == bench]
+    if methods is not None:
+        part = part[part.method.isin(methods)]
+    cols = COLUMNS[bench]
+    stats = part.groupby("method")[cols].agg(["mean", "count"])
+    order = stats[(cols[0], "mean")].sort_values(ascending=False).index
+    lines = [f"| method | {' | '.join(cols)} | series |", "|---|" + "---|" * (len(cols) + 1)]
+    for m in order:
+        values = " | ".join(f"{stats.loc[m, (c, 'mean')]:.3f}" for c in cols)
+        lines.append(f"| {m} | {values} | {int(stats.loc[m, (cols[0], 'count')])} |")
+    return "\n".join(lines)
+
+
+def report() -> str:
+    """``docs/benchmarks_anomaly.md`` from ``results/anomaly_suite_*.json``."""
+    from benchmarks.anomaly_scores import VARIANTS
+
+    out = ["# Anomaly suite: NAB, UCR and WSD", "",
+           "Generated by `python -m benchmarks.anomaly_suite --report` from `benchmarks/results/anomaly_suite_*.json`,",
+           "which `python -m benchmarks.anomaly_suite --split tuning|held-out` writes. Do not edit by hand.", "",
+           __doc__.split("\n\n", 1)[1].strip(), ""]
+    for split in ("held-out", "tuning"):
+        path = RESULTS / f"anomaly_suite_{split}.json"
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        frame = pd.DataFrame(record["rows"])
+        env = record["environment"]
+        out += [f"## {split.capitalize()} split", "",
+                f"Environment: {env.get('cpu_model', env.get('cpu'))}, torch {env['torch']}, "
+                f"{env.get('torch_threads')} threads.", ""]
+        trace = [f"TRACE [{v}]" for v in VARIANTS] + [f"TRACE zero-shot [{v}]" for v in VARIANTS[:2]]
+        for bench in ("UCR", "NAB", "WSD"):
+            if (frame.benchmark == bench).any():
+                methods = sorted(set(BASELINES)) + [m for m in trace if m in set(frame.method)]
+                if split == "held-out":
+                    methods = sorted(set(BASELINES)) + [f"TRACE [{v}]" for v in VARIANTS[:2]]
+                out += [f"### {bench}", "", _table(frame, bench, methods), ""]
+        if "threshold" in record:
+            out += ["### The default `threshold=\"auto\"`", "", record["threshold"], ""]
+    return "\n".join(out)
 
 
 def summary(rows: list[dict]) -> None:

@@ -280,14 +280,18 @@ _TABLE = [
        "complementary masks hiding contiguous quarters of each window (``\"block\"``) or every\n"
        "fourth patch (``\"interleaved\"``), a forecast of the window's last 16 patches\n"
        "(``\"forecast\"``), or the unmasked reconstruction (``\"unmasked\"``, MOMENT's)."),
+    _p("smoothing", "multi-scale", '{"multi-scale", "max"}', choice(("multi-scale", "max")),
+       "How step errors become scores: ``\"multi-scale\"`` averages them over 1, ``score_window / 16``,\n"
+       "``/ 4`` and ``score_window`` steps and takes the largest, each span in units of its\n"
+       "training level (a spike keeps its locality, a slow anomaly is seen at the long spans);\n"
+       "``\"max\"`` takes a ``score_window``-step maximum of the ``score_window / 4``-step average."),
     _p("discords", True, "bool", boolean,
        "Join embedding discords to the reconstruction score: each 128-step subsequence's\n"
        "distance to its nearest neighbour in the pretrained backbone's embedding space (a\n"
        "learned matrix profile), the larger of the two scores in units of its training top.\n"
        "It finds anomalies that reconstruct well (a missing or repeated cycle)."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
-       "Smoothing span: a ``score_window``-step centred maximum of the errors'\n"
-       "``score_window // 4``-step moving average (1 = raw errors)."),
+       "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
     _p("threshold", "auto", '{"auto", "percentile", "contamination"} or float', threshold,
        "Labelling rule: ``\"auto\"`` fits a tail model (peaks over threshold) to the\n"
        "training scores and flags scores exceeded with probability ``risk`` per step;\n"

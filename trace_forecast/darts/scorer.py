@@ -43,6 +43,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     {parameter:score as scoring}
     {parameter:stride}
     {parameter:score_window}
+    {parameter:smoothing}
     {parameter:discords}
     component_wise : bool, default=False
         ``False``: one score series, the maximum of the components' standardised scores;
@@ -96,6 +97,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         scoring: str = default("score"),
         stride: int | None = default("stride"),
         score_window: int = default("score_window"),
+        smoothing: str = default("smoothing"),
         discords: bool = default("discords"),
         component_wise: bool = False,
         backbone: str | None = default("backbone"),
@@ -127,6 +129,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self.scoring = scoring
         self.stride = stride
         self.score_window = score_window
+        self.smoothing = smoothing
         self.discords = discords
         self.component_wise = component_wise
         self.backbone = backbone
@@ -210,7 +213,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
 
     def _scoring(self) -> ScoreSettings:
         return ScoreSettings.from_params(self.scoring, self.stride, self.score_window, self.context_length,
-                                         self.device, self.discords, self.backbone)
+                                         self.device, self.discords, self.backbone, self.smoothing)
 
     def trainable_parameters(self) -> int:
         """Trainable parameters of the fine-tuned network (0 before ``fit``)."""

@@ -59,6 +59,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:score}
     {parameter:stride}
     {parameter:score_window}
+    {parameter:smoothing}
     {parameter:discords}
     {parameter:mask_ratio}
     {parameter:multitask}
@@ -88,6 +89,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         Raw hidden-step errors ``[T, C]`` of the training series (before standardisation).
     error_scale_ : ErrorScale
         Per-channel median and robust scale of the training errors.
+    multi_scale_ : MultiScale or None
+        The training levels of the multi-scale score (``smoothing="multi-scale"``).
     discords_ : DiscordProfile or None
         The fitted embedding-discord score (``discords=True``).
     threshold_ : float or None
@@ -140,6 +143,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         score=default("score"),
         stride=default("stride"),
         score_window=default("score_window"),
+        smoothing=default("smoothing"),
         discords=default("discords"),
         mask_ratio=default("mask_ratio"),
         multitask=default("multitask"),
@@ -174,6 +178,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.score = score
         self.stride = stride
         self.score_window = score_window
+        self.smoothing = smoothing
         self.discords = discords
         self.mask_ratio = mask_ratio
         self.multitask = multitask
@@ -206,7 +211,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         from trace_forecast.tasks.anomaly import ScoreSettings
 
         return ScoreSettings.from_params(self.score, self.stride, self.score_window, self.context_length,
-                                         self.device, self.discords, self.backbone)
+                                         self.device, self.discords, self.backbone, self.smoothing)
 
     def _values(self, X) -> np.ndarray:
         X = as_frame(X)
@@ -244,7 +249,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
             store_fit(self, result)
         if adopted is not None or self.multitask:
             calibration = calibrate(self.network_, [values], self._scoring())
-        self.error_scale_, self.discords_ = calibration.scale, calibration.discords
+        self.error_scale_, self.multi_scale_, self.discords_ = (calibration.scale, calibration.multi_scale,
+                                                                calibration.discords)
         self.train_scores_, (self.train_errors_,) = calibration.train_scores, calibration.errors
         if self.threshold == "auto":
             self.threshold_ = tail_threshold(self.train_scores_, self.risk)
@@ -302,7 +308,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
         from trace_forecast.tasks.anomaly import Calibration
 
-        calibration = Calibration(self.error_scale_, self.discords_, self.train_scores_, [self.train_errors_])
+        calibration = Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
+                                  [self.train_errors_])
         return self._scoring().scores(self.network_, calibration, self._values(X))
 
     def _transform_scores(self, X):

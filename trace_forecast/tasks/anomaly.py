@@ -16,7 +16,7 @@ from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
 from trace_forecast.tasks.reconstruct import fit_reconstruction
 from trace_forecast.tasks.discord import DiscordProfile
-from trace_forecast.tasks.scoring import SCORES, ErrorScale, anomaly_scores, channel_errors
+from trace_forecast.tasks.scoring import SCORES, ErrorScale, MultiScale, anomaly_scores, channel_errors
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,14 @@ class ScoreSettings:
     device: str = "cpu"
     discords: bool = False
     backbone: object = None
+    smoothing: str = "max"
 
     @classmethod
     def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
-                    device: str, discords: bool = False, backbone: object = None) -> ScoreSettings:
+                    device: str, discords: bool = False, backbone: object = None,
+                    smoothing: str = "max") -> ScoreSettings:
         return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device,
-                   discords, backbone)
+                   discords, backbone, smoothing)
 
     def errors(self, network: TraceNetwork, values: np.ndarray) -> np.ndarray:
         """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array."""
@@ -50,7 +52,7 @@ class ScoreSettings:
                component_wise: bool = False) -> np.ndarray:
         """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``."""
         per_channel = anomaly_scores(calibration.scale.standardise(self.errors(network, values)), self.score_window,
-                                     component_wise=True)
+                                     component_wise=True, multi_scale=calibration.multi_scale)
         if calibration.discords is not None:
             per_channel = calibration.discords.combine(self.pretrained(), values, per_channel)
         return per_channel if component_wise else per_channel.max(axis=1)
@@ -58,11 +60,13 @@ class ScoreSettings:
 
 @dataclass
 class Calibration:
-    """What scoring learns from the training series: the error scale, the discord profile
-    (``None`` without discords), the training scores (concatenated, channels aggregated:
-    the thresholds' basis) and the raw training errors (``[T, C]`` per series)."""
+    """What scoring learns from the training series: the error scale, the multi-scale
+    levels (``None`` with ``smoothing="max"``), the discord profile (``None`` without
+    discords), the training scores (concatenated, channels aggregated: the thresholds'
+    basis) and the raw training errors (``[T, C]`` per series)."""
 
     scale: ErrorScale
+    multi_scale: MultiScale | None
     discords: DiscordProfile | None
     train_scores: np.ndarray
     errors: list[np.ndarray]
@@ -73,12 +77,24 @@ def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSet
     scores: a detector's, or a forecaster's adapted encoder with the pretrained
     reconstruction head."""
     errors = [scoring.errors(network, s) for s in series]
-    scale = ErrorScale.fit(errors, network.spec.context_length)
-    per_channel = [anomaly_scores(scale.standardise(e), scoring.score_window, component_wise=True) for e in errors]
+    return calibrate_errors(errors, series, network.spec.context_length, scoring)
+
+
+def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context_length: int,
+                     scoring: ScoreSettings, discord_distances: list[np.ndarray] | None = None,
+                     references: list[np.ndarray] | None = None) -> Calibration:
+    """:func:`calibrate` from the training errors (``[T, C]`` per series); the discord
+    profile's distances and references are computed from ``series`` unless given."""
+    scale = ErrorScale.fit(errors, context_length)
+    z = [scale.standardise(e) for e in errors]
+    multi_scale = MultiScale.fit(z, scoring.score_window) if scoring.smoothing == "multi-scale" else None
+    per_channel = [anomaly_scores(t, scoring.score_window, component_wise=True, multi_scale=multi_scale) for t in z]
     discords = None
-    if scoring.discords:
+    if scoring.discords and discord_distances is not None:
+        discords, per_channel = DiscordProfile.from_training(references, discord_distances, per_channel)
+    elif scoring.discords:
         discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel)
-    return Calibration(scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors)
+    return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors)
 
 
 def fit_anomaly_model(

@@ -28,7 +28,6 @@ from trace_forecast.engine.threads import limit_worker_threads
 LENGTH, STRIDE = 128, 8  # subsequence length and step (chosen on the anomaly suite's tuning split)
 GROUPS = 4          # token groups per descriptor (16 patches of a 128-step subsequence -> 4 x d_model)
 MAX_REFERENCE = 4096  # reference descriptors kept (evenly spaced): bounds memory and search time
-CALIBRATION_QUANTILE = 1.0  # training quantile that is one unit of the combined score (1.0: the top)
 # The discord unit is at least this share of the median distance: nearest-neighbour distances of
 # a short, regular training series bunch tightly, and a unit of their tiny spread would make any
 # new normal series look discordant (same ranks on the tuning split as without the floor).
@@ -122,14 +121,15 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
 
 @dataclass
 class DiscordProfile:
-    """A fitted discord score, calibrated to add to the reconstruction score.
+    """A fitted discord score, calibrated to join the reconstruction score.
 
-    Per channel: the training series' reference descriptors, and the robust level and
-    top of two training scores -- the discord distances (a self-join of the training
-    series) and the reconstruction scores. :meth:`combine` maps the discord distance so
-    that its training median and top land on the reconstruction score's (the score keeps
-    its units, and with them the thresholds' meaning) and takes the larger: a step scores
-    high when either view finds it unlike normal data.
+    Per channel: the training series' reference descriptors, and the level and unit
+    (median, 99th percentile above it: :func:`~trace_forecast.tasks.scoring.tail_level`)
+    of two training scores -- the discord distances (a self-join of the training series)
+    and the reconstruction scores. :meth:`combine` maps the discord distance so that its
+    training level and unit land on the reconstruction score's (the score keeps its units,
+    and with them the thresholds' meaning) and takes the larger: a step scores high when
+    either view finds it unlike normal data.
     """
 
     references: list[np.ndarray]
@@ -140,36 +140,34 @@ class DiscordProfile:
     length: int = LENGTH
     stride: int = STRIDE
 
-    @staticmethod
-    def _level(values: np.ndarray, floor: float = 0.0) -> tuple[float, float]:
-        """``(median, top - median)``, the unit at least ``floor`` times the median's size."""
-        center = float(np.median(values))
-        return center, max(float(np.quantile(values, CALIBRATION_QUANTILE)) - center, floor * abs(center), 1e-12)
+    @classmethod
+    def from_training(cls, references: list[np.ndarray], distances: list[np.ndarray], scores: list[np.ndarray]
+                      ) -> tuple[DiscordProfile, list[np.ndarray]]:
+        """From each channel's reference descriptors and each training series' discord
+        distances and reconstruction scores (``[T, C]``): the profile and the training
+        series' combined scores (``[T, C]``)."""
+        from trace_forecast.tasks.scoring import tail_level
+
+        d_center, d_unit = tail_level(np.concatenate(distances), UNIT_FLOOR)
+        s_center, s_unit = tail_level(np.concatenate(scores))
+        profile = cls(references, d_center, d_unit, s_center, s_unit)
+        return profile, [profile._max(s, d) for s, d in zip(scores, distances, strict=True)]
 
     @classmethod
-    def fit(cls, backbone, series: list[np.ndarray], train_scores: list[np.ndarray]
+    def fit(cls, backbone, series: list[np.ndarray], scores: list[np.ndarray]
             ) -> tuple[DiscordProfile, list[np.ndarray]]:
         """From the training series (``[T, C]`` arrays) and their per-channel
-        reconstruction scores (``[T, C]``): the profile and the training series' combined
-        scores (``[T, C]``; their discord distances from the self-join, since each is in
-        the reference)."""
+        reconstruction scores (``[T, C]``); the training series' discord distances come
+        from their self-join, since each is in the reference."""
         channels = series[0].shape[1]
-        refs, d_level, s_level, dists = [], [], [], []
-        for c in range(channels):
-            descs = [subsequence_embeddings(backbone, s[:, c], LENGTH, STRIDE)[1] for s in series]
-            refs.append(reference_descriptors(np.concatenate(descs)))
-            dists.append([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for s in series])
-            d_level.append(cls._level(np.concatenate(dists[-1]), UNIT_FLOOR))
-            s_level.append(cls._level(np.concatenate([t[:, c] for t in train_scores])))
-        d_level, s_level = np.array(d_level), np.array(s_level)
-        profile = cls(refs, d_level[:, 0], d_level[:, 1], s_level[:, 0], s_level[:, 1])
-        combined = [profile._max(t, np.stack([dists[c][i] for c in range(channels)], axis=1))
-                    for i, t in enumerate(train_scores)]
-        return profile, combined
+        refs = [reference_descriptors(np.concatenate(
+            [subsequence_embeddings(backbone, s[:, c], LENGTH, STRIDE)[1] for s in series])) for c in range(channels)]
+        distances = [np.stack([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for c in range(channels)],
+                              axis=1) for s in series]
+        return cls.from_training(refs, distances, scores)
 
     def _max(self, scores: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """The larger of the two in the reconstruction score's units: the discord distance
-        is mapped so that its training median and top land on the reconstruction score's."""
+        """The larger of the two in the reconstruction score's units."""
         return np.maximum(scores, self.score_center + self.score_unit * (dist - self.discord_center) / self.discord_unit)
 
     def combine(self, backbone, values: np.ndarray, scores: np.ndarray) -> np.ndarray:

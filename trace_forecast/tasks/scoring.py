@@ -247,10 +247,56 @@ class ErrorScale:
         return (errors - self.center[zone]) / self.scale[zone]
 
 
-def anomaly_scores(z: np.ndarray, score_window: int, component_wise: bool = False) -> np.ndarray:
-    """Scores from standardised errors ``[T, C]``: smoothed per channel
-    (:func:`smooth_errors`), then ``[T, C]`` or, aggregated by the channels' maximum, ``[T]``."""
-    smoothed = smooth_errors(z, score_window)
+SMOOTHINGS = ("multi-scale", "max")
+TAIL_QUANTILE = 0.99   # training quantile that is one unit of a calibrated score
+
+
+def tail_level(values: np.ndarray, floor: float = 0.0, quantile: float = TAIL_QUANTILE
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column ``(median, quantile - median)`` of ``values [T, C]``: a score's level and
+    unit on normal data; the unit is at least ``floor`` times the median's size."""
+    center = np.median(values, axis=0)
+    unit = np.quantile(values, quantile, axis=0) - center
+    return center, np.maximum(np.maximum(unit, floor * np.abs(center)), 1e-12)
+
+
+def scales_of(score_window: int) -> tuple[int, ...]:
+    """The averaging spans of the multi-scale score: 1, ``score_window / 16``, ``/ 4`` and itself."""
+    return tuple(sorted({1, max(1, score_window // 16), max(1, score_window // 4), max(1, score_window)}))
+
+
+@dataclass(frozen=True)
+class MultiScale:
+    """Multi-scale scores: the standardised errors averaged over each span of
+    :func:`scales_of`, each in units of its own training level (median and 99th
+    percentile, :func:`tail_level`), and the largest taken per step. A one-step spike keeps
+    its full height at span 1 and a slow anomaly is seen at the long spans, without a
+    maximum filter that spreads the spike over its neighbours. ``center`` and ``unit`` are
+    ``[S, C]``."""
+
+    scales: tuple[int, ...]
+    center: np.ndarray
+    unit: np.ndarray
+
+    @classmethod
+    def fit(cls, z: list[np.ndarray], score_window: int) -> MultiScale:
+        """From the standardised training errors (``[T, C]`` per series)."""
+        scales = scales_of(score_window)
+        levels = [tail_level(np.concatenate([moving_average(t, s) for t in z])) for s in scales]
+        return cls(scales, np.stack([c for c, _ in levels]), np.stack([u for _, u in levels]))
+
+    def scores(self, z: np.ndarray) -> np.ndarray:
+        """Scores ``[T, C]`` of standardised errors ``[T, C]``."""
+        return np.max([(moving_average(z, s) - self.center[k]) / self.unit[k] for k, s in enumerate(self.scales)],
+                      axis=0)
+
+
+def anomaly_scores(z: np.ndarray, score_window: int, component_wise: bool = False,
+                   multi_scale: MultiScale | None = None) -> np.ndarray:
+    """Scores from standardised errors ``[T, C]``: per channel, the fitted
+    ``multi_scale`` scores or, without them, the smoothed errors (:func:`smooth_errors`);
+    then ``[T, C]`` or, aggregated by the channels' maximum, ``[T]``."""
+    smoothed = multi_scale.scores(z) if multi_scale is not None else smooth_errors(z, score_window)
     return smoothed if component_wise else smoothed.max(axis=1)
 
 
