@@ -1,0 +1,108 @@
+"""Multi-scale scores and embedding discords (``tasks/scoring.py``, ``tasks/discord.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trace_forecast import TraceAnomalyDetector
+from trace_forecast.tasks.discord import (discord_distances, evenly_spaced, nearest_distance,
+                                          reference_descriptors, subsequence_embeddings, to_steps)
+from trace_forecast.tasks.scoring import MultiScale, scales_of, smooth_errors, tail_level
+
+
+def _periodic(n: int, seed: int, period: int = 50) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (np.sin(2 * np.pi * np.arange(n) / period) + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+
+def test_scales_and_tail_level():
+    assert scales_of(128) == (1, 8, 32, 128)
+    assert scales_of(1) == (1,)
+    values = np.arange(101, dtype=float)[:, None]
+    center, unit = tail_level(values)
+    assert center[0] == 50 and unit[0] == pytest.approx(49.0)
+    _, floored = tail_level(np.full((10, 1), 4.0), floor=0.25)
+    assert floored[0] == pytest.approx(1.0)                  # constant scores: the floor is the unit
+
+
+def test_multi_scale_keeps_a_spike_where_it_is_and_sees_a_slow_shift():
+    rng = np.random.default_rng(0)
+    train = [rng.standard_normal((5000, 1))]
+    ms = MultiScale.fit(train, 128)
+    z = rng.standard_normal((3000, 1))
+    z[1000, 0] += 12.0                                       # a one-step spike
+    z[2000:2150, 0] += 1.0                                   # a slow, weak shift: invisible step by step
+    s = ms.scores(z)[:, 0]
+    assert int(np.argmax(s)) == 1000
+    assert s[1000] > 2 * max(s[990], s[1010])                # locality: no plateau around the spike
+    plateau = smooth_errors(z, 128)[:, 0]                    # smoothing="max" spreads it over 128 steps
+    assert plateau[990] > 0.9 * plateau[1000]
+    assert s[2000:2150].mean() > np.quantile(s[:900], 0.99)  # the long spans see the shift
+
+
+def test_nearest_distance_excludes_trivial_matches_and_handles_empty():
+    x = np.array([[0.0], [0.1], [5.0], [5.1]], np.float32)
+    pos = np.array([0, 1, 10, 11])
+    np.testing.assert_allclose(nearest_distance(x, x), 0.0)                     # itself
+    d = nearest_distance(x, x, pos, pos, exclusion=5)
+    np.testing.assert_allclose(d, [5.0, 4.9, 4.9, 5.0], rtol=1e-5)             # the other pair only
+    assert nearest_distance(x, np.zeros((0, 1))).tolist() == [0.0] * 4
+
+
+def test_to_steps_averages_covering_subsequences():
+    starts, values, n, length = np.array([0, 8, 16, 20]), np.array([1.0, 2.0, 3.0, 4.0]), 40, 10
+    total, count = np.zeros(n), np.zeros(n)
+    for s, v in zip(starts, values, strict=True):
+        total[s : s + length] += v
+        count[s : s + length] += 1
+    expected = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    expected[np.isnan(expected)] = np.nanmedian(expected)
+    np.testing.assert_allclose(to_steps(starts, values, n, length), expected)
+    assert evenly_spaced(10, 4).tolist() == [0, 3, 6, 9] and len(evenly_spaced(0, 4)) == 0
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from trace_forecast.backbone import shared_backbone
+
+    return shared_backbone(None)
+
+
+def test_a_missing_cycle_is_the_top_discord(backbone):
+    """A flat stretch where a cycle should be reconstructs plausibly but has no neighbour."""
+    train = _periodic(3000, 0)
+    test = _periodic(3000, 1)
+    test[1500:1550] = test[1500]
+    ref = reference_descriptors(subsequence_embeddings(backbone, train, 128, 8)[1])
+    d = discord_distances(backbone, test, ref, 128, 8)
+    assert 1500 - 128 <= int(np.argmax(d)) <= 1550 + 128
+    assert len(ref) == len(subsequence_embeddings(backbone, train, 128, 8)[0])   # under the cap: all kept
+
+
+def test_self_join_keeps_a_drifted_series_from_being_one_long_discord(backbone):
+    """Against the training descriptors alone, a series at another amplitude and period is
+    discordant everywhere; its own subsequences are its neighbours in the self-join."""
+    train = _periodic(3000, 0)
+    drifted = 2.0 * _periodic(3000, 2, period=70)
+    ref = reference_descriptors(subsequence_embeddings(backbone, train, 128, 8)[1])
+    starts, desc = subsequence_embeddings(backbone, drifted, 128, 8)
+    prefix_only = np.median(nearest_distance(desc, ref.astype(np.float32)))
+    with_self = np.median(discord_distances(backbone, drifted, ref, 128, 8))
+    assert with_self < 0.7 * prefix_only
+
+
+def test_detector_options_and_their_fitted_state():
+    x = pd.DataFrame({"x": _periodic(1500, 0)})
+    fast = {"context_length": 64, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
+    plain = TraceAnomalyDetector(smoothing="max", discords=False, **fast).fit(x)
+    assert plain.multi_scale_ is None and plain.discords_ is None
+    full = TraceAnomalyDetector(**fast).fit(x)
+    assert full.multi_scale_.scales == (1, 8, 32, 128) and len(full.discords_.references) == 1
+    test = x.copy()
+    test.iloc[1000:1050] = float(test.iloc[1000, 0])               # a missing cycle
+    s = full.transform_scores(test)["scores"].to_numpy()
+    assert 1000 - 128 <= int(np.argmax(s)) <= 1050 + 128
+    with pytest.raises(Exception, match="smoothing"):
+        TraceAnomalyDetector(smoothing="median").fit(x)
