@@ -225,12 +225,13 @@ def report() -> str:
         an = rows[rows.get("benchmark", pd.Series(index=rows.index, dtype=object)).notna()] \
             if "benchmark" in rows else rows.iloc[:0]
         if len(an):
-            out += ["| benchmark | arm | VUS-ROC | UCR hit rate | series |", "|---|---|---|---|---|"]
+            out += ["| benchmark | arm | VUS-ROC | UCR hit rate | fit seconds | series |", "|---|---|---|---|---|---|"]
             for (bench, arm), g in an.groupby(["benchmark", "arm"], sort=False):
                 per_seed = g.groupby("seed")
                 roc = per_seed["vus_roc"].mean()
                 hit = per_seed["hit"].mean() if bench == "UCR" else None
-                out.append(f"| {bench} | {arm} | {_cell(roc)} | {'' if hit is None else _cell(hit)} | "
+                fit = f"{g['fit_seconds'].mean():.1f}" if "fit_seconds" in g and g["fit_seconds"].notna().any() else ""
+                out.append(f"| {bench} | {arm} | {_cell(roc)} | {'' if hit is None else _cell(hit)} | {fit} | "
                            f"{g['dataset'].nunique()} |")
             out.append("")
     durations = ", ".join(f"{k} {v / 60:.1f} min" for k, v in record["durations_s"].items())
