@@ -8,7 +8,7 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 export MPLBACKEND=Agg HF_HUB_OFFLINE=1
-for script in adapter_selection prediction_intervals anomaly_detection; do
+for script in adapter_selection prediction_intervals anomaly_detection multitask; do
     python "$ROOT/examples/$script.py" | tee "$ROOT/docs/figures/$script.txt"
 done
 cp adapter_selection.png intervals.png anomalies.png "$ROOT/docs/figures/"
