@@ -141,15 +141,14 @@ def discord_arrays(series: dict) -> dict:
     of the whole series against the prefix's reference descriptors, and of the prefix
     against itself."""
     from trace_forecast.backbone import shared_backbone
-    from trace_forecast.tasks.discord import (discord_distances, reference_descriptors,
-                                              subsequence_embeddings)
+    from trace_forecast.tasks.discord import discord_distances, reference_descriptors
 
     backbone = shared_backbone(None)
     values, train_end = series["values"].astype(np.float32), series["train_end"]
     start = time.perf_counter()
-    _, desc = subsequence_embeddings(backbone, values[:train_end], DISCORD_LENGTH, DISCORD_STRIDE)
+    reference = reference_descriptors(backbone, [values[:train_end]], DISCORD_LENGTH, DISCORD_STRIDE)
     train = discord_distances(backbone, values[:train_end], None, DISCORD_LENGTH, DISCORD_STRIDE)
-    full = discord_distances(backbone, values, reference_descriptors(desc), DISCORD_LENGTH, DISCORD_STRIDE)
+    full = discord_distances(backbone, values, reference, DISCORD_LENGTH, DISCORD_STRIDE)
     return {"distances": full, "train_distances": train, "seconds": time.perf_counter() - start}
 
 
@@ -172,9 +171,9 @@ def discord_prefix_arrays(series: dict) -> dict:
 
     backbone = shared_backbone(None)
     values, train_end = series["values"].astype(np.float32), series["train_end"]
-    _, desc = subsequence_embeddings(backbone, values[:train_end], DISCORD_LENGTH, DISCORD_STRIDE)
+    reference = reference_descriptors(backbone, [values[:train_end]], DISCORD_LENGTH, DISCORD_STRIDE)
     starts, full = subsequence_embeddings(backbone, values, DISCORD_LENGTH, DISCORD_STRIDE)
-    dist = nearest_distance(full, reference_descriptors(desc).astype(np.float32))
+    dist = nearest_distance(full, reference.astype(np.float32))
     return {"distances": to_steps(starts, dist, len(values), DISCORD_LENGTH)}
 
 

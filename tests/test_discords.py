@@ -75,10 +75,17 @@ def test_a_missing_cycle_is_the_top_discord(backbone):
     train = _periodic(3000, 0)
     test = _periodic(3000, 1)
     test[1500:1550] = test[1500]
-    ref = reference_descriptors(subsequence_embeddings(backbone, train, 128, 8)[1])
+    ref = reference_descriptors(backbone, [train], 128, 8)
     d = discord_distances(backbone, test, ref, 128, 8)
     assert 1500 - 128 <= int(np.argmax(d)) <= 1550 + 128
     assert len(ref) == len(subsequence_embeddings(backbone, train, 128, 8)[0])   # under the cap: all kept
+
+
+def test_chunked_search_equals_one_pass(backbone):
+    """Scoring streams subsequences in chunks (bounded memory) with the same distances."""
+    x, ref = _periodic(2000, 3), reference_descriptors(backbone, [_periodic(1000, 0)], 128, 8)
+    np.testing.assert_allclose(discord_distances(backbone, x, ref, 128, 8, chunk=37),
+                               discord_distances(backbone, x, ref, 128, 8), rtol=1e-4, atol=1e-5)
 
 
 def test_self_join_keeps_a_drifted_series_from_being_one_long_discord(backbone):
@@ -86,7 +93,7 @@ def test_self_join_keeps_a_drifted_series_from_being_one_long_discord(backbone):
     discordant everywhere; its own subsequences are its neighbours in the self-join."""
     train = _periodic(3000, 0)
     drifted = 2.0 * _periodic(3000, 2, period=70)
-    ref = reference_descriptors(subsequence_embeddings(backbone, train, 128, 8)[1])
+    ref = reference_descriptors(backbone, [train], 128, 8)
     starts, desc = subsequence_embeddings(backbone, drifted, 128, 8)
     prefix_only = np.median(nearest_distance(desc, ref.astype(np.float32)))
     with_self = np.median(discord_distances(backbone, drifted, ref, 128, 8))

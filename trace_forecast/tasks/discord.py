@@ -34,29 +34,36 @@ MAX_REFERENCE = 4096  # reference descriptors kept (evenly spaced): bounds memor
 UNIT_FLOOR = 0.25
 
 
+def subsequence_starts(n: int, length: int, stride: int) -> np.ndarray:
+    """Starts of the subsequences of a series of ``n`` steps: every ``stride`` steps, and
+    one ending at the series end (none if ``n < length``)."""
+    if n < length:
+        return np.zeros(0, np.int64)
+    starts = np.arange(0, n - length + 1, stride)
+    return starts if starts[-1] == n - length else np.append(starts, n - length)
+
+
 @torch.inference_mode()
-def subsequence_embeddings(
-    backbone, series: np.ndarray, length: int, stride: int, batch_size: int = 512
-) -> tuple[np.ndarray, np.ndarray]:
-    """Descriptors of the subsequences of a univariate ``series`` starting every ``stride``
-    steps (and one ending at the series end): ``(starts [N], descriptors [N, GROUPS * d])``.
-    A series shorter than ``length`` gives no descriptors."""
+def embed_subsequences(backbone, series: np.ndarray, starts: np.ndarray, length: int,
+                       batch_size: int = 512) -> np.ndarray:
+    """Descriptors ``[len(starts), GROUPS * d]`` of the subsequences ``series[s : s + length]``."""
     limit_worker_threads()
     values = np.asarray(series, np.float32)
-    n = len(values)
-    if n < length:
-        return np.zeros(0, np.int64), np.zeros((0, GROUPS * backbone.config.d_model), np.float32)
-    starts = np.arange(0, n - length + 1, stride)
-    if starts[-1] != n - length:
-        starts = np.append(starts, n - length)
     backbone = backbone.cpu().eval()
-    out = []
+    out = [np.zeros((0, GROUPS * backbone.config.d_model), np.float32)]
     for i in range(0, len(starts), batch_size):
         idx = starts[i : i + batch_size, None] + np.arange(length)[None, :]
         tokens = backbone.encode(torch.from_numpy(values[idx])[:, None, :]).tokens[:, 0].float()   # [b, P, d]
         b, p, d = tokens.shape
         out.append(tokens.reshape(b, GROUPS, p // GROUPS, d).mean(2).reshape(b, -1).numpy())
-    return starts, np.concatenate(out)
+    return np.concatenate(out)
+
+
+def subsequence_embeddings(backbone, series: np.ndarray, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts [N], descriptors [N, GROUPS * d])`` of every subsequence of a univariate
+    ``series`` (:func:`subsequence_starts`)."""
+    starts = subsequence_starts(len(series), length, stride)
+    return starts, embed_subsequences(backbone, series, starts, length)
 
 
 def nearest_distance(query: np.ndarray, reference: np.ndarray, query_positions: np.ndarray | None = None,
@@ -99,23 +106,36 @@ def to_steps(starts: np.ndarray, values: np.ndarray, n: int, length: int) -> np.
     return np.where(np.isnan(out), np.nanmedian(out) if np.isfinite(out).any() else 0.0, out)
 
 
-def reference_descriptors(descriptors: np.ndarray) -> np.ndarray:
-    """At most ``MAX_REFERENCE`` descriptors, evenly spaced (float16: the fitted state)."""
-    return descriptors[evenly_spaced(len(descriptors), MAX_REFERENCE)].astype(np.float16)
+def reference_descriptors(backbone, series: list[np.ndarray], length: int, stride: int) -> np.ndarray:
+    """The training descriptors kept as neighbours: at most ``MAX_REFERENCE`` of the
+    subsequences of ``series`` (univariate), evenly spaced; only those are embedded.
+    Float16: they are fitted state."""
+    pairs = [(i, s) for i, x in enumerate(series) for s in subsequence_starts(len(x), length, stride)]
+    keep = [pairs[k] for k in evenly_spaced(len(pairs), MAX_REFERENCE)]
+    parts = [embed_subsequences(backbone, x, np.array([s for j, s in keep if j == i], np.int64), length)
+             for i, x in enumerate(series)]
+    return np.concatenate(parts).astype(np.float16)
 
 
 def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None, length: int,
-                      stride: int) -> np.ndarray:
+                      stride: int, chunk: int = 8192) -> np.ndarray:
     """Per-step discord distance ``[T]`` of a univariate ``series``: each subsequence's
     distance to its nearest neighbour among the series' own subsequences (a self-join,
     trivial matches excluded; at most ``MAX_REFERENCE`` evenly spaced neighbours) and the
     ``reference`` descriptors of the training data, if any. The self-join is what keeps a
-    series that has drifted from its training data from being one long discord."""
-    starts, desc = subsequence_embeddings(backbone, series, length, stride)
-    own = evenly_spaced(len(desc), MAX_REFERENCE)
-    dist = nearest_distance(desc, desc[own], starts, starts[own], exclusion=length)
-    if reference is not None and len(reference):
-        dist = np.minimum(dist, nearest_distance(desc, reference.astype(np.float32)))
+    series that has drifted from its training data from being one long discord.
+    Subsequences are embedded and searched ``chunk`` at a time: memory does not grow
+    with the series."""
+    starts = subsequence_starts(len(series), length, stride)
+    own = evenly_spaced(len(starts), MAX_REFERENCE)
+    neighbours = embed_subsequences(backbone, series, starts[own], length)
+    dist = np.zeros(len(starts), np.float32)
+    for i in range(0, len(starts), chunk):
+        part = embed_subsequences(backbone, series, starts[i : i + chunk], length)
+        d = nearest_distance(part, neighbours, starts[i : i + chunk], starts[own], exclusion=length)
+        if reference is not None and len(reference):
+            d = np.minimum(d, nearest_distance(part, reference.astype(np.float32)))
+        dist[i : i + chunk] = d
     return to_steps(starts, dist, len(series), length)
 
 
@@ -160,8 +180,7 @@ class DiscordProfile:
         reconstruction scores (``[T, C]``); the training series' discord distances come
         from their self-join, since each is in the reference."""
         channels = series[0].shape[1]
-        refs = [reference_descriptors(np.concatenate(
-            [subsequence_embeddings(backbone, s[:, c], LENGTH, STRIDE)[1] for s in series])) for c in range(channels)]
+        refs = [reference_descriptors(backbone, [s[:, c] for s in series], LENGTH, STRIDE) for c in range(channels)]
         distances = [np.stack([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for c in range(channels)],
                               axis=1) for s in series]
         return cls.from_training(refs, distances, scores)
