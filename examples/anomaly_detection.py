@@ -16,33 +16,18 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from trace_forecast import TraceAnomalyDetector  # noqa: E402
-from trace_forecast.datasets import load_etth1  # noqa: E402
+from trace_forecast.datasets import inject_anomalies, load_etth1  # noqa: E402
 from trace_forecast.plotting import plot_anomaly_scores  # noqa: E402
 
 TRAIN = 12 * 30 * 24
 
 
-def with_anomalies(y: pd.Series, seed: int = 0) -> tuple[pd.Series, np.ndarray]:
-    """A copy of ``y`` with a spike, a level shift and a noise burst, and their labels."""
-    rng = np.random.default_rng(seed)
-    x, labels = y.copy(), np.zeros(len(y), dtype=bool)
-    scale = y.std()
-    spike, shift, burst = TRAIN + 1500, TRAIN + 4000, TRAIN + 6500
-    x.iloc[spike:spike + 3] += 4 * scale
-    x.iloc[shift:shift + 48] += 2 * scale
-    x.iloc[burst:burst + 72] += rng.normal(0, 1.5 * scale, 72)
-    for start, length in ((spike, 3), (shift, 48), (burst, 72)):
-        labels[start:start + length] = True
-    return x, labels
-
-
 def main() -> dict:
     y = load_etth1()["OT"]
-    x, labels = with_anomalies(y)
+    x, labels = inject_anomalies(y, TRAIN)
     detector = TraceAnomalyDetector(threshold="contamination", contamination=0.015, random_state=0)
     detector.fit(y.iloc[:TRAIN])
     test, test_labels = x.iloc[TRAIN:], labels[TRAIN:]

@@ -17,29 +17,14 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from trace_forecast import TraceForecaster
-from trace_forecast.datasets import load_etth1
+from trace_forecast.datasets import inject_anomalies, load_etth1
 
 TRAIN = 12 * 30 * 24
 HORIZON = 24
 
 
-def with_anomalies(y: pd.Series, seed: int = 0) -> tuple[pd.Series, np.ndarray]:
-    """A copy of ``y`` with a spike, a level shift and a noise burst after the training
-    months, and their labels."""
-    rng = np.random.default_rng(seed)
-    x, labels = y.copy(), np.zeros(len(y), dtype=bool)
-    scale = y.std()
-    spike, shift, burst = TRAIN + 1500, TRAIN + 4000, TRAIN + 6500
-    x.iloc[spike:spike + 3] += 4 * scale
-    x.iloc[shift:shift + 48] += 2 * scale
-    x.iloc[burst:burst + 72] += rng.normal(0, 1.5 * scale, 72)
-    for start, length in ((spike, 3), (shift, 48), (burst, 72)):
-        labels[start:start + length] = True
-    return x, labels
-
-
 def sktime_part(y: pd.DataFrame) -> None:
-    x, labels = with_anomalies(y["OT"])
+    x, labels = inject_anomalies(y["OT"], TRAIN)
     forecaster = TraceForecaster(multitask=True, random_state=0)
     forecaster.fit(y.iloc[:TRAIN], fh=np.arange(1, HORIZON + 1))
     forecast = forecaster.predict()
@@ -60,7 +45,7 @@ def darts_part(y: pd.DataFrame) -> None:
 
     from trace_forecast.darts import TraceModel
 
-    x, labels = with_anomalies(y["OT"])
+    x, labels = inject_anomalies(y["OT"], TRAIN)
     train = TimeSeries.from_values(y["OT"].to_numpy(np.float32)[:TRAIN])
     model = TraceModel(output_chunk_length=HORIZON, multitask=True, random_state=0)
     model.fit(train, verbose=False)

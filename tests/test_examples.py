@@ -50,3 +50,20 @@ def test_example_runs(script, tmp_path):
         import torch
 
         assert ("skipping" in done.stdout) != torch.cuda.is_available()
+
+
+def test_inject_anomalies_labels_what_it_changes_and_leaves_the_input_alone():
+    import numpy as np
+    import pandas as pd
+
+    from trace_forecast.datasets import inject_anomalies
+    from trace_forecast.errors import DataError
+
+    y = pd.Series(np.sin(np.arange(9000) / 10.0))
+    before = y.copy()
+    x, labels = inject_anomalies(y, 1000)
+    pd.testing.assert_series_equal(y, before)
+    changed = ~np.isclose(x.to_numpy(), y.to_numpy())
+    assert labels.sum() == 3 + 48 + 72 and not (changed & ~labels).any() and changed[labels].mean() > 0.9
+    with pytest.raises(DataError, match="at least"):
+        inject_anomalies(y.iloc[:7000], 1000)

@@ -77,3 +77,22 @@ def rolling_windows(values: np.ndarray, lookback: int, horizon: int) -> tuple[np
         raise DataError(f"series of {len(values)} rows is too short for lookback {lookback} + horizon {horizon}")
     idx = np.arange(n)[:, None]
     return values[idx + np.arange(lookback)], values[idx + lookback + np.arange(horizon)]
+
+
+def inject_anomalies(y: pd.Series, start: int, seed: int = 0) -> tuple[pd.Series, np.ndarray]:
+    """A copy of ``y`` with three labelled anomalies after ``start`` -- a 3-step spike
+    (+4 standard deviations) at ``start + 1500``, a 48-step level shift (+2) at
+    ``start + 4000`` and a 72-step noise burst (1.5) at ``start + 6500`` -- and the boolean
+    labels. The examples' test bed: ``y`` itself is not changed."""
+    rng = np.random.default_rng(seed)
+    x, labels = y.copy(), np.zeros(len(y), dtype=bool)
+    scale = y.std()
+    spike, shift, burst = start + 1500, start + 4000, start + 6500
+    if burst + 72 > len(y):
+        raise DataError(f"y needs at least {burst + 72} values to hold the anomalies after step {start}")
+    x.iloc[spike : spike + 3] += 4 * scale
+    x.iloc[shift : shift + 48] += 2 * scale
+    x.iloc[burst : burst + 72] += rng.normal(0, 1.5 * scale, 72)
+    for first, length in ((spike, 3), (shift, 48), (burst, 72)):
+        labels[first : first + length] = True
+    return x, labels
