@@ -37,6 +37,7 @@ HEADS = ("reconstruction", "linear")
 TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
 HEAD_INITS = ("ridge", "default")
 FIT_STRATEGIES = ("fine-tune", "zero-shot")
+SMOOTHINGS = ("multi-scale", "max")
 DEVICES = ("auto", "cpu", "cuda", "gpu")
 DSIC_RULES = ("taylor2", "magnitude", "random")
 
@@ -280,7 +281,7 @@ _TABLE = [
        "complementary masks hiding contiguous quarters of each window (``\"block\"``) or every\n"
        "fourth patch (``\"interleaved\"``), a forecast of the window's last 16 patches\n"
        "(``\"forecast\"``), or the unmasked reconstruction (``\"unmasked\"``, MOMENT's)."),
-    _p("smoothing", "multi-scale", '{"multi-scale", "max"}', choice(("multi-scale", "max")),
+    _p("smoothing", "multi-scale", '{"multi-scale", "max"}', choice(SMOOTHINGS),
        "How step errors become scores: ``\"multi-scale\"`` averages them over 1, ``score_window / 16``,\n"
        "``/ 4`` and ``score_window`` steps and takes the largest, each span in units of its\n"
        "training level (a spike keeps its locality, a slow anomaly is seen at the long spans);\n"

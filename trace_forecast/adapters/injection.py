@@ -19,6 +19,11 @@ from trace_forecast.adapters.gated_lora import GatedLoraLinear
 DEFAULT_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
 
 
+def resolve_targets(lora_targets: Sequence[str] | None) -> tuple[str, ...]:
+    """The ``lora_targets`` parameter as a tuple (``None``: every default target)."""
+    return DEFAULT_TARGETS if lora_targets is None else tuple(lora_targets)
+
+
 def find_targets(root: nn.Module, targets: Sequence[str]) -> list[str]:
     """Names of ``nn.Linear`` modules under ``root`` whose last name part is a target.
 

@@ -19,7 +19,7 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PL
 
 from torch.utils.data import DataLoader, Subset
 
-from trace_forecast.adapters import DEFAULT_TARGETS
+from trace_forecast.adapters import resolve_targets
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
@@ -111,7 +111,7 @@ class TraceModule(PLForecastingModule):
             adapter=adapter,
             head=head,
             lora_rank=lora_rank,
-            lora_targets=DEFAULT_TARGETS if lora_targets is None else tuple(lora_targets),
+            lora_targets=resolve_targets(lora_targets),
             temporal_map=temporal_map,
             future_patches=resolve_future_patches(
                 future_patches, self.output_chunk_length + self.output_chunk_shift, self.context_length, base.patch_len

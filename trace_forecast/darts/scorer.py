@@ -8,7 +8,7 @@ import numpy as np
 from darts import TimeSeries
 from darts.ad.scorers.scorers import FittableAnomalyScorer
 
-from trace_forecast.adapters import DEFAULT_TARGETS
+from trace_forecast.adapters import resolve_targets
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.validation import check_series
 from trace_forecast.estimators._common import train_settings
@@ -174,7 +174,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
             context_length=self.context_length,
             adapter=self.adapter,
             lora_rank=self.lora_rank,
-            lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
+            lora_targets=resolve_targets(self.lora_targets),
         )
         backbone = shared_backbone(self.backbone)
         check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)

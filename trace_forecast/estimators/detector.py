@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
 
-from trace_forecast.adapters import DEFAULT_TARGETS
+from trace_forecast.adapters import resolve_targets
 from trace_forecast.errors import DataError, ParameterError
 from trace_forecast.estimators._common import adopt_fit, fitted_state, shared_params, store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, check_frame
@@ -220,8 +220,15 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
             raise DataError(f"X has {len(X.columns)} columns but the detector was fitted on {len(self.columns_)}")
         return X.to_numpy(dtype=np.float32)
 
-    def _fit(self, X, y=None):
+    def _backbone(self):
+        """The pretrained backbone, checked against ``context_length``."""
         from trace_forecast.backbone import shared_backbone
+
+        backbone = shared_backbone(self.backbone)
+        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+        return backbone
+
+    def _fit(self, X, y=None):
         from trace_forecast.tasks.anomaly import calibrate, fit_anomaly_model
         from trace_forecast.tasks.scoring import tail_threshold
 
@@ -230,6 +237,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         values = self._values(X)
         self.columns_ = list(X.columns)
         adopted = self.__dict__.pop("_adopted__fit", None)
+        calibration = None                            # the single-task fit calibrates as it trains
         if adopted is not None:                       # TraceForecaster.to_detector: no training
             adopt_fit(self, adopted)
             if adopted.get("residuals") is not None:  # its forecasting head stays usable
@@ -238,16 +246,13 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         elif self.multitask:
             self._fit_jointly(X, values)
         else:
-            backbone = shared_backbone(self.backbone)
-            check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
             spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
-                               lora_rank=self.lora_rank,
-                               lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets))
+                               lora_rank=self.lora_rank, lora_targets=resolve_targets(self.lora_targets))
             settings = train_settings(self, mask_ratio=self.mask_ratio)
-            result, calibration = fit_anomaly_model([values], backbone, spec, settings, self._scoring(),
+            result, calibration = fit_anomaly_model([values], self._backbone(), spec, settings, self._scoring(),
                                                     self.validation_fraction, self.max_windows, self.window_stride)
             store_fit(self, result)
-        if adopted is not None or self.multitask:
+        if calibration is None:
             calibration = calibrate(self.network_, [values], self._scoring())
         self.error_scale_, self.multi_scale_, self.discords_ = (calibration.scale, calibration.multi_scale,
                                                                 calibration.discords)
@@ -266,18 +271,16 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         """TRACE's multi-task fit: forecasting ``forecast_horizon`` steps ahead plus masked
         reconstruction (the score's masks), one set of adapters; the same objective and
         engine as ``TraceForecaster(multitask=True)``."""
-        from trace_forecast.backbone import shared_backbone
         from trace_forecast.heads import resolve_future_patches
         from trace_forecast.tasks.forecast import fit_forecast, learnable_context
 
         series = [values[:, c] for c in range(values.shape[1])]
         horizon = self.forecast_horizon
         min_context = learnable_context(series, horizon, "X")
-        backbone = shared_backbone(self.backbone)
-        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+        backbone = self._backbone()
         spec = NetworkSpec(horizon=horizon, context_length=self.context_length, adapter=self.adapter,
                            lora_rank=self.lora_rank,
-                           lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
+                           lora_targets=resolve_targets(self.lora_targets),
                            future_patches=resolve_future_patches(default("future_patches"), horizon,
                                                                  self.context_length, backbone.patch_len))
         fit = fit_forecast(series, backbone, spec, train_settings(self, mask_ratio=self.mask_ratio),

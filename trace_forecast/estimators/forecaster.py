@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from trace_forecast.adapters import DEFAULT_TARGETS
+from trace_forecast.adapters import resolve_targets
 from trace_forecast.errors import DataError
 from trace_forecast.estimators._common import adopt_fit, fitted_state, shared_params, store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
@@ -200,7 +200,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             adapter=self.adapter,
             head=self.head,
             lora_rank=self.lora_rank,
-            lora_targets=DEFAULT_TARGETS if self.lora_targets is None else tuple(self.lora_targets),
+            lora_targets=resolve_targets(self.lora_targets),
             temporal_map=self.temporal_map,
             future_patches=resolve_future_patches(self.future_patches, horizon, self.context_length, patch_len),
         )
@@ -410,8 +410,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         if isinstance(X.index, pd.MultiIndex):
             raise DataError("to_detector calibrates on one (possibly multivariate) series; the forecaster was "
                             "fitted on a panel: pass one of its series as X")
-        horizon = self.network_.spec.horizon if self.network_.forecast_head is not None else None
-        settings = {**shared_params(self, TraceAnomalyDetector), "forecast_horizon": horizon, **params}
+        settings = {**shared_params(self, TraceAnomalyDetector), "forecast_horizon": self.network_.spec.horizon,
+                    **params}
         detector = TraceAnomalyDetector(**settings)
         detector._adopted__fit = fitted_state(self, residuals=self.residuals_)
         return detector.fit(X)

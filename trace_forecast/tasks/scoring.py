@@ -247,7 +247,6 @@ class ErrorScale:
         return (errors - self.center[zone]) / self.scale[zone]
 
 
-SMOOTHINGS = ("multi-scale", "max")
 TAIL_QUANTILE = 0.99   # training quantile that is one unit of a calibrated score
 
 
