@@ -9,7 +9,8 @@ import numpy as np
 
 from trace_forecast.parameters import default
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate_errors
-from trace_forecast.tasks.scoring import ErrorScale, anomaly_scores, moving_average, smooth_errors, tail_threshold
+from trace_forecast.tasks.scoring import (ErrorScale, anomaly_scores, moving_average, smooth_errors, tail_level,
+                                          tail_threshold)
 
 CONTEXT = 512
 SCALES = (1, 8, 32, 128)
@@ -23,11 +24,11 @@ def robust_z(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def tail_calibrated(values: np.ndarray, train: np.ndarray, q: float = TAIL_Q) -> np.ndarray:
-    """``values`` in units of the training scores' ``q`` quantile above their median (so
-    that scores of different spread and tail compare at the level thresholds live at)."""
-    center = np.median(train)
-    return (values - center) / max(np.quantile(train, q) - center, 1e-12)
-
+    """``values`` in units of the training scores' ``q`` quantile above their median
+    (:func:`tail_level`: scores of different spread and tail compare at the level
+    thresholds live at)."""
+    center, unit = tail_level(np.asarray(train)[:, None], quantile=q)
+    return (values - center[0]) / unit[0]
 
 
 PACKAGE_VARIANTS = {

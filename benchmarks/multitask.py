@@ -32,6 +32,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from benchmarks.anomaly_suite import metrics
 from benchmarks.common import RESULTS, environment
 from trace_forecast.metrics import mse
 
@@ -116,12 +117,6 @@ def part_tasks(data, log) -> list[dict]:
     return rows
 
 
-def _anomaly_metrics(series: dict, scores: np.ndarray) -> dict:
-    from benchmarks.anomaly_suite import metrics
-
-    return metrics(series, scores)
-
-
 def part_anomaly(log) -> list[dict]:
     from trace_forecast import TraceAnomalyDetector, TraceForecaster
 
@@ -143,7 +138,7 @@ def part_anomaly(log) -> list[dict]:
                 seconds = time.perf_counter() - start
                 scores = detector.transform_scores(x)["scores"].to_numpy()
                 rows.append({"part": "anomaly", "dataset": series["name"], "benchmark": series["benchmark"],
-                             "arm": arm, "seed": seed, "fit_seconds": seconds, **_anomaly_metrics(series, scores)})
+                             "arm": arm, "seed": seed, "fit_seconds": seconds, **metrics(series, scores)})
                 log(rows[-1])
     return rows
 
@@ -186,7 +181,7 @@ def part_unseen(data, log) -> list[dict]:
                 detector = model.to_detector(X=x.iloc[: series["train_end"]])
                 scores = detector.transform_scores(x)["scores"].to_numpy()
                 rows.append({"part": "unseen", "dataset": series["name"], "benchmark": "NAB", "arm": arm,
-                             "seed": seed, **_anomaly_metrics(series, scores)})
+                             "seed": seed, **metrics(series, scores)})
     return rows
 
 
