@@ -161,7 +161,7 @@ def test_predict_var_is_the_variance_of_the_quantiles_distribution(make):
     f = make().fit(_series(200), fh=[1, 2, 3])
     var = f.predict_var().to_numpy()[:, 0]
     _, _, std = predict_normalized(f.network_, [_series(200).to_numpy()[-64:]])
-    np.testing.assert_allclose(var, std[0] ** 2 * f.residuals_.var(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(var, std[0] ** 2 * f.residuals_.residuals.var(axis=0), rtol=1e-5)
     with pytest.raises(NotImplementedError, match="marginal"):
         f.predict_var(cov=True)
 

@@ -123,11 +123,12 @@ class WindowDataset(Dataset):
 
 @dataclass(frozen=True)
 class WindowSets:
-    """Training and validation windows of one fit, plus every training origin (uncapped)."""
+    """Training and validation windows of one fit, plus every training and validation origin (uncapped)."""
 
     train: WindowDataset
     val: WindowDataset
     all_train: WindowPlan
+    all_val: WindowPlan
 
 
 def make_window_sets(
@@ -149,6 +150,7 @@ def make_window_sets(
         WindowDataset(series, subsample(train_plan, max_windows, seed), context_length, horizon),
         WindowDataset(series, subsample(val_plan, val_cap, seed + 1), context_length, horizon),
         train_plan,
+        val_plan,
     )
 
 

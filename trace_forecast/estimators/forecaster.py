@@ -32,9 +32,10 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     (Monte-Carlo gate masking on validation windows), and the forecast comes from the
     pretrained reconstruction head plus a tiny temporal map. Channels are modelled
     independently; panel and hierarchical data are fitted globally (one model for all
-    series). Prediction intervals are split-conformal: empirical quantiles of the
-    residuals per horizon step, in each window's normalised scale, calibrated online
-    (validation windows at ``fit``; each ``update`` adds the windows it completes).
+    series). Prediction intervals are normalised split-conformal: empirical quantiles of
+    out-of-sample residuals per horizon step, in each window's RevIN scale and each
+    series' own difficulty scale, calibrated online (validation windows at ``fit``; each
+    ``update`` adds the windows it completes).
 
     Pickles and ``save`` files hold the adapter and head only; loading rebuilds the
     network from the same ``backbone`` checkpoint.
@@ -251,22 +252,23 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         )
 
     def _store(self, fit: ForecastFit, series: list[np.ndarray]) -> None:
-        from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS
+        from trace_forecast.tasks.calibration import ResidualPool
 
         store_fit(self, fit.result)
-        self.residuals_ = fit.residuals[-CALIBRATION_WINDOWS:]
+        self.residuals_ = ResidualPool.empty(fit.network.spec.horizon).extend(fit.residuals, len(series))
         self._scored_lengths = [len(s) for s in series]
 
     def _calibrate_online(self, series: list[np.ndarray]) -> None:
         """Add the residuals of windows that the new observations completed (the model's
         out-of-sample errors) to the calibration pool, keeping its newest windows."""
-        from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS, realised_residuals
+        from trace_forecast.tasks.calibration import windows_per_series
+        from trace_forecast.tasks.forecast import realised_residuals
 
         if len(series) != len(self._scored_lengths):  # new instances: start their count at zero
             self._scored_lengths = self._scored_lengths + [0] * (len(series) - len(self._scored_lengths))
-        new = realised_residuals(self.network_, series, self._scored_lengths, CALIBRATION_WINDOWS,
+        new = realised_residuals(self.network_, series, self._scored_lengths, windows_per_series(len(series)),
                                  device=self.device)
-        self.residuals_ = np.concatenate([self.residuals_, new])[-CALIBRATION_WINDOWS:]
+        self.residuals_ = self.residuals_.extend(new, len(series))
         self._scored_lengths = [len(s) for s in series]
 
     # ------------------------------------------------------------------ sktime API
@@ -299,11 +301,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         _, series = self._series(y)
         adopted = self.__dict__.pop("_adopted__fit", None)
         if adopted is not None:  # TraceAnomalyDetector.to_forecaster: the detector's network, no training
-            from trace_forecast.tasks.forecast import CALIBRATION_WINDOWS
-
             adopt_fit(self, adopted)
             self._check_horizon(steps)
-            self.residuals_ = adopted["residuals"][-CALIBRATION_WINDOWS:]
+            self.residuals_ = adopted["residuals"]
             self._scored_lengths = [len(s) for s in series]
             return self
         init = None
@@ -344,8 +344,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     def _forecast_at(self, fh, steps: np.ndarray, offsets: list[np.ndarray]) -> list[pd.DataFrame]:
         """One frame per offset: ``(pred + offset) * std + mean`` at ``steps`` (of ``fh``).
 
-        ``offsets`` are RevIN-space shifts per step (zeros for the point forecast,
-        residual quantiles for intervals); the network runs once for all of them.
+        ``offsets`` are RevIN-space shifts per step, ``[n_steps]`` or per series
+        ``[n_series, n_steps]`` (zeros for the point forecast, residual quantiles for
+        intervals); the network runs once for all of them.
         """
         self._check_horizon(steps)
         keys, series = self._split(self._history)  # validated when it was stored
@@ -356,7 +357,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         index = fh.to_absolute_index(self.cutoff)
         columns = pd.Index(self._columns)
         return [
-            assemble(keys, columns, index, (pred[:, steps - 1] + offset[None, :]) * std[:, None] + mean[:, None],
+            assemble(keys, columns, index, (pred[:, steps - 1] + offset) * std[:, None] + mean[:, None],
                      self._index_names())
             for offset in offsets
         ]
@@ -366,11 +367,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         return self._forecast_at(fh, steps, [np.zeros(len(steps))])[0]
 
     def _predict_quantiles(self, fh, X=None, alpha=None):
-        from trace_forecast.tasks.forecast import residual_quantiles
-
         steps = self._horizon(fh)
-        q = residual_quantiles(self.residuals_, list(alpha), steps - 1)  # [n_alpha, n_steps]
-        frames = self._forecast_at(fh, steps, list(q))
+        q = self.residuals_.quantiles(list(alpha), steps - 1, len(self._scored_lengths))  # [n_series, n_alpha, n_steps]
+        frames = self._forecast_at(fh, steps, list(q.transpose(1, 0, 2)))
         for frame, a in zip(frames, alpha, strict=True):
             frame.columns = pd.MultiIndex.from_tuples([(c, a) for c in self._columns])
         out = pd.concat(frames, axis=1)
@@ -378,7 +377,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _predict_var(self, fh, X=None, cov=False):
         """Variance of the conformal predictive distribution that the quantiles come from:
-        the calibration residuals' variance per horizon step, times each window's RevIN scale."""
+        the calibration residuals' variance per horizon step, times each window's RevIN
+        scale and each series' difficulty scale (:class:`~trace_forecast.tasks.calibration.ResidualPool`)."""
         if cov:
             raise NotImplementedError("TraceForecaster gives marginal variances only (cov=False)")
         from trace_forecast.tasks.forecast import predict_normalized
@@ -387,9 +387,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self._check_horizon(steps)
         keys, series = self._split(self._history)
         _, _, std = predict_normalized(self.network_, [s[-self.context_length :] for s in series], device=self.device)
-        var = self.residuals_[:, steps - 1].var(axis=0) if len(self.residuals_) else np.zeros(len(steps))
+        var = self.residuals_.variance(steps - 1, len(series))  # [n_series, n_steps]
         index = fh.to_absolute_index(self.cutoff)
-        return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var[None, :], self._index_names())
+        return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var, self._index_names())
 
     def to_detector(self, X=None, **params):
         """A fitted :class:`~trace_forecast.TraceAnomalyDetector` that scores anomalies with

@@ -1,5 +1,6 @@
 """Forecasting as a task on plain arrays: fit a network on many series, predict from
-histories, and keep the validation residuals that give prediction intervals.
+histories, and keep the out-of-sample residuals that give prediction intervals
+(:mod:`trace_forecast.tasks.calibration`).
 
 The sktime forecaster is a thin translation layer over this module.
 """
@@ -24,15 +25,18 @@ from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads.ridge import RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
+from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDOWS: re-exported)
+    CALIBRATION_WINDOWS,
+    FIT_CALIBRATION_WINDOWS,
+    ResidualPool,
+    spread_in_time,
+)
 
 
 # Context of a training window: at least one full patch. RevIN estimates each window's
 # scale from its context; from one or two values the normalised targets explode (a
 # 5-point series once forecast 195 for a level of 120).
 MIN_CONTEXT = 8
-# Interval calibration pool: the newest residual windows kept (validation windows at fit, then
-# the windows that update() completes; docs/design.md, "Prediction intervals").
-CALIBRATION_WINDOWS = 1024
 # Zero-shot fits forecast this many of the series' windows (all unseen) for interval residuals.
 ZERO_SHOT_RESIDUAL_WINDOWS = 2048
 # Below one patch, series down to this much context still train, with a warning.
@@ -71,10 +75,10 @@ def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y") -
 
 @dataclass
 class ForecastFit:
-    """A fitted forecasting network and the residuals used for intervals."""
+    """A fitted forecasting network and the out-of-sample residuals used for intervals."""
 
     result: FitResult
-    residuals: np.ndarray  # [n_windows, H] signed errors in RevIN space (y - pred)
+    residuals: ResidualPool
 
     @property
     def network(self) -> TraceNetwork:
@@ -132,6 +136,14 @@ def window_residuals(network: TraceNetwork, dataset: WindowDataset, device: str 
     return (y - pred).astype(np.float32)
 
 
+def residual_pool(network: TraceNetwork, series: list[np.ndarray], origins: np.ndarray,
+                  device: str = "cpu") -> ResidualPool:
+    """The residuals of the windows at ``origins`` (``[n, 2]`` series, origin), with their series."""
+    plan = WindowPlan(np.asarray(origins, dtype=np.int64).reshape(-1, 2))
+    dataset = WindowDataset(series, plan, network.spec.context_length, network.spec.horizon)
+    return ResidualPool(window_residuals(network, dataset, device), plan.origins[:, 0].copy())
+
+
 def fit_forecast(
     series: list[np.ndarray],
     backbone: MomentBackbone,
@@ -174,8 +186,10 @@ def fit_forecast(
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
-    residual_ds = val_ds if len(val_ds) else train_ds
-    return ForecastFit(result, window_residuals(result.network, residual_ds, settings.device))
+    # Validation windows, spread in time and over every series (training windows when nothing is held out).
+    held_out = sets.all_val if len(sets.all_val) else sets.all_train
+    calibration = spread_in_time(held_out.origins, FIT_CALIBRATION_WINDOWS)
+    return ForecastFit(result, residual_pool(result.network, series, calibration, settings.device))
 
 
 def zero_shot_forecast(
@@ -189,14 +203,11 @@ def zero_shot_forecast(
     from trace_forecast.params import parameter_report
 
     start = time.perf_counter()
-    seed = settings.random_state or 0
     spec = replace(spec, adapter="none")
     network = build_network(backbone, spec, seed=settings.random_state)
     use_zero_shot_map(network)
-    every = WindowPlan(np.concatenate([sets.all_train.origins, sets.val.plan.origins]))
-    residual_ds = WindowDataset(series, subsample(every, ZERO_SHOT_RESIDUAL_WINDOWS, seed + 3),
-                                spec.context_length, spec.horizon)
-    residuals = window_residuals(network, residual_ds, settings.device)
+    every = np.concatenate([sets.all_train.origins, sets.all_val.origins])
+    residuals = residual_pool(network, series, spread_in_time(every, ZERO_SHOT_RESIDUAL_WINDOWS), settings.device)
     result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
                        parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0)
     return ForecastFit(result, residuals)
@@ -209,26 +220,17 @@ def realised_residuals(
     limit: int,
     min_context: int = MIN_CONTEXT,
     device: str = "cpu",
-) -> np.ndarray:
+) -> ResidualPool:
     """Residuals of the windows whose targets became fully observed since ``series`` had
     ``scored_lengths`` values: origins ``o`` with ``old - H < o <= new - H``, the newest
-    ``limit`` of them (by distance from each series' end), oldest first. Online conformal calibration:
-    these are forecasts the fitted model makes of data it never saw."""
+    ``limit`` of each series, oldest first. Online conformal calibration: these are
+    forecasts the fitted model makes of data it never saw."""
     horizon = network.spec.horizon
     pairs = []
     for i, (s, old) in enumerate(zip(series, scored_lengths, strict=True)):
-        first = max(old - horizon + 1, min_context)
-        pairs.extend((i, o, len(s) - o) for o in range(first, len(s) - horizon + 1))
+        last = len(s) - horizon
+        first = max(old - horizon + 1, min_context, last - limit + 1)
+        pairs.extend((i, o) for o in range(first, last + 1))
     if not pairs:
-        return np.zeros((0, horizon), dtype=np.float32)
-    newest = sorted(pairs, key=lambda p: p[2])[:limit][::-1]  # oldest first, as the pool is kept
-    plan = WindowPlan(np.array([(i, o) for i, o, _ in newest], dtype=np.int64).reshape(-1, 2))
-    return window_residuals(network, WindowDataset(series, plan, network.spec.context_length, horizon), device)
-
-
-def residual_quantiles(residuals: np.ndarray, alphas: list[float], steps: np.ndarray) -> np.ndarray:
-    """Empirical quantiles ``[len(alphas), len(steps)]`` of the residuals per horizon step
-    (``steps`` are 0-based). With no residuals, intervals collapse to the point forecast."""
-    if len(residuals) == 0:
-        return np.zeros((len(alphas), len(steps)))
-    return np.quantile(residuals[:, steps], alphas, axis=0)
+        return ResidualPool.empty(horizon)
+    return residual_pool(network, series, np.array(pairs, dtype=np.int64), device)
