@@ -349,3 +349,58 @@ def test_conformal_naive_model_wraps_trace_model(tiny_backbone_dir):
                                           num_samples=50, verbose=False)
     scores = conformal.backtest(series, historical_forecasts=hist, metric=ic, metric_kwargs={"q_interval": (0.1, 0.9)})
     assert len(hist) > 0 and np.all(np.isfinite(scores))
+
+
+# ---------------------------------------------------------------------- probabilistic forecasts
+def noisy_sine(n: int, seed: int) -> TimeSeries:
+    t = np.arange(n, dtype=np.float32)
+    values = np.sin(t / 6) + np.random.default_rng(seed).normal(0, 0.3, n)
+    return TimeSeries.from_times_and_values(pd.date_range("2020-01-01", periods=n, freq="h"),
+                                            values.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def probabilistic() -> TraceModel:
+    from darts.utils.likelihood_models.torch import QuantileRegression
+
+    model = TraceModel(**{**FAST, "n_epochs": 2}, likelihood=QuantileRegression([0.1, 0.5, 0.9]))
+    return model.fit(noisy_sine(600, seed=0), verbose=False)
+
+
+def test_quantile_likelihood_gives_ordered_conformal_quantiles_and_samples(probabilistic):
+    q = probabilistic.predict(n=8, predict_likelihood_parameters=True, verbose=False)
+    assert q.components.tolist() == ["0_q0.100", "0_q0.500", "0_q0.900"]
+    lo, mid, hi = q.values().T
+    assert (lo < mid).all() and (mid < hi).all()
+    offsets = probabilistic.model.interval_offsets
+    assert offsets.shape == (3, 8) and (offsets[0] < 0).all() and (offsets[2] > 0).all()
+    samples = probabilistic.predict(n=16, num_samples=50, verbose=False)  # 8 at once, then auto-regression
+    assert samples.n_samples == 50 and samples.n_timesteps == 16
+    assert np.isfinite(samples.all_values()).all()
+
+
+def test_conformal_quantiles_cover_unseen_data_of_the_same_kind(probabilistic):
+    from darts.metrics import mic
+
+    unseen = noisy_sine(400, seed=1)
+    forecasts = probabilistic.historical_forecasts(unseen, start=100, forecast_horizon=8, stride=4, retrain=False,
+                                                   num_samples=200, verbose=False)
+    coverage = float(np.mean(mic(unseen, forecasts, q_interval=(0.1, 0.9))))
+    assert 0.65 < coverage < 0.95  # nominal 80 %
+
+
+def test_quantile_offsets_are_saved_and_loaded(probabilistic, tmp_path):
+    probabilistic.save(str(tmp_path / "model.pt"))
+    loaded = TraceModel.load(str(tmp_path / "model.pt"))
+    np.testing.assert_allclose(loaded.model.interval_offsets.numpy(), probabilistic.model.interval_offsets.numpy())
+    q = probabilistic.predict(n=8, predict_likelihood_parameters=True, verbose=False)
+    np.testing.assert_allclose(loaded.predict(n=8, predict_likelihood_parameters=True, verbose=False).values(),
+                               q.values(), rtol=1e-5, atol=1e-5)
+
+
+def test_conformal_naive_model_wraps_a_fitted_trace_model(fitted):
+    from darts.models import ConformalNaiveModel
+
+    conformal = ConformalNaiveModel(fitted, quantiles=[0.1, 0.5, 0.9])
+    pred = conformal.predict(n=8, series=sine(n=300), num_samples=20, verbose=False)
+    assert pred.n_samples == 20 and pred.n_timesteps == 8

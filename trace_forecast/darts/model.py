@@ -13,11 +13,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from darts import TimeSeries
 from darts.models.forecasting.foundation_model import FoundationModel
 from darts.utils.data.torch_datasets.utils import TorchTrainingSample, _parse_input_chunk_length
+from darts.utils.likelihood_models.torch import QuantileRegression
 from darts.utils.serialization import add_safe_globals
 
 from trace_forecast.adapters import DEFAULT_TARGETS
@@ -38,7 +41,6 @@ MAX_OUTPUT_CHUNK_LENGTH = 720
 MAX_INPUT_CHUNK_LENGTH = 512  # MOMENT's context (every MOMENT checkpoint)
 PATCH_LENGTH = 8  # MOMENT's patch length; the loaded backbone is checked again when the module is built
 _REJECTED = {
-    "likelihood": "TraceModel is deterministic (likelihood must be None)",
     "use_reversible_instance_norm": "the backbone normalises every window itself (RevIN)",
     "loss_fn": "TraceModel trains TRACE's loss: forecast MSE in each window's RevIN space",
 }
@@ -91,7 +93,15 @@ class TraceModel(FoundationModel):
         starts the head's output layer is solved in closed form on frozen-backbone features
         (``head_init="ridge"``), then fine-tuned (LP-FT).
 
-        The model supports neither covariates nor a likelihood. Inputs shorter than
+        Probabilistic forecasts, as Darts' foundation models give them: pass
+        ``likelihood=QuantileRegression(quantiles)``, then ``predict(n, num_samples=500)``
+        samples the quantiles and ``predict(n, predict_likelihood_parameters=True)`` returns
+        them. The quantiles are conformal: after fitting, the quantiles per horizon step of
+        the network's residuals on the validation windows (in each window's RevIN scale);
+        training stays TRACE's. Darts' ``ConformalNaiveModel`` around a fitted model
+        calibrates per series instead.
+
+        The model supports no covariates. Inputs shorter than
         ``input_chunk_length`` are possible with ``input_chunk_length=(min, max)``: Darts
         left-pads them and the backbone ignores the padding through its ``input_mask``.
 
@@ -146,7 +156,8 @@ class TraceModel(FoundationModel):
             ``gradient_clip_val=1.0``) and ``show_warnings``. ``enable_finetuning=False``
             is Darts' foundation-model zero-shot mode: ``fit`` trains nothing and the head
             reads the pretrained backbone's prediction of the hidden future patches
-            (``True``, the default, fine-tunes). ``likelihood``, ``loss_fn`` and
+            (``True``, the default, fine-tunes). ``likelihood``: ``None`` or a
+            ``QuantileRegression`` (see above). ``loss_fn`` and
             ``use_reversible_instance_norm`` are fixed by the method and rejected.
 
         Examples
@@ -166,6 +177,11 @@ class TraceModel(FoundationModel):
         for key, why in _REJECTED.items():
             if kwargs.get(key) not in (None, False):
                 raise ParameterError(f"TraceModel does not accept `{key}`: {why}")
+        if kwargs.get("likelihood") is not None and not isinstance(kwargs["likelihood"], QuantileRegression):
+            raise ParameterError(
+                "TraceModel's likelihood is None (point forecasts) or a QuantileRegression (conformal quantiles "
+                f"calibrated on validation windows), got {type(kwargs['likelihood']).__name__}"
+            )
         finetune = kwargs.pop("enable_finetuning", None)
         if finetune not in (None, True, False):
             raise ParameterError(
@@ -319,10 +335,34 @@ class TraceModel(FoundationModel):
             self.batch_size = self.model_params["batch_size"]
         if isinstance(given, TimeSeries):  # predict() continues the whole series, not its training part
             self.training_series = given
+        self._calibrate_quantiles(val_series if val_series is not None else series)
         dsic = next((cb for cb in getattr(self.trainer, "callbacks", []) if isinstance(cb, GatedDSIC)), None)
         if dsic is not None:  # kept on the model (saved with it), the trainer is not
             self._selection_history = history_frame(dsic.selection_history(), dsic.module_names)
         return self
+
+    def _calibrate_quantiles(self, series: TimeSeries | Sequence[TimeSeries]) -> None:
+        """With a ``QuantileRegression`` likelihood: the module's conformal offsets, the
+        quantiles per horizon step of the fitted network's residuals (RevIN units) on the
+        windows of ``series`` -- the held-out validation parts, or the training series when
+        nothing was held out (``docs/design.md``, "Prediction intervals")."""
+        from trace_forecast.tasks.calibration import FIT_CALIBRATION_WINDOWS, spread_in_time
+        from trace_forecast.tasks.forecast import residual_pool
+
+        if self.likelihood is None or self.model is None:
+            return
+        arrays = [ts.values(copy=False)[:, c].astype("float32") for ts in as_list(series) for c in range(ts.width)]
+        horizon = self.output_chunk_length + self.output_chunk_shift
+        first = self.min_input_chunk_length
+        origins = [(i, o) for i, a in enumerate(arrays) for o in range(first, len(a) - horizon + 1)]
+        if not origins:
+            return
+        network = self.model.network
+        device = "cuda" if next(network.parameters()).is_cuda else "cpu"
+        plan = spread_in_time(np.asarray(origins, dtype=np.int64), FIT_CALIBRATION_WINDOWS)
+        pool = residual_pool(network, arrays, plan, device)
+        offsets = np.quantile(pool.residuals[:, self.output_chunk_shift :], self.likelihood.quantiles, axis=0)
+        self.model.interval_offsets.copy_(torch.as_tensor(offsets, dtype=self.model.interval_offsets.dtype))
 
     def predict(self, n: int, series=None, *args, **kwargs):
         """Forecast ``n`` steps after the end of each series (see Darts' ``predict``)."""

@@ -131,6 +131,10 @@ class TraceModule(PLForecastingModule):
         # Persisted with the weights, so continued training does not redo the closed-form start;
         # a shifted output chunk has no targets for its gap, so there is no closed form.
         self.register_buffer("head_initialised", torch.tensor(head_init != "ridge" or self.output_chunk_shift > 0))
+        # Conformal quantile offsets [levels, output_chunk_length] in RevIN units, with a
+        # QuantileRegression likelihood (TraceModel calibrates them after fitting).
+        levels = getattr(self.likelihood, "quantiles", None) or []
+        self.register_buffer("interval_offsets", torch.zeros(len(levels), self.output_chunk_length))
 
     def setup(self, stage: str) -> None:
         """Before Darts' trainer fits or predicts: a pool worker uses its share of the cores."""
@@ -147,9 +151,11 @@ class TraceModule(PLForecastingModule):
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
         b, _, c = x_in.past_target.shape
         _, _, pred, mean, std = self._forecast_normalized(x_in.past_target)
-        out = self.network.backbone.normalizer.denormalize(pred, mean, std)  # [B*C, 1, H]
-        out = out.reshape(b, c, -1).permute(0, 2, 1).to(x_in.past_target.dtype)
-        return PLModuleOutput(prediction=out[..., None])
+        if self.likelihood is not None:  # one output per quantile level: [B*C, levels, H]
+            pred = pred + self.interval_offsets.to(pred.dtype)[None]
+        out = self.network.backbone.normalizer.denormalize(pred, mean, std)  # [B*C, levels or 1, H]
+        out = out.reshape(b, c, out.shape[1], -1).permute(0, 3, 1, 2).to(x_in.past_target.dtype)
+        return PLModuleOutput(prediction=out)  # [B, H, C, levels or 1]
 
     def compute_loss(self, batch: TorchTrainingBatch) -> torch.Tensor:
         """The training objective on one Darts batch."""
