@@ -12,8 +12,12 @@ every 4th window of each series' last 20 % (its validation part) under each scal
 and 80 % intervals for the 48 test values, scored with MSIS (seasonality 24) and coverage:
 quantiles pooled over all series, or per series (each series' own windows).
 
-``python -m benchmarks.interval_scaling [--dataset etth1 m4]`` ->
-``benchmarks/results/interval_scaling.json`` (ETTh1) and ``interval_scaling_m4.json``
+``--dataset m4-tuning``: how a panel is calibrated, chosen on M4 Hourly's tuning split
+(:func:`m4_tuning`; what ``trace_forecast.tasks.calibration`` implements).
+
+``python -m benchmarks.interval_scaling [--dataset etth1 m4 m4-tuning]`` ->
+``benchmarks/results/interval_scaling.json`` (ETTh1), ``interval_scaling_m4.json`` and
+``interval_calibration_m4_tuning.json``
 """
 
 from __future__ import annotations
@@ -99,13 +103,75 @@ def m4() -> dict:
     return {"environment": environment(), "validation_windows": len(ctx), "rows": rows}
 
 
+def m4_tuning() -> dict:
+    """How to calibrate a panel, chosen on M4 Hourly's tuning split: one fit on each series
+    minus its last 48 values, residuals of ``m`` windows per series spread over the last 20 %
+    of the shortened series, scored on the 48 held-back values (never the test set).
+    Quantiles pooled over all series, per series, or pooled after dividing each series'
+    residuals by their RMS (``normalised``), whose scale is shrunk in log space toward the
+    panel's geometric mean with weight ``m / (m + k)``."""
+    from benchmarks.m4 import load_m4_hourly
+    from trace_forecast import TraceForecaster
+    from trace_forecast.tasks.forecast import predict_normalized
+
+    full, _ = load_m4_hourly()
+    h48 = 48
+    hists = [h[:-h48] for h in full]
+    futs = np.stack([h[-h48:] for h in full])
+    frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(hists)}, names=["series", "t"])
+    forecaster = TraceForecaster(random_state=0).fit(frame, fh=np.arange(1, h48 + 1))
+
+    def forecast(hs):
+        return predict_normalized(forecaster.network_, [x.astype(np.float32) for x in hs])
+
+    tp, tm, ts = forecast([h[-512:] for h in hists])
+    ctx, fut, own = [], [], []
+    for i, h in enumerate(hists):
+        origins = np.arange(int(len(h) * 0.8), len(h) - h48 + 1)
+        for o in origins[np.linspace(0, len(origins) - 1, 40).astype(int)]:
+            ctx.append(h[max(0, o - 512) : o])
+            fut.append(h[o : o + h48])
+            own.append(i)
+    own = np.array(own)
+    vp, vm, vs = forecast(ctx)
+    residuals = (np.stack(fut) - vm[:, None]) / vs[:, None] - vp
+    n, alphas, rows = len(hists), (0.025, 0.1, 0.9, 0.975), []
+
+    def score(name, m, q):
+        b = {a: (tp + q[a]) * ts[:, None] + tm[:, None] for a in q}
+        row = {"windows_per_series": m, "calibration": name,
+               "msis_95": float(np.mean([msis(h, y, lo, hi) for h, y, lo, hi
+                                         in zip(hists, futs, b[0.025], b[0.975], strict=True)])),
+               "coverage_80": float(np.mean((futs >= b[0.1]) & (futs <= b[0.9]))),
+               "coverage_95": float(np.mean((futs >= b[0.025]) & (futs <= b[0.975])))}
+        rows.append(row)
+        print(row, flush=True)
+
+    for m in (4, 8, 40):
+        keep = np.concatenate([np.flatnonzero(own == i)[np.linspace(0, 39, m).astype(int)] for i in range(n)])
+        r, o = residuals[keep], own[keep]
+        score("pooled", m, {a: np.broadcast_to(np.quantile(r, a, axis=0), (n, h48)) for a in alphas})
+        score("per-series quantiles", m, {a: np.stack([np.quantile(r[o == i], a, axis=0) for i in range(n)])
+                                          for a in alphas})
+        rms = np.sqrt(np.array([np.mean(r[o == i] ** 2) for i in range(n)]))
+        for k in (0, 2, 8, 32):
+            w = m / (m + k)
+            scale = np.exp(w * np.log(rms) + (1 - w) * np.mean(np.log(rms)))
+            z = r / scale[o][:, None]
+            score(f"normalised, k = {k}", m, {a: scale[:, None] * np.quantile(z, a, axis=0)[None] for a in alphas})
+    return {"environment": environment(), "series": n, "rows": rows}
+
+
 def main(argv=None) -> dict:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", nargs="+", choices=("etth1", "m4"), default=["etth1", "m4"])
+    parser.add_argument("--dataset", nargs="+", choices=("etth1", "m4", "m4-tuning"), default=["etth1", "m4"])
     args = parser.parse_args(argv)
     out = {}
+    if "m4-tuning" in args.dataset:
+        out["m4-tuning"] = m4_tuning()
+        (RESULTS / "interval_calibration_m4_tuning.json").write_text(json.dumps(out["m4-tuning"], indent=1))
     if "m4" in args.dataset:
         out["m4"] = m4()
         (RESULTS / "interval_scaling_m4.json").write_text(json.dumps(out["m4"], indent=1))

@@ -22,7 +22,8 @@ def test_one_series_gives_plain_split_conformal_quantiles_and_variance():
     pool = _pool(scales=(2.0,))
     steps = np.array([0, 2])
     q = pool.quantiles([0.1, 0.9], steps, 1)
-    np.testing.assert_allclose(q[0], np.quantile(pool.residuals[:, steps], [0.1, 0.9], axis=0), rtol=1e-5)
+    levels = [0.1 - 0.9 / 200, 0.9 + 0.9 / 200]  # split-conformal's finite-sample levels for 200 residuals
+    np.testing.assert_allclose(q[0], np.quantile(pool.residuals[:, steps], levels, axis=0), rtol=1e-5)
     np.testing.assert_allclose(pool.variance(steps, 1)[0], pool.residuals[:, steps].var(axis=0), rtol=1e-5)
 
 
@@ -90,3 +91,34 @@ def test_panel_forecaster_calibrates_every_series_in_its_own_scale(tiny_backbone
     interval = f.predict_interval(coverage=0.8)
     width = (interval.iloc[:, 1] - interval.iloc[:, 0]).groupby(level=0).mean()
     assert width["noisy"] > 3 * width["quiet"]
+
+
+def test_finite_sample_levels_widen_small_pools_and_leave_large_ones_alone():
+    from trace_forecast.tasks.calibration import conformal_levels
+
+    np.testing.assert_allclose(conformal_levels([0.025, 0.5, 0.975], 1000), [0.024025, 0.5, 0.975975])
+    np.testing.assert_allclose(conformal_levels([0.1, 0.9], 5), [0.0, 1.0])  # 5 residuals: their extremes
+
+
+def test_only_windows_no_training_window_repeats_calibrate():
+    from trace_forecast.tasks.calibration import out_of_sample
+
+    held_out = np.array([[0, 6], [0, 7], [1, 6]])
+    trained = np.array([[0, 5], [0, 6]])
+    assert out_of_sample(held_out, trained).tolist() == [[0, 7], [1, 6]]
+
+
+def test_a_series_too_short_to_hold_out_a_window_is_calibrated_on_naive_errors(tiny_backbone_dir):
+    """12 values for a 6-step forecast: its one validation window is also its training
+    window, whose in-sample residual once made the interval zero wide."""
+    from trace_forecast import TraceForecaster
+    from trace_forecast.tasks.forecast import ShortSeriesWarning, UncalibratedIntervalsWarning
+
+    y = pd.Series(np.sin(np.arange(12.0)) * 10 + 50 + np.arange(12.0), index=pd.period_range("2000-01", periods=12,
+                                                                                               freq="M"))
+    f = TraceForecaster(backbone=tiny_backbone_dir, context_length=64, max_epochs=1, random_state=0)
+    with pytest.warns(UncalibratedIntervalsWarning, match="naive"), pytest.warns(ShortSeriesWarning):
+        f.fit(y, fh=np.arange(1, 7))
+    assert len(f.residuals_) == 5  # origins 2..6
+    interval = f.predict_interval(coverage=0.8).to_numpy()
+    assert (interval[:, 1] - interval[:, 0] > 0.5).all()

@@ -397,10 +397,3 @@ def test_quantile_offsets_are_saved_and_loaded(probabilistic, tmp_path):
     np.testing.assert_allclose(loaded.predict(n=8, predict_likelihood_parameters=True, verbose=False).values(),
                                q.values(), rtol=1e-5, atol=1e-5)
 
-
-def test_conformal_naive_model_wraps_a_fitted_trace_model(fitted):
-    from darts.models import ConformalNaiveModel
-
-    conformal = ConformalNaiveModel(fitted, quantiles=[0.1, 0.5, 0.9])
-    pred = conformal.predict(n=8, series=sine(n=300), num_samples=20, verbose=False)
-    assert pred.n_samples == 20 and pred.n_timesteps == 8

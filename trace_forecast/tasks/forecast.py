@@ -29,6 +29,8 @@ from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDO
     CALIBRATION_WINDOWS,
     FIT_CALIBRATION_WINDOWS,
     ResidualPool,
+    naive_residuals,
+    out_of_sample,
     spread_in_time,
 )
 
@@ -39,8 +41,14 @@ from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDO
 MIN_CONTEXT = 8
 # Zero-shot fits forecast this many of the series' windows (all unseen) for interval residuals.
 ZERO_SHOT_RESIDUAL_WINDOWS = 2048
+# A series calibrates its intervals on its own held-out windows when it has at least this many.
+MIN_HELD_OUT_WINDOWS = 8
 # Below one patch, series down to this much context still train, with a warning.
 MIN_CONTEXT_FLOOR = 4
+
+
+class UncalibratedIntervalsWarning(UserWarning):
+    """Some series held out too few windows to calibrate intervals: theirs use the naive forecast's errors."""
 
 
 class ShortSeriesWarning(UserWarning):
@@ -186,10 +194,35 @@ def fit_forecast(
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
-    # Validation windows, spread in time and over every series (training windows when nothing is held out).
-    held_out = sets.all_val if len(sets.all_val) else sets.all_train
-    calibration = spread_in_time(held_out.origins, FIT_CALIBRATION_WINDOWS)
-    return ForecastFit(result, residual_pool(result.network, series, calibration, settings.device))
+    return ForecastFit(result, calibration_pool(result.network, series, sets, settings.device))
+
+
+def calibration_pool(network: TraceNetwork, series: list[np.ndarray], sets: WindowSets,
+                     device: str = "cpu") -> ResidualPool:
+    """Interval calibration at fit: the residuals of the held-out windows that no training
+    window repeats, spread in time and over every series. Series with fewer than
+    ``MIN_HELD_OUT_WINDOWS`` such windows are calibrated on the naive forecast's errors,
+    with a warning (in-sample residuals, or one or two windows, gave intervals of almost
+    no width)."""
+    held_out = out_of_sample(sets.all_val.origins, sets.all_train.origins)
+    counts = np.bincount(held_out[:, 0], minlength=len(series))
+    missing = [i for i in range(len(series)) if counts[i] < MIN_HELD_OUT_WINDOWS]
+    held_out = held_out[np.isin(held_out[:, 0], missing, invert=True)]
+    pool = residual_pool(network, series, spread_in_time(held_out, FIT_CALIBRATION_WINDOWS), device)
+    if not missing:
+        return pool
+    warnings.warn(
+        f"{len(missing)} of {len(series)} series are too short to hold out {MIN_HELD_OUT_WINDOWS} windows after "
+        "their training windows for calibrating prediction intervals; their intervals use the naive (last value) forecast's "
+        "errors on their own windows instead. Longer series give intervals calibrated on the model's own "
+        "held-out errors.",
+        UncalibratedIntervalsWarning, stacklevel=3)
+    horizon = network.spec.horizon  # every origin with two values of context: the naive forecast needs no more
+    own = np.array([(i, o) for i in missing for o in range(2, len(series[i]) - horizon + 1)], dtype=np.int64)
+    own = spread_in_time(own.reshape(-1, 2), FIT_CALIBRATION_WINDOWS)
+    naive = ResidualPool(naive_residuals(series, own, network.spec.context_length, network.spec.horizon),
+                         own[:, 0].copy())
+    return ResidualPool(np.concatenate([pool.residuals, naive.residuals]), np.concatenate([pool.series, naive.series]))
 
 
 def zero_shot_forecast(
