@@ -397,3 +397,13 @@ def test_quantile_offsets_are_saved_and_loaded(probabilistic, tmp_path):
     np.testing.assert_allclose(loaded.predict(n=8, predict_likelihood_parameters=True, verbose=False).values(),
                                q.values(), rtol=1e-5, atol=1e-5)
 
+
+
+def test_zero_shot_model_gives_conformal_quantiles_too():
+    from darts.utils.likelihood_models.torch import QuantileRegression
+
+    model = TraceModel(input_chunk_length=32, output_chunk_length=8, enable_finetuning=False,
+                       likelihood=QuantileRegression([0.05, 0.5, 0.95]), pl_trainer_kwargs=QUIET)
+    model.fit(noisy_sine(300, seed=2), verbose=False)
+    offsets = model.model.interval_offsets
+    assert (offsets[0] < 0).all() and (offsets[2] > 0).all()  # calibrated although nothing trained
