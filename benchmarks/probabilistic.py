@@ -486,14 +486,15 @@ def report() -> str:
         lines += ["## Small-data suite (4 series x 4 folds, a season ahead)", "",
                   "Coverage 80 / 95 % and the interval score over the in-sample seasonal naive error "
                   "(80 / 95 %), per series; the last row of each method is the mean over series.", "",
-                  "| method | series | coverage 80 / 95 % | scaled interval score 80 / 95 % |",
-                  "|---|---|---|---|"]
+                  "| method | series | folds scored (failed) | coverage 80 / 95 % | scaled interval score 80 / 95 % |",
+                  "|---|---|---|---|---|"]
         for method, group in frame.groupby("method", sort=False):
             for _, row in group.iterrows():
-                lines.append(f"| {method} | {row['series']} | {_pct(row['coverage_80'])} / {_pct(row['coverage_95'])}"
+                lines.append(f"| {method} | {row['series']} | {row['folds']} ({row['failed_folds']}) | "
+                             f"{_pct(row['coverage_80'])} / {_pct(row['coverage_95'])}"
                              f" | {row['scaled_interval_score_80']:.2f} / {row['scaled_interval_score_95']:.2f} |")
             m = group.mean(numeric_only=True)
-            lines.append(f"| **{method}** | **mean** | **{_pct(m['coverage_80'])} / {_pct(m['coverage_95'])}** | "
+            lines.append(f"| **{method}** | **mean** | | **{_pct(m['coverage_80'])} / {_pct(m['coverage_95'])}** | "
                          f"**{m['scaled_interval_score_80']:.2f} / {m['scaled_interval_score_95']:.2f}** |")
         lines.append("")
     return "\n".join(lines)

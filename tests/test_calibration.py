@@ -122,3 +122,28 @@ def test_a_series_too_short_to_hold_out_a_window_is_calibrated_on_naive_errors(t
     assert len(f.residuals_) == 5  # origins 2..6
     interval = f.predict_interval(coverage=0.8).to_numpy()
     assert (interval[:, 1] - interval[:, 0] > 0.5).all()
+
+
+def test_interval_quantile_variance_and_proba_agree_and_evaluate_scores_them(tiny_backbone_dir):
+    """sktime's probabilistic interfaces describe one distribution, and back-tests score it."""
+    from sktime.forecasting.model_evaluation import evaluate
+    from sktime.performance_metrics.forecasting.probabilistic import EmpiricalCoverage, PinballLoss
+    from sktime.split import ExpandingWindowSplitter
+
+    from trace_forecast import TraceForecaster
+
+    t = np.arange(220)
+    y = pd.Series(np.sin(2 * np.pi * t / 12) + np.random.default_rng(3).normal(0, 0.2, len(t)),
+                  index=pd.period_range("2000-01", periods=len(t), freq="M"))
+    f = TraceForecaster(backbone=tiny_backbone_dir, context_length=64, max_epochs=1, max_windows=64, random_state=0)
+    f.fit(y.iloc[:180], fh=[1, 2, 3])
+    interval = f.predict_interval(coverage=0.8).to_numpy()
+    quantiles = f.predict_quantiles(alpha=[0.1, 0.9]).to_numpy()
+    np.testing.assert_allclose(interval, quantiles)
+    proba = f.predict_proba()
+    np.testing.assert_allclose(proba.mean().to_numpy()[:, 0], f.predict().to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(proba.var().to_numpy()[:, 0], f.predict_var().to_numpy()[:, 0], rtol=1e-4)
+
+    cv = ExpandingWindowSplitter(fh=[1, 2, 3], initial_window=180, step_length=10)
+    scores = evaluate(f, cv=cv, y=y, strategy="no-update_params", scoring=[PinballLoss(), EmpiricalCoverage()])
+    assert len(scores) == 4 and np.isfinite(scores.filter(like="test_").to_numpy(dtype=float)).all()
