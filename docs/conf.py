@@ -33,7 +33,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 # benchmarks*_notes.md are fragments: the report appends each to its profile's page.
 exclude_patterns = ["_build", "pretraining/*.csv", "README.md", "benchmarks_notes.md", "benchmarks_standard_notes.md",
-                    "benchmarks_backbone_notes.md"]
+                    "benchmarks_backbone_notes.md", "benchmarks_probabilistic_notes.md"]
 
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
