@@ -17,6 +17,11 @@ class ParameterError(TraceError, ValueError):
     """A parameter value is outside its documented range or type."""
 
 
+class UncalibratedIntervalsWarning(UserWarning):
+    """Some series held out too few windows to calibrate prediction intervals on the
+    model's own errors: theirs use the naive forecast's errors instead."""
+
+
 class MemoryRetryWarning(UserWarning):
     """The GPU ran out of memory; the fit is being retried once with half the batch."""
 
