@@ -480,13 +480,13 @@ def report() -> str:
         r = json.loads(path.read_text())
         env = r["environment"]
         lines += [f"## ETTh1 (H = {r['horizon']}, {r['channels']} channels, {r['origins']} origins a day apart)", "",
-                  f"Environment: {env}", "",
+                  "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), "",
                   "| method | coverage 50 / 80 / 95 % | interval score 80 / 95 % | CRPS | seconds |",
                   "|---|---|---|---|---|"]
         for row in r["rows"]:
             lines.append(f"| {row['method']} | {_pct(row['coverage_50'])} / {_pct(row['coverage_80'])} / "
                          f"{_pct(row['coverage_95'])} | {row['interval_score_80']:.3f} / "
-                         f"{row['interval_score_95']:.3f} | {row['crps']:.3f} | {row['seconds']:.0f} |")
+                         f"{row['interval_score_95']:.3f} | {row['crps']:.4f} | {row['seconds']:.0f} |")
         lines.append("")
     path = RESULTS / "probabilistic_m4.json"
     if path.exists():
