@@ -407,3 +407,11 @@ def test_zero_shot_model_gives_conformal_quantiles_too():
     model.fit(noisy_sine(300, seed=2), verbose=False)
     offsets = model.model.interval_offsets
     assert (offsets[0] < 0).all() and (offsets[2] > 0).all()  # calibrated although nothing trained
+
+
+def test_probabilistic_models_ensemble_with_samples(probabilistic, tmp_path):
+    probabilistic.save(str(tmp_path / "member.pt"))
+    other = TraceModel.load(str(tmp_path / "member.pt"))
+    ensemble = NaiveEnsembleModel([probabilistic, other], train_forecasting_models=False)
+    forecast = ensemble.predict(n=8, series=noisy_sine(600, seed=0), num_samples=40, verbose=False)
+    assert forecast.n_samples == 40 and np.isfinite(forecast.all_values()).all()
