@@ -35,12 +35,18 @@ NAB_FIT_SHARE = 0.3
 VUS_BUFFER = 100
 
 
-def ucr_series() -> list[dict]:
+# The three UCR series of this benchmark's protocol. ``../shared/data/anomaly/UCR`` now holds 81;
+# ``benchmarks.anomaly_suite`` scores all of them with a tuning/held-out split.
+PROTOCOL_UCR = ("001", "002", "198")
+
+
+def ucr_series(numbers: tuple[str, ...] | None = PROTOCOL_UCR) -> list[dict]:
+    """The UCR series numbered ``numbers`` (``None``: every series in the folder)."""
     folder = require(shared_data_dir() / "anomaly" / "UCR")
     out = []
     for path in sorted(folder.glob("*_UCR_Anomaly_*")):
         m = re.match(r"(\d+)_UCR_Anomaly_(.+)_(\d+)_(\d+)_(\d+)\.(txt|out)$", path.name)
-        if not m:
+        if not m or (numbers is not None and m.group(1) not in numbers):
             continue
         if path.suffix == ".out":
             values = pd.read_csv(path, header=None).iloc[:, 0].to_numpy(np.float64)
