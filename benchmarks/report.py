@@ -629,7 +629,9 @@ def main(argv=None) -> None:
         recipe = recipe_section()
         if recipe:
             parts.append(recipe)
-        parts += [head_start_section(), backbone_ablation_section(), dsic_ablation_section(), small_data_section(), scaling_section()]
+        short = (small_data_section(small[0], "python -m benchmarks.run --profile quick --suite small_data")
+                 if small is not None else small_data_section())
+        parts += [head_start_section(), backbone_ablation_section(), dsic_ablation_section(), short, scaling_section()]
     else:
         if small is not None:
             parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data"))
