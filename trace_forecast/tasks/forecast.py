@@ -207,11 +207,12 @@ def calibration_pool(network: TraceNetwork, series: list[np.ndarray], sets: Wind
     pool = residual_pool(network, series, spread_in_time(held_out, FIT_CALIBRATION_WINDOWS), device)
     if not missing:
         return pool
+    why = ("nothing is held out (validation_fraction=0)" if len(sets.all_val) == 0 else
+           f"{len(missing)} of {len(series)} series are too short to hold out {MIN_HELD_OUT_WINDOWS} windows after "
+           "their training windows")
     warnings.warn(
-        f"{len(missing)} of {len(series)} series are too short to hold out {MIN_HELD_OUT_WINDOWS} windows after "
-        "their training windows for calibrating prediction intervals; their intervals use the naive (last value) forecast's "
-        "errors on their own windows instead. Longer series give intervals calibrated on the model's own "
-        "held-out errors.",
+        f"{why}, so prediction intervals cannot be calibrated on the model's own held-out errors; those series' "
+        "intervals use the naive (last value) forecast's errors on their own windows instead.",
         UncalibratedIntervalsWarning, stacklevel=3)
     horizon = network.spec.horizon  # every origin with two values of context: the naive forecast needs no more
     own = np.array([(i, o) for i in missing for o in range(2, len(series[i]) - horizon + 1)], dtype=np.int64)
