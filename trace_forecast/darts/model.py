@@ -343,10 +343,11 @@ class TraceModel(FoundationModel):
 
     def _calibrate_quantiles(self, series: TimeSeries | Sequence[TimeSeries]) -> None:
         """With a ``QuantileRegression`` likelihood: the module's conformal offsets, the
-        quantiles per horizon step of the fitted network's residuals (RevIN units) on the
+        quantiles per horizon step (at split-conformal's finite-sample levels) of the
+        fitted network's residuals (RevIN units) on the
         windows of ``series`` -- the held-out validation parts, or the training series when
         nothing was held out (``docs/design.md``, "Prediction intervals")."""
-        from trace_forecast.tasks.calibration import FIT_CALIBRATION_WINDOWS, spread_in_time
+        from trace_forecast.tasks.calibration import FIT_CALIBRATION_WINDOWS, conformal_levels, spread_in_time
         from trace_forecast.tasks.forecast import residual_pool
 
         if self.likelihood is None or self.model is None:
@@ -361,7 +362,8 @@ class TraceModel(FoundationModel):
         device = "cuda" if next(network.parameters()).is_cuda else "cpu"
         plan = spread_in_time(np.asarray(origins, dtype=np.int64), FIT_CALIBRATION_WINDOWS)
         pool = residual_pool(network, arrays, plan, device)
-        offsets = np.quantile(pool.residuals[:, self.output_chunk_shift :], self.likelihood.quantiles, axis=0)
+        levels = conformal_levels(self.likelihood.quantiles, len(pool))
+        offsets = np.quantile(pool.residuals[:, self.output_chunk_shift :], levels, axis=0)
         self.model.interval_offsets.copy_(torch.as_tensor(offsets, dtype=self.model.interval_offsets.dtype))
 
     def predict(self, n: int, series=None, *args, **kwargs):
