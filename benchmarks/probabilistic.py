@@ -179,28 +179,19 @@ def etth1(seed: int, methods: list[str] | None = None) -> dict:
             forecaster._calibrate_online = lambda series: None  # the pool keeps the fit-time residuals
         record(name, walk_forward(forecaster, test, origins), time.perf_counter() - start)
 
-    if wanted("TRACE (Darts, QuantileRegression)"):
-        start = time.perf_counter()
-        record("TRACE (Darts, QuantileRegression)", darts_trace_quantiles(rows, test, origins, val_share, seed),
-               time.perf_counter() - start)
-
-    if wanted("AutoETS"):
-        start = time.perf_counter()
-        record("AutoETS", ets_walk(rows, test, origins), time.perf_counter() - start)
-    if wanted("Theta + ConformalIntervals"):
-        start = time.perf_counter()
-        record("Theta + ConformalIntervals", theta_walk(rows, test, origins), time.perf_counter() - start)
-
-    if wanted("NLinear + ConformalNaiveModel"):
-        start = time.perf_counter()
-        record("NLinear + ConformalNaiveModel", darts_nlinear_quantiles(split, rows, test, origins, seed),
-               time.perf_counter() - start)
-    if wanted("seasonal naive (24), empirical quantiles"):
-        start = time.perf_counter()
-        full = pd.concat([rows, test]).to_numpy()
-        record("seasonal naive (24), empirical quantiles",
-               seasonal_naive_quantiles(rows.to_numpy(), full, [len(rows) + o for o in origins], HORIZON, PERIOD),
-               time.perf_counter() - start)
+    full = pd.concat([rows, test]).to_numpy()
+    peers = {
+        "TRACE (Darts, QuantileRegression)": lambda: darts_trace_quantiles(rows, test, origins, val_share, seed),
+        "AutoETS": lambda: ets_walk(rows, test, origins),
+        "Theta + ConformalIntervals": lambda: theta_walk(rows, test, origins),
+        "NLinear + ConformalNaiveModel": lambda: darts_nlinear_quantiles(split, rows, test, origins, seed),
+        "seasonal naive (24), empirical quantiles": lambda: seasonal_naive_quantiles(
+            rows.to_numpy(), full, [len(rows) + o for o in origins], HORIZON, PERIOD),
+    }
+    for name, quantiles in peers.items():
+        if wanted(name):
+            start = time.perf_counter()
+            record(name, quantiles(), time.perf_counter() - start)
     return result
 
 
