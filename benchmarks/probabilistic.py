@@ -311,32 +311,34 @@ def m4(seed: int) -> dict:
 
     histories, futures = load_m4_hourly()
     alphas = [0.025, 0.1, 0.9, 0.975]
+
+    def trace() -> dict[float, np.ndarray]:
+        frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
+        forecaster = TraceForecaster(random_state=seed).fit(frame, fh=np.arange(1, H48 + 1))
+        q = forecaster.predict_quantiles(alpha=alphas)
+        return {a: q[("y", a)].to_numpy().reshape(len(histories), H48) for a in alphas}
+
+    def naive() -> dict[float, np.ndarray]:
+        out = {a: [] for a in alphas}
+        for h in histories:
+            errors = np.stack([h[t : t + H48] - seasonal_naive(h[:t], H48)
+                               for t in range(len(h) - 4 * H48, len(h) - H48 + 1)])
+            for a in alphas:
+                out[a].append(seasonal_naive(h, H48) + np.quantile(errors, a, axis=0))
+        return {a: np.stack(v) for a, v in out.items()}
+
+    makers = {
+        "TRACE": trace,
+        "seasonal naive (24), empirical quantiles": naive,
+        "Theta + ConformalIntervals": lambda: m4_theta(histories, H48, alphas),
+        "NLinear + ConformalNaiveModel": lambda: m4_nlinear(histories, H48, alphas, seed),
+    }
     methods: dict[str, dict[float, np.ndarray]] = {}
     seconds: dict[str, float] = {}
-
-    start = time.perf_counter()
-    frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
-    forecaster = TraceForecaster(random_state=seed).fit(frame, fh=np.arange(1, H48 + 1))
-    q = forecaster.predict_quantiles(alpha=alphas)
-    methods["TRACE"] = {a: q[("y", a)].to_numpy().reshape(len(histories), H48) for a in alphas}
-    seconds["TRACE"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    naive = {a: [] for a in alphas}
-    for h in histories:
-        errors = np.stack([h[t : t + H48] - seasonal_naive(h[:t], H48) for t in range(len(h) - 4 * H48, len(h) - H48 + 1)])
-        for a in alphas:
-            naive[a].append(seasonal_naive(h, H48) + np.quantile(errors, a, axis=0))
-    methods["seasonal naive (24), empirical quantiles"] = {a: np.stack(v) for a, v in naive.items()}
-    seconds["seasonal naive (24), empirical quantiles"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    methods["Theta + ConformalIntervals"] = m4_theta(histories, H48, alphas)
-    seconds["Theta + ConformalIntervals"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    methods["NLinear + ConformalNaiveModel"] = m4_nlinear(histories, H48, alphas, seed)
-    seconds["NLinear + ConformalNaiveModel"] = time.perf_counter() - start
+    for name, make in makers.items():
+        start = time.perf_counter()
+        methods[name] = make()
+        seconds[name] = time.perf_counter() - start
 
     rows = []
     for name, b in methods.items():

@@ -252,10 +252,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         )
 
     def _store(self, fit: ForecastFit, series: list[np.ndarray]) -> None:
-        from trace_forecast.tasks.calibration import ResidualPool
-
         store_fit(self, fit.result)
-        self.residuals_ = ResidualPool.empty(fit.network.spec.horizon).extend(fit.residuals, len(series))
+        self.residuals_ = fit.residuals.newest(len(series))
         self._scored_lengths = [len(s) for s in series]
 
     def _calibrate_online(self, series: list[np.ndarray]) -> None:

@@ -77,7 +77,7 @@ def out_of_sample(held_out: np.ndarray, trained: np.ndarray) -> np.ndarray:
     """The rows of ``held_out`` (``[n, 2]`` series, origin) that are not training windows."""
     seen = {tuple(row) for row in trained.tolist()}
     keep = np.array([tuple(row) not in seen for row in held_out.tolist()], dtype=bool)
-    return held_out[keep] if len(held_out) else held_out
+    return held_out[keep]
 
 
 def naive_residuals(series: list[np.ndarray], origins: np.ndarray, context_length: int,
@@ -111,16 +111,23 @@ class ResidualPool:
     def copy(self) -> ResidualPool:
         return ResidualPool(self.residuals.copy(), self.series.copy())
 
+    def concat(self, newer: ResidualPool) -> ResidualPool:
+        """This pool followed by ``newer``, every window kept."""
+        return ResidualPool(np.concatenate([self.residuals, newer.residuals]),
+                            np.concatenate([self.series, newer.series]))
+
+    def newest(self, n_series: int) -> ResidualPool:
+        """The newest :func:`windows_per_series` windows of each series."""
+        keep = newest_per_series(self.series, windows_per_series(n_series))
+        return ResidualPool(self.residuals[keep], self.series[keep])
+
     def extend(self, newer: ResidualPool, n_series: int) -> ResidualPool:
         """This pool plus ``newer``, keeping the newest :func:`windows_per_series` of each series."""
-        residuals = np.concatenate([self.residuals, newer.residuals])
-        series = np.concatenate([self.series, newer.series])
-        keep = newest_per_series(series, windows_per_series(n_series))
-        return ResidualPool(residuals[keep], series[keep])
+        return self.concat(newer).newest(n_series)
 
     def scales(self, n_series: int) -> np.ndarray:
         """Each series' difficulty ``[n_series]``: the RMS of its residuals. A series without
-        residuals gets the geometric mean of the others'; with one series, 1."""
+        residuals gets the geometric mean of the others' (all 1 for an empty pool)."""
         if len(self) == 0:
             return np.ones(n_series)
         counts = np.bincount(self.series, minlength=n_series)[:n_series]

@@ -217,9 +217,8 @@ def calibration_pool(network: TraceNetwork, series: list[np.ndarray], sets: Wind
     horizon = network.spec.horizon  # every origin with two values of context: the naive forecast needs no more
     own = np.array([(i, o) for i in missing for o in range(2, len(series[i]) - horizon + 1)], dtype=np.int64)
     own = spread_in_time(own.reshape(-1, 2), FIT_CALIBRATION_WINDOWS)
-    naive = ResidualPool(naive_residuals(series, own, network.spec.context_length, network.spec.horizon),
-                         own[:, 0].copy())
-    return ResidualPool(np.concatenate([pool.residuals, naive.residuals]), np.concatenate([pool.series, naive.series]))
+    naive = ResidualPool(naive_residuals(series, own, network.spec.context_length, horizon), own[:, 0].copy())
+    return pool.concat(naive)
 
 
 def zero_shot_forecast(
