@@ -54,8 +54,51 @@ def test_merge_and_unmerge_are_exact_inverses():
     layer.merge()
     torch.testing.assert_close(layer(x), out, atol=1e-6, rtol=1e-5)
     layer.unmerge()
-    torch.testing.assert_close(layer.base_layer.weight, before_w, atol=1e-6, rtol=0)
+    assert torch.equal(layer.base_layer.weight, before_w)  # restored bit for bit, not by subtraction
     torch.testing.assert_close(layer(x), out)
+
+
+def _lora_network(tiny_backbone_dir):
+    from trace_forecast.backbone import load_backbone
+
+    network = build_network(load_backbone(tiny_backbone_dir), NetworkSpec(horizon=8, context_length=64), seed=0).eval()
+    lora = network.gated_lora
+    with torch.no_grad():
+        for i, m in enumerate(lora.modules):
+            m.lora_B.normal_(0.0, 0.1)
+            m.mask.fill_(float(i % 2 == 0))  # half of the modules selected
+    return network
+
+
+def test_inference_merges_selected_updates_and_restores_weights_exactly(tiny_backbone_dir):
+    """``TraceNetwork.inference``: the same forecasts with the updates merged, nested
+    uses merge once, and every base weight and the training flag come back unchanged."""
+    network = _lora_network(tiny_backbone_dir)
+    lora = network.gated_lora
+    weights = [m.base_layer.weight.detach().clone() for m in lora.modules]
+    x, mask = torch.randn(3, 1, 64).cumsum(-1), torch.ones(3, 64)
+    with torch.no_grad():
+        expected = network.forecast_normalized(x, mask)[0]
+        network.train()
+        with network.inference():
+            assert not network.training
+            assert [m.merged for m in lora.modules] == [m.active for m in lora.modules]
+            with network.inference():  # re-entrant
+                merged = network.forecast_normalized(x, mask)[0]
+            assert any(m.merged for m in lora.modules)  # still merged for the outer context
+        assert network.training
+    torch.testing.assert_close(merged, expected, atol=1e-5, rtol=1e-5)
+    assert not any(m.merged for m in lora.modules)
+    assert all(torch.equal(m.base_layer.weight, w) for m, w in zip(lora.modules, weights, strict=True))
+
+
+def test_inference_restores_weights_after_an_error(tiny_backbone_dir):
+    network = _lora_network(tiny_backbone_dir)
+    weights = [m.base_layer.weight.detach().clone() for m in network.gated_lora.modules]
+    with pytest.raises(RuntimeError, match="mid-prediction"), network.inference():
+        raise RuntimeError("mid-prediction")
+    assert not any(m.merged for m in network.gated_lora.modules)
+    assert all(torch.equal(m.base_layer.weight, w) for m, w in zip(network.gated_lora.modules, weights, strict=True))
 
 
 def test_base_weights_are_frozen_and_delta_starts_at_zero():

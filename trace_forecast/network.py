@@ -5,7 +5,9 @@ Pure tensors in, tensors out; nothing here knows pandas, sktime or Darts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -81,6 +83,20 @@ class TraceNetwork(nn.Module):
     @property
     def peft_tuner(self) -> nn.Module | None:
         return self._peft[0] if self._peft else None
+
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[TraceNetwork]:
+        """The network in eval mode with its gated LoRA updates merged into the base
+        weights (:meth:`GatedLoraSet.merged`): the same outputs, faster. Training state
+        and weights are restored on exit."""
+        was_training = self.training
+        lora = self.gated_lora
+        self.eval()
+        try:
+            with lora.merged() if lora is not None else contextlib.nullcontext():
+                yield self
+        finally:
+            self.train(was_training)
 
     def forecast_features(
         self, x: torch.Tensor, input_mask: torch.Tensor

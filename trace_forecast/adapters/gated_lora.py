@@ -57,6 +57,8 @@ class GatedLoraLinear(nn.Module):
         self.draw_gate: torch.Tensor | None = None
         # Set while the closed-form head start reads frozen-backbone features.
         self.bypassed = False
+        # How many inference contexts hold the update merged (:meth:`GatedLoraSet.merged`).
+        self.merge_depth = 0
 
     @property
     def weight(self) -> torch.Tensor:
@@ -105,16 +107,21 @@ class GatedLoraLinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Add the update into the base weight (inference speed-up); exact inverse: unmerge."""
+        """Add the update into the base weight (inference: one matrix product instead of
+        three). The base weight is kept, so :meth:`unmerge` restores it bit for bit
+        (subtracting the update again would drift by rounding on every cycle)."""
         if not self.merged:
-            self.base_layer.weight += self.get_delta_weight().to(self.base_layer.weight.dtype)
+            weight = self.base_layer.weight
+            self._unmerged_weight = weight.detach().clone()
+            weight += self.get_delta_weight().to(weight.dtype)
             self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Subtract the update merged by :meth:`merge`."""
+        """Restore the base weight that :meth:`merge` kept."""
         if self.merged:
-            self.base_layer.weight -= self.get_delta_weight().to(self.base_layer.weight.dtype)
+            self.base_layer.weight.copy_(self._unmerged_weight)
+            del self._unmerged_weight
             self.merged = False
 
     def extra_repr(self) -> str:

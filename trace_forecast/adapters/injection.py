@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -17,6 +18,9 @@ from torch import nn
 from trace_forecast.adapters.gated_lora import GatedLoraLinear
 
 DEFAULT_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
+# Guards merging and unmerging, so that threads predicting with one network at once
+# merge its updates once and restore them after the last one finishes.
+_MERGE_LOCK = threading.Lock()
 
 
 def resolve_targets(lora_targets: Sequence[str] | None) -> tuple[str, ...]:
@@ -150,6 +154,27 @@ class GatedLoraSet:
     def unmerge(self) -> None:
         for m in self.modules:
             m.unmerge()
+
+    @contextlib.contextmanager
+    def merged(self) -> Iterator[None]:
+        """Inference with the selected updates merged into the base weights, restored
+        exactly afterwards. Unmerged, each update costs two rank-``r`` products and an
+        add per layer, memory-bound on a CPU: merged, prediction on the embedded
+        backbone runs about twice as fast (``benchmarks/predict_throughput.py``).
+        Re-entrant and thread-safe: nested or concurrent uses merge once."""
+        with _MERGE_LOCK:
+            for m in self.modules:
+                m.merge_depth = getattr(m, "merge_depth", 0) + 1
+                if m.merge_depth == 1 and m.active:
+                    m.merge()
+        try:
+            yield
+        finally:
+            with _MERGE_LOCK:
+                for m in self.modules:
+                    m.merge_depth -= 1
+                    if m.merge_depth == 0:
+                        m.unmerge()
 
     def state_dict(self, kept_only: bool = True) -> dict[str, torch.Tensor]:
         """Adapter weights keyed ``<module name>.{lora_A,lora_B,gate}`` (kept modules only)."""

@@ -141,6 +141,13 @@ class TraceModule(PLForecastingModule):
         super().setup(stage)
         limit_worker_threads()
 
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int | None = None):
+        """Darts' prediction step with the gated LoRA updates merged (:meth:`TraceNetwork.inference`:
+        the same forecasts, about twice as fast on a CPU); merged per batch, so an error
+        mid-prediction never leaves them merged."""
+        with self.network.inference():
+            return super().predict_step(batch, batch_idx, dataloader_idx)
+
     # ------------------------------------------------------------------ forward and loss
     def _forecast_normalized(self, past_target: torch.Tensor):
         x, mask = channel_windows(past_target, self.context_length)

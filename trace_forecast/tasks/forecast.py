@@ -107,14 +107,15 @@ def predict_normalized(
         network.to(dev)
     network.eval()
     preds, means, stds = [], [], []
-    for start in range(0, len(histories), batch_size):
-        chunk = [left_pad(np.asarray(h, dtype=np.float32), length) for h in histories[start : start + batch_size]]
-        x = torch.from_numpy(np.stack([c[0] for c in chunk]))[:, None, :].to(dev)
-        mask = torch.from_numpy(np.stack([c[1] for c in chunk])).to(dev)
-        pred, mean, std = network.forecast_normalized(x, mask)
-        preds.append(pred[:, 0].float().cpu().numpy())
-        means.append(mean[:, 0, 0].float().cpu().numpy())
-        stds.append(std[:, 0, 0].float().cpu().numpy())
+    with network.inference():
+        for start in range(0, len(histories), batch_size):
+            chunk = [left_pad(np.asarray(h, dtype=np.float32), length) for h in histories[start : start + batch_size]]
+            x = torch.from_numpy(np.stack([c[0] for c in chunk]))[:, None, :].to(dev)
+            mask = torch.from_numpy(np.stack([c[1] for c in chunk])).to(dev)
+            pred, mean, std = network.forecast_normalized(x, mask)
+            preds.append(pred[:, 0].float().cpu().numpy())
+            means.append(mean[:, 0, 0].float().cpu().numpy())
+            stds.append(std[:, 0, 0].float().cpu().numpy())
     if home != dev:
         network.to(home)
     return np.concatenate(preds), np.concatenate(means), np.concatenate(stds)
