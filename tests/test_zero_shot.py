@@ -29,7 +29,8 @@ def tail_reconstruction(backbone_dir, history: np.ndarray, context: int, horizon
         return backbone.reconstruct(x, observed, mask)[0, 0, shown:].numpy()
 
 
-def test_sktime_zero_shot_trains_nothing_and_reads_the_backbone(tiny_backbone_dir):
+def test_sktime_zero_shot_trains_nothing_and_reads_the_backbone(tiny_backbone_dir, monkeypatch):
+    monkeypatch.setenv("TRACE_FORECAST_PRECISION", "fp32")  # compared with an fp32 reconstruction below
     y = seasonal_series(300)
     before = y.copy()
     forecaster = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=np.arange(1, H + 1))

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Subset
 from trace_forecast.adapters import resolve_targets
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.windows import SubsampledTrainingDataset
+from trace_forecast.engine.batching import inference_batch_size
+from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import resolve_future_patches
@@ -143,9 +145,10 @@ class TraceModule(PLForecastingModule):
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int | None = None):
         """Darts' prediction step with the gated LoRA updates merged (:meth:`TraceNetwork.inference`:
-        the same forecasts, about twice as fast on a CPU); merged per batch, so an error
-        mid-prediction never leaves them merged."""
-        with self.network.inference():
+        the same forecasts, faster), in bf16 where the CPU has it natively
+        (:func:`~trace_forecast.engine.precision.prediction_autocast`); merged per batch, so
+        an error mid-prediction never leaves them merged."""
+        with self.network.inference(), prediction_autocast(self.device):
             return super().predict_step(batch, batch_idx, dataloader_idx)
 
     # ------------------------------------------------------------------ forward and loss
@@ -207,7 +210,7 @@ class TraceModule(PLForecastingModule):
         rows = torch.randperm(len(pool), generator=generator)[:n].sort().values
         channels = pool[0].past_target.shape[-1]
         per_sample = min(channels, -(-RIDGE_WINDOWS // n))
-        batch_size = max(1, 256 // per_sample)
+        batch_size = max(1, inference_batch_size(self.device) // per_sample)
         subset = DataLoader(Subset(pool, rows.tolist()), batch_size=batch_size, collate_fn=loader.collate_fn)
         strategy = self.trainer.strategy
 

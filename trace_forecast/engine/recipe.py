@@ -27,6 +27,8 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.adapters.peft_adapters import set_adalora_steps
+from trace_forecast.engine.batching import inference_batch_size
+from trace_forecast.engine.precision import head_start_features
 from trace_forecast.heads.ridge import (
     RIDGE_WINDOWS,
     RidgeStatistics,
@@ -73,7 +75,7 @@ class ClosedFormHeadStart(Callback):
     (:func:`~trace_forecast.heads.ridge.ridge_solve`); ``used_prior`` records the choice.
     """
 
-    def __init__(self, dataset: Dataset | None = None, batch_size: int = 256,
+    def __init__(self, dataset: Dataset | None = None, batch_size: int | None = None,
                  validation: Dataset | None = None) -> None:
         self.dataset = dataset
         self.validation = validation
@@ -87,7 +89,8 @@ class ClosedFormHeadStart(Callback):
         yield from self._loader(self.dataset, pl_module)
 
     def _loader(self, dataset: Dataset, pl_module) -> Iterator[HeadBatch]:
-        for x, mask, y in DataLoader(dataset, batch_size=self.batch_size):
+        batch_size = self.batch_size or inference_batch_size(pl_module.device)
+        for x, mask, y in DataLoader(dataset, batch_size=batch_size):
             yield x.to(pl_module.device), mask.to(pl_module.device), y.to(pl_module.device)
 
     @torch.no_grad()
@@ -99,10 +102,10 @@ class ClosedFormHeadStart(Callback):
         dtype = next(network.parameters()).dtype
         network.float()
         validation = None
-        with frozen_backbone(network):
-            stats = ridge_statistics(network, self._batches(trainer, pl_module))
+        with frozen_backbone(network), head_start_features(network, pl_module.device) as features:
+            stats = ridge_statistics(features, self._batches(trainer, pl_module))
             if self.validation is not None and len(self.validation):
-                validation = ridge_statistics(network, self._loader(self.validation, pl_module))
+                validation = ridge_statistics(features, self._loader(self.validation, pl_module))
         if self.dataset is None:  # each rank read its own share of the windows: add them up
             strategy = trainer.strategy
             stats = RidgeStatistics(*(strategy.reduce(t.to(pl_module.device), reduce_op="sum").cpu()

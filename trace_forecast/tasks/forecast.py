@@ -20,6 +20,8 @@ from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, sub
 from trace_forecast.engine.windows import WindowPlan, WindowSets, make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
 from trace_forecast.engine.windows import left_pad
+from trace_forecast.engine.batching import inference_batch_size
+from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import ClosedFormHeadStart
 from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.threads import limit_worker_threads
@@ -96,18 +98,20 @@ def _inference_device(device: str) -> torch.device:
 
 @torch.inference_mode()
 def predict_normalized(
-    network: TraceNetwork, histories: list[np.ndarray], batch_size: int = 256, device: str = "cpu"
+    network: TraceNetwork, histories: list[np.ndarray], batch_size: int | None = None, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Forecast each history: ``(pred [n, H] in RevIN space, mean [n], std [n])``."""
+    """Forecast each history: ``(pred [n, H] in RevIN space, mean [n], std [n])``
+    (``batch_size``: :func:`~trace_forecast.engine.batching.inference_batch_size` when ``None``)."""
     limit_worker_threads()
     length = network.spec.context_length
     dev = _inference_device(device)
+    batch_size = batch_size or inference_batch_size(dev)
     home = next(network.parameters()).device
     if home != dev:
         network.to(dev)
     network.eval()
     preds, means, stds = [], [], []
-    with network.inference():
+    with network.inference(), prediction_autocast(dev):
         for start in range(0, len(histories), batch_size):
             chunk = [left_pad(np.asarray(h, dtype=np.float32), length) for h in histories[start : start + batch_size]]
             x = torch.from_numpy(np.stack([c[0] for c in chunk]))[:, None, :].to(dev)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.engine.trainer import resolve_accelerator
 from trace_forecast.network import TraceNetwork
@@ -91,7 +92,7 @@ def step_errors(
     n_masks: int = 4,
     stride: int = 64,
     unit: str = "series",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "cpu",
 ) -> np.ndarray:
     """Mean absolute error ``[T]`` of each step of a univariate ``series`` over the
@@ -101,6 +102,7 @@ def step_errors(
     limit_worker_threads()
     accelerator, _ = resolve_accelerator(device)
     dev = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    batch_size = batch_size or inference_batch_size(dev)
     backbone = network.backbone.to(dev).eval()
     length, patch = network.spec.context_length, backbone.patch_len
     n = len(series)
@@ -188,7 +190,7 @@ def channel_errors(
     values: np.ndarray,
     score: str,
     stride: int,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "cpu",
 ) -> np.ndarray:
     """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array, channel by channel."""
