@@ -90,7 +90,12 @@ def main(argv=None) -> None:
     parser.add_argument("--label", default="after")
     parser.add_argument("--out", type=Path, default=RESULTS / "predict_throughput.json")
     args = parser.parse_args(argv)
-    rows = run(args.label)
+    import torch
+
+    from benchmarks.common import cpu_model
+
+    hardware = {"cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    rows = [{**row, **hardware} for row in run(args.label)]
     old = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
     merged = [r for r in old if r["label"] != args.label] + rows
     args.out.parent.mkdir(parents=True, exist_ok=True)

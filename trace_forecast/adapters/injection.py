@@ -159,8 +159,8 @@ class GatedLoraSet:
     def merged(self) -> Iterator[None]:
         """Inference with the selected updates merged into the base weights, restored
         exactly afterwards. Unmerged, each update costs two rank-``r`` products and an
-        add per layer, memory-bound on a CPU: merged, prediction on the embedded
-        backbone runs about twice as fast (``benchmarks/predict_throughput.py``).
+        add per layer, memory-bound on a CPU; merged, one product per layer
+        (``docs/scaling.md``, "Speed on a CPU", measures prediction before and after).
         Re-entrant and thread-safe: nested or concurrent uses merge once."""
         with _MERGE_LOCK:
             for m in self.modules:
