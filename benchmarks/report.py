@@ -587,14 +587,14 @@ PROFILE_TEXT = {
              "validation epoch. sktime's MomentFMForecaster trains 1 epoch on every training window (its own loop). "
              "Anomaly detectors run at their defaults (TRACE: 1 epoch on up to 1,024 windows); NAB uses every "
              "series with anomalies (52); sktime's MomentFMAnomalyDetector (about 400 points/s) is skipped by the "
-             "quick suite; `--methods` runs it and merges its rows (its last run, with backbone v1, is quoted in the notes). Measured duration on 2 CPU cores: {durations}.",
+             "quick suite; `--methods` runs it and merges its rows (its last run, with backbone v1, is quoted in the notes). Measured duration on the 2 cores of the environment below: {durations}.",
     "standard": "Seeds 0, 1 and 2 (mean ± std over seeds; deterministic baselines run once). Every TRACE-family "
                 "fit uses the package's default budget (1 epoch on up to 1,024 windows after the closed-form head "
                 "start on up to 8,192), the methods issue #11's targets compare plus PEFT LoRA and linear probing "
                 "(full fine-tuning and DLinear are in the quick profile), every test window (stride 1). Darts NLinear: 10 epochs, best "
                 "validation epoch. RevIN linear: closed form on every training and validation window. Suites: "
                 "long-horizon, M4 Hourly and the small-data suite (anomaly detection stays in the quick profile). "
-                "Measured duration on 2 CPU cores: {durations}.",
+                "Measured duration on the 2 cores of the environment below: {durations}.",
     "full": "Seeds 0, 1 and 2 (mean ± std). Every training window, 5 epochs, every test origin, every NAB series.",
     "backbone": "The standard protocol (the package's default budget, every test window) for what the embedded "
                 "backbone moves: TRACE fine-tuned (seed 0) and zero-shot, with the deterministic baselines (seasonal "

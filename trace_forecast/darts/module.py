@@ -154,7 +154,13 @@ class TraceModule(PLForecastingModule):
     # ------------------------------------------------------------------ forward and loss
     def _forecast_normalized(self, past_target: torch.Tensor):
         x, mask = channel_windows(past_target, self.context_length)
-        pred, mean, std = self.network.forecast_normalized(x, mask)
+        if torch.is_grad_enabled():
+            pred, mean, std = self.network.forecast_normalized(x, mask)
+        else:  # prediction and validation: cache-sized chunks (a batch holds samples x channels windows)
+            size = inference_batch_size(x.device)
+            parts = [self.network.forecast_normalized(x[i : i + size], mask[i : i + size])
+                     for i in range(0, len(x), size)]
+            pred, mean, std = (torch.cat(t) for t in zip(*parts, strict=True))
         return x, mask, pred[..., self.output_chunk_shift :], mean, std
 
     @io_processor
