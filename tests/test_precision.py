@@ -78,3 +78,12 @@ def test_bf16_predictions_stay_close_to_fp32(network, monkeypatch):
 def test_inference_batches_fit_the_cache_on_a_cpu():
     assert inference_batch_size("cpu") == CPU_INFERENCE_BATCH < GPU_INFERENCE_BATCH
     assert inference_batch_size(torch.device("cuda", 0)) == GPU_INFERENCE_BATCH
+
+
+def test_bf16_counts_as_native_only_with_bf16_instructions_that_onednn_may_use(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not precision.native_bf16()  # e.g. AVX-512 without BF16, where oneDNN emulates it
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not precision.native_bf16()  # ONEDNN_MAX_CPU_ISA below the bf16 instructions

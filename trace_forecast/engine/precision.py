@@ -46,9 +46,12 @@ def reduced_precision_enabled() -> bool:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (oneDNN's own check)."""
+    """Whether this CPU multiplies bf16 matrices natively: it has AVX512_BF16 or AMX, and
+    oneDNN may use them (``ONEDNN_MAX_CPU_ISA`` can forbid it). oneDNN alone also says yes
+    on AVX-512 CPUs without bf16 instructions, where it emulates bf16 more slowly than fp32."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        hardware = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return bool(hardware and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
@@ -56,7 +59,8 @@ def native_bf16() -> bool:
 def int8_available() -> bool:
     """Whether torch's dynamic int8 quantization runs here (an x86 or FBGEMM engine)."""
     engines = getattr(torch.backends.quantized, "supported_engines", [])
-    return hasattr(torch.ao.quantization, "quantize_dynamic") and any(e in engines for e in ("x86", "fbgemm"))
+    return (hasattr(torch.ao.quantization, "quantize_dynamic") and any(e in engines for e in ("x86", "fbgemm"))
+            and torch.cpu._is_avx2_supported())  # FBGEMM's minimum
 
 
 def _on_cpu(device: torch.device | str) -> bool:
@@ -87,8 +91,12 @@ def head_start_features(network: nn.Module, device: torch.device | str) -> Itera
         with torch.autocast("cpu", dtype=torch.bfloat16):
             yield network
     elif int8_available() and sum(p.numel() for p in network.parameters()) <= INT8_COPY_MAX_PARAMETERS:
+        try:
+            quantized = _quantized_copy(network)
+        except (RuntimeError, AssertionError):  # an engine that cannot pack these weights: stay in fp32
+            quantized = network
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            yield _quantized_copy(network)
+            yield quantized
     else:
         yield network
