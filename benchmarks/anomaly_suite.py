@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.anomaly import (NAB_FIT_SHARE, VUS_BUFFER, WINDOW, _standardise, _window_to_points, nab_series,
+from benchmarks.anomaly import (VUS_BUFFER, _window_to_points, nab_series,
                                 score_first_difference, score_iforest, score_kmeans)
 from benchmarks.common import PROFILES, RESULTS, environment, require
 from trace_forecast.datasets import shared_data_dir
