@@ -4,16 +4,17 @@ The frozen backbone's matrix products are most of a default fit (the closed-form
 start reads 8,192 windows through it) and of every prediction, and on a CPU they run
 near the cores' fp32 peak already. Two ways to do fewer fp32 operations:
 
-- **bf16 autocast** where the CPU multiplies bf16 natively (AVX512_BF16 or AMX: oneDNN
-  says so). Predictions and the head start's features both use it: on 2 AMD EPYC (Zen 4)
+- **bf16 autocast** where the CPU multiplies bf16 natively (AVX512_BF16 or AMX, usable
+  by oneDNN: :func:`native_bf16`). Predictions and the head start's features both use it: on 2 AMD EPYC (Zen 4)
   cores, the default forecaster's ETTh1 forecasts moved by a scale-free MSE of 2e-6
   (``benchmarks/cpu_speed.py``).
 - **int8 dynamic quantization** of the linear layers (torch's x86 engine: FBGEMM on AVX2)
   where bf16 is not native, for the head start only: the ridge solve then sees slightly
   noisier features, which measured neutral (ETTh1 H = 96, 5 seeds: MSE 0.3739 against
-  0.3741 in fp32 and in bf16; ``benchmarks/head_start_precision.py``), while fine-tuning and prediction stay in fp32. Predictions are not
-  quantized: the copy would be made on every call (slow for small predictions), and
-  int8 outputs are further from fp32 than bf16's.
+  0.3741 in fp32 and in bf16; ``benchmarks/head_start_precision.py``), while fine-tuning
+  and prediction stay in fp32. Predictions are not quantized: the copy would be made on
+  every call (slow for small predictions), and int8 outputs are further from fp32 than
+  bf16's.
 
 ``TRACE_FORECAST_PRECISION=fp32`` in the environment turns both off (every pass in fp32,
 as before). On CUDA nothing changes here: training already runs in mixed precision.
