@@ -91,12 +91,14 @@ class TraceNetwork(nn.Module):
         and weights are restored on exit."""
         was_training = self.training
         lora = self.gated_lora
-        self.eval()
+        if was_training:  # switching modes walks every submodule: only when needed
+            self.eval()
         try:
             with lora.merged() if lora is not None else contextlib.nullcontext():
                 yield self
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
 
     def forecast_features(
         self, x: torch.Tensor, input_mask: torch.Tensor

@@ -109,7 +109,8 @@ def predict_normalized(
     home = next(network.parameters()).device
     if home != dev:
         network.to(dev)
-    network.eval()
+    if network.training:
+        network.eval()
     preds, means, stds = [], [], []
     with network.inference(), prediction_autocast(dev):
         for start in range(0, len(histories), batch_size):
