@@ -79,7 +79,8 @@ def _quantized_copy(network: nn.Module) -> nn.Module:
     """An int8 dynamically quantized copy of ``network``'s linear layers (the original is untouched)."""
     with warnings.catch_warnings():  # torch marks eager-mode quantization for migration to torchao
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(network), {nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(network), {nn.Linear}, dtype=torch.qint8,
+                                                      inplace=True)  # on our copy: no second copy inside
 
 
 @contextlib.contextmanager
@@ -96,8 +97,6 @@ def head_start_features(network: nn.Module, device: torch.device | str) -> Itera
             quantized = _quantized_copy(network)
         except (RuntimeError, AssertionError):  # an engine that cannot pack these weights: stay in fp32
             quantized = network
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield quantized
+        yield quantized
     else:
         yield network
