@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, PeakMemory, environment, timed
-from benchmarks.recipe_sweep import HORIZON, LOOKBACK, historical, nlinear_etth1, test_windows
+from benchmarks.recipe_sweep import HORIZON, LOOKBACK, nlinear_etth1, test_windows, trace_model_etth1
 
 REPEATS = 3
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -40,7 +40,8 @@ OUT = RESULTS / "cpu_speed.json"
 
 
 def _median_fit(make, fit) -> tuple[object, dict]:
-    """``REPEATS`` fits of fresh estimators: the last one, its timings and peak memory."""
+    """``REPEATS`` fits of fresh estimators: the last one, its timings and peak memory
+    (the same record as :func:`benchmarks.recipe_sweep.trace_model_etth1`'s)."""
     times = []
     for _ in range(REPEATS):
         estimator = make()
@@ -48,14 +49,11 @@ def _median_fit(make, fit) -> tuple[object, dict]:
             fit(estimator)
         times.append(fit_time())
     return estimator, {"fit_seconds": float(np.median(times)), "fit_seconds_all": times,
-                       "first_fit_seconds": times[0], "peak_rss_mb": mem.peak_rss / 2**20}
+                       "peak_rss_mb": mem.peak_rss / 2**20}
 
 
 def run(label: str, save_forecasts: Path | None, compare: Path | None) -> list[dict]:
-    from darts import TimeSeries
-
     from trace_forecast import TraceForecaster
-    from trace_forecast.darts import TraceModel
     from trace_forecast.datasets import load_etth1, standard_split
     from trace_forecast.metrics import mae, mse
 
@@ -82,14 +80,9 @@ def run(label: str, save_forecasts: Path | None, compare: Path | None) -> list[d
         row["forecast_mse_vs_reference"] = float(np.mean((pred - np.load(compare)) ** 2))
     nl = {"method": "Darts NLinear (10 epochs)", **nlinear_etth1(split, REPEATS)}
 
-    as_ts = lambda frame: TimeSeries.from_values(frame.to_numpy(np.float32))  # noqa: E731
-    quiet = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
-    model, timing = _median_fit(
-        lambda: TraceModel(input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, random_state=0,
-                           pl_trainer_kwargs=quiet),
-        lambda m: m.fit(as_ts(split.train), val_series=as_ts(split.val), verbose=False))
-    tm = {"method": "TraceModel default", **timing, **historical(model, split, stride=1)}
+    tm = {"method": "TraceModel default", **trace_model_etth1(split, REPEATS)}
     for r in (row, tm):
+        r["first_fit_seconds"] = r["fit_seconds_all"][0]
         r["fit_ratio_to_nlinear"] = r["fit_seconds"] / nl["fit_seconds"]
         r["predict_ratio_to_nlinear"] = r["predict_windows_per_s"] / nl["predict_windows_per_s"]
     for r in (nl, row, tm):

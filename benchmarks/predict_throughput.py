@@ -90,11 +90,10 @@ def main(argv=None) -> None:
     parser.add_argument("--label", default="after")
     parser.add_argument("--out", type=Path, default=RESULTS / "predict_throughput.json")
     args = parser.parse_args(argv)
-    import torch
+    from benchmarks.common import environment
 
-    from benchmarks.common import cpu_model
-
-    hardware = {"cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env = environment()
+    hardware = {key: env[key] for key in ("cpu_model", "cpu_capability")}
     rows = [{**row, **hardware} for row in run(args.label)]
     old = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
     merged = [r for r in old if r["label"] != args.label] + rows
