@@ -31,7 +31,11 @@ def _fit_predict(backbone: str, seed: int) -> np.ndarray:
     return f.fit(_series(seed), fh=[1, 2, 3]).predict().to_numpy()
 
 
-def test_parallel_threads_leave_the_shared_backbone_untouched(tiny_backbone_dir):
+def test_parallel_threads_leave_the_shared_backbone_untouched(tiny_backbone_dir, monkeypatch):
+    # fp32: threads competing for torch's pool change the summation order, and bf16 rounding
+    # (where the CPU has it natively) amplifies that to about 1e-3 of the scale (measured
+    # under load: up to 1.35e-3, against 2.7e-4 in fp32); the isolation checked here is the same.
+    monkeypatch.setenv("TRACE_FORECAST_PRECISION", "fp32")
     backbone = str(tiny_backbone_dir)
     before = _digest(shared_backbone(backbone))
     results: dict[int, np.ndarray] = {}
