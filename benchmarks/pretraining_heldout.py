@@ -1,7 +1,7 @@
 """Held-out pretraining loss per source, for several backbones on the same windows.
 
 The held-out slices of the real sources are the ones ``python -m trace_forecast.pretrain
---corpus`` keeps out (:func:`trace_forecast.data.corpus.split_heldout`, seed 0). The
+--corpus`` keeps out (:func:`trace_forecast.pretraining.corpus.split_heldout`, seed 0). The
 synthetic group is 1,000 fresh series from the generator with a seed no pretraining run
 used (10 % intermittent, as in pretraining). Every backbone
 is scored on the same 256 windows per source with the pretraining mix of masks (half of
@@ -19,9 +19,9 @@ import time
 
 from benchmarks.common import RESULTS, environment
 from trace_forecast.backbone import load_backbone
-from trace_forecast.data.corpus import load_corpus, split_heldout
-from trace_forecast.data.mixture import SourceMixture
-from trace_forecast.data.synthetic import generate_corpus
+from trace_forecast.pretraining.corpus import load_corpus, split_heldout
+from trace_forecast.pretraining.mixture import SourceMixture
+from trace_forecast.pretraining.synthetic import generate_corpus
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.pretrain import heldout_loss_by_source
 

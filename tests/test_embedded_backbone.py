@@ -10,7 +10,7 @@ import torch
 
 from trace_forecast.backbone import MomentBackbone, load_backbone
 from trace_forecast.backbone.io import EMBEDDED_DIR
-from trace_forecast.data.synthetic import generate_corpus
+from trace_forecast.pretraining.synthetic import generate_corpus
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.losses import masked_reconstruction_loss
 from trace_forecast.network import random_patch_mask
@@ -92,7 +92,9 @@ def test_synthetic_corpus_is_reproducible_and_varied():
 def test_pretraining_v2_options_and_time_budget(tmp_path):
     """The v2 recipe's options (docs/pretraining/pretrain_v2.sh) on a tiny model: a wall-time
     budget stops the run and anneals the rate; tails and mask ratios stay in range."""
-    from trace_forecast.pretrain import PretrainWindows, TimeBudgetSchedule, main
+    from trace_forecast.pretrain import main
+    from trace_forecast.pretraining.module import TimeBudgetSchedule
+    from trace_forecast.pretraining.windows import PretrainWindows
 
     summary = main(["--out", str(tmp_path), "--synthetic", "20", "--batch-size", "4", "--d-model", "16",
                     "--layers", "1", "--d-ff", "32", "--heads", "2", "--device", "cpu", "--steps", "100000",
@@ -110,3 +112,30 @@ def test_pretraining_v2_options_and_time_budget(tmp_path):
     assert schedule(0) == pytest.approx(0.1) and schedule(50) == pytest.approx(1.0, abs=1e-3)
     schedule.budget_s = 1e-9  # the budget is spent: the rate has annealed to its floor
     assert schedule(50) == pytest.approx(1e-3)
+
+
+def test_a_campaign_leg_killed_and_resumed_ends_where_one_uninterrupted_run_does(tmp_path):
+    """Two legs of a campaign (the first stopped at step 7 of 12, between checkpoints every
+    3 steps) end with the same weights, moving average included, as one run of 12 steps:
+    the checkpoint carries optimiser, schedule, moving average and the data stream's
+    position. Each leg is on record in legs.json."""
+    from safetensors.torch import load_file
+
+    from trace_forecast.pretrain import main
+    from trace_forecast.pretraining.campaign import read_legs
+
+    common = ["--synthetic", "20", "--batch-size", "4", "--d-model", "16", "--layers", "1", "--d-ff", "32",
+              "--heads", "2", "--checkpoint-every", "3", "--device", "cpu", "--precision", "32-true",
+              "--steps", "12", "--schedule", "constant", "--warmup-steps", "4", "--ema", "0.9", "--quiet"]
+    main(["--out", str(tmp_path / "whole"), *common])
+    campaign = ["--out", str(tmp_path / "legs"), "--campaign", str(tmp_path / "campaign")]
+    first = main([*campaign, *common, "--stop-after", "7"])
+    second = main([*campaign, *common])
+    assert (first["windows_seen"], second["windows_seen"]) == (28, 48)
+    whole, legs = (load_file(tmp_path / name / "model.safetensors") for name in ("whole", "legs"))
+    assert all(torch.equal(whole[k], legs[k]) for k in whole)
+    record = read_legs(tmp_path / "campaign")
+    assert [(r["steps_start"], r["steps_end"], r["status"]) for r in record] == [(0, 7, "finished"),
+                                                                                  (7, 12, "finished")]
+    assert record[1]["windows_start"] == 28 and record[1]["hardware"]["precision"] == "32-true"
+    assert not list((tmp_path / "campaign").glob("*.tmp"))  # written through a rename

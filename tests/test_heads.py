@@ -22,7 +22,7 @@ def backbone(tiny_backbone_dir):
 def test_auto_future_patches_cover_the_horizon_within_limits():
     assert resolve_future_patches("auto", 96, 512) == 12
     assert resolve_future_patches("auto", 20, 512) == 3  # ceil(20 / 8)
-    assert resolve_future_patches("auto", 720, 512) == MAX_FUTURE_PATCHES
+    assert resolve_future_patches("auto", 720, 512) == MAX_FUTURE_PATCHES  # per pass; rolled out beyond
     assert resolve_future_patches("auto", 96, 64) == 4  # at most half the context's patches
     assert resolve_future_patches(0, 96, 512) == 0
     with pytest.raises(ParameterError, match="future_patches must be in"):
@@ -99,20 +99,42 @@ def test_both_settings_train_through_the_forecaster():
 
 
 def test_prior_weight_reads_the_backbones_prediction(backbone):
-    """The zero-shot map: step h reads the backbone's prediction of future step h, then its
-    last predicted step; with no hidden patches, the last observed value."""
+    """The zero-shot map: step h reads the backbone's prediction of future step h (rolled out
+    past one pass of 2 patches); with no hidden patches, the last observed value."""
     head = build_network(backbone, NetworkSpec(horizon=20, context_length=64, adapter="none", future_patches=2),
                          seed=0).forecast_head
     prior = head.prior_weight()
-    assert prior.shape == (20, 80) and torch.equal(prior.sum(1), torch.ones(20))
-    assert prior.argmax(1).tolist() == [64 + h for h in range(16)] + [79] * 4
+    assert prior.shape == (20, 88) and torch.equal(prior.sum(1), torch.ones(20))  # 64 + 3 patches predicted
+    assert prior.argmax(1).tolist() == [64 + h for h in range(20)]
     features, _, _ = build_network(backbone, NetworkSpec(horizon=20, context_length=64, adapter="none",
                                                          future_patches=2), seed=0).forecast_features(
         torch.randn(2, 1, 64), torch.ones(2, 64))
-    assert torch.equal((features[:, 0] @ prior.T)[:, :16], features[:, 0, 64:])
+    assert torch.equal(features[:, 0] @ prior.T, features[:, 0, 64:84])
     plain = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=0),
                           seed=0).forecast_head.prior_weight()
     assert plain.argmax(1).tolist() == [63] * 4
+
+
+def test_long_horizons_roll_out_pass_after_pass(backbone):
+    """Past one pass the predicted patches join the context and the backbone predicts the
+    next ones: the second pass equals a pass over the context extended by the first."""
+    net = build_network(backbone, NetworkSpec(horizon=24, context_length=64, adapter="none", future_patches=2),
+                        seed=0).eval()
+    one_pass = build_network(backbone, NetworkSpec(horizon=16, context_length=64, adapter="none",
+                                                   future_patches=2), seed=0).eval()
+    x = torch.randn(3, 1, 64).cumsum(-1)
+    mask = torch.ones(3, 64)
+    with torch.no_grad():
+        feats, mean, std = net.forecast_features(x, mask)
+        first, mean1, std1 = one_pass.forecast_features(x, mask)
+        assert feats.shape == (3, 1, 64 + 24) and torch.equal(feats[..., :80], first)  # the first pass is unchanged
+        predicted = first[..., 64:80] * std1 + mean1  # the first pass's 16 steps in the input's scale
+        extended = torch.cat([x[..., 16:], predicted], dim=-1)  # the context a second pass sees
+        last_patch = build_network(backbone, NetworkSpec(horizon=8, context_length=64, adapter="none",
+                                                         future_patches=1), seed=0).eval()
+        second, mean2, std2 = last_patch.forecast_features(extended, mask)  # the one patch still needed
+        expected = ((second[..., 64:72] * std2 + mean2) - mean) / std  # in the first pass's space
+    assert torch.allclose(feats[..., 80:], expected, atol=1e-4)
 
 
 def _stats(x: torch.Tensor, y: torch.Tensor):

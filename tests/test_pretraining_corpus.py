@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trace_forecast.data.corpus import (
+from trace_forecast.pretraining.corpus import (
     LONG_SERIES,
     SOURCE_NAMES,
     clean,
@@ -18,7 +18,7 @@ from trace_forecast.data.corpus import (
     read_tsf,
     split_heldout,
 )
-from trace_forecast.data.mixture import SourceMixture, coarse_stretch
+from trace_forecast.pretraining.mixture import SourceMixture, coarse_stretch
 from trace_forecast.errors import DataError
 
 

@@ -37,12 +37,16 @@ class MemoryEstimate:
 def estimate_training_bytes(config, context_length: int, horizon: int, batch_size: int,
                             future_patches: int = 0) -> MemoryEstimate:
     """Bytes a training step needs for ``batch_size`` univariate windows (see the module doc)."""
+    from trace_forecast.heads.reconstruction import rollout_steps
+
     t5 = config.t5_config
-    patches = context_length // config.patch_len + future_patches
+    future_steps = rollout_steps(future_patches, horizon, config.patch_len)
+    passes = max(1, -(-future_steps // max(1, future_patches * config.patch_len)))  # a long horizon rolls out
+    patches = context_length // config.patch_len
     d_model, d_ff, heads, layers = t5["d_model"], t5["d_ff"], t5["num_heads"], t5["num_layers"]
-    per_window = layers * ACTIVATION_COPIES * (patches * (2 * d_model + d_ff) + heads * patches * patches)
+    per_window = passes * layers * ACTIVATION_COPIES * (patches * (2 * d_model + d_ff) + heads * patches * patches)
     backbone_params = layers * (4 * d_model * t5.get("d_kv", d_model // heads) * heads + 3 * d_model * d_ff)
-    head_params = (context_length + future_patches * config.patch_len + 1) * horizon
+    head_params = (context_length + future_steps + 1) * horizon
     # Weights + gradients + AdamW's two moments for the head; the backbone's weights (and,
     # at worst, their training state as in full fine-tuning).
     parameters = BYTES * (4 * head_params + 4 * backbone_params)

@@ -15,6 +15,13 @@ P * patch_len`` inputs. With ``P = 0`` it reads the reconstruction of the unmask
 context, which a backbone that reconstructs visible patches near-exactly turns into a
 copy of the input (the map is then a RevIN linear model; ``docs/design.md``).
 
+Horizons beyond one pass (:func:`rollout_steps`): the backbone was pretrained to extend a
+series by at most :data:`MAX_FUTURE_PATCHES` patches, so a longer horizon is *rolled out*:
+the predicted patches are appended to the context (the oldest history drops out) and the
+backbone predicts the next ones, until the horizon is covered. Every pass's prediction is
+put in the RevIN space of the visible history and joins the map's inputs, so step ``h`` of
+any horizon has its own predicted value (the zero-shot map reads it; the fine-tuned map may).
+
 Variants of the temporal map (chosen by ``temporal_map``):
 
 - ``"linear"``: ``Linear(L, H)`` — ``(L + 1) * H`` parameters.
@@ -43,6 +50,15 @@ def auto_future_patches(horizon: int, context_length: int, patch_len: int) -> in
     """``future_patches="auto"``: enough patches to cover the horizon, at most
     :data:`MAX_FUTURE_PATCHES` and at most half of the context's patches."""
     return max(0, min(-(-horizon // patch_len), MAX_FUTURE_PATCHES, context_length // patch_len // 2))
+
+
+def rollout_steps(future_patches: int, horizon: int, patch_len: int = 8) -> int:
+    """Future steps the backbone predicts for a ``horizon``-step forecast: every step of the
+    horizon (rounded up to whole patches) when it predicts any (``future_patches > 0``), in
+    passes of ``future_patches`` patches; ``0`` otherwise."""
+    if future_patches <= 0:
+        return 0
+    return max(future_patches, -(-horizon // patch_len)) * patch_len
 
 
 def resolve_future_patches(value: int | str, horizon: int, context_length: int, patch_len: int = 8) -> int:
@@ -116,6 +132,7 @@ class ReconstructionForecastHead(nn.Module):
                 f"{context_length}, got {future_patches}"
             )
         self.future_patches = future_patches
+        self.pass_steps = future_patches * patch_len  # steps one backbone pass predicts
         self.pretrain_head = pretrain_head
         for p in self.pretrain_head.parameters():
             p.requires_grad_(train_reconstruction_head)
@@ -123,7 +140,7 @@ class ReconstructionForecastHead(nn.Module):
         self.context_length = context_length
         self.horizon = horizon
         self.patch_len = patch_len
-        self.future_steps = future_patches * patch_len
+        self.future_steps = rollout_steps(future_patches, horizon, patch_len)  # in one pass or several
         n_steps = context_length + self.future_steps  # dropped oldest history + reconstruction
         last_observed = context_length - 1  # position of the last observed step in those
         if temporal_map == "truncate":
@@ -163,9 +180,9 @@ class ReconstructionForecastHead(nn.Module):
 
     def prior_weight(self) -> torch.Tensor:
         """The zero-shot map ``[H, n_in]``: step ``h`` reads the backbone's prediction of
-        future step ``h`` (its last predicted step beyond the hidden patches; the last
-        observed value when ``future_patches = 0``). The closed-form head start shrinks
-        toward it (:mod:`trace_forecast.heads.ridge`)."""
+        future step ``h`` (rolled out over several passes where the horizon needs them; the
+        last observed value when ``future_patches = 0``). The closed-form head start combines
+        it with the fitted map (:mod:`trace_forecast.heads.ridge`)."""
         weight = torch.zeros(self.horizon, self.n_in)
         for h in range(self.horizon):
             step = self.context_length + min(h, self.future_steps - 1) if self.future_steps else self.context_length - 1
@@ -185,12 +202,36 @@ class ReconstructionForecastHead(nn.Module):
         if not self.future_steps:
             enc = backbone.encode(x, input_mask)
             return self.features(enc.tokens, input_mask), enc.mean, enc.std
-        x_ext, observed, shown = extend_with_hidden_future(x, input_mask, self.future_steps)
+        first = min(self.pass_steps, self.future_steps)
+        x_ext, observed, shown = extend_with_hidden_future(x, input_mask, first)
         enc = backbone.encode(x_ext, observed, shown)
         rec = self.pretrain_head(enc.tokens) * observed[:, None, :].to(enc.tokens.dtype)
-        dropped = backbone.normalizer.normalize(x[..., : self.future_steps], enc.mean, enc.std)
-        dropped = dropped.clamp(-TARGET_CLIP, TARGET_CLIP) * input_mask[:, None, : self.future_steps].to(rec.dtype)
-        return self._map_inputs(torch.cat([dropped.to(rec.dtype), rec], dim=-1)), enc.mean, enc.std
+        dropped = backbone.normalizer.normalize(x[..., :first], enc.mean, enc.std)
+        dropped = dropped.clamp(-TARGET_CLIP, TARGET_CLIP) * input_mask[:, None, :first].to(rec.dtype)
+        parts = [dropped.to(rec.dtype), rec]
+        if self.future_steps > first:
+            parts += self._roll_out(backbone, x_ext, observed, rec[..., -first:], enc.mean, enc.std)
+        return self._map_inputs(torch.cat(parts, dim=-1)), enc.mean, enc.std
+
+    def _roll_out(self, backbone: nn.Module, x_ext: torch.Tensor, observed: torch.Tensor, predicted: torch.Tensor,
+                  mean: torch.Tensor, std: torch.Tensor) -> list[torch.Tensor]:
+        """Further passes after the first: each appends what the last one predicted (in the
+        input's scale) to the context and hides the next patches. Returns each pass's
+        prediction in the first pass's RevIN space (the visible history's)."""
+        parts, done = [], predicted.shape[-1]  # steps predicted so far
+        context = torch.cat([x_ext[..., : -predicted.shape[-1]],
+                             backbone.normalizer.denormalize(predicted.float(), mean, std).to(x_ext.dtype)], dim=-1)
+        while done < self.future_steps:
+            steps = min(self.pass_steps, self.future_steps - done)
+            ctx, obs, shown = extend_with_hidden_future(context, observed, steps)
+            enc = backbone.encode(ctx, obs, shown)
+            new = self.pretrain_head(enc.tokens)[..., -steps:]
+            new = backbone.normalizer.denormalize(new.float(), enc.mean, enc.std)  # the input's scale
+            parts.append(backbone.normalizer.normalize(new, mean, std).clamp(-TARGET_CLIP, TARGET_CLIP).to(predicted.dtype))
+            context = torch.cat([ctx[..., :-steps], new.to(ctx.dtype)], dim=-1)
+            observed = obs
+            done += steps
+        return parts
 
     def features(self, tokens: torch.Tensor, input_mask: torch.Tensor) -> torch.Tensor:
         """The temporal map's inputs from the tokens of the unshifted context

@@ -1,12 +1,13 @@
 """Draw pretraining series from a weighted mixture of sources, at several resolutions.
 
 A :class:`SourceMixture` holds named groups of series (the real sources of
-:mod:`trace_forecast.data.corpus` and the synthetic generator) with a mixing weight each.
+:mod:`trace_forecast.pretraining.corpus` and the synthetic generator) with a mixing weight each.
 A draw picks a group by weight, then a series within the group with probability
 proportional to its length (a long series holds more distinct windows than a short one).
 
 Resolutions: with probability ``coarse_share``, a series long enough for it is averaged
-over ``f`` consecutive steps, ``f`` drawn from the :data:`COARSE_FACTORS` that leave at
+over ``f`` consecutive steps, ``f`` drawn from ``coarse_factors`` (:data:`COARSE_FACTORS` by
+default) that leave at
 least ``min_coarse_length`` values, so that daily, weekly and yearly cycles of fast series
 fit in one 512-step context (an hourly series averaged by 24 shows a year in 365 steps).
 Only a random stretch of ``chunk`` coarse steps is aggregated, so a draw costs the same
@@ -29,6 +30,7 @@ class SourceMixture:
     groups: dict[str, list[np.ndarray]]
     weights: dict[str, float]
     coarse_share: float = 0.0
+    coarse_factors: tuple[int, ...] = COARSE_FACTORS
     min_coarse_length: int = 640
     chunk: int = 1024
 
@@ -47,7 +49,7 @@ class SourceMixture:
         cum = self._cumulative[name]
         series = self.groups[name][int(np.searchsorted(cum, rng.integers(cum[-1]), side="right"))]
         if self.coarse_share > 0 and rng.random() < self.coarse_share:
-            factors = [f for f in COARSE_FACTORS if len(series) // f >= self.min_coarse_length]
+            factors = [f for f in self.coarse_factors if len(series) // f >= self.min_coarse_length]
             if factors:
                 series = coarse_stretch(series, int(rng.choice(factors)), self.chunk, rng)
         return name, series

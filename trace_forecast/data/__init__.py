@@ -1,1 +1,0 @@
-"""Data: synthetic corpus generator."""

@@ -1,0 +1,149 @@
+"""The pretraining objective as a Lightning module, its learning-rate schedules, and the
+held-out loss per source that compares backbone versions.
+
+A checkpoint of :class:`PretrainModule` holds, besides what Lightning saves (weights,
+optimiser, scheduler, step counters, callbacks such as the weight average), the data
+stream's position (windows trained on) and the random states of Python, NumPy and torch,
+so a resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from trace_forecast.backbone import MomentBackbone, MomentConfig, t5_config_dict
+from trace_forecast.losses import masked_reconstruction_loss
+from trace_forecast.pretraining.mixture import SourceMixture
+from trace_forecast.pretraining.windows import PretrainWindows
+
+SCHEDULES = ("one-cycle", "time-budget", "constant")
+
+
+class TimeBudgetSchedule:
+    """Learning-rate factor for a run bounded by wall time rather than steps: linear
+    warm-up over ``warmup_steps``, then a cosine decay to 0 over the elapsed share of
+    ``budget_s`` (so the rate anneals whatever the hardware's speed; the run itself is
+    stopped by Lightning's ``max_time``). Not resumable: a resumed run starts its clock anew."""
+
+    def __init__(self, budget_s: float, warmup_steps: int = 200) -> None:
+        self.budget_s = budget_s
+        self.warmup_steps = warmup_steps
+        self.start: float | None = None
+
+    def __call__(self, step: int) -> float:
+        if self.start is None:
+            self.start = time.monotonic()
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        done = min(1.0, (time.monotonic() - self.start) / self.budget_s)
+        return max(0.5 * (1 + math.cos(math.pi * done)), 1e-3)
+
+
+class ConstantSchedule:
+    """Linear warm-up over ``warmup_steps``, then a constant rate: a function of the step
+    alone, so it resumes exactly and suits a campaign of unknown length (the exported
+    weights are an exponential moving average, which plays the part of the final decay)."""
+
+    def __init__(self, warmup_steps: int = 200) -> None:
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step: int) -> float:
+        return min(1.0, (step + 1) / max(self.warmup_steps, 1))
+
+
+class PretrainModule(pl.LightningModule):
+    """Lightning wrapper of the pretraining objective (masked-patch reconstruction)."""
+
+    def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000,
+                 visible_weight: float = 0.0, time_budget_s: float | None = None,
+                 schedule: str | None = None, warmup_steps: int = 200):
+        super().__init__()
+        self.backbone = backbone
+        self.visible_weight = visible_weight
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+        self.time_budget_s = time_budget_s
+        self.schedule = schedule or ("time-budget" if time_budget_s else "one-cycle")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        self.warmup_steps = warmup_steps
+        self.windows_seen = 0  # the data stream's position, saved in every checkpoint
+
+    def training_step(self, batch, batch_idx):
+        loss = masked_reconstruction_loss(self.backbone, *batch, visible_weight=self.visible_weight)
+        self.log("train_loss", loss, on_step=True, prog_bar=True)
+        self.windows_seen += len(batch[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss = masked_reconstruction_loss(self.backbone, *batch)
+        self.log("heldout_loss", loss, on_epoch=True, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=0.01)
+        if self.schedule == "one-cycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=self.total_steps,
+                                                        pct_start=max(0.05, 3 / self.total_steps))
+        else:
+            factor = (TimeBudgetSchedule(self.time_budget_s, self.warmup_steps) if self.schedule == "time-budget"
+                      else ConstantSchedule(self.warmup_steps))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["data_stream"] = {"windows_seen": self.windows_seen}
+        kind, key, pos, has_gauss, gauss = np.random.get_state()
+        # plain tensors and numbers, so the checkpoint loads with torch.load(weights_only=True)
+        checkpoint["rng_states"] = {"python": random.getstate(), "torch": torch.get_rng_state(),
+                                    "numpy": (kind, torch.from_numpy(key.astype(np.int64)), int(pos),
+                                              int(has_gauss), float(gauss))}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.windows_seen = int(checkpoint.get("data_stream", {}).get("windows_seen", 0))
+        states = checkpoint.get("rng_states")
+        if states:
+            random.setstate(states["python"])
+            kind, key, pos, has_gauss, gauss = states["numpy"]
+            np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            torch.set_rng_state(states["torch"])
+
+
+def stream_position(checkpoint_path) -> int:
+    """Windows a checkpoint of :class:`PretrainModule` had trained on (0 for older ones)."""
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    return int(checkpoint.get("data_stream", {}).get("windows_seen", 0))
+
+
+def build_config(d_model: int, layers: int, d_ff: int, heads: int, seq_len: int = 512) -> MomentConfig:
+    """A small MOMENT-layout architecture (vocab 2: T5's token table is never used)."""
+    t5 = t5_config_dict(d_model, layers, d_ff, heads, d_kv=d_model // heads, vocab_size=2)
+    t5["dropout_rate"] = 0.0
+    return MomentConfig(d_model=d_model, t5_config=t5, seq_len=seq_len, dropout=0.0,
+                        extra={"trace_forecast": {"pretrained_by": "trace_forecast.pretrain"}})
+
+
+def heldout_loss_by_source(backbone: MomentBackbone, held: SourceMixture, windows: dict, seq_len: int,
+                           n_windows: int = 256, seed: int = 12345, batch_size: int = 128) -> dict[str, float]:
+    """Masked-reconstruction loss (hidden steps, RevIN space) on ``n_windows`` fixed windows of
+    each source's held-out series, with the training mix of masks at full resolution; the same
+    windows for any backbone, so versions compare."""
+    out = {}
+    backbone.eval()
+    for name, series in held.groups.items():
+        ds = PretrainWindows(series, n_windows, seq_len, backbone.patch_len, seed=seed, **windows)
+        losses, counts = [], []
+        with torch.no_grad():
+            for x, m, mask in DataLoader(ds, batch_size=batch_size):
+                losses.append(float(masked_reconstruction_loss(backbone, x, m, mask)) * len(x))
+                counts.append(len(x))
+        out[name] = round(sum(losses) / sum(counts), 4)
+    return out
