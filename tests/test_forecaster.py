@@ -56,7 +56,8 @@ def test_fitting_is_reproducible_with_a_seed(make):
 
 
 def test_fitted_params_report_trainable_counts_and_selection(make):
-    f = make(dsic_budget=0.5).fit(_series(), fh=[1, 2])
+    # Without validation windows the fit ends with its last state: Gated DSIC's selection.
+    f = make(dsic_budget=0.5, validation_fraction=0.0).fit(_series(), fh=[1, 2])
     params = f.get_fitted_params()
     for key in ("adapter_trainable", "gates_trainable", "head_trainable", "backbone_trainable", "total_trainable"):
         assert key in params
@@ -66,6 +67,21 @@ def test_fitted_params_report_trainable_counts_and_selection(make):
     assert selection["kept"].sum() == len(selection) // 2  # budget 0.5 of 14 modules
     assert params["gates_trainable"] == selection["kept"].sum()
     assert len(params["train_loss"]) >= 1
+
+
+def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
+    """The closed-form start competes with the fine-tuned state on validation; when it
+    wins, the adapters are switched off, so the model is exactly the start."""
+    import trace_forecast.engine.recipe as recipe
+
+    f = make(max_epochs=1, learning_rate=0.5).fit(_series(), fh=[1, 2])  # a step far too large: worse on validation
+    choices = f.get_fitted_params()["fit_choices"]
+    assert choices["kept"] == "start"
+    assert set(choices["head_start"]) == {"alpha", "blend", "validation_error", "zero_shot_error"}
+    assert choices["head_start"]["validation_error"] <= choices["head_start"]["zero_shot_error"]
+    assert not f.get_fitted_params()["selected_modules"]["kept"].any()
+    assert f.get_fitted_params()["adapter_trainable"] == 0
+    assert recipe.BestOnValidation().kept is None
 
 
 @pytest.mark.parametrize(

@@ -161,10 +161,10 @@ def test_ridge_solution_matches_a_direct_solve_and_shrinks_toward_its_target():
     assert ridge_solution(_stats(x, y), None, alpha=1e9)[0].abs().max() < 1e-5
 
 
-def test_validation_windows_choose_the_target_then_join_the_solve(backbone):
-    """Few noisy training windows: the prior wins where it predicts the later windows;
-    a prior that is wrong there is dropped."""
-    from trace_forecast.heads.ridge import RidgeStatistics, ridge_solve
+def test_validation_windows_choose_the_blend_with_the_zero_shot_map_then_join_the_solve(backbone):
+    """Few noisy training windows: where the zero-shot map predicts the later windows, the
+    start is that map (blend 0); where the later windows say otherwise, the fitted map."""
+    from trace_forecast.heads.ridge import HeadStart, RidgeStatistics, ridge_solve, squared_error
 
     spec = NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=0)
     net = build_network(backbone, spec, seed=0)
@@ -174,20 +174,39 @@ def test_validation_windows_choose_the_target_then_join_the_solve(backbone):
     prior = net.forecast_head.prior_weight()
     good = lambda x: x @ prior.T  # noqa: E731 - targets the prior predicts exactly
     train = _stats(x_train, good(x_train) + 0.3 * torch.randn(6, 4, generator=g))
-    assert ridge_solve(net, train, validation=_stats(x_val, good(x_val))) is True
-    assert ridge_solve(net, train, validation=_stats(x_val, torch.zeros(40, 4))) is False
-    assert ridge_solve(net, train) is False  # no validation: the usual zero target
+    kept = ridge_solve(net, train, validation=_stats(x_val, good(x_val)))
+    assert kept.blend == 0.0 and kept.validation_error == kept.zero_shot_error == pytest.approx(0.0, abs=1e-9)
+    away = ridge_solve(net, train, validation=_stats(x_val, torch.zeros(40, 4)))
+    assert away.blend == 1.0 and away.validation_error < away.zero_shot_error
+    assert ridge_solve(net, train) == HeadStart(1.0, 1.0)  # no validation: the fitted map, default penalty
     # Joined solve: the validation windows count (here they alone carry the signal).
-    from trace_forecast.heads.ridge import squared_error
-
-    val = _stats(x_val, good(x_val))
+    val = _stats(x_val, 0.5 * x_val[:, :4])
     layer = net.forecast_head.output_layer
     ridge_solve(net, _stats(x_train, torch.zeros(6, 4)), alpha=1e-3, validation=val)
     joined = squared_error(val, layer.weight.detach().double(), layer.bias.detach().double())
     ridge_solve(net, _stats(x_train, torch.zeros(6, 4)), alpha=1e-3)
     alone = squared_error(val, layer.weight.detach().double(), layer.bias.detach().double())
-    assert joined < 0.1 * alone
+    assert joined < 0.5 * alone
     assert isinstance(val, RidgeStatistics)
+
+
+def test_weighted_statistics_count_errors_in_the_series_units_and_ignore_constant_windows(backbone):
+    """A window whose context is constant (RevIN divides by almost zero) gets no weight:
+    adding one with absurd normalised targets changes nothing."""
+    from trace_forecast.heads.ridge import ridge_statistics
+
+    net = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=0),
+                        seed=0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 64, generator=g)
+    y = torch.randn(8, 1, 4, generator=g)
+    scale = torch.ones(8)
+    base = ridge_statistics(net, [(x, torch.ones(8, 64), y, scale)])
+    flat_x = torch.cat([x, torch.full((1, 1, 64), 3.0)])
+    flat_y = torch.cat([y, torch.full((1, 1, 4), 3.5)])  # 0.5 above a constant: +50,000 "standard deviations"
+    with_flat = ridge_statistics(net, [(flat_x, torch.ones(9, 64), flat_y, torch.ones(9))])
+    assert with_flat.windows == 9 and base.windows == 8
+    assert torch.allclose(with_flat.xtx, base.xtx) and torch.allclose(with_flat.xty, base.xty)
 
 
 def test_penalty_ignores_inputs_that_are_padding_in_every_window():

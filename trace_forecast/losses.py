@@ -43,9 +43,31 @@ def masked_reconstruction_loss(
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def window_weights(std: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor | None:
+    """Weight of each window's RevIN-space errors: ``(std / scale)^2`` for windows with
+    RevIN ``std [B, C, 1]`` from series of unit ``scale [B]``, so that a weighted RevIN-space
+    error is the error in the series' own units (divided by the series' unit, so that series
+    of any scale weigh the same). A (nearly) constant window gets (nearly) no weight: its
+    normalised targets are meaningless, a division by almost zero. ``None`` without scales
+    (every window weighs the same). A series without a usable unit (constant, or nothing
+    observed) lends its windows weight 0."""
+    if scale is None:
+        return None
+    scale = scale.to(std.dtype).reshape(-1, *([1] * (std.dim() - 1)))
+    weight = (std / scale).square()
+    return torch.nan_to_num(weight, nan=0.0, posinf=0.0)
+
+
 def normalized_mse(
-    pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, clip: float = TARGET_CLIP
+    pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, clip: float = TARGET_CLIP,
+    scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MSE between a RevIN-space forecast and the future ``y`` put in the same space."""
+    """MSE between a RevIN-space forecast and the future ``y`` put in the same space;
+    with ``scale`` (each window's series unit), weighted by :func:`window_weights`."""
     target = ((y - mean) / std).clamp(-clip, clip)
-    return torch.mean((pred.float() - target.float()) ** 2)
+    err = (pred.float() - target.float()) ** 2
+    weight = window_weights(std.float(), scale)
+    if weight is None:
+        return torch.mean(err)
+    weight = weight.expand_as(err)
+    return (err * weight).sum() / weight.sum().clamp_min(1e-12)

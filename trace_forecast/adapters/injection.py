@@ -147,6 +147,12 @@ class GatedLoraSet:
             for p in (m.lora_A, m.lora_B, m.gate):
                 p.requires_grad_(keep)
 
+    def switch_off(self) -> None:
+        """Mask every module and stop training it: the encoder is the pretrained one again
+        (a fit whose validation preferred its start; see ``BestOnValidation``)."""
+        self.set_masks(torch.zeros(len(self.modules)))
+        self.freeze_pruned()
+
     def merge(self) -> None:
         for m in self.modules:
             m.merge()

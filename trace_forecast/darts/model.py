@@ -25,7 +25,7 @@ from darts.utils.serialization import add_safe_globals
 
 from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.darts.module import TraceModule
-from trace_forecast.darts.validation import as_list, check_series, split_for_validation
+from trace_forecast.darts.validation import as_list, check_series, series_units, split_for_validation
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
 from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.quiet import console
@@ -315,12 +315,18 @@ class TraceModel(FoundationModel):
         if val_series is not None:
             check_series(val_series, "val_series", need)
         if kwargs.get("sample_weight") is not None or kwargs.get("val_sample_weight") is not None:
-            raise ParameterError("TraceModel does not support sample weights")
+            raise ParameterError("TraceModel does not support sample weights: it weighs each window by its scale "
+                                 "in its series itself (errors count in each series' own units)")
         given = series
+        val_units = None if val_series is None else series_units(val_series)
         if val_series is None and self.model_params["validation_fraction"] > 0:
-            series, val_series = split_for_validation(
+            series, val_series, sources = split_for_validation(
                 series, self.model_params["validation_fraction"], need, self.input_chunk_length
             )
+            if val_series is not None:  # a held-out part keeps its whole series' unit
+                val_units = series_units(val_series, [as_list(given)[i] for i in sources])
+        # Each series' unit rides in Darts' sample weights (the module reads them as units).
+        kwargs.update(sample_weight=series_units(series, as_list(given)), val_sample_weight=val_units)
         self._has_validation = val_series is not None
         self._selection_history = None
         cap = self.model_params["max_windows"]

@@ -17,6 +17,7 @@ import torch
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
 from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput, TorchTrainingBatch
 
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Subset
 
 from trace_forecast.adapters import resolve_targets
@@ -28,7 +29,7 @@ from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizer
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import resolve_future_patches
 from trace_forecast.heads.reconstruction import use_zero_shot_map
-from trace_forecast.heads.ridge import RIDGE_WINDOWS
+from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.parameters import check_context_length, default
@@ -55,6 +56,15 @@ def channel_targets(future_target: torch.Tensor) -> torch.Tensor:
     """``[B, H, C]`` -> ``[B*C, 1, H]``, in the order of :func:`channel_windows`."""
     b, h, c = future_target.shape
     return future_target.permute(0, 2, 1).reshape(b * c, 1, h)
+
+
+def channel_units(sample_weight: torch.Tensor | None) -> torch.Tensor | None:
+    """Each window's series unit ``[B*C]``, in the order of :func:`channel_windows`, from
+    the sample weights ``[B, H, C]`` in which :class:`~trace_forecast.darts.TraceModel`
+    passes them (constant over the output chunk); ``None`` without them."""
+    if sample_weight is None:
+        return None
+    return sample_weight[:, 0, :].reshape(-1)
 
 
 class TraceModule(PLForecastingModule):
@@ -176,7 +186,8 @@ class TraceModule(PLForecastingModule):
     def compute_loss(self, batch: TorchTrainingBatch) -> torch.Tensor:
         """The training objective on one Darts batch."""
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
-        loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std)
+        loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std,
+                              scale=channel_units(batch.sample_weight))
         if self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
                 x, mask, self.mask_ratio, scheme=JOINT_MASKS)
@@ -199,8 +210,34 @@ class TraceModule(PLForecastingModule):
         weight_decay = self.optimizer_kwargs.get("weight_decay", WEIGHT_DECAY)
         return recipe_optimizers(self.network.parameters(), lr, self.trainer.estimated_stepping_batches, weight_decay)
 
-    def head_start_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """``(x, input_mask, y)`` windows for the closed-form head start: up to
+    def head_start_validation_batches(self) -> Iterator[tuple[torch.Tensor, ...]] | None:
+        """``(x, input_mask, y, unit)`` windows of the validation samples (up to
+        ``RIDGE_VALIDATION_WINDOWS``) that choose the closed-form start; ``None`` without
+        validation data."""
+        loaders = self.trainer.val_dataloaders
+        if loaders is None:
+            try:
+                self.trainer.fit_loop.epoch_loop.val_loop.setup_data()
+                loaders = self.trainer.val_dataloaders
+            except MisconfigurationException:
+                return None
+        if not loaders:
+            return None
+        loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+        strategy = self.trainer.strategy
+
+        def windows():
+            for batch in loader:
+                batch = strategy.batch_to_device(batch)
+                x, mask = channel_windows(batch.past_target, self.context_length)
+                units = channel_units(batch.sample_weight)
+                yield (x.float(), mask.float(), channel_targets(batch.future_target).float(),
+                       *(() if units is None else (units.float(),)))
+
+        return limited(windows(), RIDGE_VALIDATION_WINDOWS)
+
+    def head_start_batches(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``(x, input_mask, y, unit)`` windows for the closed-form head start: up to
         ``RIDGE_WINDOWS`` of them from all training samples (not only this epoch's subset).
 
         As many distinct samples (time positions) as possible: with more samples than
@@ -228,6 +265,8 @@ class TraceModule(PLForecastingModule):
                 b = batch.past_target.shape[0]
                 pick = torch.rand(b, channels, generator=generator).argsort(dim=1)[:, :per_sample]
                 keep = (torch.arange(b)[:, None] * channels + pick).reshape(-1).to(x.device)
-                yield x[keep].float(), mask[keep].float(), y[keep].float()
+                units = channel_units(batch.sample_weight)
+                yield (x[keep].float(), mask[keep].float(), y[keep].float(),
+                       *(() if units is None else (units[keep].float(),)))
 
         return limited(windows())

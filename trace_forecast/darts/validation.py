@@ -44,13 +44,14 @@ def check_series(series: TimeSeries | Sequence[TimeSeries], name: str, min_lengt
 
 def split_for_validation(
     series: TimeSeries | Sequence[TimeSeries], fraction: float, min_length: int, context: int
-) -> tuple[list[TimeSeries], list[TimeSeries] | None]:
-    """Hold out the last ``fraction`` of every series long enough for it.
+) -> tuple[list[TimeSeries], list[TimeSeries] | None, list[int]]:
+    """Hold out the last ``fraction`` of every series long enough for it: ``(training parts,
+    held-out parts or None, the index of each held-out part's series)``.
 
     A held-out part starts ``context`` steps before the split point, so its first window
     forecasts the first held-out step. Series too short to split train whole.
     """
-    train, val = [], []
+    train, val, sources = [], [], []
     for ts in as_list(series):
         n_val = int(round(len(ts) * fraction))
         split = len(ts) - n_val
@@ -62,4 +63,25 @@ def split_for_validation(
         train.append(head)
         if len(tail) >= min_length:
             val.append(tail)
-    return train, (val or None)
+            sources.append(len(train) - 1)
+    return train, (val or None), sources
+
+
+def series_units(series: TimeSeries | Sequence[TimeSeries], units_of: Sequence[TimeSeries] | None = None
+                 ) -> list[TimeSeries]:
+    """Each series' unit per component (:func:`trace_forecast.engine.windows.series_scale`,
+    the standard deviation), as a constant ``TimeSeries`` on its time index. TraceModel
+    hands these to Darts as its internal ``sample_weight``, the one per-series channel
+    Darts carries into training batches, and weighs each window's errors by them
+    (:func:`trace_forecast.losses.window_weights`). ``units_of[i]`` (default: the series
+    itself) is the series whose values set series ``i``'s unit."""
+    from trace_forecast.engine.windows import series_scale
+
+    items = as_list(series)
+    sources = items if units_of is None else list(units_of)
+    out = []
+    for ts, source in zip(items, sources, strict=True):
+        values = source.values(copy=False)
+        units = np.array([series_scale(values[:, c]) for c in range(values.shape[1])], dtype=values.dtype)
+        out.append(TimeSeries.from_times_and_values(ts.time_index, np.tile(units, (len(ts), 1))))
+    return out

@@ -64,8 +64,8 @@ class TraceLightningModule(pl.LightningModule):
     def compute_loss(self, batch) -> torch.Tensor:
         """The training objective on one batch."""
         if self.is_forecaster:
-            x, input_mask, y = batch
-            loss = self.network.forecast_loss(x, input_mask, y)
+            x, input_mask, y = batch[:3]
+            loss = self.network.forecast_loss(x, input_mask, y, batch[3] if len(batch) > 3 else None)
             if self.reconstruction_weight > 0:
                 loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
                     x, input_mask, self.mask_ratio, scheme=self.mask_scheme

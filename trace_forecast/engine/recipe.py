@@ -7,7 +7,9 @@ and in Darts.
 - Gradient clipping by norm (:data:`GRADIENT_CLIP`, a trainer setting).
 - Closed-form head start (:class:`ClosedFormHeadStart`): the head's output layer is
   solved by ridge regression on frozen-backbone features before the first step (LP-FT).
-- Early stopping on validation loss (:data:`EARLY_STOPPING_PATIENCE` epochs).
+- Early stopping on validation loss (:data:`EARLY_STOPPING_PATIENCE` epochs), and the
+  state with the lowest validation loss kept (:class:`BestOnValidation`): the head start
+  competes too, so fine-tuning never ends worse on validation than its start.
 - AdaLoRA's step timing and rank allocation (:class:`AdaLoraAllocator`).
 - Gated DSIC (:class:`~trace_forecast.selection.GatedDSIC`).
 
@@ -19,11 +21,13 @@ given a dataset, ``head_start_batches()``.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.adapters.peft_adapters import set_adalora_steps
@@ -31,6 +35,7 @@ from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import head_start_features
 from trace_forecast.heads.ridge import (
     RIDGE_WINDOWS,
+    HeadStart,
     RidgeStatistics,
     ridge_applicable,
     ridge_solve,
@@ -42,7 +47,7 @@ GRADIENT_CLIP = 1.0
 EARLY_STOPPING_PATIENCE = 3
 WARMUP_SHARE = 0.3  # share of the one-cycle schedule spent rising to the peak learning rate
 
-HeadBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+HeadBatch = tuple[torch.Tensor, ...]  # (x, input_mask, y) or (x, input_mask, y, series scale)
 
 
 def recipe_optimizers(parameters: Iterable[torch.nn.Parameter], learning_rate: float, total_steps: int,
@@ -69,10 +74,12 @@ class ClosedFormHeadStart(Callback):
     epoch trains on: forward passes are cheap), else from the module's
     ``head_start_batches()`` (the Darts module, which draws from Darts' samples). Under data
     parallelism every rank solves the same system: the engine's dataset is the same on every
-    rank, and the Darts module's per-rank sums are all-reduced. A module with a ``head_initialised`` buffer is skipped when
-    it is already set (continued training) and marked afterwards. ``validation`` windows
-    (the engine's) choose the shrinkage target and join the solve
-    (:func:`~trace_forecast.heads.ridge.ridge_solve`); ``used_prior`` records the choice.
+    rank, and the Darts module's per-rank sums are all-reduced. A module with a
+    ``head_initialised`` buffer is skipped when it is already set (continued training) and
+    marked afterwards. Validation windows -- ``validation`` (the engine's) or the module's
+    ``head_start_validation_batches()`` (Darts' validation samples) -- choose the penalty
+    and the blend with the zero-shot map and join the solve
+    (:func:`~trace_forecast.heads.ridge.ridge_solve`); ``choice`` records what was chosen.
     """
 
     def __init__(self, dataset: Dataset | None = None, batch_size: int | None = None,
@@ -80,7 +87,7 @@ class ClosedFormHeadStart(Callback):
         self.dataset = dataset
         self.validation = validation
         self.batch_size = batch_size
-        self.used_prior: bool | None = None
+        self.choice: HeadStart | None = None
 
     def _batches(self, trainer: pl.Trainer, pl_module) -> Iterator[HeadBatch]:
         if self.dataset is None:
@@ -90,8 +97,15 @@ class ClosedFormHeadStart(Callback):
 
     def _loader(self, dataset: Dataset, pl_module) -> Iterator[HeadBatch]:
         batch_size = self.batch_size or inference_batch_size(pl_module.device)
-        for x, mask, y in DataLoader(dataset, batch_size=batch_size):
-            yield x.to(pl_module.device), mask.to(pl_module.device), y.to(pl_module.device)
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            yield tuple(t.to(pl_module.device) for t in batch)
+
+    def _validation_batches(self, pl_module) -> Iterator[HeadBatch] | None:
+        if self.validation is not None:
+            return self._loader(self.validation, pl_module) if len(self.validation) else None
+        if self.dataset is None and hasattr(pl_module, "head_start_validation_batches"):
+            return pl_module.head_start_validation_batches()
+        return None
 
     @torch.no_grad()
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
@@ -104,17 +118,100 @@ class ClosedFormHeadStart(Callback):
         validation = None
         with frozen_backbone(network), head_start_features(network, pl_module.device) as features:
             stats = ridge_statistics(features, self._batches(trainer, pl_module))
-            if self.validation is not None and len(self.validation):
-                validation = ridge_statistics(features, self._loader(self.validation, pl_module))
+            batches = self._validation_batches(pl_module)
+            if batches is not None:
+                validation = ridge_statistics(features, batches)
         if self.dataset is None:  # each rank read its own share of the windows: add them up
-            strategy = trainer.strategy
-            stats = RidgeStatistics(*(strategy.reduce(t.to(pl_module.device), reduce_op="sum").cpu()
-                                      for t in stats.tensors()))
+            stats = all_reduced(trainer, pl_module, stats)
+            validation = None if validation is None else all_reduced(trainer, pl_module, validation)
         if stats.windows > 0:
-            self.used_prior = ridge_solve(network, stats, validation=validation)
+            self.choice = ridge_solve(network, stats, validation=validation)
         network.to(dtype)
         if flag is not None:
             flag.fill_(True)
+
+
+def all_reduced(trainer: pl.Trainer, pl_module, stats: RidgeStatistics) -> RidgeStatistics:
+    """``stats`` summed over the data-parallel ranks (each read its own share of the windows)."""
+    return RidgeStatistics(*(trainer.strategy.reduce(t.to(pl_module.device), reduce_op="sum").cpu()
+                             for t in stats.tensors()))
+
+
+def validation_loss(trainer: pl.Trainer, pl_module) -> float | None:
+    """The module's loss averaged over the validation windows (``None`` without any)."""
+    loaders = trainer.val_dataloaders
+    if loaders is None:  # the validation loop has not run yet
+        try:
+            trainer.fit_loop.epoch_loop.val_loop.setup_data()
+            loaders = trainer.val_dataloaders
+        except MisconfigurationException:
+            return None
+    if not loaders:
+        return None
+    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+    network = pl_module.network
+    was_training = network.training
+    network.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            batch = trainer.strategy.batch_to_device(batch)
+            n = len(batch[0]) if isinstance(batch, list | tuple) else 1
+            total += float(pl_module.compute_loss(batch)) * n
+            count += n
+    network.train(was_training)
+    if trainer.world_size > 1:
+        total, count = (float(trainer.strategy.reduce(torch.tensor(v, device=pl_module.device), reduce_op="sum"))
+                        for v in (total, count))
+    return total / count if count else None
+
+
+class BestOnValidation(Callback):
+    """Keep the state with the lowest validation loss: the closed-form head start (measured
+    when training starts) and every validation check after it. At the end of training the
+    best state is restored; if that is the head start, everything but the forecasting head
+    is frozen again and gated LoRA modules are switched off (they had not changed anything
+    yet: LoRA's ``B`` starts at zero), so the fitted model and its trainable-parameter count
+    are exactly the head start's. ``kept`` says which state was kept: ``"start"`` or
+    ``"epoch N"``."""
+
+    def __init__(self) -> None:
+        self.best: float | None = None
+        self.snapshot: dict | None = None
+        self.kept: str | None = None
+        self.start_loss: float | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self.start_loss = validation_loss(trainer, pl_module)
+        self._offer(pl_module, self.start_loss, "start")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
+            return
+        self._offer(pl_module, float(trainer.callback_metrics["val_loss"]), f"epoch {trainer.current_epoch}")
+
+    def _offer(self, pl_module, loss: float | None, label: str) -> None:
+        if loss is None or not math.isfinite(loss) or (self.best is not None and loss >= self.best):
+            return
+        from trace_forecast.engine.snapshot import training_snapshot
+
+        self.best, self.kept = loss, label
+        self.snapshot = training_snapshot(pl_module.network)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if self.snapshot is None:
+            return
+        from trace_forecast.engine.snapshot import restore_snapshot
+
+        network = pl_module.network
+        restore_snapshot(network, self.snapshot)
+        if self.kept != "start":
+            return
+        if network.gated_lora is not None:
+            network.gated_lora.switch_off()
+        for name, parameter in network.named_parameters():
+            if not name.startswith("forecast_head."):
+                parameter.requires_grad_(False)
 
 
 @contextlib.contextmanager

@@ -29,9 +29,11 @@ from trace_forecast.engine.recipe import (
     GRADIENT_CLIP,
     WEIGHT_DECAY,
     AdaLoraAllocator,
+    BestOnValidation,
     ClosedFormHeadStart,
     early_stopping,
 )
+from trace_forecast.engine.snapshot import restore_snapshot, training_snapshot
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.errors import MemoryRetryWarning, ResourceError
 from trace_forecast.network import TraceNetwork
@@ -103,6 +105,8 @@ class FitResult:
     steps: int
     selection_history: list[dict[str, Any]] = field(default_factory=list)
     module_names: list[str] = field(default_factory=list)
+    kept: str | None = None  # the state kept by validation loss: "start" (the head start) or "epoch N"
+    head_start: Any = None  # what the closed-form start chose (heads.ridge.HeadStart)
 
 
 def resolve_accelerator(device: str) -> tuple[str, str]:
@@ -140,8 +144,9 @@ def recipe_callbacks(
     head_start: ClosedFormHeadStart | None = None,
 ) -> list[Callback]:
     """The recipe's callbacks for ``network`` (the Darts model uses the same list):
-    the closed-form head start, Gated DSIC or AdaLoRA's allocator, and early stopping
-    when there is validation data.
+    the closed-form head start, Gated DSIC or AdaLoRA's allocator, and, when there is
+    validation data, the best state on validation kept (the head start included) and
+    early stopping.
 
     Continued training of a network whose Gated DSIC selection is already final
     (pretrain then fit, ``update_params=True``) keeps that selection.
@@ -152,6 +157,8 @@ def recipe_callbacks(
         callbacks.append(selection_callback(settings))
     elif network.spec.adapter == "adalora":
         callbacks.append(AdaLoraAllocator())
+    if validation:
+        callbacks.append(BestOnValidation())
     if validation and settings.early_stopping_patience > 0:
         callbacks.append(early_stopping(settings.early_stopping_patience))
     return callbacks
@@ -195,25 +202,6 @@ def fit_network(
 
 OOM_REMEDY = ("lower batch_size or context_length, use a smaller backbone, precision='bf16-mixed' "
               "(trainer_kwargs), or device='cpu'")
-
-
-def training_snapshot(network: TraceNetwork) -> dict[str, tuple[torch.Tensor, bool]]:
-    """What a fit may change: trainable parameters (and their flags) and buffers, on the CPU."""
-    state = {n: (p.detach().cpu().clone(), p.requires_grad) for n, p in network.named_parameters()
-             if p.requires_grad}
-    state.update({n: (b.detach().cpu().clone(), False) for n, b in network.named_buffers()})
-    return state
-
-
-def restore_snapshot(network: TraceNetwork, snapshot: dict[str, tuple[torch.Tensor, bool]]) -> None:
-    params = dict(network.named_parameters())
-    buffers = dict(network.named_buffers())
-    with torch.no_grad():
-        for name, (value, trainable) in snapshot.items():
-            target = params.get(name, buffers.get(name))
-            target.copy_(value.to(target.device))
-            if name in params:
-                params[name].requires_grad_(trainable)
 
 
 def _fit_once(
@@ -279,6 +267,7 @@ def _fit_once(
     elapsed = time.perf_counter() - start
     network.eval().cpu()
     dsic = next((c for c in callbacks if isinstance(c, GatedDSIC)), None)
+    best = next((c for c in callbacks if isinstance(c, BestOnValidation)), None)
     return FitResult(
         network=network,
         train_loss=history.train,
@@ -289,4 +278,6 @@ def _fit_once(
         steps=int(trainer.global_step),
         selection_history=dsic.selection_history() if dsic else [],
         module_names=dsic.module_names if dsic else [],
+        kept=best.kept if best else None,
+        head_start=head_start.choice if head_start else None,
     )

@@ -97,14 +97,27 @@ def subsample(plan: WindowPlan, max_windows: int | None, seed: int = 0) -> Windo
     return WindowPlan(plan.origins[keep])
 
 
+def series_scale(values: np.ndarray) -> float:
+    """A series' unit for weighting its windows: its standard deviation over every value
+    given (``nan`` where it has none; ``0`` for a constant series)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.std()) if len(values) else float("nan")
+
+
 class WindowDataset(Dataset):
-    """Windows of ``context_length`` history (and ``horizon`` future) from univariate series."""
+    """Windows of ``context_length`` history (and ``horizon`` future) from univariate series.
+
+    A forecasting window is ``(x [1, L], input_mask [L], y [1, H], scale)``: ``scale`` is
+    its series' unit (:func:`series_scale`), with which the loss weighs the window's errors
+    in the series' own units (:func:`trace_forecast.losses.normalized_mse`)."""
 
     def __init__(self, series: Sequence[np.ndarray], plan: WindowPlan, context_length: int, horizon: int):
         self.series = [np.asarray(s, dtype=np.float32) for s in series]
         self.plan = plan
         self.context_length = context_length
         self.horizon = horizon
+        self.scales = np.array([series_scale(s) for s in self.series], dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -118,7 +131,7 @@ class WindowDataset(Dataset):
         if self.horizon == 0:
             return x_t, m_t
         y = torch.from_numpy(s[origin : origin + self.horizon].copy())[None, :]
-        return x_t, m_t, y
+        return x_t, m_t, y, torch.tensor(self.scales[i])
 
 
 @dataclass(frozen=True)

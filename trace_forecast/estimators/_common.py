@@ -5,6 +5,7 @@ fitted network (one multi-task fit, two uses)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from typing import TYPE_CHECKING, Any
 
@@ -53,10 +54,15 @@ def store_fit(est, result: FitResult) -> None:
     est.train_loss_ = list(result.train_loss)
     est.val_loss_ = list(result.val_loss)
     est.fit_seconds_ = result.fit_seconds
+    start = result.head_start
+    est.fit_choices_ = {
+        "head_start": None if start is None else dataclasses.asdict(start),
+        "kept": result.kept,
+    }
 
 
 FITTED_ATTRIBUTES = ("network_", "trainable_parameters_", "selected_modules_", "selection_history_", "train_loss_",
-                     "val_loss_", "fit_seconds_")
+                     "val_loss_", "fit_seconds_", "fit_choices_")
 
 
 def fitted_state(est, residuals=None) -> dict[str, Any]:

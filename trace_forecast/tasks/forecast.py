@@ -25,7 +25,7 @@ from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import ClosedFormHeadStart
 from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.threads import limit_worker_threads
-from trace_forecast.heads.ridge import RIDGE_WINDOWS
+from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDOWS: re-exported)
     CALIBRATION_WINDOWS,
@@ -191,8 +191,10 @@ def fit_forecast(
         if head_init == "ridge":
             # Forward passes only: the closed-form head may see more windows than training does.
             ridge_rows = subsample(sets.all_train, max(RIDGE_WINDOWS, len(train_ds)), seed + 2)
+            ridge_val = subsample(sets.all_val, max(RIDGE_VALIDATION_WINDOWS, len(val_ds)), seed + 3)
             head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
-                                             validation=val_ds)
+                                             validation=WindowDataset(series, ridge_val, spec.context_length,
+                                                                      spec.horizon))
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
