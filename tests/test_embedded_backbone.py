@@ -128,7 +128,8 @@ def test_a_campaign_leg_killed_and_resumed_ends_where_one_uninterrupted_run_does
               "--heads", "2", "--checkpoint-every", "3", "--device", "cpu", "--precision", "32-true",
               "--steps", "12", "--schedule", "constant", "--warmup-steps", "4", "--ema", "0.9", "--quiet"]
     main(["--out", str(tmp_path / "whole"), *common])
-    campaign = ["--out", str(tmp_path / "legs"), "--campaign", str(tmp_path / "campaign")]
+    # A leg's length counts from its own start (Lightning's max_time would stop a resumed leg at once).
+    campaign = ["--out", str(tmp_path / "legs"), "--campaign", str(tmp_path / "campaign"), "--max-minutes", "30"]
     first = main([*campaign, *common, "--stop-after", "7"])
     second = main([*campaign, *common])
     assert (first["windows_seen"], second["windows_seen"]) == (28, 48)

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from trace_forecast.backbone import MomentBackbone, save_backbone
 from trace_forecast.engine.precision import native_bf16
 from trace_forecast.errors import DataError
-from trace_forecast.pretraining.campaign import CHECKPOINT, PeriodicCheckpoint
+from trace_forecast.pretraining.campaign import CHECKPOINT, PeriodicCheckpoint, read_legs
 from trace_forecast.pretraining.corpus import SOURCE_NAMES, default_weights, load_corpus, load_m4_file, split_heldout
 from trace_forecast.pretraining.mixture import COARSE_FACTORS, SourceMixture
 from trace_forecast.pretraining.module import (
@@ -251,14 +251,14 @@ def main(argv=None) -> dict:
     accelerator, precision = placement(args)
     torch.set_float32_matmul_precision("high")
     leg_info = {"argv": list(sys.argv[1:] if argv is None else argv)}
-    callbacks = [PeriodicCheckpoint(checkpoint, args.checkpoint_every, campaign, leg_info)]
+    callbacks = [PeriodicCheckpoint(checkpoint, args.checkpoint_every, campaign, leg_info, args.max_minutes)]
     if args.ema:
         callbacks.append(EMAWeightAveraging(decay=args.ema))
-    max_minutes = args.max_minutes or args.time_budget
     trainer = pl.Trainer(
         max_steps=args.stop_after or args.steps, accelerator=accelerator, devices=1, precision=precision,
-        max_time={"seconds": max_minutes * 60} if max_minutes else None,
-        logger=CSVLogger(out, name="logs", version=0), callbacks=callbacks, gradient_clip_val=1.0,
+        max_time={"seconds": budget_s} if budget_s else None,
+        logger=CSVLogger(out, name="logs", version=f"leg{len(read_legs(campaign)) + 1}" if campaign else 0),
+        callbacks=callbacks, gradient_clip_val=1.0,
         val_check_interval=min(args.checkpoint_every, args.steps), check_val_every_n_epoch=None,
         limit_val_batches=8, num_sanity_val_steps=0, log_every_n_steps=25, enable_model_summary=False,
         enable_checkpointing=False, enable_progress_bar=sys.stdout.isatty(),

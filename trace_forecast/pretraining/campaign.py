@@ -53,14 +53,18 @@ def hardware(trainer: pl.Trainer) -> dict[str, Any]:
 
 class PeriodicCheckpoint(Callback):
     """Save the run every ``every_n_steps`` optimiser steps and when it ends, atomically, to
-    ``path``; with a ``campaign`` folder, also keep the leg's row of ``legs.json`` current."""
+    ``path``; with a ``campaign`` folder, also keep the leg's row of ``legs.json`` current.
+    ``max_minutes`` ends this run (this leg) after that much wall time: unlike Lightning's
+    ``max_time``, whose clock is saved in the checkpoint and would stop a resumed leg at once,
+    it counts from the leg's own start."""
 
     def __init__(self, path: Path, every_n_steps: int, campaign: Path | None = None,
-                 leg_info: dict[str, Any] | None = None) -> None:
+                 leg_info: dict[str, Any] | None = None, max_minutes: float | None = None) -> None:
         self.path = Path(path)
         self.every_n_steps = max(1, int(every_n_steps))
         self.campaign = None if campaign is None else Path(campaign)
         self.leg_info = leg_info or {}
+        self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
         self.row: dict[str, Any] | None = None
         self._start = 0.0
 
@@ -81,6 +85,8 @@ class PeriodicCheckpoint(Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every_n_steps == 0:
             self.save(trainer, pl_module)
+        if self.max_seconds is not None and time.perf_counter() - self._start >= self.max_seconds:
+            trainer.should_stop = True
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
         self.save(trainer, pl_module, status="finished")
