@@ -9,7 +9,7 @@ from torch import nn
 from trace_forecast.adapters import DEFAULT_TARGETS, GatedLoraLinear, GatedLoraSet
 from trace_forecast.backbone import MomentBackbone, moment_config
 from trace_forecast.network import NetworkSpec, build_network
-from trace_forecast.params import parameter_report
+from trace_forecast.parameter_count import parameter_report
 
 
 def _layer(seed: int = 0) -> GatedLoraLinear:

@@ -40,6 +40,13 @@ FIT_STRATEGIES = ("fine-tune", "zero-shot")
 SMOOTHINGS = ("multi-scale", "max")
 DEVICES = ("auto", "cpu", "cuda", "gpu")
 DSIC_RULES = ("taylor2", "magnitude", "random")
+SCORES = ("block", "interleaved", "forecast", "unmasked")
+THRESHOLDS = ("auto", "percentile", "contamination")
+
+
+def options(choices: tuple[str, ...]) -> str:
+    """The numpydoc type of a choice parameter: ``{"a", "b"}``."""
+    return "{" + ", ".join(f'"{c}"' for c in choices) + "}"
 
 # Darts' own names for shared concepts (TraceModel follows Darts' conventions).
 DARTS_NAMES = {"context_length": "input_chunk_length", "max_epochs": "n_epochs", "score": "scoring"}
@@ -164,7 +171,7 @@ def lora_targets(name: str, value: Any) -> None:
 
 
 def threshold(name: str, value: Any) -> None:
-    if isinstance(value, str) and value in ("auto", "percentile", "contamination"):
+    if isinstance(value, str) and value in THRESHOLDS:
         return
     if not _is_real(value):
         _fail(name, "'auto', 'percentile', 'contamination' or a finite number", value)
@@ -200,11 +207,11 @@ _TABLE = [
     _p("backbone", None, "str, path or None", checkpoint,
        "Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default, a local\n"
        'folder, or a hub id such as ``"AutonLab/MOMENT-1-large"``.'),
-    _p("adapter", "gated_dsic", '{"gated_dsic", "lora", "adalora", "full", "none"}', choice(ADAPTERS),
+    _p("adapter", "gated_dsic", options(ADAPTERS), choice(ADAPTERS),
        "Fine-tuning mode: TRACE's gated LoRA with Gated DSIC, PEFT's LoRA or AdaLoRA, full\n"
        'fine-tuning, or a frozen backbone (with ``head="linear"``: linear probing; for\n'
        "anomaly detection: zero-shot)."),
-    _p("head", "reconstruction", '{"reconstruction", "linear"}', choice(HEADS),
+    _p("head", "reconstruction", options(HEADS), choice(HEADS),
        "TRACE's reconstruction-based head or MOMENT's linear-probing head."),
     _p("lora_rank", 2, "int", integer(1, 256), "Rank of every LoRA module (1 to 256)."),
     _p("lora_targets", None, "list of str or None", lora_targets,
@@ -218,7 +225,7 @@ _TABLE = [
     _p("dsic_draws", 8, "int", integer(1, 1024),
        "Monte-Carlo gate-mask draws per importance evaluation. The draws split one\n"
        "validation batch between them and share two batched forward/backward passes."),
-    _p("dsic_rule", "taylor2", '{"taylor2", "magnitude", "random"}', choice(DSIC_RULES),
+    _p("dsic_rule", "taylor2", options(DSIC_RULES), choice(DSIC_RULES),
        'Importance rule of Gated DSIC: ``"taylor2"`` (expected loss increase if the module\n'
        'were removed, second order), ``"magnitude"`` (``|g dL/dg|``, first order) or\n'
        '``"random"`` (a random subset of the same size: a control for ablations).'),
@@ -226,19 +233,19 @@ _TABLE = [
        "Fraction of training in [0, 1) before the first selection."),
     _p("dsic_final", 0.7, "float", fraction(low_open=True, high_open=False),
        "Fraction of training in (0, 1] at which the selection freezes (after ``dsic_warmup``)."),
-    _p("temporal_map", "linear", '{"linear", "truncate", "pool", "dwconv"}', choice(TEMPORAL_MAPS),
+    _p("temporal_map", "linear", options(TEMPORAL_MAPS), choice(TEMPORAL_MAPS),
        "Temporal map of the reconstruction head."),
     _p("future_patches", "auto", '"auto" or int', future_patches,
        "Hidden patches appended after the context for the backbone to predict; the\n"
        "reconstruction head's temporal map reads the recent history and this prediction\n"
        '(``0`` reads the reconstruction of the unmasked context). ``"auto"``: enough\n'
        "patches to cover the horizon, at most 24 and at most half the context's patches."),
-    _p("fit_strategy", "fine-tune", '{"fine-tune", "zero-shot"}', choice(FIT_STRATEGIES),
+    _p("fit_strategy", "fine-tune", options(FIT_STRATEGIES), choice(FIT_STRATEGIES),
        '``"fine-tune"`` adapts the backbone to the data (TRACE); ``"zero-shot"`` trains nothing:\n'
        "the head reads the pretrained backbone's own prediction of the hidden future patches\n"
        "(MOMENT's zero-shot route), and ``fit`` only stores the data and measures interval\n"
        'residuals on its windows. Needs ``head="reconstruction"``.'),
-    _p("head_init", "ridge", '{"ridge", "default"}', choice(HEAD_INITS),
+    _p("head_init", "ridge", options(HEAD_INITS), choice(HEAD_INITS),
        '``"ridge"`` solves the head\'s output layer in closed form on frozen-backbone\n'
        "features before fine-tuning (linear probing then fine-tuning, LP-FT);\n"
        '``"default"`` starts from the layer\'s own initialisation.'),
@@ -275,13 +282,12 @@ _TABLE = [
        "Epochs of further fine-tuning in ``update(..., update_params=True)``."),
     _p("stride", None, "int or None", integer(1, optional=True),
        "Step between scoring windows; ``None`` uses ``context_length // 8``."),
-    _p("score", "block", '{"block", "interleaved", "forecast", "unmasked"}',
-       choice(("block", "interleaved", "forecast", "unmasked")),
+    _p("score", "block", options(SCORES), choice(SCORES),
        "Anomaly score of a time step: the error of reconstructions that hid it -- four\n"
        "complementary masks hiding contiguous quarters of each window (``\"block\"``) or every\n"
        "fourth patch (``\"interleaved\"``), a forecast of the window's last 16 patches\n"
        "(``\"forecast\"``), or the unmasked reconstruction (``\"unmasked\"``, MOMENT's)."),
-    _p("smoothing", "multi-scale", '{"multi-scale", "max"}', choice(SMOOTHINGS),
+    _p("smoothing", "multi-scale", options(SMOOTHINGS), choice(SMOOTHINGS),
        "How step errors become scores: ``\"multi-scale\"`` averages them over 1, ``score_window / 16``,\n"
        "``/ 4`` and ``score_window`` steps and takes the largest, each span in units of its\n"
        "training level (a spike keeps its locality, a slow anomaly is seen at the long spans);\n"
@@ -293,7 +299,7 @@ _TABLE = [
        "It finds anomalies that reconstruct well (a missing or repeated cycle)."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
-    _p("threshold", "auto", '{"auto", "percentile", "contamination"} or float', threshold,
+    _p("threshold", "auto", options(THRESHOLDS) + " or float", threshold,
        "Labelling rule: ``\"auto\"`` fits a tail model (peaks over threshold) to the\n"
        "training scores and flags scores exceeded with probability ``risk`` per step;\n"
        "``\"percentile\"`` a percentile of the training scores; ``\"contamination\"`` the top\n"
@@ -304,7 +310,7 @@ _TABLE = [
        'Percentile in (0, 100) of training scores used by ``threshold="percentile"``.'),
     _p("contamination", 0.01, "float", real(0.0, 1.0, low_open=True, high_open=True),
        'Share in (0, 1) of points flagged by ``threshold="contamination"``.'),
-    _p("device", "auto", '{"auto", "cpu", "cuda"}', choice(DEVICES),
+    _p("device", "auto", options(DEVICES[:3]), choice(DEVICES),
        '``"auto"`` trains on CUDA (bf16 mixed precision) when available.'),
     _p("trainer_kwargs", None, "dict or None", trainer_kwargs,
        "Lightning ``Trainer`` settings for distributed or mixed-precision training, from\n"

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trace_forecast.adapters.injection import DEFAULT_TARGETS
+from trace_forecast.parameters import ADAPTERS, HEADS, LORA_TARGETS, default
 
-ADAPTERS = ("gated_dsic", "lora", "adalora", "full", "none")
-HEADS = ("reconstruction", "linear")
 TASKS = ("forecast", "reconstruction")
 
 
@@ -22,13 +20,13 @@ class NetworkSpec:
     """
 
     horizon: int = 0
-    context_length: int = 512
-    adapter: str = "gated_dsic"
-    head: str = "reconstruction"
+    context_length: int = default("context_length")
+    adapter: str = default("adapter")
+    head: str = default("head")
     task: str = "forecast"
-    lora_rank: int = 2
-    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
-    temporal_map: str = "linear"
+    lora_rank: int = default("lora_rank")
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    temporal_map: str = default("temporal_map")
     future_patches: int = 0  # hidden future patches the backbone predicts (heads.reconstruction)
     total_steps: int | None = None  # AdaLoRA's allocation schedule needs it
 

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from trace_forecast.adapters.gated_lora import GatedLoraLinear
+from trace_forecast.parameters import LORA_TARGETS as DEFAULT_TARGETS
 
-DEFAULT_TARGETS = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
 # Guards merging and unmerging, so that threads predicting with one network at once
 # merge its updates once and restore them after the last one finishes.
 _MERGE_LOCK = threading.Lock()

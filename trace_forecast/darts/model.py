@@ -23,7 +23,6 @@ from darts.utils.data.torch_datasets.utils import TorchTrainingSample, _parse_in
 from darts.utils.likelihood_models.torch import QuantileRegression
 from darts.utils.serialization import add_safe_globals
 
-from trace_forecast.adapters import DEFAULT_TARGETS
 from trace_forecast.darts.module import TraceModule
 from trace_forecast.darts.validation import as_list, check_series, series_units, split_for_validation
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
@@ -443,4 +442,4 @@ class TraceModel(FoundationModel):
 # Darts loads saved models through a restricted unpickler; these are our safe classes.
 add_safe_globals([TraceModel, TraceModule])
 
-__all__ = ["DEFAULT_TARGETS", "TraceModel"]
+__all__ = ["TraceModel"]

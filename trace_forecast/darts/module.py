@@ -20,20 +20,18 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PL
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Subset
 
-from trace_forecast.adapters import resolve_targets
-from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.engine.threads import limit_worker_threads
-from trace_forecast.heads import resolve_future_patches
 from trace_forecast.heads.reconstruction import use_zero_shot_map
 from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
-from trace_forecast.network import NetworkSpec, build_network
-from trace_forecast.parameters import check_context_length, default
+from trace_forecast.network import build_network
+from trace_forecast.parameters import default
 from trace_forecast.tasks.scoring import JOINT_MASKS
+from trace_forecast.tasks.setup import backbone_for, network_spec
 
 
 def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,36 +97,27 @@ class TraceModule(PLForecastingModule):
     def __init__(
         self,
         backbone=None,
-        adapter: str = "gated_dsic",
-        head: str = "reconstruction",
-        lora_rank: int = 2,
-        lora_targets=None,
-        temporal_map: str = "linear",
-        future_patches: int | str = "auto",
-        head_init: str = "ridge",
+        adapter: str = default("adapter"),
+        head: str = default("head"),
+        lora_rank: int = default("lora_rank"),
+        lora_targets=default("lora_targets"),
+        temporal_map: str = default("temporal_map"),
+        future_patches: int | str = default("future_patches"),
+        head_init: str = default("head_init"),
         reconstruction_weight: float = 0.0,
-        mask_ratio: float = 0.3,
+        mask_ratio: float = default("mask_ratio"),
         network_seed: int = 0,
         recipe_optimizer: bool = True,
         zero_shot: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        base = shared_backbone(backbone)
-        check_context_length(self.input_chunk_length, base.patch_len, base.config.seq_len, "input_chunk_length")
+        base = backbone_for(backbone, self.input_chunk_length, "input_chunk_length")
         self.context_length = self.input_chunk_length
-        spec = NetworkSpec(
-            horizon=self.output_chunk_length + self.output_chunk_shift,
-            context_length=self.context_length,
-            adapter=adapter,
-            head=head,
-            lora_rank=lora_rank,
-            lora_targets=resolve_targets(lora_targets),
-            temporal_map=temporal_map,
-            future_patches=resolve_future_patches(
-                future_patches, self.output_chunk_length + self.output_chunk_shift, self.context_length, base.patch_len
-            ),
-        )
+        spec = network_spec("forecast", base.patch_len, self.output_chunk_length + self.output_chunk_shift,
+                            context_length=self.context_length, adapter=adapter, head=head,
+                            lora_rank=lora_rank, lora_targets=lora_targets, temporal_map=temporal_map,
+                            future_patches=future_patches)
         if zero_shot:
             spec.adapter = "none"
         self.network = build_network(base, spec, seed=network_seed)

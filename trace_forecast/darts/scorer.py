@@ -8,15 +8,13 @@ import numpy as np
 from darts import TimeSeries
 from darts.ad.scorers.scorers import FittableAnomalyScorer
 
-from trace_forecast.adapters import resolve_targets
-from trace_forecast.backbone import shared_backbone
 from trace_forecast.darts.validation import check_series
 from trace_forecast.estimators._common import train_settings
-from trace_forecast.network import NetworkSpec
-from trace_forecast.parameters import boolean, check_context_length, default, document, validate
-from trace_forecast.params import parameter_report
+from trace_forecast.parameters import boolean, default, document, validate
+from trace_forecast.parameter_count import parameter_report
 from trace_forecast.selection import history_frame
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate, fit_anomaly_model
+from trace_forecast.tasks.setup import backbone_for, network_spec
 
 
 @document
@@ -169,15 +167,9 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
             self.trainable_parameters_ = dict(parameter_report(adopted))
             self.selected_modules_, self.selection_history_, self.train_loss_, self.val_loss_ = [], None, [], []
             return
-        spec = NetworkSpec(
-            task="reconstruction",
-            context_length=self.context_length,
-            adapter=self.adapter,
-            lora_rank=self.lora_rank,
-            lora_targets=resolve_targets(self.lora_targets),
-        )
-        backbone = shared_backbone(self.backbone)
-        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+        backbone = backbone_for(self.backbone, self.context_length)
+        spec = network_spec("reconstruction", backbone.patch_len, context_length=self.context_length,
+                            adapter=self.adapter, lora_rank=self.lora_rank, lora_targets=self.lora_targets)
         result, self.calibration_ = fit_anomaly_model(
             arrays,
             backbone,

@@ -11,6 +11,7 @@ import torch
 
 from trace_forecast.engine.recipe import WEIGHT_DECAY, recipe_optimizers
 from trace_forecast.network import TraceNetwork
+from trace_forecast.parameters import default
 
 
 class TraceLightningModule(pl.LightningModule):
@@ -41,10 +42,10 @@ class TraceLightningModule(pl.LightningModule):
     def __init__(
         self,
         network: TraceNetwork,
-        learning_rate: float = 1e-4,
+        learning_rate: float = default("learning_rate"),
         weight_decay: float = WEIGHT_DECAY,
         reconstruction_weight: float = 0.0,
-        mask_ratio: float = 0.3,
+        mask_ratio: float = default("mask_ratio"),
         visible_weight: float = 1.0,
         mask_scheme: tuple[str, int] | None = None,
     ) -> None:

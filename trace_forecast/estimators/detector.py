@@ -8,19 +8,19 @@ import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
 
-from trace_forecast.adapters import resolve_targets
 from trace_forecast.errors import DataError, ParameterError
-from trace_forecast.estimators._common import adopt_fit, fitted_state, shared_params, store_fit, train_settings
+from trace_forecast.estimators import conversion
+from trace_forecast.estimators._common import adopt_fit, store_fit, train_settings
 from trace_forecast.estimators._frames import as_frame, check_frame
 from trace_forecast.metrics import segments
-from trace_forecast.parameters import check_context_length, default, document, validate
+from trace_forecast.parameters import default, document, validate
 from trace_forecast.persistence import CompactNetworkState
-from trace_forecast.spec import NetworkSpec
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
     from trace_forecast.tasks.anomaly import ScoreSettings
 
 
+@conversion.register("detector")
 @document
 class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     """Anomaly detection by what a TRACE-adapted MOMENT-style model could not reconstruct.
@@ -222,15 +222,14 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def _backbone(self):
         """The pretrained backbone, checked against ``context_length``."""
-        from trace_forecast.backbone import shared_backbone
+        from trace_forecast.tasks.setup import backbone_for
 
-        backbone = shared_backbone(self.backbone)
-        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
-        return backbone
+        return backbone_for(self.backbone, self.context_length)
 
     def _fit(self, X, y=None):
         from trace_forecast.tasks.anomaly import calibrate, fit_anomaly_model
         from trace_forecast.tasks.scoring import tail_threshold
+        from trace_forecast.tasks.setup import network_spec
 
         self._check_params()
         X = as_frame(X)
@@ -246,10 +245,10 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         elif self.multitask:
             self._fit_jointly(X, values)
         else:
-            spec = NetworkSpec(task="reconstruction", context_length=self.context_length, adapter=self.adapter,
-                               lora_rank=self.lora_rank, lora_targets=resolve_targets(self.lora_targets))
+            backbone = self._backbone()
+            spec = network_spec("reconstruction", backbone.patch_len, **self.get_params(deep=False))
             settings = train_settings(self, mask_ratio=self.mask_ratio)
-            result, calibration = fit_anomaly_model([values], self._backbone(), spec, settings, self._scoring(),
+            result, calibration = fit_anomaly_model([values], backbone, spec, settings, self._scoring(),
                                                     self.validation_fraction, self.max_windows, self.window_stride)
             store_fit(self, result)
         if calibration is None:
@@ -271,18 +270,16 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         """TRACE's multi-task fit: forecasting ``forecast_horizon`` steps ahead plus masked
         reconstruction (the score's masks), one set of adapters; the same objective and
         engine as ``TraceForecaster(multitask=True)``."""
-        from trace_forecast.heads import resolve_future_patches
         from trace_forecast.tasks.forecast import fit_forecast, learnable_context
+        from trace_forecast.tasks.setup import network_spec
 
         series = [values[:, c] for c in range(values.shape[1])]
         horizon = self.forecast_horizon
         min_context = learnable_context(series, horizon, "X")
         backbone = self._backbone()
-        spec = NetworkSpec(horizon=horizon, context_length=self.context_length, adapter=self.adapter,
-                           lora_rank=self.lora_rank,
-                           lora_targets=resolve_targets(self.lora_targets),
-                           future_patches=resolve_future_patches(default("future_patches"), horizon,
-                                                                 self.context_length, backbone.patch_len))
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k in ("context_length", "adapter", "lora_rank", "lora_targets")}  # the head's other settings: defaults
+        spec = network_spec("forecast", backbone.patch_len, horizon, **params)
         fit = fit_forecast(series, backbone, spec, train_settings(self, mask_ratio=self.mask_ratio),
                            validation_fraction=self.validation_fraction, max_windows=self.max_windows,
                            stride=self.window_stride, min_context=min_context)
@@ -296,17 +293,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         ``multitask=True`` (its forecasting head predicts ``forecast_horizon`` steps); the
         forecaster's history is the data the detector was fitted on, its intervals come
         from the same validation windows, and ``update`` continues from there."""
-        from trace_forecast.estimators.forecaster import TraceForecaster
-
-        self.check_is_fitted()
-        if getattr(self.network_, "forecast_head", None) is None:
-            raise ValueError(
-                "this detector was fitted for anomaly scores only and has no forecasting head; fit it with "
-                "multitask=True and forecast_horizon=H to forecast with it (or fit a TraceForecaster)"
-            )
-        forecaster = TraceForecaster(**shared_params(self, TraceForecaster))
-        forecaster._adopted__fit = fitted_state(self, residuals=self.forecast_residuals_)
-        return forecaster.fit(self._X_fit, fh=np.arange(1, self.network_.spec.horizon + 1))
+        return conversion.to_forecaster(self)
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
         from trace_forecast.tasks.anomaly import Calibration

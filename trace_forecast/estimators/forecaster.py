@@ -9,14 +9,12 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from trace_forecast.adapters import resolve_targets
 from trace_forecast.errors import DataError
-from trace_forecast.estimators._common import adopt_fit, fitted_state, shared_params, store_fit, train_settings
+from trace_forecast.estimators import conversion
+from trace_forecast.estimators._common import adopt_fit, store_fit, train_settings
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
-from trace_forecast.heads import resolve_future_patches
-from trace_forecast.parameters import check_context_length, default, document, validate
+from trace_forecast.parameters import default, document, validate
 from trace_forecast.persistence import CompactNetworkState
-from trace_forecast.spec import NetworkSpec
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
     from trace_forecast.engine import TrainSettings
@@ -24,6 +22,7 @@ if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads o
 
 
 
+@conversion.register("forecaster")
 @document
 class TraceForecaster(CompactNetworkState, BaseForecaster):
     """Forecast by TRACE fine-tuning of a pretrained MOMENT-style foundation model.
@@ -194,18 +193,6 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     def _settings(self, max_epochs: int | None = None) -> TrainSettings:
         return train_settings(self, max_epochs=self.max_epochs if max_epochs is None else max_epochs)
 
-    def _spec(self, horizon: int, patch_len: int = 8) -> NetworkSpec:
-        return NetworkSpec(
-            horizon=horizon,
-            context_length=self.context_length,
-            adapter=self.adapter,
-            head=self.head,
-            lora_rank=self.lora_rank,
-            lora_targets=resolve_targets(self.lora_targets),
-            temporal_map=self.temporal_map,
-            future_patches=resolve_future_patches(self.future_patches, horizon, self.context_length, patch_len),
-        )
-
     def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
         steps = np.asarray(fh.to_relative(self.cutoff), dtype=int)
         if len(steps) == 0:
@@ -231,16 +218,15 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         validate(self.get_params(deep=False))
 
     def _fit_series(self, series: list[np.ndarray], horizon: int, init=None, max_epochs=None) -> ForecastFit:
-        from trace_forecast.backbone import shared_backbone
         from trace_forecast.tasks.forecast import fit_forecast, learnable_context
+        from trace_forecast.tasks.setup import backbone_for, network_spec
 
         min_context = learnable_context(series, horizon, "y")
-        backbone = shared_backbone(self.backbone)
-        check_context_length(self.context_length, backbone.patch_len, backbone.config.seq_len)
+        backbone = backbone_for(self.backbone, self.context_length)
         return fit_forecast(
             series,
             backbone,
-            self._spec(horizon, backbone.patch_len),
+            network_spec("forecast", backbone.patch_len, horizon, **self.get_params(deep=False)),
             self._settings(max_epochs),
             validation_fraction=self.validation_fraction,
             max_windows=self.max_windows,
@@ -401,18 +387,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         detector's scoring and labelling parameters (``score``, ``score_window``,
         ``threshold``, ``risk``, ...). The detector forecasts too (``to_forecaster``).
         """
-        from trace_forecast.estimators.detector import TraceAnomalyDetector
-
-        self.check_is_fitted()
-        X = self._history if X is None else X
-        if isinstance(X.index, pd.MultiIndex):
-            raise DataError("to_detector calibrates on one (possibly multivariate) series; the forecaster was "
-                            "fitted on a panel: pass one of its series as X")
-        settings = {**shared_params(self, TraceAnomalyDetector), "forecast_horizon": self.network_.spec.horizon,
-                    **params}
-        detector = TraceAnomalyDetector(**settings)
-        detector._adopted__fit = fitted_state(self, residuals=self.residuals_)
-        return detector.fit(X)
+        return conversion.to_detector(self, X, **params)
 
     def predict_histories(self, histories) -> np.ndarray:
         """Forecast many univariate histories at once: ``[n, horizon]`` (batched, for evaluation).

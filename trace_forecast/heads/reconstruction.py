@@ -41,8 +41,8 @@ from torch import nn
 
 from trace_forecast.errors import ParameterError
 from trace_forecast.losses import TARGET_CLIP
+from trace_forecast.parameters import TEMPORAL_MAPS
 
-TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
 MAX_FUTURE_PATCHES = 24  # the longest hidden tail the embedded backbone was pretrained on
 
 

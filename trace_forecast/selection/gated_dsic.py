@@ -36,13 +36,13 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback
 
 from trace_forecast.adapters import GatedLoraSet
+from trace_forecast.parameters import DSIC_RULES as IMPORTANCE_RULES
 from trace_forecast.rng import GLOBAL_RNG_LOCK
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
 
 
 logger = logging.getLogger(__name__)
 
-IMPORTANCE_RULES = ("taylor2", "magnitude", "random")
 # Gate step of the central difference that gives Hessian-vector products (gates start at 1).
 FD_STEP = 1e-2
 

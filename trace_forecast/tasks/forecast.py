@@ -126,12 +126,6 @@ def predict_normalized(
     return np.concatenate(preds), np.concatenate(means), np.concatenate(stds)
 
 
-def predict(network: TraceNetwork, histories: list[np.ndarray], device: str = "cpu") -> np.ndarray:
-    """Forecasts ``[n, H]`` in each history's own scale."""
-    pred, mean, std = predict_normalized(network, histories, device=device)
-    return pred * std[:, None] + mean[:, None]
-
-
 def window_residuals(network: TraceNetwork, dataset: WindowDataset, device: str = "cpu") -> np.ndarray:
     """Signed RevIN-space errors ``y - pred`` of every window in ``dataset``."""
     if len(dataset) == 0:
@@ -237,7 +231,7 @@ def zero_shot_forecast(
     MOMENT's zero-shot route). Residuals for intervals come from the windows of ``sets``,
     none of which the model has seen, so every window is out of sample."""
     from trace_forecast.heads.reconstruction import use_zero_shot_map
-    from trace_forecast.params import parameter_report
+    from trace_forecast.parameter_count import parameter_report
 
     start = time.perf_counter()
     spec = replace(spec, adapter="none")

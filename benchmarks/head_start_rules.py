@@ -1,0 +1,150 @@
+"""How the closed-form head start should use few or many windows: rules compared on ETTh1.
+
+``python -m benchmarks.head_start_rules`` writes ``results/head_start_rules.json``.
+
+The temporal map's inputs (frozen embedded backbone, ``future_patches="auto"``, rolled out
+past 192 steps) are computed once for every ETTh1 training window and every 5th test
+window; each rule then solves the map in closed form on the data-size benchmark's slices
+(the last 5, 10, 25 or 100 % of the training windows, selecting on their last 20 %,
+``benchmarks/data_size.py``) and is scored on the test windows. No gradient step is
+taken: this isolates the start that fine-tuning begins from (and keeps, where validation
+prefers it). The rules:
+
+- ``zero-shot map``: the backbone's own prediction, nothing fitted;
+- ``ridge, penalty 1``: the ridge fit toward zero on the training windows (the start
+  without validation windows);
+- ``target chosen on validation (before)``: the rule before the data-size work: the ridge
+  target (zero or the zero-shot map) with the smaller validation error, penalty 1, solved
+  again with the validation windows, windows unweighted;
+- ``blend chosen on validation (default)``: :func:`trace_forecast.heads.ridge.ridge_solve`:
+  penalty and blend with the zero-shot map chosen on validation, solved again with the
+  validation windows, windows weighted by their scale in their series;
+- ``blend chosen on validation, unweighted``: the same with every window weighing the same;
+- ``RevIN ridge``: the data-size benchmark's linear baseline on the raw history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import torch
+
+from benchmarks.common import RESULTS, environment
+from benchmarks.data_size import revin_ridge, validation_cut
+from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
+from trace_forecast.heads.ridge import (
+    DEFAULT_ALPHA,
+    RidgeStatistics,
+    blend,
+    choose_head_start,
+    ridge_solution,
+    squared_error,
+)
+from trace_forecast.losses import TARGET_CLIP
+
+LOOKBACK = 512
+FRACTIONS = (0.05, 0.1, 0.25, 1.0)
+
+
+def features(horizon: int, histories: np.ndarray, batch: int = 256):
+    """Map inputs ``[n, n_in]`` and RevIN statistics of ``histories [n, L]`` (bf16 where native)."""
+    from trace_forecast.backbone import shared_backbone
+    from trace_forecast.engine.precision import head_start_features
+    from trace_forecast.heads import resolve_future_patches
+    from trace_forecast.network import build_network
+    from trace_forecast.spec import NetworkSpec
+
+    spec = NetworkSpec(horizon=horizon, context_length=LOOKBACK, adapter="none",
+                       future_patches=resolve_future_patches("auto", horizon, LOOKBACK))
+    network = build_network(shared_backbone(None), spec, seed=0).eval()
+    out = []
+    with torch.no_grad(), head_start_features(network, "cpu") as reader:
+        for i in range(0, len(histories), batch):
+            x = torch.from_numpy(np.ascontiguousarray(histories[i : i + batch], np.float32))[:, None, :]
+            f, m, s = reader.forecast_features(x, torch.ones(len(x), LOOKBACK))
+            out.append((f[:, 0].double().numpy(), m[:, 0, 0].double().numpy(), s[:, 0, 0].double().numpy()))
+    feats, mean, std = (np.concatenate(parts) for parts in zip(*out, strict=True))
+    return feats, mean, std, network.forecast_head.prior_weight().double()
+
+
+def statistics(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> RidgeStatistics:
+    xb = torch.from_numpy(np.hstack([x, np.ones((len(x), 1))]))
+    yt, w = torch.from_numpy(y), torch.from_numpy(weight)
+    return RidgeStatistics((xb * w[:, None]).T @ xb, (xb * w[:, None]).T @ yt, ((yt * yt) * w[:, None]).sum(0),
+                           torch.tensor(float(len(x)), dtype=torch.float64))
+
+
+def evaluate(horizon: int, stride: int = 5) -> list[dict]:
+    split = standard_split(load_etth1(), LOOKBACK)
+    train = [split.train[c].to_numpy(np.float64) for c in split.train.columns]
+    windows = [rolling_windows(s, LOOKBACK, horizon) for s in train]
+    per = len(windows[0][0])
+    feats, mean, std, prior = features(horizon, np.concatenate([h for h, _ in windows]))
+    future = np.concatenate([f for _, f in windows])
+    target = np.clip((future - mean[:, None]) / std[:, None], -TARGET_CLIP, TARGET_CLIP)
+    test_h, test_f = [], []
+    for c in split.test.columns:
+        h, f = rolling_windows(split.test[c].to_numpy(np.float32), LOOKBACK, horizon)
+        test_h.append(h[::stride]), test_f.append(f[::stride])
+    test_h, test_f = np.concatenate(test_h), np.concatenate(test_f)
+    t_feats, t_mean, t_std, _ = features(horizon, test_h)
+
+    def test_mse(weight: torch.Tensor, bias: torch.Tensor) -> float:
+        pred = t_feats @ weight.double().numpy().T + bias.double().numpy()
+        return float(np.mean((pred * t_std[:, None] + t_mean[:, None] - test_f) ** 2))
+
+    rows = []
+    for fraction in FRACTIONS:
+        keep = max(1, math.ceil(fraction * per))
+        rows_in_slice = keep + LOOKBACK + horizon - 1
+        cut = validation_cut(rows_in_slice)
+        position = np.arange(keep)  # window j of the slice has its origin at row LOOKBACK + j of the slice
+        fit_part = position + LOOKBACK + horizon <= cut
+        val_part = position + LOOKBACK >= cut
+        if not val_part.any():
+            val_part[-1] = True
+        idx = lambda part: np.concatenate([c * per + per - keep + position[part] for c in range(len(train))])  # noqa: E731
+        fit_i, val_i = idx(fit_part), idx(val_part)
+        units = np.concatenate([np.full(per, s[len(s) - rows_in_slice:].std()) for s in train])
+        weight = (std / units) ** 2
+
+        def stats(i, weighted):
+            return statistics(feats[i], target[i], weight[i] if weighted else np.ones(len(i)))
+
+        results = {"zero-shot map": test_mse(prior, torch.zeros(horizon)),
+                   "ridge, penalty 1": test_mse(*ridge_solution(stats(fit_i, False), None, DEFAULT_ALPHA))}
+        train_u, val_u = stats(fit_i, False), stats(val_i, False)
+        targets = {"zero": None, "prior": prior}
+        best = min(targets, key=lambda k: squared_error(val_u, *ridge_solution(train_u, targets[k], DEFAULT_ALPHA)))
+        results["target chosen on validation (before)"] = test_mse(
+            *ridge_solution(train_u + val_u, targets[best], DEFAULT_ALPHA))
+        for name, weighted in (("blend chosen on validation (default)", True),
+                               ("blend chosen on validation, unweighted", False)):
+            train_s, val_s = stats(fit_i, weighted), stats(val_i, weighted)
+            choice = choose_head_start(train_s, val_s, prior)
+            results[name] = test_mse(*blend(ridge_solution(train_s + val_s, None, choice.alpha), prior, choice.blend))
+            results[name + ": choice"] = {"alpha": choice.alpha, "blend": choice.blend}
+        sliced = [s[len(s) - rows_in_slice:] for s in train]
+        results["RevIN ridge"] = float(np.mean(
+            (revin_ridge(sliced, horizon, LOOKBACK, list(test_h.astype(np.float64))) - test_f) ** 2))
+        row = {"dataset": "ETTh1", "horizon": horizon, "fraction": fraction, "train_windows": keep * len(train),
+               "test_windows": len(test_h), **results}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
+    args = parser.parse_args(argv)
+    rows = [row for h in args.horizons for row in evaluate(h)]
+    (RESULTS / "head_start_rules.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
