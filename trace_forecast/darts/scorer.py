@@ -9,12 +9,10 @@ from darts import TimeSeries
 from darts.ad.scorers.scorers import FittableAnomalyScorer
 
 from trace_forecast.darts.validation import check_series
-from trace_forecast.estimators._common import train_settings
 from trace_forecast.parameters import boolean, default, document, validate
 from trace_forecast.parameter_count import parameter_report
-from trace_forecast.selection import history_frame
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate, fit_anomaly_model
-from trace_forecast.tasks.setup import backbone_for, network_spec
+from trace_forecast.tasks.setup import backbone_for, fitted_attributes, network_spec, train_settings
 
 
 @document
@@ -174,19 +172,16 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
             arrays,
             backbone,
             spec,
-            train_settings(self, mask_ratio=self.mask_ratio),
+            train_settings(vars(self), mask_ratio=self.mask_ratio),
             self._scoring(),
             self.validation_fraction,
             self.max_windows,
             self.window_stride,
         )
-        self.network_ = result.network
+        for name, value in fitted_attributes(result).items():
+            setattr(self, name, value)
+        self.selected_modules_ = list(result.selection)  # the scorer's records (the estimators': a frame)
         self.train_scores_ = self.calibration_.train_scores
-        self.trainable_parameters_ = dict(result.parameters)
-        self.selected_modules_ = list(result.selection)
-        self.selection_history_ = history_frame(result.selection_history, result.module_names)
-        self.train_loss_ = list(result.train_loss)
-        self.val_loss_ = list(result.val_loss)
 
     def _score_core(self, series: Sequence[TimeSeries], *args, **kwargs) -> Sequence[TimeSeries]:
         check_series(list(series), "series", 1)

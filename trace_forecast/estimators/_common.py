@@ -1,64 +1,23 @@
-"""What both sktime estimators share: training settings from their parameters, the
-fitted attributes a training run leaves behind, and how one estimator adopts another's
-fitted network (one multi-task fit, two uses)."""
+"""What both sktime estimators share: the fitted attributes a training run leaves behind,
+and how one estimator adopts another's fitted network (one multi-task fit, two uses)."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 if TYPE_CHECKING:  # the engine (Lightning) loads when an estimator fits
-    from trace_forecast.engine import TrainSettings
     from trace_forecast.engine.trainer import FitResult
 
 
-def train_settings(est, **overrides) -> TrainSettings:
-    """``TrainSettings`` from an estimator's parameters (``overrides`` win); with
-    ``multitask=True`` the forecast loss gets its reconstruction term."""
-    from trace_forecast.engine import DSICSettings, TrainSettings
-
-    fields = dict(
-        max_epochs=est.max_epochs,
-        batch_size=est.batch_size,
-        learning_rate=est.learning_rate,
-        device=est.device,
-        random_state=est.random_state,
-        verbose=est.verbose,
-        trainer_kwargs=dict(est.trainer_kwargs or {}),
-        dsic=DSICSettings.from_params(vars(est)),
-    )
-    if getattr(est, "multitask", False):
-        from trace_forecast.tasks.scoring import JOINT_MASKS
-
-        fields.update(reconstruction_weight=est.reconstruction_weight, mask_scheme=JOINT_MASKS)
-    else:
-        fields.update(reconstruction_weight=0.0)
-    fields.update(overrides)
-    return TrainSettings(**fields)
-
-
 def store_fit(est, result: FitResult) -> None:
-    """Set ``network_``, the trainable-parameter counts, Gated DSIC's selection and losses."""
-    from trace_forecast.selection import history_frame
+    """Set ``network_``, the trainable-parameter counts, Gated DSIC's selection, losses and
+    the fit's choices (:func:`trace_forecast.tasks.setup.fitted_attributes`)."""
+    from trace_forecast.tasks.setup import fitted_attributes
 
-    est.network_ = result.network
-    est.trainable_parameters_ = dict(result.parameters)
-    for key, value in result.parameters.items():
-        setattr(est, f"{key}_", value)
-    est.selected_modules_ = pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"])
-    est.selection_history_ = history_frame(result.selection_history, result.module_names)
-    est.train_loss_ = list(result.train_loss)
-    est.val_loss_ = list(result.val_loss)
-    est.fit_seconds_ = result.fit_seconds
-    start = result.head_start
-    est.fit_choices_ = {
-        "head_start": None if start is None else dataclasses.asdict(start),
-        "kept": result.kept,
-    }
+    for name, value in fitted_attributes(result).items():
+        setattr(est, name, value)
 
 
 FITTED_ATTRIBUTES = ("network_", "trainable_parameters_", "selected_modules_", "selection_history_", "train_loss_",

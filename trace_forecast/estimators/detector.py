@@ -10,11 +10,11 @@ from sktime.detection.base import BaseDetector
 
 from trace_forecast.errors import DataError, ParameterError
 from trace_forecast.estimators import conversion
-from trace_forecast.estimators._common import adopt_fit, store_fit, train_settings
+from trace_forecast.estimators._common import adopt_fit, store_fit
 from trace_forecast.estimators._frames import as_frame, check_frame
 from trace_forecast.metrics import segments
 from trace_forecast.parameters import default, document, validate
-from trace_forecast.persistence import CompactNetworkState
+from trace_forecast.tasks.persistence import CompactNetworkState
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
     from trace_forecast.tasks.anomaly import ScoreSettings
@@ -229,7 +229,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _fit(self, X, y=None):
         from trace_forecast.tasks.anomaly import calibrate, fit_anomaly_model
         from trace_forecast.tasks.scoring import tail_threshold
-        from trace_forecast.tasks.setup import network_spec
+        from trace_forecast.tasks.setup import network_spec, train_settings
 
         self._check_params()
         X = as_frame(X)
@@ -247,7 +247,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         else:
             backbone = self._backbone()
             spec = network_spec("reconstruction", backbone.patch_len, **self.get_params(deep=False))
-            settings = train_settings(self, mask_ratio=self.mask_ratio)
+            settings = train_settings(vars(self), mask_ratio=self.mask_ratio)
             result, calibration = fit_anomaly_model([values], backbone, spec, settings, self._scoring(),
                                                     self.validation_fraction, self.max_windows, self.window_stride)
             store_fit(self, result)
@@ -271,7 +271,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         reconstruction (the score's masks), one set of adapters; the same objective and
         engine as ``TraceForecaster(multitask=True)``."""
         from trace_forecast.tasks.forecast import fit_forecast, learnable_context
-        from trace_forecast.tasks.setup import network_spec
+        from trace_forecast.tasks.setup import network_spec, train_settings
 
         series = [values[:, c] for c in range(values.shape[1])]
         horizon = self.forecast_horizon
@@ -280,7 +280,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k in ("context_length", "adapter", "lora_rank", "lora_targets")}  # the head's other settings: defaults
         spec = network_spec("forecast", backbone.patch_len, horizon, **params)
-        fit = fit_forecast(series, backbone, spec, train_settings(self, mask_ratio=self.mask_ratio),
+        fit = fit_forecast(series, backbone, spec, train_settings(vars(self), mask_ratio=self.mask_ratio),
                            validation_fraction=self.validation_fraction, max_windows=self.max_windows,
                            stride=self.window_stride, min_context=min_context)
         store_fit(self, fit.result)

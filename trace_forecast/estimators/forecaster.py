@@ -11,10 +11,10 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from trace_forecast.errors import DataError
 from trace_forecast.estimators import conversion
-from trace_forecast.estimators._common import adopt_fit, store_fit, train_settings
+from trace_forecast.estimators._common import adopt_fit, store_fit
 from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
 from trace_forecast.parameters import default, document, validate
-from trace_forecast.persistence import CompactNetworkState
+from trace_forecast.tasks.persistence import CompactNetworkState
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
     from trace_forecast.engine import TrainSettings
@@ -191,7 +191,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     # ------------------------------------------------------------------ helpers
     def _settings(self, max_epochs: int | None = None) -> TrainSettings:
-        return train_settings(self, max_epochs=self.max_epochs if max_epochs is None else max_epochs)
+        from trace_forecast.tasks.setup import train_settings
+
+        return train_settings(vars(self), max_epochs=self.max_epochs if max_epochs is None else max_epochs)
 
     def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
         steps = np.asarray(fh.to_relative(self.cutoff), dtype=int)

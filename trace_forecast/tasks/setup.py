@@ -4,13 +4,21 @@ parameters (:mod:`trace_forecast.parameters`; a missing one takes its default)."
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from trace_forecast.backbone import MomentBackbone, shared_backbone
 from trace_forecast.heads import resolve_future_patches
 from trace_forecast.adapters import resolve_targets
 from trace_forecast.parameters import check_context_length, default
 from trace_forecast.spec import NetworkSpec
+
+if TYPE_CHECKING:  # the engine (Lightning) loads when a fit starts
+    from trace_forecast.engine import TrainSettings
+    from trace_forecast.engine.trainer import FitResult
 
 
 def backbone_for(checkpoint, context_length: int, name: str = "context_length") -> MomentBackbone:
@@ -34,3 +42,50 @@ def network_spec(task: str, patch_len: int, horizon: int = 0, *, context_length:
                     future_patches=resolve_future_patches(value("future_patches"), horizon, context_length,
                                                           patch_len))
     return NetworkSpec(**spec)
+
+
+def train_settings(params: Mapping[str, Any], **overrides: Any) -> TrainSettings:
+    """``TrainSettings`` from a front end's parameters (``vars(estimator)``; ``overrides`` win);
+    with ``multitask=True`` the forecast loss gets its reconstruction term."""
+    from trace_forecast.engine import DSICSettings, TrainSettings
+    from trace_forecast.tasks.scoring import JOINT_MASKS
+
+    fields = dict(
+        max_epochs=params["max_epochs"],
+        batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"],
+        device=params["device"],
+        random_state=params["random_state"],
+        verbose=params["verbose"],
+        trainer_kwargs=dict(params["trainer_kwargs"] or {}),
+        dsic=DSICSettings.from_params(params),
+    )
+    if params.get("multitask", False):
+        fields.update(reconstruction_weight=params["reconstruction_weight"], mask_scheme=JOINT_MASKS)
+    else:
+        fields.update(reconstruction_weight=0.0)
+    fields.update(overrides)
+    return TrainSettings(**fields)
+
+
+def fitted_attributes(result: FitResult) -> dict[str, Any]:
+    """The fitted attributes a training run leaves on an estimator: ``network_``,
+    ``trainable_parameters_`` (and each count as ``<key>_``), ``selected_modules_`` (one row
+    per gated module), ``selection_history_``, ``train_loss_``, ``val_loss_``,
+    ``fit_seconds_`` and ``fit_choices_`` (the head start's penalty and blend, and which state
+    validation kept)."""
+    from trace_forecast.selection import history_frame
+
+    start = result.head_start
+    attributes = {
+        "network_": result.network,
+        "trainable_parameters_": dict(result.parameters),
+        **{f"{key}_": value for key, value in result.parameters.items()},
+        "selected_modules_": pd.DataFrame(result.selection, columns=["module", "kept", "importance", "gate"]),
+        "selection_history_": history_frame(result.selection_history, result.module_names),
+        "train_loss_": list(result.train_loss),
+        "val_loss_": list(result.val_loss),
+        "fit_seconds_": result.fit_seconds,
+        "fit_choices_": {"head_start": None if start is None else dataclasses.asdict(start), "kept": result.kept},
+    }
+    return attributes
