@@ -77,11 +77,24 @@ def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
     f = make(max_epochs=1, learning_rate=0.5).fit(_series(), fh=[1, 2])  # a step far too large: worse on validation
     choices = f.get_fitted_params()["fit_choices"]
     assert choices["kept"] == "start"
-    assert set(choices["head_start"]) == {"alpha", "blend", "validation_error", "zero_shot_error"}
+    assert set(choices["head_start"]) == {"alpha", "blend", "validation_error", "zero_shot_error", "validation_windows"}
     assert choices["head_start"]["validation_error"] <= choices["head_start"]["zero_shot_error"]
     assert not f.get_fitted_params()["selected_modules"]["kept"].any()
     assert f.get_fitted_params()["adapter_trainable"] == 0
     assert recipe.BestOnValidation().kept is None
+
+
+def test_validation_too_short_to_choose_gives_the_zero_shot_forecast_and_trains_nothing(make):
+    """A series whose last 20 % is shorter than the horizon holds one validation window: no
+    evidence to depart from the pretrained model's forecast, so the fit is the zero-shot one."""
+    y = _series(120)
+    fitted = make().fit(y, fh=np.arange(1, 31))
+    zero_shot = make(fit_strategy="zero-shot").fit(y, fh=np.arange(1, 31))
+    choices = fitted.get_fitted_params()["fit_choices"]
+    assert choices["kept"] == "start" and choices["head_start"]["blend"] == 0.0
+    assert choices["head_start"]["validation_windows"] == 1
+    np.testing.assert_allclose(fitted.predict().to_numpy(), zero_shot.predict().to_numpy(), rtol=1e-5, atol=1e-5)
+    assert fitted.get_fitted_params()["train_loss"] == []  # no training step was taken
 
 
 @pytest.mark.parametrize(

@@ -219,3 +219,19 @@ def test_penalty_ignores_inputs_that_are_padding_in_every_window():
     y = torch.randn(50, 2, generator=g)
     assert torch.allclose(penalty_scale(_stats(padded, y)), penalty_scale(_stats(x, y)))
 
+
+
+def test_too_few_validation_windows_keep_the_zero_shot_map(backbone):
+    """Choosing among penalties and blends on a handful of windows would fit noise: below
+    MIN_VALIDATION_WINDOWS the start is the zero-shot map itself."""
+    from trace_forecast.heads.ridge import MIN_VALIDATION_WINDOWS, ridge_solve
+
+    net = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1),
+                        seed=0)
+    n = net.forecast_head.output_layer.in_features
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(MIN_VALIDATION_WINDOWS - 1, n, generator=g)
+    choice = ridge_solve(net, None, validation=_stats(x, torch.randn(len(x), 4, generator=g)))
+    assert (choice.blend, choice.validation_windows) == (0.0, MIN_VALIDATION_WINDOWS - 1)
+    layer = net.forecast_head.output_layer
+    assert torch.equal(layer.weight.detach(), net.forecast_head.prior_weight()) and not layer.bias.any()

@@ -263,7 +263,9 @@ class TraceModel(FoundationModel):
     def _setup_trainer(self, trainer, model, verbose=None, epochs: int = 0) -> pl.Trainer:
         """Darts' trainer plus the recipe's callbacks (closed-form head start, Gated DSIC or
         AdaLoRA's allocator, early stopping when there is validation data)."""
-        extra = recipe_callbacks(model.network, self._recipe_settings(), self._has_validation, ClosedFormHeadStart())
+        requested = self._has_validation or self.model_params["validation_fraction"] > 0
+        extra = recipe_callbacks(model.network, self._recipe_settings(), self._has_validation,
+                                 ClosedFormHeadStart(validation_requested=requested), requested)
         if trainer is not None:
             present = {type(cb) for cb in trainer.callbacks}
             trainer.callbacks.extend(cb for cb in extra if type(cb) not in present)

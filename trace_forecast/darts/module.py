@@ -172,6 +172,11 @@ class TraceModule(PLForecastingModule):
         out = out.reshape(b, c, out.shape[1], -1).permute(0, 3, 1, 2).to(x_in.past_target.dtype)
         return PLModuleOutput(prediction=out)  # [B, H, C, levels or 1]
 
+    @staticmethod
+    def windows_in(batch: TorchTrainingBatch) -> int:
+        """Univariate windows in a Darts batch: samples times channels."""
+        return batch.past_target.shape[0] * batch.past_target.shape[-1]
+
     def compute_loss(self, batch: TorchTrainingBatch) -> torch.Tensor:
         """The training objective on one Darts batch."""
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)

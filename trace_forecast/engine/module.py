@@ -62,6 +62,11 @@ class TraceLightningModule(pl.LightningModule):
     def is_forecaster(self) -> bool:
         return self.network.spec.task == "forecast"
 
+    @staticmethod
+    def windows_in(batch) -> int:
+        """Windows in a batch (each one univariate)."""
+        return len(batch[0])
+
     def compute_loss(self, batch) -> torch.Tensor:
         """The training objective on one batch."""
         if self.is_forecaster:

@@ -34,10 +34,12 @@ from trace_forecast.adapters.peft_adapters import set_adalora_steps
 from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import head_start_features
 from trace_forecast.heads.ridge import (
+    MIN_VALIDATION_WINDOWS,
     RIDGE_WINDOWS,
     HeadStart,
     RidgeStatistics,
     ridge_applicable,
+    too_little_validation,
     ridge_solve,
     ridge_statistics,
 )
@@ -83,9 +85,10 @@ class ClosedFormHeadStart(Callback):
     """
 
     def __init__(self, dataset: Dataset | None = None, batch_size: int | None = None,
-                 validation: Dataset | None = None) -> None:
+                 validation: Dataset | None = None, validation_requested: bool = False) -> None:
         self.dataset = dataset
         self.validation = validation
+        self.validation_requested = validation_requested or validation is not None
         self.batch_size = batch_size
         self.choice: HeadStart | None = None
 
@@ -117,15 +120,21 @@ class ClosedFormHeadStart(Callback):
         network.float()
         validation = None
         with frozen_backbone(network), head_start_features(network, pl_module.device) as features:
-            stats = ridge_statistics(features, self._batches(trainer, pl_module))
             batches = self._validation_batches(pl_module)
             if batches is not None:
                 validation = ridge_statistics(features, batches)
-        if self.dataset is None:  # each rank read its own share of the windows: add them up
-            stats = all_reduced(trainer, pl_module, stats)
-            validation = None if validation is None else all_reduced(trainer, pl_module, validation)
-        if stats.windows > 0:
-            self.choice = ridge_solve(network, stats, validation=validation)
+            elif self.validation_requested:  # asked for, but the series were too short to hold any
+                validation = ridge_statistics(features, [])
+            if self.dataset is None and validation is not None:  # each rank read its share: add them up
+                validation = all_reduced(trainer, pl_module, validation)
+            if validation is not None and too_little_validation(network, validation):
+                self.choice = ridge_solve(network, None, validation=validation)  # no training windows needed
+            else:
+                stats = ridge_statistics(features, self._batches(trainer, pl_module))
+                if self.dataset is None:
+                    stats = all_reduced(trainer, pl_module, stats)
+                if stats.windows > 0:
+                    self.choice = ridge_solve(network, stats, validation=validation)
         network.to(dtype)
         if flag is not None:
             flag.fill_(True)
@@ -137,17 +146,18 @@ def all_reduced(trainer: pl.Trainer, pl_module, stats: RidgeStatistics) -> Ridge
                              for t in stats.tensors()))
 
 
-def validation_loss(trainer: pl.Trainer, pl_module) -> float | None:
-    """The module's loss averaged over the validation windows (``None`` without any)."""
+def validation_loss(trainer: pl.Trainer, pl_module) -> tuple[float | None, int]:
+    """The module's loss averaged over the validation windows, and how many there were
+    (``(None, 0)`` without any)."""
     loaders = trainer.val_dataloaders
     if loaders is None:  # the validation loop has not run yet
         try:
             trainer.fit_loop.epoch_loop.val_loop.setup_data()
             loaders = trainer.val_dataloaders
         except MisconfigurationException:
-            return None
+            return None, 0
     if not loaders:
-        return None
+        return None, 0
     loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
     network = pl_module.network
     was_training = network.training
@@ -156,14 +166,14 @@ def validation_loss(trainer: pl.Trainer, pl_module) -> float | None:
     with torch.no_grad():
         for batch in loader:
             batch = trainer.strategy.batch_to_device(batch)
-            n = len(batch[0]) if isinstance(batch, list | tuple) else 1
+            n = pl_module.windows_in(batch)
             total += float(pl_module.compute_loss(batch)) * n
             count += n
     network.train(was_training)
     if trainer.world_size > 1:
         total, count = (float(trainer.strategy.reduce(torch.tensor(v, device=pl_module.device), reduce_op="sum"))
                         for v in (total, count))
-    return total / count if count else None
+    return (total / count if count else None), int(count)
 
 
 class BestOnValidation(Callback):
@@ -173,20 +183,30 @@ class BestOnValidation(Callback):
     is frozen again and gated LoRA modules are switched off (they had not changed anything
     yet: LoRA's ``B`` starts at zero), so the fitted model and its trainable-parameter count
     are exactly the head start's. ``kept`` says which state was kept: ``"start"`` or
-    ``"epoch N"``."""
+    ``"epoch N"``. With fewer than :data:`~trace_forecast.heads.ridge.MIN_VALIDATION_WINDOWS`
+    validation windows (none at all, where the series were too short to hold any) there is
+    no evidence that training helped, and the start is kept."""
 
     def __init__(self) -> None:
         self.best: float | None = None
         self.snapshot: dict | None = None
         self.kept: str | None = None
         self.start_loss: float | None = None
+        self.decisive = True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
-        self.start_loss = validation_loss(trainer, pl_module)
+        from trace_forecast.engine.snapshot import training_snapshot
+
+        self.start_loss, windows = validation_loss(trainer, pl_module)
+        self.decisive = windows >= MIN_VALIDATION_WINDOWS and self.start_loss is not None
+        if not self.decisive:  # nothing could show that training helped: do not train
+            self.kept, self.snapshot = "start", training_snapshot(pl_module.network)
+            trainer.should_stop = True
+            return
         self._offer(pl_module, self.start_loss, "start")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module) -> None:
-        if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
+        if trainer.sanity_checking or not self.decisive or "val_loss" not in trainer.callback_metrics:
             return
         self._offer(pl_module, float(trainer.callback_metrics["val_loss"]), f"epoch {trainer.current_epoch}")
 

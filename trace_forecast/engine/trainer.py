@@ -142,11 +142,13 @@ def recipe_callbacks(
     settings: TrainSettings,
     validation: bool,
     head_start: ClosedFormHeadStart | None = None,
+    validation_requested: bool | None = None,
 ) -> list[Callback]:
     """The recipe's callbacks for ``network`` (the Darts model uses the same list):
     the closed-form head start, Gated DSIC or AdaLoRA's allocator, and, when there is
     validation data, the best state on validation kept (the head start included) and
-    early stopping.
+    early stopping. Where validation was requested (``validation_requested``, default
+    ``validation``) but the series were too short to hold any, the head start is kept.
 
     Continued training of a network whose Gated DSIC selection is already final
     (pretrain then fit, ``update_params=True``) keeps that selection.
@@ -157,7 +159,7 @@ def recipe_callbacks(
         callbacks.append(selection_callback(settings))
     elif network.spec.adapter == "adalora":
         callbacks.append(AdaLoraAllocator())
-    if validation:
+    if validation or validation_requested:
         callbacks.append(BestOnValidation())
     if validation and settings.early_stopping_patience > 0:
         callbacks.append(early_stopping(settings.early_stopping_patience))
