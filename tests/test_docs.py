@@ -36,3 +36,64 @@ def test_docstring_examples_run(module):
     pytest.importorskip("darts")
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, f"{module}: {result}"
+
+
+# ------------------------------------------------------------------ names in the prose
+FRONT_ENDS = ("TraceForecaster", "TraceAnomalyDetector", "TraceModel", "TraceAnomalyScorer")
+PROSE = [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _classes() -> dict:
+    pytest.importorskip("darts")
+    from trace_forecast import TraceAnomalyDetector, TraceForecaster
+    from trace_forecast.darts import TraceAnomalyScorer, TraceModel
+
+    return {"TraceForecaster": TraceForecaster, "TraceAnomalyDetector": TraceAnomalyDetector,
+            "TraceModel": TraceModel, "TraceAnomalyScorer": TraceAnomalyScorer}
+
+
+def _accepted(cls) -> set[str]:
+    import inspect
+
+    names = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    if cls.__name__ == "TraceModel":  # Darts' own TorchForecastingModel parameters, through **kwargs
+        from darts.models.forecasting.torch_forecasting_model import TorchForecastingModel
+
+        names |= set(inspect.signature(TorchForecastingModel.__init__).parameters) | {"enable_finetuning"}
+    return names
+
+
+def _spans() -> list[tuple[str, str]]:
+    return [(page.name, span) for page in PROSE for span in re.findall(r"`([^`\n]+)`", page.read_text())]
+
+
+def test_every_parameter_named_in_a_constructor_call_exists():
+    classes = _classes()
+    unknown = []
+    for page, span in _spans():
+        for name, args in re.findall(r"\b(" + "|".join(FRONT_ENDS) + r")\(([^()]*)\)", span):
+            for key in re.findall(r"\b([a-z_]+)\s*=", args):
+                if key not in _accepted(classes[name]):
+                    unknown.append(f"{page}: {name}({key}=...)")
+    assert not unknown, unknown
+
+
+def test_every_method_named_on_a_front_end_exists():
+    classes = _classes()
+    missing = [f"{page}: {name}.{method}" for page, span in _spans()
+               for name, method in re.findall(r"\b(" + "|".join(FRONT_ENDS) + r")(?:\([^()]*\))?\.([a-z_]\w*)", span)
+               if not hasattr(classes[name], method)]
+    assert not missing, missing
+
+
+def test_stated_defaults_are_the_defaults():
+    from trace_forecast.parameters import PARAMETERS
+
+    stated = []
+    for page in PROSE:
+        text = page.read_text()
+        stated += [(page.name, k, v) for k, v in re.findall(r"default `([a-z_]+)=([^`]+)`", text)]
+        stated += [(page.name, k, v) for k, v in re.findall(r"`([a-z_]+)` \(default `?([^)`]+)`?\)", text)]
+    wrong = [f"{page}: {name}={value}" for page, name, value in stated
+             if name in PARAMETERS and repr(PARAMETERS[name].default).strip("'") != value.strip('"')]
+    assert stated and not wrong, wrong

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from trace_forecast import TraceForecaster
-from trace_forecast.errors import DataError
+from trace_forecast.errors import DataError, UncalibratedIntervalsWarning
 
 
 def _series(n: int = 160, seed: int = 0, name: str = "y") -> pd.Series:
@@ -57,7 +57,8 @@ def test_fitting_is_reproducible_with_a_seed(make):
 
 def test_fitted_params_report_trainable_counts_and_selection(make):
     # Without validation windows the fit ends with its last state: Gated DSIC's selection.
-    f = make(dsic_budget=0.5, validation_fraction=0.0).fit(_series(), fh=[1, 2])
+    with pytest.warns(UncalibratedIntervalsWarning, match="nothing is held out"):
+        f = make(dsic_budget=0.5, validation_fraction=0.0).fit(_series(), fh=[1, 2])
     params = f.get_fitted_params()
     for key in ("adapter_trainable", "gates_trainable", "head_trainable", "backbone_trainable", "total_trainable"):
         assert key in params

@@ -152,7 +152,7 @@ def test_too_short_to_learn_names_the_minimum(n):
 def test_short_series_forecast_near_their_level(n):
     """From ``horizon + 4`` observations a forecast is made (with a warning below
     ``horizon + 8``), and it stays near the series' level: no RevIN blow-up."""
-    from trace_forecast.tasks.forecast import ShortSeriesWarning
+    from trace_forecast.errors import ShortSeriesWarning
 
     y = pd.Series(AIRLINE_START[:n], index=pd.RangeIndex(n))
     forecaster = TraceForecaster(context_length=32, max_epochs=1, random_state=0)

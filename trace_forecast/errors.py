@@ -22,6 +22,11 @@ class UncalibratedIntervalsWarning(UserWarning):
     model's own errors: theirs use the naive forecast's errors instead."""
 
 
+class ShortSeriesWarning(UserWarning):
+    """The series are shorter than ``horizon + 8``: training windows have less than a full
+    patch of context, and the forecast is unreliable."""
+
+
 class MemoryRetryWarning(UserWarning):
     """The GPU ran out of memory; the fit is being retried once with half the batch."""
 

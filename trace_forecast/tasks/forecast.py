@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from trace_forecast.backbone.moment import MomentBackbone
-from trace_forecast.errors import DataError, UncalibratedIntervalsWarning
+from trace_forecast.errors import DataError, ShortSeriesWarning, UncalibratedIntervalsWarning
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
 from trace_forecast.engine.windows import WindowPlan, WindowSets, make_window_sets, steps_per_run
 from trace_forecast.engine.trainer import FitResult, resolve_accelerator
@@ -47,10 +47,6 @@ ZERO_SHOT_RESIDUAL_WINDOWS = 2048
 MIN_HELD_OUT_WINDOWS = 8
 # Below one patch, series down to this much context still train, with a warning.
 MIN_CONTEXT_FLOOR = 4
-
-
-class ShortSeriesWarning(UserWarning):
-    """The series are shorter than ``horizon + MIN_CONTEXT``: training windows use less context."""
 
 
 def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y") -> int:
