@@ -1,0 +1,93 @@
+"""How fast a pretraining step runs on this machine, and what makes it faster.
+
+``python -m benchmarks.pretraining_speed`` writes ``results/pretraining_speed.json``: windows
+per second of one optimiser step (forward, backward, AdamW) of the embedded backbone's
+architecture on the pretraining objective, in fp32 and in bf16 autocast (what
+``python -m trace_forecast.pretrain`` uses where the CPU multiplies bf16 natively), at batch
+sizes 64 and 128 and 1 or all torch threads; and the data pipeline's windows per second
+(the corpus windows with their masks, as a leg draws them). Medians of ``--repeats`` timed
+steps after warm-up steps. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from benchmarks.common import RESULTS, environment
+
+
+def step_speed(batch_size: int, precision: str, threads: int, repeats: int) -> float:
+    from trace_forecast.backbone import load_backbone
+    from trace_forecast.losses import masked_reconstruction_loss
+    from trace_forecast.network import random_patch_mask
+
+    torch.set_num_threads(threads)
+    backbone = load_backbone(None).train()
+    optimizer = torch.optim.AdamW(backbone.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 1, 512, generator=g).cumsum(-1)
+    input_mask = torch.ones(batch_size, 512)
+    mask = random_patch_mask(input_mask, 8, 0.3, g)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = masked_reconstruction_loss(backbone, x, input_mask, mask, visible_weight=0.5)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return batch_size / statistics.median(times)
+
+
+def pipeline_speed(data_dir: str, windows: int = 2000) -> float:
+    from trace_forecast.pretrain import corpus_mixtures, parse_args, synthetic_series
+    from trace_forecast.pretraining.windows import PretrainWindows
+
+    args = parse_args(["--out", "unused", "--data-dir", data_dir, "--corpus", "--synthetic", "2000",
+                       "--coarse-share", "0.3"])
+    train, _, _ = corpus_mixtures(args, synthetic_series(args))
+    ds = PretrainWindows([], 10**9, 512, 8, seed=0, mixture=train, tail_share=0.5, max_tail_patches=32,
+                         mask_ratio=(0.15, 0.5))
+    start = time.perf_counter()
+    for i in range(windows):
+        ds[i]
+    return windows / (time.perf_counter() - start)
+
+
+def main(argv=None) -> dict:
+    from trace_forecast.datasets import shared_data_dir
+    from trace_forecast.engine.precision import native_bf16
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    cores = torch.get_num_threads()
+    rows = []
+    for threads in sorted({1, cores}):
+        for batch_size in (64, 128):
+            for precision in ("fp32", "bf16"):
+                speed = step_speed(batch_size, precision, threads, args.repeats)
+                rows.append({"threads": threads, "batch_size": batch_size, "precision": precision,
+                             "windows_per_s": round(speed, 1)})
+                print(rows[-1], flush=True)
+    result = {"environment": environment(), "native_bf16": native_bf16(), "steps": rows,
+              "pipeline_windows_per_s": round(pipeline_speed(str(shared_data_dir() / "pretraining")), 1)}
+    print(result["pipeline_windows_per_s"], flush=True)
+    (RESULTS / "pretraining_speed.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
