@@ -17,9 +17,12 @@ prefers it). The rules:
   target (zero or the zero-shot map) with the smaller validation error, penalty 1, solved
   again with the validation windows, windows unweighted;
 - ``blend chosen on validation (default)``: :func:`trace_forecast.heads.ridge.ridge_solve`:
-  penalty and blend with the zero-shot map chosen on validation, solved again with the
-  validation windows, windows weighted by their scale in their series;
-- ``blend chosen on validation, unweighted``: the same with every window weighing the same;
+  penalty and blend with the zero-shot map chosen on validation by the error in each
+  series' units, solved again with the validation windows, windows weighted as training
+  weighs them (alike, but nearly constant ones less);
+- ``blend chosen on validation, all in series units``: the solve weighs windows in series
+  units too (by their squared scale in their series);
+- ``blend chosen on validation, unweighted``: every window weighs the same, in the choice too;
 - ``RevIN ridge``: the data-size benchmark's linear baseline on the raw history.
 """
 
@@ -43,7 +46,7 @@ from trace_forecast.heads.ridge import (
     ridge_solution,
     squared_error,
 )
-from trace_forecast.losses import TARGET_CLIP
+from trace_forecast.losses import TARGET_CLIP, WEIGHTINGS, window_weights
 
 LOOKBACK = 512
 FRACTIONS = (0.05, 0.1, 0.25, 1.0)
@@ -109,22 +112,25 @@ def evaluate(horizon: int, stride: int = 5) -> list[dict]:
         idx = lambda part: np.concatenate([c * per + per - keep + position[part] for c in range(len(train))])  # noqa: E731
         fit_i, val_i = idx(fit_part), idx(val_part)
         units = np.concatenate([np.full(per, s[len(s) - rows_in_slice:].std()) for s in train])
-        weight = (std / units) ** 2
+        weights = {w: window_weights(torch.from_numpy(std), torch.from_numpy(units), w).numpy() for w in WEIGHTINGS}
+        weights[None] = np.ones(len(std))
 
-        def stats(i, weighted):
-            return statistics(feats[i], target[i], weight[i] if weighted else np.ones(len(i)))
+        def stats(i, weighting):
+            return statistics(feats[i], target[i], weights[weighting][i])
 
         results = {"zero-shot map": test_mse(prior, torch.zeros(horizon)),
-                   "ridge, penalty 1": test_mse(*ridge_solution(stats(fit_i, False), None, DEFAULT_ALPHA))}
-        train_u, val_u = stats(fit_i, False), stats(val_i, False)
+                   "ridge, penalty 1": test_mse(*ridge_solution(stats(fit_i, None), None, DEFAULT_ALPHA))}
+        train_u, val_u = stats(fit_i, None), stats(val_i, None)
         targets = {"zero": None, "prior": prior}
         best = min(targets, key=lambda k: squared_error(val_u, *ridge_solution(train_u, targets[k], DEFAULT_ALPHA)))
         results["target chosen on validation (before)"] = test_mse(
             *ridge_solution(train_u + val_u, targets[best], DEFAULT_ALPHA))
-        for name, weighted in (("blend chosen on validation (default)", True),
-                               ("blend chosen on validation, unweighted", False)):
-            train_s, val_s = stats(fit_i, weighted), stats(val_i, weighted)
-            choice = choose_head_start(train_s, val_s, prior)
+        for name, fit_w, choose_w in (("blend chosen on validation (default)", "fit", "series units"),
+                                      ("blend chosen on validation, all in series units", "series units",
+                                       "series units"),
+                                      ("blend chosen on validation, unweighted", None, None)):
+            train_s, val_s = stats(fit_i, fit_w), stats(val_i, fit_w)
+            choice = choose_head_start(train_s, stats(val_i, choose_w), prior)
             results[name] = test_mse(*blend(ridge_solution(train_s + val_s, None, choice.alpha), prior, choice.blend))
             results[name + ": choice"] = {"alpha": choice.alpha, "blend": choice.blend}
         sliced = [s[len(s) - rows_in_slice:] for s in train]

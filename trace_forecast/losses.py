@@ -43,30 +43,45 @@ def masked_reconstruction_loss(
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def window_weights(std: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor | None:
-    """Weight of each window's RevIN-space errors: ``(std / scale)^2`` for windows with
-    RevIN ``std [B, C, 1]`` from series of unit ``scale [B]``, so that a weighted RevIN-space
-    error is the error in the series' own units (divided by the series' unit, so that series
-    of any scale weigh the same). A (nearly) constant window gets (nearly) no weight: its
-    normalised targets are meaningless, a division by almost zero. ``None`` without scales
-    (every window weighs the same). A series without a usable unit (constant, or nothing
-    observed) lends its windows weight 0."""
+# A window whose scale is under this share of its series' counts less in training, down to
+# nothing for a constant one (:func:`window_weights`).
+DEGENERATE_SCALE = 0.1
+WEIGHTINGS = ("fit", "series units")
+
+
+def window_weights(std: torch.Tensor, scale: torch.Tensor | None, weighting: str = "fit") -> torch.Tensor | None:
+    """Weight of each window's RevIN-space errors, for windows with RevIN ``std [B, C, 1]``
+    from series of unit ``scale [B]`` (``None`` without scales: every window weighs the same).
+
+    - ``"fit"`` (training losses and the closed-form fit): 1, RevIN's own scale-free loss,
+      except for (nearly) constant windows, whose normalised targets are a division by almost
+      zero: ``min(1, (std / (DEGENERATE_SCALE * scale))^2)``, so a constant window counts for
+      next to nothing (its std is RevIN's floor; a sensor's flatline once made a fit diverge).
+    - ``"series units"`` (choosing on validation windows): ``(std / scale)^2``, so that the
+      weighted error is the error in the series' own units, what users measure (divided by
+      the series' unit, so that series of any scale weigh the same).
+
+    A series without a usable unit (constant, or nothing observed) lends its windows weight 0.
+    """
     if scale is None:
         return None
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     scale = scale.to(std.dtype).reshape(-1, *([1] * (std.dim() - 1)))
-    weight = (std / scale).square()
+    relative = std / scale
+    weight = relative.square() if weighting == "series units" else (relative / DEGENERATE_SCALE).square().clamp(max=1.0)
     return torch.nan_to_num(weight, nan=0.0, posinf=0.0)
 
 
 def normalized_mse(
     pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, clip: float = TARGET_CLIP,
-    scale: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None, weighting: str = "fit",
 ) -> torch.Tensor:
     """MSE between a RevIN-space forecast and the future ``y`` put in the same space;
     with ``scale`` (each window's series unit), weighted by :func:`window_weights`."""
     target = ((y - mean) / std).clamp(-clip, clip)
     err = (pred.float() - target.float()) ** 2
-    weight = window_weights(std.float(), scale)
+    weight = window_weights(std.float(), scale, weighting)
     if weight is None:
         return torch.mean(err)
     weight = weight.expand_as(err)

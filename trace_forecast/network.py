@@ -125,11 +125,12 @@ class TraceNetwork(nn.Module):
         return self.backbone.normalizer.denormalize(pred, mean, std)
 
     def forecast_loss(self, x: torch.Tensor, input_mask: torch.Tensor, y: torch.Tensor,
-                      scale: torch.Tensor | None = None) -> torch.Tensor:
-        """Forecast MSE in each window's RevIN space, weighted by the windows' scale in
-        their series when ``scale`` (each window's series unit) is given."""
+                      scale: torch.Tensor | None = None, weighting: str = "fit") -> torch.Tensor:
+        """Forecast MSE in each window's RevIN space, its windows weighted by ``weighting``
+        (:func:`~trace_forecast.losses.window_weights`) when ``scale`` (each window's series
+        unit) is given."""
         pred, mean, std = self.forecast_normalized(x, input_mask)
-        return normalized_mse(pred, y, mean, std, scale=scale)
+        return normalized_mse(pred, y, mean, std, scale=scale, weighting=weighting)
 
     def masked_reconstruction_loss(
         self,

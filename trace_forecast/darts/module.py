@@ -177,18 +177,19 @@ class TraceModule(PLForecastingModule):
         """Univariate windows in a Darts batch: samples times channels."""
         return batch.past_target.shape[0] * batch.past_target.shape[-1]
 
-    def compute_loss(self, batch: TorchTrainingBatch) -> torch.Tensor:
-        """The training objective on one Darts batch."""
+    def compute_loss(self, batch: TorchTrainingBatch, weighting: str = "fit") -> torch.Tensor:
+        """The training objective on one Darts batch (``weighting="series units"``: the
+        validation loss, in each series' own units)."""
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
         loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std,
-                              scale=channel_units(batch.sample_weight))
+                              scale=channel_units(batch.sample_weight), weighting=weighting)
         if self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
                 x, mask, self.mask_ratio, scheme=JOINT_MASKS)
         return loss
 
     def _train_val_step(self, batch: TorchTrainingBatch, stage: ModuleStage, criterion, metrics) -> torch.Tensor:
-        loss = self.compute_loss(batch)
+        loss = self.compute_loss(batch, "fit" if stage == ModuleStage.TRAIN else "series units")
         self.log(f"{stage.value}_loss", loss, batch_size=batch.past_target.shape[0], prog_bar=True, sync_dist=True)
         if len(metrics):
             self._update_metrics(self(batch.to_module_input(stage=stage)), batch.future_target, metrics)

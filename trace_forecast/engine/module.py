@@ -67,11 +67,12 @@ class TraceLightningModule(pl.LightningModule):
         """Windows in a batch (each one univariate)."""
         return len(batch[0])
 
-    def compute_loss(self, batch) -> torch.Tensor:
-        """The training objective on one batch."""
+    def compute_loss(self, batch, weighting: str = "fit") -> torch.Tensor:
+        """The training objective on one batch; ``weighting="series units"`` weighs forecast
+        errors in each series' own units (the validation loss that chooses the state kept)."""
         if self.is_forecaster:
             x, input_mask, y = batch[:3]
-            loss = self.network.forecast_loss(x, input_mask, y, batch[3] if len(batch) > 3 else None)
+            loss = self.network.forecast_loss(x, input_mask, y, batch[3] if len(batch) > 3 else None, weighting)
             if self.reconstruction_weight > 0:
                 loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
                     x, input_mask, self.mask_ratio, scheme=self.mask_scheme
@@ -92,7 +93,7 @@ class TraceLightningModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.compute_loss(batch)
+        loss = self.compute_loss(batch, weighting="series units")
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
         return loss
 

@@ -118,15 +118,16 @@ class ClosedFormHeadStart(Callback):
             return
         dtype = next(network.parameters()).dtype
         network.float()
-        validation = None
+        validation = selection = None
         with frozen_backbone(network), head_start_features(network, pl_module.device) as features:
             batches = self._validation_batches(pl_module)
-            if batches is not None:
-                validation = ridge_statistics(features, batches)
-            elif self.validation_requested:  # asked for, but the series were too short to hold any
-                validation = ridge_statistics(features, [])
-            if self.dataset is None and validation is not None:  # each rank read its share: add them up
-                validation = all_reduced(trainer, pl_module, validation)
+            if batches is None and self.validation_requested:  # asked for, but the series were too short
+                batches = []
+            if batches is not None:  # weighed as training weighs (to join the solve) and in series units
+                both = ridge_statistics(features, batches, ("fit", "series units"))
+                validation, selection = both["fit"], both["series units"]
+                if self.dataset is None:  # each rank read its share: add them up
+                    validation, selection = (all_reduced(trainer, pl_module, s) for s in (validation, selection))
             if validation is not None and too_little_validation(network, validation):
                 self.choice = ridge_solve(network, None, validation=validation)  # no training windows needed
             else:
@@ -134,7 +135,7 @@ class ClosedFormHeadStart(Callback):
                 if self.dataset is None:
                     stats = all_reduced(trainer, pl_module, stats)
                 if stats.windows > 0:
-                    self.choice = ridge_solve(network, stats, validation=validation)
+                    self.choice = ridge_solve(network, stats, validation=validation, selection=selection)
         network.to(dtype)
         if flag is not None:
             flag.fill_(True)
@@ -167,7 +168,7 @@ def validation_loss(trainer: pl.Trainer, pl_module) -> tuple[float | None, int]:
         for batch in loader:
             batch = trainer.strategy.batch_to_device(batch)
             n = pl_module.windows_in(batch)
-            total += float(pl_module.compute_loss(batch)) * n
+            total += float(pl_module.compute_loss(batch, weighting="series units")) * n
             count += n
     network.train(was_training)
     if trainer.world_size > 1:

@@ -28,9 +28,10 @@ How much to trust the data (``docs/design.md``, "A head start that adapts to the
   (ETTh1, 5 % of the windows, H = 720: a choice made on 7 windows scored 0.975, the zero-shot
   map 0.454). Without any validation requested, the fitted map with the default penalty.
 
-Windows are weighted by their scale in their series (:func:`trace_forecast.losses.window_weights`)
-when their series' unit is known: errors count in the series' own units, and a constant
-window (whose normalised targets are a division by almost zero) counts for nothing.
+Where the windows' series units are known (:func:`trace_forecast.losses.window_weights`),
+the solve weighs windows as training does (all alike, but a nearly constant window, whose
+normalised targets are a division by almost zero, less, down to nothing), and the choice on
+validation weighs errors in each series' own units, what users measure.
 
 Everything is computed from streamed normal-equation sums (``X'WX``, ``X'WY``, ``Y'WY``),
 which data-parallel ranks all-reduce; scikit-learn's ``Ridge`` would need the feature
@@ -112,22 +113,23 @@ def ridge_applicable(network) -> bool:
 
 
 @torch.no_grad()
-def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, ...]]) -> RidgeStatistics:
+def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, ...]],
+                     weightings: tuple[str, ...] = ("fit",)) -> RidgeStatistics | dict[str, RidgeStatistics]:
     """Normal-equation sums over ``batches`` (see :class:`RidgeStatistics`).
 
     Each batch is ``(x [B, 1, L], input_mask [B, L], y [B, 1, H])``, optionally followed by
     each window's series unit ``scale [B]`` (then windows are weighted by
     :func:`~trace_forecast.losses.window_weights`); targets are the future values in each
-    window's RevIN space, as the training loss sees them. The sums can be all-reduced across
+    window's RevIN space, as the training loss sees them. With several ``weightings`` (one
+    pass over the windows), a dict of sums per weighting. The sums can be all-reduced across
     data-parallel ranks before :func:`ridge_solve`.
     """
     layer = network.forecast_head.output_layer
     was_training = network.training
     network.eval()
     n = layer.in_features + 1
-    xtx = torch.zeros(n, n, dtype=torch.float64)
-    xty = torch.zeros(n, layer.out_features, dtype=torch.float64)
-    yty = torch.zeros(layer.out_features, dtype=torch.float64)
+    sums = {w: [torch.zeros(n, n, dtype=torch.float64), torch.zeros(n, layer.out_features, dtype=torch.float64),
+                torch.zeros(layer.out_features, dtype=torch.float64)] for w in weightings}
     count = torch.zeros((), dtype=torch.float64)
     for batch in batches:
         x, input_mask, y = batch[:3]
@@ -135,14 +137,16 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, ...]]) -> Ri
         feats = feats[:, 0].double()
         feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=feats.dtype, device=feats.device)], dim=1)
         target = ((y[:, 0] - mean[:, 0]) / std[:, 0]).clamp(-TARGET_CLIP, TARGET_CLIP).double()
-        weight = window_weights(std[:, 0, 0].double(), batch[3] if len(batch) > 3 else None)
-        weighted = feats if weight is None else feats * weight[:, None]
-        xtx += (weighted.T @ feats).cpu()
-        xty += (weighted.T @ target).cpu()
-        yty += ((target * target) if weight is None else (target * target) * weight[:, None]).sum(0).cpu()
+        for weighting, (xtx, xty, yty) in sums.items():
+            weight = window_weights(std[:, 0, 0].double(), batch[3] if len(batch) > 3 else None, weighting)
+            weighted = feats if weight is None else feats * weight[:, None]
+            xtx += (weighted.T @ feats).cpu()
+            xty += (weighted.T @ target).cpu()
+            yty += ((target * target) if weight is None else (target * target) * weight[:, None]).sum(0).cpu()
         count += len(feats)
     network.train(was_training)
-    return RidgeStatistics(xtx, xty, yty, count)
+    out = {w: RidgeStatistics(*tensors, count.clone()) for w, tensors in sums.items()}
+    return out[weightings[0]] if len(weightings) == 1 else out
 
 
 def head_prior(network) -> torch.Tensor | None:
@@ -243,7 +247,8 @@ def too_little_validation(network, validation: RidgeStatistics) -> bool:
 
 @torch.no_grad()
 def ridge_solve(network, stats: RidgeStatistics | None, alpha: float = DEFAULT_ALPHA,
-                validation: RidgeStatistics | None = None) -> HeadStart:
+                validation: RidgeStatistics | None = None,
+                selection: RidgeStatistics | None = None) -> HeadStart:
     """Set the head's output layer to its closed-form start; returns what was chosen.
 
     Without ``validation`` (none requested): the ridge solution with penalty ``alpha``, toward
@@ -251,9 +256,11 @@ def ridge_solve(network, stats: RidgeStatistics | None, alpha: float = DEFAULT_A
     weight: the zero-shot map where the head has one (``stats`` may then be ``None``). Otherwise (the later windows):
     :func:`choose_head_start` picks the penalty and the blend with the zero-shot map on them,
     and the system is solved again on training and validation windows together, so the head
-    also learns from the most recent data.
+    also learns from the most recent data. ``selection`` (default ``validation``) are the
+    validation windows' sums weighted as the choice weighs them (in each series' units).
     """
     prior = head_prior(network)
+    selection = validation if selection is None else selection
     if validation is not None and too_little_validation(network, validation):
         set_output_layer(network, prior, torch.zeros(prior.shape[0], dtype=prior.dtype))
         return HeadStart(alpha, 0.0, validation_windows=validation.windows)
@@ -263,7 +270,7 @@ def ridge_solve(network, stats: RidgeStatistics | None, alpha: float = DEFAULT_A
     if validation.weight <= 0:
         set_output_layer(network, *ridge_solution(stats, None, alpha))
         return HeadStart(alpha, 1.0, validation_windows=validation.windows)
-    choice = choose_head_start(stats, validation, prior)
+    choice = choose_head_start(stats, selection, prior)
     set_output_layer(network, *blend(ridge_solution(stats + validation, None, choice.alpha), prior, choice.blend))
     return choice
 
