@@ -3,10 +3,11 @@
 ``python -m benchmarks.head_start_rules`` writes ``results/head_start_rules.json``.
 
 The temporal map's inputs (frozen embedded backbone, ``future_patches="auto"``, rolled out
-past 192 steps) are computed once for every ETTh1 training window and every 5th test
-window; each rule then solves the map in closed form on the data-size benchmark's slices
-(the last 5, 10, 25 or 100 % of the training windows, selecting on their last 20 %,
-``benchmarks/data_size.py``) and is scored on the test windows. No gradient step is
+past 192 steps) are computed once for every training window and every test window (every
+5th on ETTh1); each rule then solves the map in closed form on the data-size benchmark's
+slices (ETTh1, L = 512: the last 5, 10, 25 or 100 % of the training windows; ILI with its
+standard L = 104: 25 and 100 %; selecting on their last 20 %, ``benchmarks/data_size.py``)
+and is scored on the test windows. No gradient step is
 taken: this isolates the start that fine-tuning begins from (and keeps, where validation
 prefers it). The rules:
 
@@ -37,9 +38,10 @@ import torch
 
 from benchmarks.common import RESULTS, environment
 from benchmarks.data_size import revin_ridge, validation_cut
-from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
+from trace_forecast.datasets import rolling_windows
 from trace_forecast.heads.ridge import (
     DEFAULT_ALPHA,
+    MIN_VALIDATION_WINDOWS,
     RidgeStatistics,
     blend,
     choose_head_start,
@@ -48,11 +50,11 @@ from trace_forecast.heads.ridge import (
 )
 from trace_forecast.losses import TARGET_CLIP, WEIGHTINGS, window_weights
 
-LOOKBACK = 512
-FRACTIONS = (0.05, 0.1, 0.25, 1.0)
+DATASETS = {"ETTh1": (512, (0.05, 0.1, 0.25, 1.0), (96, 192, 336, 720), 5),
+            "ILI (L = 104)": (104, (0.25, 1.0), (24, 36, 48, 60), 1)}  # lookback, fractions, horizons, test stride
 
 
-def features(horizon: int, histories: np.ndarray, batch: int = 256):
+def features(horizon: int, histories: np.ndarray, lookback: int, batch: int = 256):
     """Map inputs ``[n, n_in]`` and RevIN statistics of ``histories [n, L]`` (bf16 where native)."""
     from trace_forecast.backbone import shared_backbone
     from trace_forecast.engine.precision import head_start_features
@@ -60,14 +62,14 @@ def features(horizon: int, histories: np.ndarray, batch: int = 256):
     from trace_forecast.network import build_network
     from trace_forecast.spec import NetworkSpec
 
-    spec = NetworkSpec(horizon=horizon, context_length=LOOKBACK, adapter="none",
-                       future_patches=resolve_future_patches("auto", horizon, LOOKBACK))
+    spec = NetworkSpec(horizon=horizon, context_length=lookback, adapter="none",
+                       future_patches=resolve_future_patches("auto", horizon, lookback))
     network = build_network(shared_backbone(None), spec, seed=0).eval()
     out = []
     with torch.no_grad(), head_start_features(network, "cpu") as reader:
         for i in range(0, len(histories), batch):
             x = torch.from_numpy(np.ascontiguousarray(histories[i : i + batch], np.float32))[:, None, :]
-            f, m, s = reader.forecast_features(x, torch.ones(len(x), LOOKBACK))
+            f, m, s = reader.forecast_features(x, torch.ones(len(x), lookback))
             out.append((f[:, 0].double().numpy(), m[:, 0, 0].double().numpy(), s[:, 0, 0].double().numpy()))
     feats, mean, std = (np.concatenate(parts) for parts in zip(*out, strict=True))
     return feats, mean, std, network.forecast_head.prior_weight().double()
@@ -80,33 +82,36 @@ def statistics(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> RidgeStatist
                            torch.tensor(float(len(x)), dtype=torch.float64))
 
 
-def evaluate(horizon: int, stride: int = 5) -> list[dict]:
-    split = standard_split(load_etth1(), LOOKBACK)
+def evaluate(dataset: str, horizon: int) -> list[dict]:
+    from benchmarks.data_size import long_horizon_split
+
+    lookback, fractions, _, stride = DATASETS[dataset]
+    split = long_horizon_split(dataset)
     train = [split.train[c].to_numpy(np.float64) for c in split.train.columns]
-    windows = [rolling_windows(s, LOOKBACK, horizon) for s in train]
+    windows = [rolling_windows(s, lookback, horizon) for s in train]
     per = len(windows[0][0])
-    feats, mean, std, prior = features(horizon, np.concatenate([h for h, _ in windows]))
+    feats, mean, std, prior = features(horizon, np.concatenate([h for h, _ in windows]), lookback)
     future = np.concatenate([f for _, f in windows])
     target = np.clip((future - mean[:, None]) / std[:, None], -TARGET_CLIP, TARGET_CLIP)
     test_h, test_f = [], []
     for c in split.test.columns:
-        h, f = rolling_windows(split.test[c].to_numpy(np.float32), LOOKBACK, horizon)
+        h, f = rolling_windows(split.test[c].to_numpy(np.float32), lookback, horizon)
         test_h.append(h[::stride]), test_f.append(f[::stride])
     test_h, test_f = np.concatenate(test_h), np.concatenate(test_f)
-    t_feats, t_mean, t_std, _ = features(horizon, test_h)
+    t_feats, t_mean, t_std, _ = features(horizon, test_h, lookback)
 
     def test_mse(weight: torch.Tensor, bias: torch.Tensor) -> float:
         pred = t_feats @ weight.double().numpy().T + bias.double().numpy()
         return float(np.mean((pred * t_std[:, None] + t_mean[:, None] - test_f) ** 2))
 
     rows = []
-    for fraction in FRACTIONS:
+    for fraction in fractions:
         keep = max(1, math.ceil(fraction * per))
-        rows_in_slice = keep + LOOKBACK + horizon - 1
+        rows_in_slice = keep + lookback + horizon - 1
         cut = validation_cut(rows_in_slice)
-        position = np.arange(keep)  # window j of the slice has its origin at row LOOKBACK + j of the slice
-        fit_part = position + LOOKBACK + horizon <= cut
-        val_part = position + LOOKBACK >= cut
+        position = np.arange(keep)  # window j of the slice has its origin at row lookback + j of the slice
+        fit_part = position + lookback + horizon <= cut
+        val_part = position + lookback >= cut
         if not val_part.any():
             val_part[-1] = True
         idx = lambda part: np.concatenate([c * per + per - keep + position[part] for c in range(len(train))])  # noqa: E731
@@ -130,13 +135,17 @@ def evaluate(horizon: int, stride: int = 5) -> list[dict]:
                                        "series units"),
                                       ("blend chosen on validation, unweighted", None, None)):
             train_s, val_s = stats(fit_i, fit_w), stats(val_i, fit_w)
+            if len(val_i) < MIN_VALIDATION_WINDOWS:  # too little evidence: the zero-shot map (as ridge_solve)
+                results[name] = results["zero-shot map"]
+                results[name + ": choice"] = {"alpha": None, "blend": 0.0}
+                continue
             choice = choose_head_start(train_s, stats(val_i, choose_w), prior)
             results[name] = test_mse(*blend(ridge_solution(train_s + val_s, None, choice.alpha), prior, choice.blend))
             results[name + ": choice"] = {"alpha": choice.alpha, "blend": choice.blend}
         sliced = [s[len(s) - rows_in_slice:] for s in train]
         results["RevIN ridge"] = float(np.mean(
-            (revin_ridge(sliced, horizon, LOOKBACK, list(test_h.astype(np.float64))) - test_f) ** 2))
-        row = {"dataset": "ETTh1", "horizon": horizon, "fraction": fraction, "train_windows": keep * len(train),
+            (revin_ridge(sliced, horizon, lookback, list(test_h.astype(np.float64))) - test_f) ** 2))
+        row = {"dataset": dataset, "horizon": horizon, "fraction": fraction, "train_windows": keep * len(train),
                "test_windows": len(test_h), **results}
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -145,9 +154,9 @@ def evaluate(horizon: int, stride: int = 5) -> list[dict]:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     args = parser.parse_args(argv)
-    rows = [row for h in args.horizons for row in evaluate(h)]
+    rows = [row for name in args.datasets for h in DATASETS[name][2] for row in evaluate(name, h)]
     (RESULTS / "head_start_rules.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
     return rows
 
