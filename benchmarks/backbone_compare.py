@@ -1,0 +1,75 @@
+"""Zero-shot, backbone against backbone: should a new embedded backbone ship?
+
+``python -m benchmarks.backbone_compare --backbone v3=None v4=runs/v4`` writes
+``results/backbone_compare.json``: for each backbone, ``TraceForecaster(fit_strategy="zero-shot")``
+on ETTh1 at H = 96/192/336/720 (standard protocol: lookback 512, every test window, MSE on
+train-standardised values; past 192 steps the forecast rolls out) and on M4 Hourly (OWA
+against Naive2). Seasonal naive is in the same file. Held-out pretraining loss per source
+is ``benchmarks/pretraining_heldout.py``'s job (and each campaign leg's record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, environment
+
+HORIZONS = (96, 192, 336, 720)
+
+
+def etth1(backbone, horizon: int, stride: int) -> float:
+    from trace_forecast import TraceForecaster
+    from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
+    from trace_forecast.metrics import mse
+
+    split = standard_split(load_etth1(), 512)
+    hist, fut = [], []
+    for column in split.test.columns:
+        h, f = rolling_windows(split.test[column].to_numpy(np.float32), 512, horizon)
+        hist.append(h[::stride]), fut.append(f[::stride])
+    forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, random_state=0)
+    forecaster.fit(split.train.iloc[-2000:], fh=np.arange(1, horizon + 1))  # zero-shot: the fit trains nothing
+    return mse(np.concatenate(fut), forecaster.predict_histories(list(np.concatenate(hist))))
+
+
+def m4_owa(backbone) -> float:
+    from benchmarks.m4 import load_m4_hourly, naive2, scores
+    from trace_forecast import TraceForecaster
+    from trace_forecast.metrics import owa
+
+    histories, futures = load_m4_hourly()
+    s2, m2 = scores(histories, futures, np.stack([naive2(h) for h in histories]))
+    frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
+    forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, random_state=0)
+    forecaster.fit(frame, fh=np.arange(1, 49))
+    s, m = scores(histories, futures, forecaster.predict_histories(histories))
+    return owa(s, m, s2, m2)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbone", nargs="+", default=["embedded=None"], help="NAME=FOLDER (None: embedded)")
+    parser.add_argument("--stride", type=int, default=1, help="every k-th ETTh1 test window")
+    parser.add_argument("--out", default=str(RESULTS / "backbone_compare.json"))
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    result = {"environment": environment(), "etth1_test_stride": args.stride, "zero_shot": {}}
+    for item in args.backbone:
+        name, folder = item.split("=", 1)
+        backbone = None if folder == "None" else folder
+        row = {f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}
+        row["M4 Hourly OWA"] = m4_owa(backbone)
+        result["zero_shot"][name] = row
+        print(name, json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
+    with open(args.out, "w") as fh:
+        json.dump(result, fh, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
