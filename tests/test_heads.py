@@ -238,3 +238,21 @@ def test_too_few_validation_windows_keep_the_zero_shot_map(backbone):
     assert (choice.blend, choice.validation_windows) == (0.0, MIN_VALIDATION_WINDOWS - 1)
     layer = net.forecast_head.output_layer
     assert torch.equal(layer.weight.detach(), net.forecast_head.prior_weight()) and not layer.bias.any()
+
+
+def test_a_short_history_is_read_through_its_mask_only(backbone):
+    """A history shorter than the context is left-padded with input_mask = 0: what lies
+    behind the mask never reaches the forecast, rolled out or not, and the RevIN statistics
+    are those of the history alone (the unpadded reference)."""
+    net = build_network(backbone, NetworkSpec(horizon=24, context_length=64, adapter="none", future_patches=2),
+                        seed=0).eval()
+    history = torch.randn(2, 40).cumsum(-1) + 5.0
+    mask = torch.cat([torch.zeros(2, 24), torch.ones(2, 40)], dim=1)
+    padded = torch.cat([torch.zeros(2, 24), history], dim=1)[:, None, :]
+    garbage = torch.cat([torch.full((2, 24), 1e4), history], dim=1)[:, None, :]
+    with torch.no_grad():
+        a, mean, std = net.forecast_normalized(padded, mask)
+        b, _, _ = net.forecast_normalized(garbage, mask)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(mean[:, 0, 0], history.mean(-1))
+    torch.testing.assert_close(std[:, 0, 0], history.std(-1, unbiased=False) + 1e-5)

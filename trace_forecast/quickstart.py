@@ -71,6 +71,8 @@ def run(horizon: int = 96, seed: int = 0, verbose: bool = False, quiet: bool = T
         "trainable_parameters": int(params["total_trainable"]),
         "kept_modules": int(params["selected_modules"]["kept"].sum()),
         "gated_modules": len(params["selected_modules"]),
+        "blend": (params["fit_choices"]["head_start"] or {}).get("blend"),
+        "kept": params["fit_choices"]["kept"],
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,
     }
@@ -87,7 +89,10 @@ def main(argv=None) -> dict:
     print(f"ETTh1, H={r['horizon']}, lookback 512, {r['test_windows']} test windows (all channels, stride 1)")
     print(f"  TraceForecaster() (embedded backbone, Gated DSIC + reconstruction head): MSE {r['trace_mse']:.3f}  MAE {r['trace_mae']:.3f}")
     print(f"  seasonal naive (period 24):                                            MSE {r['seasonal_naive_mse']:.3f}  MAE {r['seasonal_naive_mae']:.3f}")
-    print(f"  trainable parameters: {r['trainable_parameters']:,} ({r['kept_modules']}/{r['gated_modules']} gated modules kept)")
+    kept = ("the closed-form start (fine-tuning did not improve validation)" if r["kept"] == "start"
+            else f"the fine-tuned state ({r['kept']}; {r['kept_modules']}/{r['gated_modules']} gated modules)")
+    print(f"  head start: {r['blend']:.0%} fitted map, {1 - r['blend']:.0%} zero-shot map; kept: {kept}")
+    print(f"  trainable parameters: {r['trainable_parameters']:,}")
     print(f"  wall time: fit {r['fit_seconds']:.0f} s, predict {r['predict_seconds']:.0f} s")
     return r
 
