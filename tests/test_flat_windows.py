@@ -28,8 +28,10 @@ def _frame(n: int, flat: bool, seed: int = 0) -> pd.DataFrame:
 
 
 def _error(forecaster: TraceForecaster, frame: pd.DataFrame, column: str = "a") -> float:
-    histories = [frame[column].to_numpy()[: o] for o in range(len(frame) - 120, len(frame) - HORIZON, 7)]
-    futures = np.stack([frame[column].to_numpy()[o : o + HORIZON] for o in range(len(frame) - 120, len(frame) - HORIZON, 7)])
+    values = frame[column].to_numpy()
+    origins = range(len(frame) - 120, len(frame) - HORIZON, 7)
+    histories = [values[:o] for o in origins]
+    futures = np.stack([values[o : o + HORIZON] for o in origins])
     return float(np.mean((forecaster.predict_histories(histories) - futures) ** 2))
 
 
