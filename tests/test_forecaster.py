@@ -78,7 +78,8 @@ def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
     f = make(max_epochs=1, learning_rate=0.5).fit(_series(), fh=[1, 2])  # a step far too large: worse on validation
     choices = f.get_fitted_params()["fit_choices"]
     assert choices["kept"] == "start"
-    assert set(choices["head_start"]) == {"alpha", "blend", "validation_error", "zero_shot_error", "validation_windows"}
+    assert set(choices["head_start"]) == {"alpha", "blend", "validation_error", "zero_shot_error", "validation_windows",
+                                          "weighting"}
     assert choices["head_start"]["validation_error"] <= choices["head_start"]["zero_shot_error"]
     assert not f.get_fitted_params()["selected_modules"]["kept"].any()
     assert f.get_fitted_params()["adapter_trainable"] == 0

@@ -256,3 +256,18 @@ def test_a_short_history_is_read_through_its_mask_only(backbone):
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(mean[:, 0, 0], history.mean(-1))
     torch.testing.assert_close(std[:, 0, 0], history.std(-1, unbiased=False) + 1e-5)
+
+
+def test_validation_chooses_how_the_fit_weighs_windows():
+    """Given the sums of both weightings, the one whose solution fits the validation
+    windows better is chosen, and the refit uses it."""
+    from trace_forecast.heads.ridge import choose_head_start
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    true = torch.randn(2, 5, generator=g)
+    right, wrong = _stats(x, x @ true.T), _stats(x, -(x @ true.T))
+    x_val = torch.randn(50, 5, generator=g)
+    validation = _stats(x_val, x_val @ true.T)
+    assert choose_head_start({"fit": wrong, "series units": right}, validation, None).weighting == "series units"
+    assert choose_head_start({"fit": right, "series units": wrong}, validation, None).weighting == "fit"

@@ -33,8 +33,18 @@ from torch.utils.data import DataLoader
 from trace_forecast.backbone import MomentBackbone, save_backbone
 from trace_forecast.engine.precision import native_bf16
 from trace_forecast.errors import DataError
-from trace_forecast.pretraining.campaign import CHECKPOINT, PeriodicCheckpoint, read_legs
-from trace_forecast.pretraining.corpus import SOURCE_NAMES, default_weights, load_corpus, load_m4_file, split_heldout
+from trace_forecast.pretraining.campaign import (
+    CHECKPOINT,
+    PeriodicCheckpoint,
+    read_legs,
+)
+from trace_forecast.pretraining.corpus import (
+    SOURCE_NAMES,
+    default_weights,
+    load_corpus,
+    load_m4_file,
+    split_heldout,
+)
 from trace_forecast.pretraining.mixture import COARSE_FACTORS, SourceMixture
 from trace_forecast.pretraining.module import (
     SCHEDULES,
@@ -43,7 +53,10 @@ from trace_forecast.pretraining.module import (
     heldout_loss_by_source,
     stream_position,
 )
-from trace_forecast.pretraining.synthetic import generate_corpus, generate_corpus_parallel
+from trace_forecast.pretraining.synthetic import (
+    generate_corpus,
+    generate_corpus_parallel,
+)
 from trace_forecast.pretraining.windows import PretrainWindows, WindowStream
 
 __all__ = ["main", "parse_args", "load_pretraining_series", "PretrainWindows", "build_config"]

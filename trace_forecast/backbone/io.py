@@ -50,7 +50,11 @@ def resolve_checkpoint(source: str | Path | None) -> Path:
 
 def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+    )
     from huggingface_hub.utils import validate_repo_id
 
     try:  # before any request: a malformed id never reaches the network

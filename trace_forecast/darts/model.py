@@ -19,19 +19,33 @@ import pytorch_lightning as pl
 import torch
 from darts import TimeSeries
 from darts.models.forecasting.foundation_model import FoundationModel
-from darts.utils.data.torch_datasets.utils import TorchTrainingSample, _parse_input_chunk_length
+from darts.utils.data.torch_datasets.utils import (
+    TorchTrainingSample,
+    _parse_input_chunk_length,
+)
 from darts.utils.likelihood_models.torch import QuantileRegression
 from darts.utils.serialization import add_safe_globals
 
 from trace_forecast.darts.module import TraceModule
-from trace_forecast.darts.validation import as_list, check_series, series_units, split_for_validation
+from trace_forecast.darts.validation import (
+    as_list,
+    check_series,
+    series_units,
+    split_for_validation,
+)
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
 from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.quiet import console
 from trace_forecast.engine.recipe import GRADIENT_CLIP, ClosedFormHeadStart
 from trace_forecast.engine.trainer import DSICSettings, TrainSettings, recipe_callbacks
 from trace_forecast.errors import ParameterError
-from trace_forecast.parameters import PARAMETERS, check_context_length, default, document, validate
+from trace_forecast.parameters import (
+    PARAMETERS,
+    check_context_length,
+    default,
+    document,
+    validate,
+)
 from trace_forecast.selection import GatedDSIC, history_frame
 
 # Longest direct forecast of the head (the longest standard long-horizon benchmark);
@@ -354,7 +368,11 @@ class TraceModel(FoundationModel):
         fitted network's residuals (RevIN units) on the
         windows of ``series`` -- the held-out validation parts, or the training series when
         nothing was held out (``docs/design.md``, "Prediction intervals")."""
-        from trace_forecast.tasks.calibration import FIT_CALIBRATION_WINDOWS, conformal_levels, spread_in_time
+        from trace_forecast.tasks.calibration import (
+            FIT_CALIBRATION_WINDOWS,
+            conformal_levels,
+            spread_in_time,
+        )
         from trace_forecast.tasks.forecast import residual_pool
 
         if self.likelihood is None or self.model is None:

@@ -14,9 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
-from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput, TorchTrainingBatch
-
+from darts.models.forecasting.pl_forecasting_module import (
+    PLForecastingModule,
+    io_processor,
+)
+from darts.utils.data.torch_datasets.utils import (
+    ModuleStage,
+    PLModuleInput,
+    PLModuleOutput,
+    TorchTrainingBatch,
+)
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Subset
 
@@ -126,6 +133,7 @@ class TraceModule(PLForecastingModule):
             head_init = "default"
         self.head_init = head_init
         self.reconstruction_weight = reconstruction_weight
+        self.loss_weighting = "fit"  # how windows weigh in training (the head start may choose "series units")
         self.mask_ratio = mask_ratio
         self.network_seed = network_seed
         self.recipe_optimizer = recipe_optimizer
@@ -177,19 +185,20 @@ class TraceModule(PLForecastingModule):
         """Univariate windows in a Darts batch: samples times channels."""
         return batch.past_target.shape[0] * batch.past_target.shape[-1]
 
-    def compute_loss(self, batch: TorchTrainingBatch, weighting: str = "fit") -> torch.Tensor:
-        """The training objective on one Darts batch (``weighting="series units"``: the
-        validation loss, in each series' own units)."""
+    def compute_loss(self, batch: TorchTrainingBatch, weighting: str | None = None) -> torch.Tensor:
+        """The training objective on one Darts batch, windows weighted as ``loss_weighting``
+        says (set by the head start's choice; ``weighting="series units"``: the validation
+        loss, in each series' own units)."""
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
         loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std,
-                              scale=channel_units(batch.sample_weight), weighting=weighting)
+                              scale=channel_units(batch.sample_weight), weighting=weighting or self.loss_weighting)
         if self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
                 x, mask, self.mask_ratio, scheme=JOINT_MASKS)
         return loss
 
     def _train_val_step(self, batch: TorchTrainingBatch, stage: ModuleStage, criterion, metrics) -> torch.Tensor:
-        loss = self.compute_loss(batch, "fit" if stage == ModuleStage.TRAIN else "series units")
+        loss = self.compute_loss(batch, None if stage == ModuleStage.TRAIN else "series units")
         self.log(f"{stage.value}_loss", loss, batch_size=batch.past_target.shape[0], prog_bar=True, sync_dist=True)
         if len(metrics):
             self._update_metrics(self(batch.to_module_input(stage=stage)), batch.future_target, metrics)

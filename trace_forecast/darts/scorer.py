@@ -9,10 +9,15 @@ from darts import TimeSeries
 from darts.ad.scorers.scorers import FittableAnomalyScorer
 
 from trace_forecast.darts.validation import check_series
-from trace_forecast.parameters import boolean, default, document, validate
 from trace_forecast.parameter_count import parameter_report
+from trace_forecast.parameters import boolean, default, document, validate
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate, fit_anomaly_model
-from trace_forecast.tasks.setup import backbone_for, fitted_attributes, network_spec, train_settings
+from trace_forecast.tasks.setup import (
+    backbone_for,
+    fitted_attributes,
+    network_spec,
+    train_settings,
+)
 
 
 @document

@@ -57,6 +57,7 @@ class TraceLightningModule(pl.LightningModule):
         self.mask_ratio = mask_ratio
         self.visible_weight = visible_weight
         self.mask_scheme = mask_scheme
+        self.loss_weighting = "fit"  # how windows weigh in training (the head start may choose "series units")
 
     @property
     def is_forecaster(self) -> bool:
@@ -67,12 +68,14 @@ class TraceLightningModule(pl.LightningModule):
         """Windows in a batch (each one univariate)."""
         return len(batch[0])
 
-    def compute_loss(self, batch, weighting: str = "fit") -> torch.Tensor:
-        """The training objective on one batch; ``weighting="series units"`` weighs forecast
+    def compute_loss(self, batch, weighting: str | None = None) -> torch.Tensor:
+        """The training objective on one batch, its windows weighted as ``loss_weighting``
+        says (set by the head start's choice); ``weighting="series units"`` weighs forecast
         errors in each series' own units (the validation loss that chooses the state kept)."""
         if self.is_forecaster:
             x, input_mask, y = batch[:3]
-            loss = self.network.forecast_loss(x, input_mask, y, batch[3] if len(batch) > 3 else None, weighting)
+            loss = self.network.forecast_loss(x, input_mask, y, batch[3] if len(batch) > 3 else None,
+                                              weighting or self.loss_weighting)
             if self.reconstruction_weight > 0:
                 loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
                     x, input_mask, self.mask_ratio, scheme=self.mask_scheme

@@ -39,10 +39,11 @@ from trace_forecast.heads.ridge import (
     HeadStart,
     RidgeStatistics,
     ridge_applicable,
-    too_little_validation,
     ridge_solve,
     ridge_statistics,
+    too_little_validation,
 )
+from trace_forecast.losses import WEIGHTINGS
 
 WEIGHT_DECAY = 1e-4
 GRADIENT_CLIP = 1.0
@@ -130,12 +131,16 @@ class ClosedFormHeadStart(Callback):
                     validation, selection = (all_reduced(trainer, pl_module, s) for s in (validation, selection))
             if validation is not None and too_little_validation(network, validation):
                 self.choice = ridge_solve(network, None, validation=validation)  # no training windows needed
-            else:
-                stats = ridge_statistics(features, self._batches(trainer, pl_module))
+            else:  # both weightings of the windows, in one pass: validation chooses between them
+                stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
                 if self.dataset is None:
-                    stats = all_reduced(trainer, pl_module, stats)
-                if stats.windows > 0:
-                    self.choice = ridge_solve(network, stats, validation=validation, selection=selection)
+                    stats = {w: all_reduced(trainer, pl_module, s) for w, s in stats.items()}
+                if stats["fit"].windows > 0:
+                    candidates = stats if validation is not None else stats["fit"]
+                    joined = None if validation is None else {"fit": validation, "series units": selection}
+                    self.choice = ridge_solve(network, candidates, validation=joined, selection=selection)
+        if self.choice is not None and hasattr(pl_module, "loss_weighting"):
+            pl_module.loss_weighting = self.choice.weighting  # training weighs windows as the start did
         network.to(dtype)
         if flag is not None:
             flag.fill_(True)

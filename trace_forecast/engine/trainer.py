@@ -37,8 +37,8 @@ from trace_forecast.engine.snapshot import restore_snapshot, training_snapshot
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.errors import MemoryRetryWarning, ResourceError
 from trace_forecast.network import TraceNetwork
-from trace_forecast.parameters import default
 from trace_forecast.parameter_count import parameter_report
+from trace_forecast.parameters import default
 from trace_forecast.selection import GatedDSIC
 
 

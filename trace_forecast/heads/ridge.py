@@ -16,9 +16,10 @@ How much to trust the data (``docs/design.md``, "A head start that adapts to the
   * prior`` of a ridge fit (penalty ``alpha``, toward zero) and that prior: a combination of
   two forecasts, which on few windows beats either of them (ETTh1, 5 % of the windows:
   0.375 against 0.395 for zero-shot and 0.40 for the ridge alone).
-- **Validation windows choose** ``alpha`` from :data:`ALPHAS` and ``lambda`` from
+- **Validation windows choose** ``alpha`` from :data:`ALPHAS`, ``lambda`` from
   :data:`BLENDS` (``lambda = 0`` is the zero-shot map itself, so the start is never worse
-  than zero-shot on validation), by the squared error in each series' own units. Small
+  than zero-shot on validation) and how the fit weighs windows (RevIN's scale-free loss, or
+  errors in each series' units), by the squared error in each series' own units. Small
   data then keeps the prior and a strong penalty; large data the fitted map.
 - **Then the validation windows join the solve** with the chosen ``alpha`` and ``lambda``,
   so the head also learns from the most recent data.
@@ -29,9 +30,10 @@ How much to trust the data (``docs/design.md``, "A head start that adapts to the
   map 0.454). Without any validation requested, the fitted map with the default penalty.
 
 Where the windows' series units are known (:func:`trace_forecast.losses.window_weights`),
-the solve weighs windows as training does (all alike, but a nearly constant window, whose
-normalised targets are a division by almost zero, less, down to nothing), and the choice on
-validation weighs errors in each series' own units, what users measure.
+the solve weighs windows in one of two ways, which validation chooses: all alike (RevIN's
+scale-free loss; a nearly constant window, whose normalised targets are a division by almost
+zero, down to nothing), or by their scale in their series (errors in the series' units).
+The choice on validation always weighs errors in each series' own units, what users measure.
 
 Everything is computed from streamed normal-equation sums (``X'WX``, ``X'WY``, ``Y'WY``),
 which data-parallel ranks all-reduce; scikit-learn's ``Ridge`` would need the feature
@@ -94,16 +96,18 @@ class RidgeStatistics:
 
 @dataclass(frozen=True)
 class HeadStart:
-    """What the closed-form start chose: the penalty ``alpha`` and the blend ``blend``
-    (share of the fitted map; the rest is the zero-shot map), the validation error of the
-    choice and of the zero-shot map alone, and how many validation windows chose (``None``
-    without validation)."""
+    """What the closed-form start chose: the penalty ``alpha``, the blend ``blend`` (share of
+    the fitted map; the rest is the zero-shot map) and how the fit weighed windows
+    (``weighting``, :func:`~trace_forecast.losses.window_weights`; training then weighs them
+    the same way), the validation error of the choice and of the zero-shot map alone, and
+    how many validation windows chose (``None`` without validation)."""
 
     alpha: float
     blend: float
     validation_error: float | None = None
     zero_shot_error: float | None = None
     validation_windows: int | None = None
+    weighting: str = "fit"
 
 
 def ridge_applicable(network) -> bool:
@@ -223,20 +227,24 @@ def blend(fitted: tuple[torch.Tensor, torch.Tensor], prior: torch.Tensor | None,
     return share * weight + (1.0 - share) * prior.to(weight.dtype), share * bias
 
 
-def choose_head_start(stats: RidgeStatistics, validation: RidgeStatistics, prior: torch.Tensor | None,
-                      alphas: Iterable[float] = ALPHAS, blends: Iterable[float] = BLENDS) -> HeadStart:
-    """The penalty and blend whose solution on ``stats`` has the smallest squared error on
-    ``validation`` (ties go to the smaller penalty, then to the larger share of the prior)."""
+def choose_head_start(stats: RidgeStatistics | dict[str, RidgeStatistics], validation: RidgeStatistics,
+                      prior: torch.Tensor | None, alphas: Iterable[float] = ALPHAS,
+                      blends: Iterable[float] = BLENDS) -> HeadStart:
+    """The weighting, penalty and blend whose solution on ``stats`` (one set of sums, or one
+    per weighting of the windows) has the smallest squared error on ``validation`` (ties go
+    to the first weighting, the smaller penalty, then the larger share of the prior)."""
     alphas = tuple(alphas)
     shares = tuple(blends) if prior is not None else (1.0,)
-    best: tuple[float, float, float] | None = None
-    for alpha, fitted in zip(alphas, ridge_path(stats, alphas), strict=True):
-        for share in sorted(shares):
-            error = squared_error(validation, *blend(fitted, prior, share))
-            if best is None or error < best[0] - 1e-12:
-                best = (error, alpha, share)
+    candidates = stats if isinstance(stats, dict) else {"fit": stats}
+    best: tuple[float, str, float, float] | None = None
+    for weighting, sums in candidates.items():
+        for alpha, fitted in zip(alphas, ridge_path(sums, alphas), strict=True):
+            for share in sorted(shares):
+                error = squared_error(validation, *blend(fitted, prior, share))
+                if best is None or error < best[0] - 1e-12:
+                    best = (error, weighting, alpha, share)
     zero_shot = None if prior is None else squared_error(validation, prior, torch.zeros(prior.shape[0]))
-    return HeadStart(best[1], best[2], best[0], zero_shot, validation.windows)
+    return HeadStart(best[2], best[3], best[0], zero_shot, validation.windows, best[1])
 
 
 def too_little_validation(network, validation: RidgeStatistics) -> bool:
@@ -245,9 +253,11 @@ def too_little_validation(network, validation: RidgeStatistics) -> bool:
                                                  or validation.weight <= 0)
 
 
+Sums = RidgeStatistics | dict[str, RidgeStatistics]
+
+
 @torch.no_grad()
-def ridge_solve(network, stats: RidgeStatistics | None, alpha: float = DEFAULT_ALPHA,
-                validation: RidgeStatistics | None = None,
+def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, validation: Sums | None = None,
                 selection: RidgeStatistics | None = None) -> HeadStart:
     """Set the head's output layer to its closed-form start; returns what was chosen.
 
@@ -256,22 +266,28 @@ def ridge_solve(network, stats: RidgeStatistics | None, alpha: float = DEFAULT_A
     weight: the zero-shot map where the head has one (``stats`` may then be ``None``). Otherwise (the later windows):
     :func:`choose_head_start` picks the penalty and the blend with the zero-shot map on them,
     and the system is solved again on training and validation windows together, so the head
-    also learns from the most recent data. ``selection`` (default ``validation``) are the
+    also learns from the most recent data. ``stats`` and ``validation`` may hold one set of
+    sums per weighting of the windows (``{"fit": ..., "series units": ...}``): the weighting is
+    then chosen with the rest. ``selection`` (default: ``validation``'s first) are the
     validation windows' sums weighted as the choice weighs them (in each series' units).
     """
     prior = head_prior(network)
-    selection = validation if selection is None else selection
-    if validation is not None and too_little_validation(network, validation):
+    if validation is not None and not isinstance(validation, dict):
+        validation = {"fit": validation}
+    if stats is not None and not isinstance(stats, dict):
+        stats = {"fit": stats}
+    first = None if validation is None else next(iter(validation.values()))
+    selection = first if selection is None else selection
+    if first is not None and too_little_validation(network, first):
         set_output_layer(network, prior, torch.zeros(prior.shape[0], dtype=prior.dtype))
-        return HeadStart(alpha, 0.0, validation_windows=validation.windows)
-    if validation is None or stats.weight <= 0:
-        set_output_layer(network, *ridge_solution(stats, None, alpha))
-        return HeadStart(alpha, 1.0)
-    if validation.weight <= 0:
-        set_output_layer(network, *ridge_solution(stats, None, alpha))
-        return HeadStart(alpha, 1.0, validation_windows=validation.windows)
+        return HeadStart(alpha, 0.0, validation_windows=first.windows)
+    default = next(iter(stats.values()))
+    if first is None or default.weight <= 0 or first.weight <= 0:
+        set_output_layer(network, *ridge_solution(default, None, alpha))
+        return HeadStart(alpha, 1.0, validation_windows=None if first is None else first.windows)
     choice = choose_head_start(stats, selection, prior)
-    set_output_layer(network, *blend(ridge_solution(stats + validation, None, choice.alpha), prior, choice.blend))
+    joined = stats[choice.weighting] + validation[choice.weighting]
+    set_output_layer(network, *blend(ridge_solution(joined, None, choice.alpha), prior, choice.blend))
     return choice
 
 

@@ -40,7 +40,6 @@ from trace_forecast.parameters import DSIC_RULES as IMPORTANCE_RULES
 from trace_forecast.rng import GLOBAL_RNG_LOCK
 from trace_forecast.selection.schedule import KeepSchedule, resolve_count, resolve_step
 
-
 logger = logging.getLogger(__name__)
 
 # Gate step of the central difference that gives Hessian-vector products (gates start at 1).

@@ -14,9 +14,15 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
-from trace_forecast.tasks.reconstruct import fit_reconstruction
 from trace_forecast.tasks.discord import DiscordProfile
-from trace_forecast.tasks.scoring import SCORES, ErrorScale, MultiScale, anomaly_scores, channel_errors
+from trace_forecast.tasks.reconstruct import fit_reconstruction
+from trace_forecast.tasks.scoring import (
+    SCORES,
+    ErrorScale,
+    MultiScale,
+    anomaly_scores,
+    channel_errors,
+)
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,25 @@ import numpy as np
 import torch
 
 from trace_forecast.backbone.moment import MomentBackbone
-from trace_forecast.errors import DataError, ShortSeriesWarning, UncalibratedIntervalsWarning
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
-from trace_forecast.engine.windows import WindowPlan, WindowSets, make_window_sets, steps_per_run
-from trace_forecast.engine.trainer import FitResult, resolve_accelerator
-from trace_forecast.engine.windows import left_pad
 from trace_forecast.engine.batching import inference_batch_size
+from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import ClosedFormHeadStart
-from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.threads import limit_worker_threads
+from trace_forecast.engine.trainer import FitResult, resolve_accelerator
+from trace_forecast.engine.windows import (
+    WindowPlan,
+    WindowSets,
+    left_pad,
+    make_window_sets,
+    steps_per_run,
+)
+from trace_forecast.errors import (
+    DataError,
+    ShortSeriesWarning,
+    UncalibratedIntervalsWarning,
+)
 from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDOWS: re-exported)
@@ -35,7 +44,6 @@ from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDO
     out_of_sample,
     spread_in_time,
 )
-
 
 # Context of a training window: at least one full patch. RevIN estimates each window's
 # scale from its context; from one or two values the normalised targets explode (a

@@ -6,9 +6,9 @@ import numpy as np
 
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings, fit_network
-from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.trainer import FitResult
+from trace_forecast.engine.windows import make_window_sets, steps_per_run
 from trace_forecast.network import NetworkSpec, build_network
 from trace_forecast.parameter_count import parameter_report
 

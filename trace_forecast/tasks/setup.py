@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from trace_forecast.adapters import resolve_targets
 from trace_forecast.backbone import MomentBackbone, shared_backbone
 from trace_forecast.heads import resolve_future_patches
-from trace_forecast.adapters import resolve_targets
 from trace_forecast.parameters import check_context_length, default
 from trace_forecast.spec import NetworkSpec
 
