@@ -18,11 +18,12 @@ prefers it). The rules:
   target (zero or the zero-shot map) with the smaller validation error, penalty 1, solved
   again with the validation windows, windows unweighted;
 - ``blend chosen on validation (default)``: :func:`trace_forecast.heads.ridge.ridge_solve`:
-  penalty and blend with the zero-shot map chosen on validation by the error in each
-  series' units, solved again with the validation windows, windows weighted as training
-  weighs them (alike, but nearly constant ones less);
-- ``blend chosen on validation, all in series units``: the solve weighs windows in series
-  units too (by their squared scale in their series);
+  penalty, blend with the zero-shot map and the fit's weighting of windows (alike, nearly
+  constant ones less; or by their squared scale in their series) chosen on validation by
+  the error in each series' units, solved again with the validation windows;
+- ``blend chosen on validation, windows alike``: the fit weighs windows alike only;
+- ``blend chosen on validation, all in series units``: the fit weighs windows in series
+  units only;
 - ``blend chosen on validation, unweighted``: every window weighs the same, in the choice too;
 - ``RevIN ridge``: the data-size benchmark's linear baseline on the raw history.
 """
@@ -130,18 +131,21 @@ def evaluate(dataset: str, horizon: int) -> list[dict]:
         best = min(targets, key=lambda k: squared_error(val_u, *ridge_solution(train_u, targets[k], DEFAULT_ALPHA)))
         results["target chosen on validation (before)"] = test_mse(
             *ridge_solution(train_u + val_u, targets[best], DEFAULT_ALPHA))
-        for name, fit_w, choose_w in (("blend chosen on validation (default)", "fit", "series units"),
-                                      ("blend chosen on validation, all in series units", "series units",
-                                       "series units"),
-                                      ("blend chosen on validation, unweighted", None, None)):
-            train_s, val_s = stats(fit_i, fit_w), stats(val_i, fit_w)
+        for name, fit_ws, choose_w in (("blend chosen on validation (default)", WEIGHTINGS, "series units"),
+                                       ("blend chosen on validation, windows alike", ("fit",), "series units"),
+                                       ("blend chosen on validation, all in series units", ("series units",),
+                                        "series units"),
+                                       ("blend chosen on validation, unweighted", (None,), None)):
             if len(val_i) < MIN_VALIDATION_WINDOWS:  # too little evidence: the zero-shot map (as ridge_solve)
                 results[name] = results["zero-shot map"]
-                results[name + ": choice"] = {"alpha": None, "blend": 0.0}
+                results[name + ": choice"] = {"alpha": None, "blend": 0.0, "weighting": None}
                 continue
-            choice = choose_head_start(train_s, stats(val_i, choose_w), prior)
-            results[name] = test_mse(*blend(ridge_solution(train_s + val_s, None, choice.alpha), prior, choice.blend))
-            results[name + ": choice"] = {"alpha": choice.alpha, "blend": choice.blend}
+            candidates = {w: stats(fit_i, w) for w in fit_ws}
+            choice = choose_head_start({str(w): s for w, s in candidates.items()}, stats(val_i, choose_w), prior)
+            weighting = None if choice.weighting == "None" else choice.weighting
+            joined = candidates[weighting] + stats(val_i, weighting)
+            results[name] = test_mse(*blend(ridge_solution(joined, None, choice.alpha), prior, choice.blend))
+            results[name + ": choice"] = {"alpha": choice.alpha, "blend": choice.blend, "weighting": weighting}
         sliced = [s[len(s) - rows_in_slice:] for s in train]
         results["RevIN ridge"] = float(np.mean(
             (revin_ridge(sliced, horizon, lookback, list(test_h.astype(np.float64))) - test_f) ** 2))

@@ -31,7 +31,7 @@ from trace_forecast.backbone import MomentBackbone, moment_config
 from trace_forecast.engine import DSICSettings, TrainSettings, WindowDataset, fit_network
 from trace_forecast.engine.windows import WindowPlan
 from trace_forecast.network import NetworkSpec, build_network
-from trace_forecast.params import parameter_report
+from trace_forecast.parameter_count import parameter_report
 
 METHODS = {
     "TRACE": {"adapter": "gated_dsic", "head": "reconstruction"},
