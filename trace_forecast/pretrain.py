@@ -224,7 +224,7 @@ def training_windows(args: argparse.Namespace, config, series: list[np.ndarray],
 def placement(args: argparse.Namespace) -> tuple[str, str]:
     """``(accelerator, precision)``: bf16 mixed precision on GPUs and on CPUs that multiply
     bf16 natively (a third faster per step on an AMX CPU), unless ``--precision`` says otherwise."""
-    from trace_forecast.engine.trainer import resolve_accelerator
+    from trace_forecast.engine.devices import resolve_accelerator
 
     accelerator, precision = resolve_accelerator(args.device)
     if accelerator == "cpu" and native_bf16():

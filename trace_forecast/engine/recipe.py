@@ -13,7 +13,7 @@ and in Darts.
 - AdaLoRA's step timing and rank allocation (:class:`AdaLoraAllocator`).
 - Gated DSIC (:class:`~trace_forecast.selection.GatedDSIC`).
 
-:func:`trace_forecast.engine.trainer.recipe_callbacks` lists the callbacks a network needs; a module joins the recipe
+:func:`recipe_callbacks` lists the callbacks a network needs; a module joins the recipe
 by implementing ``compute_loss(batch)`` (Gated DSIC's loss) and, unless its head start is
 given a dataset, ``head_start_batches()``.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
@@ -44,11 +45,16 @@ from trace_forecast.heads.ridge import (
     too_little_validation,
 )
 from trace_forecast.losses import WEIGHTINGS
+from trace_forecast.selection import GatedDSIC
 
 WEIGHT_DECAY = 1e-4
 GRADIENT_CLIP = 1.0
 EARLY_STOPPING_PATIENCE = 3
 WARMUP_SHARE = 0.3  # share of the one-cycle schedule spent rising to the peak learning rate
+
+if TYPE_CHECKING:
+    from trace_forecast.engine.settings import TrainSettings
+    from trace_forecast.network import TraceNetwork
 
 HeadBatch = tuple[torch.Tensor, ...]  # (x, input_mask, y) or (x, input_mask, y, series scale)
 
@@ -282,3 +288,47 @@ def limited(batches: Iterable[HeadBatch], windows: int = RIDGE_WINDOWS) -> Itera
         seen += len(batch[0])
         if seen >= windows:
             return
+
+
+def selection_callback(settings: TrainSettings) -> GatedDSIC:
+    """Gated DSIC with a fit's settings."""
+    d = settings.dsic
+    return GatedDSIC(
+        budget=d.budget,
+        warmup=d.warmup,
+        final=d.final,
+        interval=d.interval,
+        draws=d.draws,
+        ema=d.ema,
+        importance_rule=d.rule,
+        seed=0 if settings.random_state is None else settings.random_state,
+    )
+
+
+def recipe_callbacks(
+    network: TraceNetwork,
+    settings: TrainSettings,
+    validation: bool,
+    head_start: ClosedFormHeadStart | None = None,
+    validation_requested: bool | None = None,
+) -> list[Callback]:
+    """The recipe's callbacks for ``network`` (the Darts model uses the same list):
+    the closed-form head start, Gated DSIC or AdaLoRA's allocator, and, when there is
+    validation data, the best state on validation kept (the head start included) and
+    early stopping. Where validation was requested (``validation_requested``, default
+    ``validation``) but the series were too short to hold any, the head start is kept.
+
+    Continued training of a network whose Gated DSIC selection is already final
+    (pretrain then fit, ``update_params=True``) keeps that selection.
+    """
+    callbacks: list[Callback] = [] if head_start is None else [head_start]
+    lora = network.gated_lora
+    if lora is not None and not lora.selection_frozen and settings.dsic is not None:
+        callbacks.append(selection_callback(settings))
+    elif network.spec.adapter == "adalora":
+        callbacks.append(AdaLoraAllocator())
+    if validation or validation_requested:
+        callbacks.append(BestOnValidation())
+    if validation and settings.early_stopping_patience > 0:
+        callbacks.append(early_stopping(settings.early_stopping_patience))
+    return callbacks

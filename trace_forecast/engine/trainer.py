@@ -1,9 +1,11 @@
 """``fit_network``: train a :class:`TraceNetwork` with PyTorch Lightning.
 
 One engine for every adapter mode and task. CPU or CUDA (``device="auto"`` picks
-CUDA when present, with bf16 autocast); several GPUs through Lightning's own
-strategies (``devices``, ``strategy``); early stopping on validation loss; seeds
-for reproducibility.
+CUDA when present, with bf16 autocast; :mod:`~trace_forecast.engine.devices`); several
+GPUs through Lightning's own strategies (``devices``, ``strategy``); the recipe's callbacks
+(:func:`~trace_forecast.engine.recipe.recipe_callbacks`); seeds for reproducibility; one
+retry at half the batch when the GPU runs out of memory. The settings are
+:mod:`~trace_forecast.engine.settings`'s.
 """
 
 from __future__ import annotations
@@ -21,75 +23,22 @@ from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.engine.callbacks import LossHistory
+from trace_forecast.engine.devices import resolve_accelerator  # noqa: F401  (re-exported)
 from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.engine.quiet import console
 from trace_forecast.engine.recipe import (
-    EARLY_STOPPING_PATIENCE,
-    GRADIENT_CLIP,
-    WEIGHT_DECAY,
-    AdaLoraAllocator,
     BestOnValidation,
     ClosedFormHeadStart,
-    early_stopping,
+    recipe_callbacks,
 )
+from trace_forecast.engine.settings import DSICSettings, TrainSettings  # noqa: F401  (re-exported)
 from trace_forecast.engine.snapshot import restore_snapshot, training_snapshot
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.errors import MemoryRetryWarning, ResourceError
 from trace_forecast.network import TraceNetwork
 from trace_forecast.parameter_count import parameter_report
-from trace_forecast.parameters import default
 from trace_forecast.selection import GatedDSIC
-
-
-@dataclass
-class DSICSettings:
-    """Gated DSIC settings (see :class:`trace_forecast.selection.GatedDSIC`)."""
-
-    budget: float | int = default("dsic_budget")
-    warmup: float | int = default("dsic_warmup")
-    final: float | int = default("dsic_final")
-    interval: int = default("dsic_interval")
-    draws: int = default("dsic_draws")
-    rule: str = default("dsic_rule")
-    ema: float = 0.85
-
-    @classmethod
-    def from_params(cls, params) -> DSICSettings:
-        """From an estimator's ``dsic_budget``, ``dsic_warmup``, ``dsic_final``,
-        ``dsic_interval``, ``dsic_draws`` and ``dsic_rule`` parameters (a mapping)."""
-        names = ("budget", "warmup", "final", "interval", "draws", "rule")
-        return cls(**{name: params[f"dsic_{name}"] for name in names})
-
-
-@dataclass
-class TrainSettings:
-    """How to train; defaults are the user-facing ones (:mod:`trace_forecast.parameters`)
-    and the recipe's (:mod:`trace_forecast.engine.recipe`)."""
-
-    max_epochs: int = default("max_epochs")
-    max_steps: int = -1
-    batch_size: int = default("batch_size")
-    learning_rate: float = default("learning_rate")
-    weight_decay: float = WEIGHT_DECAY
-    gradient_clip: float = GRADIENT_CLIP
-    early_stopping_patience: int = EARLY_STOPPING_PATIENCE
-    reconstruction_weight: float = default("reconstruction_weight")
-    mask_ratio: float = default("mask_ratio")
-    visible_weight: float = 1.0
-    mask_scheme: tuple[str, int] | None = None
-    device: str = "auto"
-    devices: int | str = 1
-    strategy: str = "auto"
-    precision: str | None = None
-    random_state: int | None = 0
-    verbose: bool = False
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, num_nodes
-    dsic: DSICSettings | None = field(default_factory=DSICSettings)  # None: gated LoRA without selection
-
-    def accelerator(self) -> tuple[str, str]:
-        """``(accelerator, default precision)`` where this training runs (``trainer_kwargs`` win)."""
-        return resolve_accelerator(self.trainer_kwargs.get("accelerator", self.device))
 
 
 @dataclass
@@ -107,63 +56,6 @@ class FitResult:
     module_names: list[str] = field(default_factory=list)
     kept: str | None = None  # the state kept by validation loss: "start" (the head start) or "epoch N"
     head_start: Any = None  # what the closed-form start chose (heads.ridge.HeadStart)
-
-
-def resolve_accelerator(device: str) -> tuple[str, str]:
-    """``(accelerator, default precision)`` for ``"auto"``, ``"cpu"``, ``"cuda"``/``"gpu"``."""
-    device = device.lower()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device in ("cuda", "gpu"):
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' was requested but no CUDA GPU is available")
-        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    if device == "cpu":
-        return "cpu", "32-true"
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-
-
-def selection_callback(settings: TrainSettings) -> GatedDSIC:
-    d = settings.dsic
-    return GatedDSIC(
-        budget=d.budget,
-        warmup=d.warmup,
-        final=d.final,
-        interval=d.interval,
-        draws=d.draws,
-        ema=d.ema,
-        importance_rule=d.rule,
-        seed=0 if settings.random_state is None else settings.random_state,
-    )
-
-
-def recipe_callbacks(
-    network: TraceNetwork,
-    settings: TrainSettings,
-    validation: bool,
-    head_start: ClosedFormHeadStart | None = None,
-    validation_requested: bool | None = None,
-) -> list[Callback]:
-    """The recipe's callbacks for ``network`` (the Darts model uses the same list):
-    the closed-form head start, Gated DSIC or AdaLoRA's allocator, and, when there is
-    validation data, the best state on validation kept (the head start included) and
-    early stopping. Where validation was requested (``validation_requested``, default
-    ``validation``) but the series were too short to hold any, the head start is kept.
-
-    Continued training of a network whose Gated DSIC selection is already final
-    (pretrain then fit, ``update_params=True``) keeps that selection.
-    """
-    callbacks: list[Callback] = [] if head_start is None else [head_start]
-    lora = network.gated_lora
-    if lora is not None and not lora.selection_frozen and settings.dsic is not None:
-        callbacks.append(selection_callback(settings))
-    elif network.spec.adapter == "adalora":
-        callbacks.append(AdaLoraAllocator())
-    if validation or validation_requested:
-        callbacks.append(BestOnValidation())
-    if validation and settings.early_stopping_patience > 0:
-        callbacks.append(early_stopping(settings.early_stopping_patience))
-    return callbacks
 
 
 def fit_network(

@@ -42,7 +42,6 @@ matrix in memory and has no validated blend. One eigen-decomposition gives every
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,7 +53,7 @@ MAX_RIDGE_FEATURES = 16384
 # Training windows whose features solve the head (forward passes only, so more than training sees).
 RIDGE_WINDOWS = 8192
 # Validation windows that choose the start and join its solve (the most recent data: worth reading).
-RIDGE_VALIDATION_WINDOWS = int(os.environ.get("RVW", 2048))
+RIDGE_VALIDATION_WINDOWS = 2048
 # Ridge penalty without validation windows, relative to the mean feature energy (:func:`penalty_scale`).
 DEFAULT_ALPHA = 1.0
 # The penalties and blends validation windows choose from.

@@ -17,11 +17,12 @@ import torch
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
 from trace_forecast.engine.batching import inference_batch_size
+from trace_forecast.engine.devices import torch_device
 from trace_forecast.engine.memory import check_training_memory
 from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import ClosedFormHeadStart
 from trace_forecast.engine.threads import limit_worker_threads
-from trace_forecast.engine.trainer import FitResult, resolve_accelerator
+from trace_forecast.engine.trainer import FitResult
 from trace_forecast.engine.windows import (
     WindowPlan,
     WindowSets,
@@ -95,11 +96,6 @@ class ForecastFit:
         return self.result.network
 
 
-def _inference_device(device: str) -> torch.device:
-    accelerator, _ = resolve_accelerator(device)
-    return torch.device("cuda" if accelerator == "gpu" else "cpu")
-
-
 @torch.inference_mode()
 def predict_normalized(
     network: TraceNetwork, histories: list[np.ndarray], batch_size: int | None = None, device: str = "cpu"
@@ -108,7 +104,7 @@ def predict_normalized(
     (``batch_size``: :func:`~trace_forecast.engine.batching.inference_batch_size` when ``None``)."""
     limit_worker_threads()
     length = network.spec.context_length
-    dev = _inference_device(device)
+    dev = torch_device(device)
     batch_size = batch_size or inference_batch_size(dev)
     home = next(network.parameters()).device
     if home != dev:

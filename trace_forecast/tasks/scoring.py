@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from trace_forecast.engine.batching import inference_batch_size
+from trace_forecast.engine.devices import torch_device
 from trace_forecast.engine.threads import limit_worker_threads
-from trace_forecast.engine.trainer import resolve_accelerator
 from trace_forecast.network import TraceNetwork
 
 MASK_SCHEMES = ("interleaved", "block", "tail", "none")
@@ -100,8 +100,7 @@ def step_errors(
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {UNITS}")
     limit_worker_threads()
-    accelerator, _ = resolve_accelerator(device)
-    dev = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    dev = torch_device(device)
     batch_size = batch_size or inference_batch_size(dev)
     backbone = network.backbone.to(dev).eval()
     length, patch = network.spec.context_length, backbone.patch_len
