@@ -86,6 +86,8 @@ def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
     assert recipe.BestOnValidation().kept is None
 
 
+# Nothing to calibrate intervals on: that warning is asserted in test_calibration.
+@pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
 def test_validation_too_short_to_choose_gives_the_zero_shot_forecast_and_trains_nothing(make):
     """A series whose last 20 % is shorter than the horizon holds one validation window: no
     evidence to depart from the pretrained model's forecast, so the fit is the zero-shot one."""
@@ -110,6 +112,8 @@ def test_every_adapter_mode_fits(make, adapter, head):
         assert report["adapter_trainable"] == 0 and report["head_trainable"] > 0
 
 
+# Nothing to calibrate intervals on: that warning is asserted in test_calibration.
+@pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
 def test_gated_dsic_without_validation_windows_uses_training_batches(make):
     f = make(validation_fraction=0.0).fit(_series(), fh=[1, 2])
     assert f.get_fitted_params()["selected_modules"]["kept"].sum() == 7

@@ -83,7 +83,7 @@ def run(dsic: GatedDSIC, data: TensorDataset, steps: int, extra=(), model=None, 
         max_steps=steps,
         callbacks=[dsic, *extra],
         logger=False,
-        enable_checkpointing=root is not None,
+        enable_checkpointing=False,  # the test saves and resumes its own checkpoint
         default_root_dir=root,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -148,6 +148,8 @@ def test_too_short_to_learn_names_the_minimum(n):
         TraceForecaster(context_length=32, max_epochs=1, random_state=0).fit(_series(n), fh=[1, 2, 3])
 
 
+# Too short to hold out windows for interval calibration: the warning is asserted in test_calibration.
+@pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
 @pytest.mark.parametrize("n", [7, 10, 11])
 def test_short_series_forecast_near_their_level(n):
     """From ``horizon + 4`` observations a forecast is made (with a warning below

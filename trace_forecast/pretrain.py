@@ -270,7 +270,7 @@ def main(argv=None) -> dict:
     trainer = pl.Trainer(
         max_steps=args.stop_after or args.steps, accelerator=accelerator, devices=1, precision=precision,
         max_time={"seconds": budget_s} if budget_s else None,
-        logger=CSVLogger(out, name="logs", version=f"leg{len(read_legs(campaign)) + 1}" if campaign else 0),
+        logger=CSVLogger(out, name="logs", version=f"leg{len(read_legs(campaign)) + 1}" if campaign else None),
         callbacks=callbacks, gradient_clip_val=1.0,
         val_check_interval=min(args.checkpoint_every, args.steps), check_val_every_n_epoch=None,
         limit_val_batches=8, num_sanity_val_steps=0, log_every_n_steps=25, enable_model_summary=False,

@@ -13,6 +13,9 @@ Why each warning is harmless (matched by message, so unrelated warnings still sh
 - ``does not have many workers`` / ``num_workers``: windows are built in memory; worker
   processes would only add start-up time and copies.
 - ``GPU available but not used``: the user chose ``device="cpu"``.
+- ``validation_step`` without a ``val_dataloader``: a fit with nothing held out
+  (``validation_fraction=0``, or series too short to hold windows out) trains without the
+  validation loop on purpose; the step is there for the fits that have one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ HARMLESS_WARNINGS = (
     r".*does not have many workers.*",
     r".*num_workers.*",
     r".*GPU available but not used.*",
+    r".*You defined a `validation_step` but have no `val_dataloader`.*",
 )
 
 
