@@ -97,3 +97,14 @@ def test_stated_defaults_are_the_defaults():
     wrong = [f"{page}: {name}={value}" for page, name, value in stated
              if name in PARAMETERS and repr(PARAMETERS[name].default).strip("'") != value.strip('"')]
     assert stated and not wrong, wrong
+
+
+def test_readme_table_is_the_generated_one():
+    """The README's results table is copied from the data-size page, which the benchmark
+    writes from its committed results: no figure on the front page is typed by hand."""
+    readme = (DOCS.parent / "README.md").read_text()
+    page = (DOCS / "benchmarks_data_size.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("|")]
+    assert len(rows) >= 5
+    missing = [line for line in rows if line not in page.splitlines()]
+    assert not missing, f"README rows not in docs/benchmarks_data_size.md: {missing}"
