@@ -47,8 +47,8 @@ class Profile:
 
 
 # ``standard``: the package's defaults (1,024 windows x 1 epoch), 3 seeds, every test window,
-# the comparisons issue #11's targets name (and PEFT LoRA and linear probing); under an hour
-# on 2 CPU cores. Full fine-tuning and DLinear stay in ``quick``.
+# the baselines of the benchmark pages (and PEFT LoRA and linear probing); wall time per suite
+# in ``results/durations_standard.json``. Full fine-tuning and DLinear stay in ``quick``.
 STANDARD_METHODS = ("TRACE", "TRACE zero-shot", "LoRA (PEFT) + recon head", "linear probing", "Darts NLinear")
 
 

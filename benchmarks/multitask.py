@@ -1,4 +1,4 @@
-"""Multi-task TRACE against single-task fits (issue #23), 3 seeds, the defaults' budget
+"""Multi-task TRACE against single-task fits, 3 seeds, the defaults' budget
 (1,024 windows x 1 epoch per data set) in every arm.
 
 ``python -m benchmarks.multitask [--parts tasks anomaly datasets unseen]`` writes

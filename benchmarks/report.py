@@ -387,7 +387,7 @@ def _verdict(ok: bool) -> str:
 
 
 def targets_section(lh: pd.DataFrame | None, m4: pd.DataFrame | None, small: pd.DataFrame | None) -> str | None:
-    """Issue #11's accuracy targets, checked on this profile's rows (means over seeds)."""
+    """The accuracy targets set for the fine-tuned model, checked on this profile's rows (means over seeds)."""
     lines = []
     if lh is not None:
         mean = lh.groupby(["dataset", "horizon", "method"])["mse"].mean()
@@ -431,14 +431,14 @@ def targets_section(lh: pd.DataFrame | None, m4: pd.DataFrame | None, small: pd.
                      f"(mean MAPE {t:.3f} vs {theta:.3f}).")
     if not lines:
         return None
-    page = ("## Issue #11's targets on this run\n\nComputed by the report from the rows above (means over seeds; "
+    page = ("## Accuracy targets on this run\n\nComputed by the report from the rows above (means over seeds; "
             "± is the standard deviation over seeds).\n\n" + "\n".join(lines))
     backbone = backbone_targets(lh, m4)
     return page + ("\n\n" + backbone if backbone else "")
 
 
 def backbone_targets(lh: pd.DataFrame | None, m4: pd.DataFrame | None) -> str | None:
-    """Issue #22's forecasting targets for the embedded backbone, from the same rows."""
+    """The forecasting targets set for the embedded backbone, from the same rows."""
     lines = []
     if lh is not None and "TRACE zero-shot" in set(lh["method"]):
         mean = lh.groupby(["dataset", "horizon", "method"])["mse"].mean()
@@ -458,7 +458,7 @@ def backbone_targets(lh: pd.DataFrame | None, m4: pd.DataFrame | None) -> str | 
             lines.append(f"- Fine-tuned M4 Hourly OWA ≤ 0.56: {_verdict(owa['TRACE'] <= 0.56)} ({owa['TRACE']:.3f}).")
     if not lines:
         return None
-    return "## Issue #22's forecasting targets on this run\n\n" + "\n".join(lines)
+    return "## Backbone targets on this run\n\n" + "\n".join(lines)
 
 
 def scaling_section() -> str | None:
@@ -590,7 +590,7 @@ PROFILE_TEXT = {
              "quick suite; `--methods` runs it and merges its rows (its last run, with backbone v1, is quoted in the notes). Measured duration on the 2 cores of the environment below: {durations}.",
     "standard": "Seeds 0, 1 and 2 (mean ± std over seeds; deterministic baselines run once). Every TRACE-family "
                 "fit uses the package's default budget (1 epoch on up to 1,024 windows after the closed-form head "
-                "start on up to 8,192), the methods issue #11's targets compare plus PEFT LoRA and linear probing "
+                "start on up to 8,192), the methods the targets compare plus PEFT LoRA and linear probing "
                 "(full fine-tuning and DLinear are in the quick profile), every test window (stride 1). Darts NLinear: 10 epochs, best "
                 "validation epoch. RevIN linear: closed form on every training and validation window. Suites: "
                 "long-horizon, M4 Hourly and the small-data suite (anomaly detection stays in the quick profile). "

@@ -3,8 +3,8 @@
 ``python -m benchmarks.run --profile quick --suite long_horizon``  (suites: long_horizon,
 m4, anomaly, examples, small_data, all; ``all`` runs the profile's own suites). Then ``python -m benchmarks.report`` writes ``docs/benchmarks.md`` and
 the figures. The ``quick`` profile took about 40 minutes on 2 CPU cores (runs itemised in docs/benchmarks.md); ``standard``
-(3 seeds, every test window, the defaults' training budget; long_horizon, m4 and small_data) under an
-hour; ``full`` is the whole protocol with 3 seeds, meant for a GPU.
+(3 seeds, every test window, the defaults' training budget; long_horizon, m4 and small_data) about
+an hour and a half (each suite's wall time is recorded in ``results/durations_standard.json``); ``full`` is the whole protocol with 3 seeds, meant for a GPU.
 """
 
 from __future__ import annotations
