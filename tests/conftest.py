@@ -74,3 +74,14 @@ def tiny_backbone_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_backbone")
     save_backbone(MomentBackbone(tiny_config()), folder)
     return folder
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first (sktime's conformance suite, then the other ``slow`` tests), so that
+    the parallel workers do not end with one of them running alone."""
+    def rank(item) -> int:
+        if "test_check_estimator" in item.nodeid:
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)
