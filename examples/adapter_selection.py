@@ -6,8 +6,9 @@ importance every few steps -- the expected loss increase if the module were swit
 estimated by Monte-Carlo random gate masks on validation data -- and keeps the most
 important ones, pruning the rest (reversibly until the selection freezes). This script
 fine-tunes on ETTh1's oil temperature with a longer run than the default (4,096 windows,
-a selection round every 8 steps) so there are several rounds to see, prints the final
-selection, and draws the rounds and the final choice.
+a selection round every 8 steps) so there are several rounds to see, prints the last
+round's selection and which state the fit kept (the trained adapters, or the closed-form
+head start where the validation windows prefer it), and draws the rounds.
 
 Run: ``python examples/adapter_selection.py [OUT.png]`` (writes ``adapter_selection.png``
 by default; about a minute on 2 CPU cores).
@@ -28,17 +29,22 @@ def main(out: str = "adapter_selection.png") -> TraceForecaster:
     y = load_etth1()["OT"].iloc[: 12 * 30 * 24]  # ETTh1's standard training months
     forecaster = TraceForecaster(max_windows=4096, dsic_interval=8, random_state=0)
     forecaster.fit(y, fh=list(range(1, 97)))
-    selected = forecaster.selected_modules_
-    kept = selected[selected["kept"]]
-    rounds = forecaster.selection_history_["step"].nunique()
-    print(f"Gated DSIC: {rounds} selection rounds, kept {len(kept)} of {len(selected)} modules, "
-          f"{forecaster.get_fitted_params()['total_trainable']:,} trainable parameters")
+    history = forecaster.selection_history_
+    last = history[history["step"] == history["step"].max()]
+    kept = last[last["kept"]]
+    rounds = history["step"].nunique()
+    print(f"Gated DSIC: {rounds} selection rounds; the last one kept {len(kept)} of {len(last)} modules")
     by_block: dict[int, list[str]] = {}
     for name in kept["module"]:
         block, kind = module_position(name)
         by_block.setdefault(block, []).append(kind)
     for block in sorted(by_block):
         print(f"  block {block}: {', '.join(by_block[block])}")
+    # The fit keeps whichever state the validation windows prefer: the trained adapters, or
+    # the closed-form head start with the adapters switched off.
+    choice = forecaster.get_fitted_params()["fit_choices"]["kept"]
+    kept_state = "the closed-form head start (adapters switched off)" if choice == "start" else f"the state after {choice}"
+    print(f"validation kept {kept_state}: {forecaster.get_fitted_params()['total_trainable']:,} trainable parameters")
     fig = plot_adapter_selection(forecaster, title=f"Gated DSIC on ETTh1 OT (H = 96): {rounds} rounds")
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
