@@ -23,7 +23,6 @@ from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
 from trace_forecast.engine.callbacks import LossHistory
-from trace_forecast.engine.devices import resolve_accelerator  # noqa: F401  (re-exported)
 from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.engine.quiet import console
@@ -32,7 +31,7 @@ from trace_forecast.engine.recipe import (
     ClosedFormHeadStart,
     recipe_callbacks,
 )
-from trace_forecast.engine.settings import DSICSettings, TrainSettings  # noqa: F401  (re-exported)
+from trace_forecast.engine.settings import TrainSettings
 from trace_forecast.engine.snapshot import restore_snapshot, training_snapshot
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.errors import MemoryRetryWarning, ResourceError
