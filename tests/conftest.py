@@ -50,6 +50,12 @@ def _restore_warning_filters_after_sktime_suppressions() -> None:
 
 _restore_warning_filters_after_sktime_suppressions()
 
+try:  # statsmodels puts an "always" filter for its ConvergenceWarning first when imported;
+    # imported here, before pytest applies pyproject's filters, those filters come first
+    import statsmodels.tools.sm_exceptions  # noqa: F401
+except ImportError:  # pragma: no cover - statsmodels comes with sktime's AutoETS extras
+    pass
+
 
 def data_path(*parts: str) -> Path:
     """A file of ``../shared/data``; the test is skipped (with the reason) where it is absent."""
