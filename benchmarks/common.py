@@ -192,6 +192,34 @@ def write_rows(rows: list[dict], name: str, merge: bool = False) -> Path:
     return csv
 
 
+class ResumableRecord:
+    """A result file that grows one row at a time and survives interruption.
+
+    Rows are keyed by ``key`` (a tuple of row fields); ``done(row)`` says whether a run is
+    already recorded, ``add(row)`` replaces any row with the same key and rewrites the file
+    atomically (write, then rename), so a killed run resumes where it stopped.
+    """
+
+    def __init__(self, path: Path, key: tuple[str, ...], extra: dict | None = None):
+        self.path, self.key, self.extra = Path(path), key, dict(extra or {})
+        self.rows: list[dict] = json.loads(self.path.read_text())["rows"] if self.path.is_file() else []
+
+    def _key(self, row: dict) -> tuple:
+        return tuple(str(row.get(k)) for k in self.key)
+
+    def done(self, row: dict) -> bool:
+        return any(self._key(r) == self._key(row) for r in self.rows)
+
+    def add(self, row: dict) -> None:
+        self.rows = [r for r in self.rows if self._key(r) != self._key(row)] + [row]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        record = {**self.extra, "environment": environment(), "rows": self.rows}
+        tmp.write_text(json.dumps(record, indent=1, default=_jsonable))
+        tmp.replace(self.path)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, environment, timed
+from benchmarks.common import RESULTS, ResumableRecord, timed
 from trace_forecast.datasets import Split, rolling_windows
 from trace_forecast.metrics import mae, mse, owa
 
@@ -348,25 +348,10 @@ def key(row: dict) -> tuple:
     return row["dataset"], row["fraction"], row["horizon"], row["method"], row["seed"]
 
 
-def load_rows(path: Path = OUT) -> list[dict]:
-    return json.loads(path.read_text())["rows"] if path.is_file() else []
-
-
-def save_rows(rows: list[dict], path: Path = OUT) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=float))
-    tmp.replace(path)
-
-
 def run(datasets, seeds, stride: int, methods=None, fractions=None, horizons=None, path: Path = OUT) -> list[dict]:
-    rows = load_rows(path)
-    done = {key(r) for r in rows}
-
-    def emit(row: dict) -> None:
-        rows[:] = [r for r in rows if key(r) != key(row)] + [row]
-        save_rows(rows, path)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    record = ResumableRecord(path, ("dataset", "fraction", "horizon", "method", "seed"))
+    done = {key(r) for r in record.rows}
+    emit = record.add
 
     for name in datasets:
         if name == "short series":
@@ -380,7 +365,7 @@ def run(datasets, seeds, stride: int, methods=None, fractions=None, horizons=Non
             for horizon in horizons or hs:  # ILI's test split is small: every window
                 long_horizon_cell(name, fraction, horizon, stride if name == "ETTh1" else 1, seeds, methods, done,
                                   emit)
-    return rows
+    return record.rows
 
 
 # ---------------------------------------------------------------------------- the page

@@ -1,7 +1,8 @@
 """Gated DSIC's value: selection rules and adapters at matched trainable parameters.
 
 ``python -m benchmarks.dsic_ablation [--seeds 0 1 2] [--datasets ETTh1 ILI M4]``
-writes ``benchmarks/results/dsic_ablation.json``; ``benchmarks.report`` renders it.
+writes ``benchmarks/results/dsic_ablation.json`` a row at a time (an interrupted run resumes
+where it stopped; ``--fresh`` starts over); ``benchmarks.report`` renders it.
 
 Every variant trains the same embedded backbone with the same head (reconstruction head,
 closed-form start) and the same recipe, in the regime where adapters move the result
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.common import RESULTS, ResumableRecord
 
 TRAINING = {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}
 TEST_STRIDE = 8
@@ -84,19 +85,21 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--datasets", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default=str(RESULTS / "dsic_ablation.json"))
+    parser.add_argument("--fresh", action="store_true", help="discard the rows already in --out")
     args = parser.parse_args(argv)
-    rows = []
+    if args.fresh:
+        Path(args.out).unlink(missing_ok=True)
+    record = ResumableRecord(Path(args.out), ("dataset", "variant", "seed"),
+                             {"training": TRAINING, "test_stride_etth1": TEST_STRIDE})
     for dataset in args.datasets:
+        todo = [(v, s) for v in args.variants for s in args.seeds
+                if not record.done({"dataset": dataset, "variant": v, "seed": s})]
+        if not todo:
+            continue
         run = CASES[dataset]()
-        for variant in args.variants:
-            for seed in args.seeds:
-                row = {"dataset": dataset, "variant": variant, "seed": seed, **run(VARIANTS[variant], seed)}
-                rows.append(row)
-                print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-    record = {"training": TRAINING, "test_stride_etth1": TEST_STRIDE, "environment": environment(), "rows": rows}
-    with open(args.out, "w") as fh:
-        json.dump(record, fh, indent=1)
-    return rows
+        for variant, seed in todo:
+            record.add({"dataset": dataset, "variant": variant, "seed": seed, **run(VARIANTS[variant], seed)})
+    return record.rows
 
 
 if __name__ == "__main__":
