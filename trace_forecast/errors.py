@@ -34,3 +34,8 @@ class MemoryRetryWarning(UserWarning):
 class ResourceError(TraceError, MemoryError):
     """A fit would exhaust the memory where it runs (checked before allocating), or ran
     out of GPU memory even at half the batch size."""
+
+
+class AdapterFileError(CheckpointError):
+    """An adapter folder is missing, damaged, of a newer format, or made for another
+    backbone or network (nothing is changed when it is refused)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -269,7 +270,17 @@ class TraceModel(FoundationModel):
         return True
 
     def _create_model(self, train_sample: TorchTrainingSample) -> TraceModule:
-        return TraceModule(**self.pl_module_params)
+        module = TraceModule(**self.pl_module_params)
+        adopted = self.__dict__.pop("_adopted_network", None)
+        if adopted is not None:  # load_adapters: the saved network, nothing to train
+            module.network = adopted
+            module.head_initialised.fill_(True)
+        return module
+
+    @property
+    def _requires_training(self) -> bool:
+        """Fine-tuning, unless zero-shot or the adapters were loaded (:meth:`load_adapters`)."""
+        return super()._requires_training and not getattr(self, "_loaded_adapters", False)
 
     def _setup_finetuning(self, model: TraceModule) -> None:
         """Keep the trainable set that ``adapter`` chose (Darts' flag would unfreeze all)."""
@@ -438,6 +449,62 @@ class TraceModel(FoundationModel):
         scorer = TraceAnomalyScorer(**settings)
         scorer._adopted_network = copy.deepcopy(self.network).eval()
         return scorer.fit(series)
+
+    def save_adapters(self, folder) -> Path:
+        """Write the fitted adapters, gates and head to ``folder``: a JSON config and
+        ``safetensors`` tensors that :meth:`load_adapters` and the sktime estimators'
+        ``load_adapters`` read onto the same backbone (``docs/darts.md``, "Adapters as
+        files"). Interval offsets are not saved: a loaded model calibrates them on the
+        series given to ``fit``."""
+        from trace_forecast.parameter_count import parameter_report
+        from trace_forecast.tasks.adapter_folder import save_adapter_folder
+
+        if self.network is None:
+            raise ValueError("fit the model before saving its adapters")
+        history, selected = self.selection_history(), self.selected_modules()
+        report = {"trainable_parameters": parameter_report(self.network),
+                  "selected_modules": {"columns": list(selected.columns), "rows": selected.to_numpy().tolist()},
+                  "selection_history": {"columns": list(history.columns), "rows": history.to_numpy().tolist()},
+                  "train_loss": [], "val_loss": [], "fit_seconds": None, "fit_choices": {}}
+        params = {**self.model_params, "backbone": self.pl_module_params["backbone"]}
+        return save_adapter_folder(folder, self.network, params["backbone"], "darts", params, report)
+
+    @classmethod
+    def load_adapters(cls, folder, **kwargs) -> TraceModel:
+        """A model that forecasts with the adapters saved in ``folder`` (by a ``TraceModel``
+        or a ``TraceForecaster``).
+
+        Its ``fit(series)`` trains nothing: it sets Darts' model up on ``series`` (and
+        calibrates conformal quantiles there, with a ``QuantileRegression`` likelihood). The
+        folder's parameters are used, with ``input_chunk_length`` and the horizon the
+        adapters were trained for; ``kwargs`` override the others. Nothing in the folder is
+        executed; a damaged folder, a newer format or a different backbone raises
+        :class:`~trace_forecast.errors.AdapterFileError`.
+        """
+        import inspect
+
+        from trace_forecast.tasks.adapter_folder import read_adapter_folder
+
+        loaded = read_adapter_folder(folder, kwargs.get("backbone", "as saved"))
+        spec = loaded.network.spec
+        if spec.task != "forecast":
+            raise ValueError(f"{folder} holds an anomaly-scoring network without a forecasting head")
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        saved = loaded.params
+        settings = {k: v for k, v in saved.items() if k in accepted}
+        if loaded.kind != "darts" and "max_epochs" in saved:
+            settings["n_epochs"] = saved["max_epochs"]
+        shift = int(saved.get("output_chunk_shift", 0)) if loaded.kind == "darts" else 0
+        settings.update(input_chunk_length=spec.context_length, output_chunk_length=spec.horizon - shift,
+                        output_chunk_shift=shift, backbone=loaded.config["backbone"]["source"])
+        for fixed in ("input_chunk_length", "output_chunk_length", "output_chunk_shift"):
+            if fixed in kwargs and kwargs[fixed] != settings[fixed]:
+                raise ParameterError(f"the adapters in {folder} were trained with {fixed}={settings[fixed]}, "
+                                     f"got {kwargs[fixed]}")
+        model = cls(**{**settings, **kwargs})
+        model._adopted_network = loaded.network
+        model._loaded_adapters = True
+        return model
 
     def selection_history(self) -> pd.DataFrame:
         """Gated DSIC's selection rounds of the last :func:`fit()`, one row per (round,

@@ -8,6 +8,7 @@ so both are registered before any conversion runs.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -58,3 +59,39 @@ def to_forecaster(detector):
     forecaster = forecaster_cls(**shared_params(detector, forecaster_cls))
     forecaster._adopted__fit = fitted_state(detector, residuals=detector.forecast_residuals_)
     return forecaster.fit(detector._X_fit, fh=np.arange(1, detector.network_.spec.horizon + 1))
+
+
+def save_adapters(est, folder, residuals=None):
+    """Write ``est``'s fitted adapters, head and ``residuals`` to an adapter folder
+    (:mod:`trace_forecast.tasks.adapter_folder`)."""
+    from trace_forecast.tasks.adapter_folder import fit_report, save_adapter_folder
+
+    est.check_is_fitted()
+    role = next(r for r, c in _CLASSES.items() if isinstance(est, c))
+    return save_adapter_folder(folder, est.network_, est.backbone, role, est.get_params(deep=False), fit_report(est),
+                               residuals)
+
+
+def from_adapters(cls, folder, params: dict[str, Any]):
+    """An unfitted ``cls`` whose next ``fit`` adopts the adapters in ``folder`` (no
+    training): the folder's parameters, ``params`` overriding them, and ``context_length``
+    the one the adapters were trained with."""
+    from trace_forecast.errors import ParameterError
+    from trace_forecast.tasks.adapter_folder import read_adapter_folder
+
+    loaded = read_adapter_folder(folder, params.get("backbone", "as saved"))
+    spec = loaded.network.spec
+    if cls is _CLASSES["forecaster"] and spec.task != "forecast":
+        raise ValueError(f"{folder} holds an anomaly-scoring network without a forecasting head: load it with "
+                         "TraceAnomalyDetector.load_adapters")
+    if params.get("context_length", spec.context_length) != spec.context_length:
+        raise ParameterError(f"the adapters in {folder} read a context of {spec.context_length} steps; "
+                             f"context_length={params['context_length']} does not fit them")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    settings = {k: v for k, v in loaded.params.items() if k in accepted}
+    settings.update(context_length=spec.context_length, backbone=loaded.config["backbone"]["source"])
+    if "forecast_horizon" in accepted and spec.task == "forecast":
+        settings["forecast_horizon"] = spec.horizon
+    est = cls(**{**settings, **params})
+    est._adopted__fit = loaded.fitted_state()
+    return est

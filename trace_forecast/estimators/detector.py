@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -286,6 +287,24 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         store_fit(self, fit.result)
         self.forecast_residuals_ = fit.residuals
         self._X_fit = X.copy()
+
+    def save_adapters(self, folder) -> Path:
+        """Write the fitted adapters, gates and heads (and, after a multi-task fit, the
+        forecast calibration) to ``folder``: a JSON config and ``safetensors`` tensors that
+        :meth:`load_adapters` reads onto the same backbone (``docs/user_guide.md``,
+        "Adapters as files"). The score's calibration is not saved: it is redone on the
+        data given to the next ``fit``."""
+        return conversion.save_adapters(self, folder, getattr(self, "forecast_residuals_", None))
+
+    @classmethod
+    def load_adapters(cls, folder, **params) -> TraceAnomalyDetector:
+        """An unfitted detector that scores with the adapters saved in ``folder`` (by a
+        detector, or a forecaster: its network scores as :meth:`TraceForecaster.to_detector`'s
+        does). Its next ``fit(X)`` trains nothing: it calibrates the score's scale and
+        threshold on ``X``. ``params`` override the folder's parameters; a damaged folder, a
+        newer format or a different backbone raises
+        :class:`~trace_forecast.errors.AdapterFileError`."""
+        return conversion.from_adapters(cls, folder, params)
 
     def to_forecaster(self):
         """A fitted :class:`~trace_forecast.TraceForecaster` that forecasts with this

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -286,11 +287,17 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self._history = y.copy()
         _, series = self._series(y)
         adopted = self.__dict__.pop("_adopted__fit", None)
-        if adopted is not None:  # TraceAnomalyDetector.to_forecaster: the detector's network, no training
+        if adopted is not None:  # to_forecaster or load_adapters: a fitted network, no training
             adopt_fit(self, adopted)
             self._check_horizon(steps)
-            self.residuals_ = adopted["residuals"]
-            self._scored_lengths = [len(s) for s in series]
+            if adopted["residuals"] is None:  # saved without calibration: calibrate on y
+                from trace_forecast.tasks.calibration import ResidualPool
+
+                self.residuals_, self._scored_lengths = ResidualPool.empty(self.network_.spec.horizon), [0] * len(series)
+                self._calibrate_online(series)
+            else:
+                self.residuals_ = adopted["residuals"]
+                self._scored_lengths = [len(s) for s in series]
             return self
         init = None
         pretrained = getattr(self, "pretrained_network_", None)
@@ -390,6 +397,25 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         ``threshold``, ``risk``, ...). The detector forecasts too (``to_forecaster``).
         """
         return conversion.to_detector(self, X, **params)
+
+    def save_adapters(self, folder) -> Path:
+        """Write the fitted adapters, gates, head and interval calibration to ``folder``: a
+        JSON config and ``safetensors`` tensors, kilobytes, that :meth:`load_adapters`,
+        ``TraceAnomalyDetector.load_adapters`` and Darts' ``TraceModel.load_adapters`` read
+        onto the same backbone (``docs/user_guide.md``, "Adapters as files")."""
+        return conversion.save_adapters(self, folder, self.residuals_)
+
+    @classmethod
+    def load_adapters(cls, folder, **params) -> TraceForecaster:
+        """An unfitted forecaster that forecasts with the adapters saved in ``folder``.
+
+        Its next ``fit(y, fh)`` trains nothing: it takes ``y`` as the history to forecast
+        from (``fh`` within the saved horizon). The folder's parameters are used, ``params``
+        override them (``backbone``: another copy of the same weights; it is checked by
+        content hash). Nothing in the folder is executed; a damaged folder, a newer format
+        or a different backbone raises :class:`~trace_forecast.errors.AdapterFileError`.
+        """
+        return conversion.from_adapters(cls, folder, params)
 
     def predict_histories(self, histories) -> np.ndarray:
         """Forecast many univariate histories at once: ``[n, horizon]`` (batched, for evaluation).
