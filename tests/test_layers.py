@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trace_forecast"
 # Bottom to top. A unit is a top-level module or subpackage of trace_forecast; a unit may
 # import its own modules and units of lower layers only.
 LAYERS = (
-    ("errors", "rng"),                                               # foundation
+    ("errors", "rng", "version"),                                    # foundation
     ("parameters", "metrics", "losses", "datasets", "parameter_count"),  # the parameter layer, plain numerics
     ("backbone", "adapters"),                                        # model parts
     ("heads", "spec", "selection"),

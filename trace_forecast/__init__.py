@@ -7,7 +7,7 @@ training engine) knows nothing of either front end.
 
 import logging
 
-__version__ = "0.1.0"
+from trace_forecast.version import __version__
 
 # Library convention: the application decides where log records go (Gated DSIC logs one
 # INFO line per selection round under the ``trace_forecast`` logger).

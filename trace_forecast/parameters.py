@@ -159,6 +159,21 @@ def checkpoint(name: str, value: Any) -> None:
         _fail(name, "None (the embedded backbone), a folder path or a hub id", value)
 
 
+def folder_or_none(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str | os.PathLike) or not str(value).strip()):
+        _fail(name, "None or a folder path", value)
+
+
+def checkpoint_every(name: str, value: Any) -> None:
+    import datetime
+
+    if _is_int(value) and value >= 1:
+        return
+    if isinstance(value, datetime.timedelta) and value.total_seconds() > 0:
+        return
+    _fail(name, "a number of training steps >= 1 or a positive datetime.timedelta", value)
+
+
 def lora_targets(name: str, value: Any) -> None:
     if value is None:
         return
@@ -317,6 +332,14 @@ _TABLE = [
        '``accelerator``, ``devices``, ``strategy``, ``precision`` and ``num_nodes`` (e.g.\n'
        '``{"accelerator": "gpu", "devices": 4, "strategy": "ddp"}``); they override ``device``.\n'
        "Gated DSIC all-reduces its importance, so every process keeps the same modules."),
+    _p("checkpoint_dir", None, "str, path or None", folder_or_none,
+       "Folder for a resumable checkpoint of the fine-tune (``None``: none is written). A\n"
+       "``fit`` whose folder holds the checkpoint of the same fit (same data, parameters and\n"
+       "seed) resumes from it and ends as the uninterrupted fit would, bit for bit on a CPU;\n"
+       "another fit's checkpoint there is replaced, with a warning."),
+    _p("checkpoint_every", 100, "int or datetime.timedelta", checkpoint_every,
+       "How often the checkpoint is written: every this many training steps, or this\n"
+       "wall-clock interval (with ``checkpoint_dir``)."),
     _p("random_state", None, "int or None", seed,
        "Seed of the new weights, the window subsets, the shuffling and Gated DSIC's draws."),
     _p("verbose", False, "bool", boolean, "Show Lightning's progress bar and summaries."),

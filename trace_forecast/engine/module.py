@@ -37,6 +37,9 @@ class TraceLightningModule(pl.LightningModule):
     mask_scheme : (str, int) or None
         Reconstruction masks drawn from an anomaly score's family (``None``: a random
         ``mask_ratio`` of patches).
+    total_steps : int or None
+        Optimiser steps of the whole fit (the one-cycle schedule's length); ``None``:
+        Lightning's ``estimated_stepping_batches``.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class TraceLightningModule(pl.LightningModule):
         mask_ratio: float = default("mask_ratio"),
         visible_weight: float = 1.0,
         mask_scheme: tuple[str, int] | None = None,
+        total_steps: int | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -57,7 +61,12 @@ class TraceLightningModule(pl.LightningModule):
         self.mask_ratio = mask_ratio
         self.visible_weight = visible_weight
         self.mask_scheme = mask_scheme
+        self.total_steps = total_steps  # the schedule's length; None: Lightning's estimate
         self.loss_weighting = "fit"  # how windows weigh in training (the head start may choose "series units")
+        self.fit_key: str | None = None  # set when the fit writes resumable checkpoints (engine.resume)
+        self.strict_loading = False  # checkpoints hold what training changes, not the frozen backbone
+        self._changing = {f"network.{n}" for n, p in network.named_parameters() if p.requires_grad} | {
+            f"network.{n}" for n, _ in network.named_buffers()}
 
     @property
     def is_forecaster(self) -> bool:
@@ -100,6 +109,16 @@ class TraceLightningModule(pl.LightningModule):
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
         return loss
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep what the fit may change (the tensors trainable when it started, the buffers
+        such as gate masks), not the frozen backbone, and the fit's key."""
+        from trace_forecast.engine.resume import KEY_FIELD
+
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in self._changing}
+        checkpoint[KEY_FIELD] = self.fit_key
+
     def configure_optimizers(self):
-        return recipe_optimizers(self.network.parameters(), self.learning_rate,
-                                 self.trainer.estimated_stepping_batches, self.weight_decay)
+        # Lightning's estimate sets the training data up, before a resumed fit has restored its
+        # position in it: the engine passes the count it knows instead.
+        total = self.total_steps if self.total_steps is not None else self.trainer.estimated_stepping_batches
+        return recipe_optimizers(self.network.parameters(), self.learning_rate, total, self.weight_decay)

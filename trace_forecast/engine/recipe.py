@@ -21,6 +21,7 @@ given a dataset, ``head_start_batches()``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -98,6 +99,16 @@ class ClosedFormHeadStart(Callback):
         self.validation_requested = validation_requested or validation is not None
         self.batch_size = batch_size
         self.choice: HeadStart | None = None
+        self._resumed = False
+
+    def state_dict(self) -> dict:
+        return {"choice": None if self.choice is None else dataclasses.asdict(self.choice)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resuming: the head was solved before the checkpoint (its tensors are restored)."""
+        choice = state_dict.get("choice")
+        self.choice = None if choice is None else HeadStart(**choice)
+        self._resumed = True
 
     def _batches(self, trainer: pl.Trainer, pl_module) -> Iterator[HeadBatch]:
         if self.dataset is None:
@@ -121,6 +132,10 @@ class ClosedFormHeadStart(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
         flag = getattr(pl_module, "head_initialised", None)
         network = pl_module.network
+        if self._resumed:
+            if self.choice is not None and hasattr(pl_module, "loss_weighting"):
+                pl_module.loss_weighting = self.choice.weighting
+            return
         if (flag is not None and bool(flag)) or not ridge_applicable(network):
             return
         dtype = next(network.parameters()).dtype
@@ -205,10 +220,27 @@ class BestOnValidation(Callback):
         self.kept: str | None = None
         self.start_loss: float | None = None
         self.decisive = True
+        self._resumed = False
+
+    def state_dict(self) -> dict:
+        snapshot = None if self.snapshot is None else {k: [v, bool(t)] for k, (v, t) in self.snapshot.items()}
+        return {"best": self.best, "kept": self.kept, "start_loss": self.start_loss, "decisive": self.decisive,
+                "snapshot": snapshot}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resuming: the start was measured, and the best state so far comes back."""
+        self.best, self.kept = state_dict["best"], state_dict["kept"]
+        self.start_loss, self.decisive = state_dict["start_loss"], state_dict["decisive"]
+        saved = state_dict["snapshot"]
+        self.snapshot = None if saved is None else {k: (v, t) for k, (v, t) in saved.items()}
+        self._resumed = True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
         from trace_forecast.engine.snapshot import training_snapshot
 
+        if self._resumed:
+            trainer.should_stop = trainer.should_stop or not self.decisive
+            return
         self.start_loss, windows = validation_loss(trainer, pl_module)
         self.decisive = windows >= MIN_VALIDATION_WINDOWS and self.start_loss is not None
         if not self.decisive:  # nothing could show that training helped: do not train

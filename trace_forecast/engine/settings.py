@@ -58,6 +58,8 @@ class TrainSettings:
     verbose: bool = False
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, num_nodes
     dsic: DSICSettings | None = field(default_factory=DSICSettings)  # None: gated LoRA without selection
+    checkpoint_dir: str | None = None  # resumable checkpoints (engine.resume); None: none
+    checkpoint_every: Any = default("checkpoint_every")  # steps (int) or a datetime.timedelta
 
     def accelerator(self) -> tuple[str, str]:
         """``(accelerator, default precision)`` where this training runs (``trainer_kwargs`` win)."""

@@ -12,13 +12,15 @@ if TYPE_CHECKING:
     from trace_forecast.network import TraceNetwork
 
 Snapshot = dict[str, tuple[torch.Tensor, bool]]
+CONSTANT_BUFFERS = ("position_embedding.pe",)  # fixed tables no fit changes (2.5 MB on the embedded backbone)
 
 
 def training_snapshot(network: TraceNetwork) -> Snapshot:
     """What a fit may change: trainable parameters (and their flags) and buffers, on the CPU."""
     state = {n: (p.detach().cpu().clone(), p.requires_grad) for n, p in network.named_parameters()
              if p.requires_grad}
-    state.update({n: (b.detach().cpu().clone(), False) for n, b in network.named_buffers()})
+    state.update({n: (b.detach().cpu().clone(), False) for n, b in network.named_buffers()
+                  if not n.endswith(CONSTANT_BUFFERS)})
     return state
 
 

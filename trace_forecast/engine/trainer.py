@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -30,6 +31,14 @@ from trace_forecast.engine.recipe import (
     BestOnValidation,
     ClosedFormHeadStart,
     recipe_callbacks,
+)
+from trace_forecast.engine.resume import (
+    AtomicCheckpointIO,
+    CheckpointPlan,
+    DataPosition,
+    RandomState,
+    ResumableLoader,
+    fit_key,
 )
 from trace_forecast.engine.settings import TrainSettings
 from trace_forecast.engine.snapshot import restore_snapshot, training_snapshot
@@ -97,6 +106,20 @@ OOM_REMEDY = ("lower batch_size or context_length, use a smaller backbone, preci
               "(trainer_kwargs), or device='cpu'")
 
 
+def single_device_steps(batches: int, settings: TrainSettings, accelerator: str) -> int | None:
+    """Optimiser steps of a fit on one device (what Lightning would estimate); ``None``
+    where Lightning may split the data (a distributed strategy, several devices or nodes)
+    and its own estimate is needed."""
+    kwargs = settings.trainer_kwargs
+    strategy = kwargs.get("strategy", settings.strategy)
+    devices = kwargs.get("devices", settings.devices if accelerator == "gpu" else 1)
+    if strategy not in ("auto", None, "single_device") or devices not in (1, "1", [0]) \
+            or kwargs.get("num_nodes", 1) != 1:
+        return None
+    total = batches * settings.max_epochs
+    return total if settings.max_steps < 0 else min(total, settings.max_steps)
+
+
 def _fit_once(
     network: TraceNetwork,
     train_data: Dataset,
@@ -111,11 +134,15 @@ def _fit_once(
         pl.seed_everything(seed, workers=True, verbose=False)
     accelerator, default_precision = settings.accelerator()
     generator = torch.Generator().manual_seed(0 if seed is None else seed)
-    train_loader = DataLoader(
-        train_data, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False
-    )
+    steps = single_device_steps(-(-len(train_data) // settings.batch_size), settings, accelerator)
+    if steps is not None:  # shuffles as DataLoader(shuffle=True) does, and resumes mid-epoch
+        train_loader = ResumableLoader(train_data, settings.batch_size, generator)
+    else:  # several devices: Lightning gives the loader a distributed sampler
+        train_loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True, generator=generator)
     val_loader = (
-        DataLoader(val_data, batch_size=settings.batch_size, shuffle=False) if val_data is not None and len(val_data) else None
+        # its own generator: a pass over it does not draw from the global random state, which a resumed fit restores
+        DataLoader(val_data, batch_size=settings.batch_size, shuffle=False, generator=torch.Generator())
+        if val_data is not None and len(val_data) else None
     )
     module = TraceLightningModule(
         network,
@@ -125,11 +152,21 @@ def _fit_once(
         mask_ratio=settings.mask_ratio,
         visible_weight=settings.visible_weight,
         mask_scheme=settings.mask_scheme,
+        total_steps=steps,
     )
     history = LossHistory()
+    plan = None
+    if settings.checkpoint_dir is not None:  # the key hashes the starting state: before any training
+        plan = CheckpointPlan(Path(settings.checkpoint_dir), settings.checkpoint_every,
+                              fit_key(network, (train_data, val_data), settings))
     callbacks: list[Callback] = [
-        history, *recipe_callbacks(network, settings, val_loader is not None, head_start), *extra_callbacks
+        history, *recipe_callbacks(network, settings, val_loader is not None, head_start), *extra_callbacks,
     ]
+    if isinstance(train_loader, ResumableLoader):
+        callbacks.append(DataPosition(train_loader))
+    if plan is not None:
+        callbacks += [RandomState(), plan.callback()]
+        module.fit_key = plan.key
     placement = {
         "accelerator": accelerator,
         "devices": settings.devices if accelerator == "gpu" else 1,
@@ -148,7 +185,8 @@ def _fit_once(
             gradient_clip_val=settings.gradient_clip or None,
             callbacks=callbacks,
             logger=False,
-            enable_checkpointing=False,
+            enable_checkpointing=plan is not None,  # then ResumeCheckpoint is the one (engine.resume)
+            plugins=[AtomicCheckpointIO()] if plan is not None else None,
             enable_progress_bar=settings.verbose,
             enable_model_summary=settings.verbose,
             num_sanity_val_steps=0,
@@ -156,7 +194,8 @@ def _fit_once(
         )
         start = time.perf_counter()
         with interruptible():
-            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                        ckpt_path=None if plan is None else plan.resume_from(), weights_only=True)
     elapsed = time.perf_counter() - start
     network.eval().cpu()
     dsic = next((c for c in callbacks if isinstance(c, GatedDSIC)), None)

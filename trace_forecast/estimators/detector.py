@@ -78,6 +78,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:risk}
     {parameter:device}
     {parameter:trainer_kwargs}
+    {parameter:checkpoint_dir}
+    {parameter:checkpoint_every}
     {parameter:random_state}
     {parameter:verbose}
 
@@ -162,6 +164,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         risk=default("risk"),
         device=default("device"),
         trainer_kwargs=default("trainer_kwargs"),
+        checkpoint_dir=default("checkpoint_dir"),
+        checkpoint_every=default("checkpoint_every"),
         random_state=default("random_state"),
         verbose=default("verbose"),
     ):
@@ -197,6 +201,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.risk = risk
         self.device = device
         self.trainer_kwargs = trainer_kwargs
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.random_state = random_state
         self.verbose = verbose
         super().__init__()

@@ -69,6 +69,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     {parameter:update_epochs}
     {parameter:device}
     {parameter:trainer_kwargs}
+    {parameter:checkpoint_dir}
+    {parameter:checkpoint_every}
     {parameter:random_state}
     {parameter:verbose}
 
@@ -153,6 +155,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         update_epochs=default("update_epochs"),
         device=default("device"),
         trainer_kwargs=default("trainer_kwargs"),
+        checkpoint_dir=default("checkpoint_dir"),
+        checkpoint_every=default("checkpoint_every"),
         random_state=default("random_state"),
         verbose=default("verbose"),
     ):
@@ -183,6 +187,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self.update_epochs = update_epochs
         self.device = device
         self.trainer_kwargs = trainer_kwargs
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.random_state = random_state
         self.verbose = verbose
         super().__init__()

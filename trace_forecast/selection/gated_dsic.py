@@ -34,6 +34,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback
+from torch.utils.data import DataLoader
 
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.parameters import DSIC_RULES as IMPORTANCE_RULES
@@ -168,6 +169,7 @@ class GatedDSIC(Callback):
         self.schedule: KeepSchedule | None = None
         self._lora: GatedLoraSet | None = None
         self._val_iter = None
+        self._val_position = 0  # batches drawn from the current pass over the validation data
         self._generator: torch.Generator | None = None
 
     # ----------------------------------------------------------------- set-up
@@ -279,13 +281,19 @@ class GatedDSIC(Callback):
         if not loaders:
             loaders = trainer.train_dataloader
         loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+        if loaders is trainer.train_dataloader:  # in order, not drawing from the training shuffle's generator
+            loader = DataLoader(loader.dataset, batch_size=loader.batch_size, generator=torch.Generator())
         if self._val_iter is None:
             self._val_iter = iter(loader)
+            for _ in range(self._val_position):  # resumed: where the interrupted fit stood
+                next(self._val_iter)
         try:
-            return next(self._val_iter)
+            batch = next(self._val_iter)
         except StopIteration:
-            self._val_iter = iter(loader)
-            return next(self._val_iter)
+            self._val_iter, self._val_position = iter(loader), 0
+            batch = next(self._val_iter)
+        self._val_position += 1
+        return batch
 
     def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, k_on: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-module importance sums and counts over ``draws`` random gate masks.
@@ -369,6 +377,7 @@ class GatedDSIC(Callback):
             "frozen": self.frozen,
             "history": list(self.history),
             "generator": None if self._generator is None else self._generator.get_state(),
+            "val_position": self._val_position,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -377,9 +386,10 @@ class GatedDSIC(Callback):
         self.frozen = state_dict["frozen"]
         self.history = list(state_dict["history"])
         self._saved_generator = state_dict.get("generator")
+        self._val_position = int(state_dict.get("val_position", 0))
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        self._val_iter = None
+        self._val_iter = None  # the position survives: a resumed fit continues from it
 
     def __getstate__(self) -> dict[str, Any]:  # the iterator and module handle are not picklable state
         state = self.__dict__.copy()

@@ -104,7 +104,7 @@ def save_adapter_folder(folder: str | Path, network: TraceNetwork, backbone_sour
     """
     from safetensors.torch import save as save_bytes
 
-    from trace_forecast import __version__
+    from trace_forecast.version import __version__
     from trace_forecast.backbone import shared_backbone
 
     if kind not in KINDS:
@@ -262,7 +262,7 @@ def _read_tensor_bytes(folder: Path, record: dict[str, Any]) -> bytes:
 
 
 def _package_version() -> str:
-    from trace_forecast import __version__
+    from trace_forecast.version import __version__
 
     return __version__
 

@@ -59,6 +59,8 @@ def train_settings(params: Mapping[str, Any], **overrides: Any) -> TrainSettings
         verbose=params["verbose"],
         trainer_kwargs=dict(params["trainer_kwargs"] or {}),
         dsic=DSICSettings.from_params(params),
+        checkpoint_dir=None if params.get("checkpoint_dir") is None else str(params["checkpoint_dir"]),
+        checkpoint_every=params.get("checkpoint_every", default("checkpoint_every")),
     )
     if params.get("multitask", False):
         fields.update(reconstruction_weight=params["reconstruction_weight"], mask_scheme=JOINT_MASKS)

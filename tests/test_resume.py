@@ -1,0 +1,106 @@
+"""Fine-tunes that survive interruption: a fit killed with SIGKILL and resumed from its
+checkpoint ends exactly as the uninterrupted fit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from trace_forecast.engine.resume import AtomicCheckpointIO, ResumableLoader
+
+CHILD = Path(__file__).resolve().parent / "resume_child.py"
+
+
+def _child(folder: str, kill_at: int, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(CHILD), folder, str(kill_at), str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
+    """10 steps, a checkpoint every 2: killed after a random step in 3..10, resumed from the
+    checkpoint before it, the forecasts, losses and Gated DSIC's rounds equal an
+    uninterrupted fit's (CPU, fp32, seed fixed)."""
+    kill_at = int(np.random.default_rng().integers(3, 11))
+    reference = _child("-", 0, tmp_path / "reference.json")  # runs beside the interrupted one
+    killed = _child(str(tmp_path / "ckpt"), kill_at, tmp_path / "never.json")
+    assert killed.wait() == -9, killed.stderr.read()
+    assert (tmp_path / "ckpt" / "resume.ckpt").is_file() and not (tmp_path / "never.json").exists()
+    resumed = _child(str(tmp_path / "ckpt"), 0, tmp_path / "resumed.json")
+    assert resumed.wait() == 0, resumed.stderr.read()
+    assert reference.wait() == 0, reference.stderr.read()
+    expected = json.loads((tmp_path / "reference.json").read_text())
+    got = json.loads((tmp_path / "resumed.json").read_text())
+    assert expected["kept"] != "start", "the fit must train for the test to mean something"
+    assert got == expected, f"killed after step {kill_at}"
+
+
+def test_resumable_loader_shuffles_as_dataloader_does():
+    """Bit-identical fits need the same order as ``DataLoader(shuffle=True)`` epoch after epoch."""
+    data = TensorDataset(torch.arange(37))
+    plain = DataLoader(data, batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(3))
+    ours = ResumableLoader(data, 5, torch.Generator().manual_seed(3))
+    for _ in range(3):
+        assert [b[0].tolist() for b in plain] == [b[0].tolist() for b in ours]
+
+
+@pytest.mark.parametrize("consumed_batches", [1, 3, 8])
+def test_resumable_loader_restarts_where_training_stood(consumed_batches):
+    """Position ``k`` batches into epoch 2 (8 batches an epoch: 8 is its end) restores the
+    rest of that epoch and the epochs after it. (Lightning fetches a batch as soon as an
+    epoch starts, so a checkpoint never falls between the start and the first batch.)"""
+    data = TensorDataset(torch.arange(37))
+    reference = ResumableLoader(data, 5, torch.Generator().manual_seed(1))
+    epochs = [[b[0].tolist() for b in reference] for _ in range(3)]
+    loader = ResumableLoader(data, 5, torch.Generator().manual_seed(1))
+    list(loader)  # epoch 1
+    iterator = iter(loader)
+    for _ in range(consumed_batches):
+        next(iterator)
+    loader.sampler.consumed = min(consumed_batches * 5, 37)
+    if consumed_batches == 8:
+        with pytest.raises(StopIteration):  # the epoch's last draw, as Lightning's prefetch makes it
+            next(iterator)
+    state = loader.position()
+    fresh = ResumableLoader(data, 5, torch.Generator().manual_seed(99))
+    fresh.restore(state)
+    rest = [[b[0].tolist() for b in fresh] for _ in range(2 if consumed_batches < 8 else 1)]
+    expected = ([epochs[1][consumed_batches:], epochs[2]] if consumed_batches < 8 else [epochs[2]])
+    assert rest == expected
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "resume.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}  # the previous checkpoint is whole
+
+
+def test_a_checkpoint_of_another_fit_is_replaced(tmp_path):
+    from sktime.datasets import load_airline
+
+    from trace_forecast import TraceForecaster
+
+    y = load_airline()
+    params = {"context_length": 32, "max_epochs": 1, "max_windows": 100, "batch_size": 32, "random_state": 0,
+              "checkpoint_dir": tmp_path, "checkpoint_every": 1}
+    first = TraceForecaster(**params).fit(y, fh=[1, 2])
+    assert (tmp_path / "resume.ckpt").is_file()
+    again = TraceForecaster(**params).fit(y, fh=[1, 2])  # same fit: resumes from its end
+    np.testing.assert_array_equal(first.predict().to_numpy(), again.predict().to_numpy())
+    with pytest.warns(UserWarning, match="belongs to another fit"):
+        TraceForecaster(**params).fit(y.iloc[:-5], fh=[1, 2])
