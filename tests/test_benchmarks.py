@@ -47,13 +47,14 @@ def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     assert report.dsic_ablation_section() is None and report.backbone_ablation_section() is None
     rows = [{"dataset": d, "variant": v, "seed": s, "metric": m, "value": base + 0.01 * s, "fit_seconds": 1.0,
-             "trainable_parameters": 1234}
+             "trainable_parameters": 1234 if v == "head only" or (d == "ETTh1" and s > 0) else 2345}
             for d, m, base in (("ETTh1", "MSE", 0.37), ("M4", "OWA", 0.66))
             for v in ("Gated DSIC", "head only") for s in (0, 1, 2)]
     (tmp_path / "dsic_ablation.json").write_text(json.dumps(
         {"training": {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}, "rows": rows}))
     text = report.dsic_ablation_section()
-    assert "| Gated DSIC | 1,234 | 0.3800 ± 0.0100 | 0.6700 ± 0.0100 |" in text and "ETTh1 MSE" in text
+    # in brackets: the fits whose adapters validation kept (more trainable parameters than the head alone)
+    assert "| Gated DSIC | 0.3800 ± 0.0100 (1/3) | 0.6700 ± 0.0100 (3/3) |" in text and "ETTh1 MSE" in text
     rows = [{"dataset": "ETTh1", "horizon": 96, "backbone": b, "future_patches": fp, "mse": mse, "fit_seconds": 1.0}
             for b, fp, mse in (("pretrained", "auto", 0.40), ("random", "auto", 0.44),
                                ("pretrained", 0, 0.41), ("random", 0, 0.45))]
