@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from trace_forecast.engine.resume import AtomicCheckpointIO, ResumableLoader
 
 CHILD = Path(__file__).resolve().parent / "resume_child.py"
+DARTS_CHILD = Path(__file__).resolve().parent / "resume_darts_child.py"
 
 
 def _child(folder: str, kill_at: int, out: Path) -> subprocess.Popen:
@@ -40,6 +41,30 @@ def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     got = json.loads((tmp_path / "resumed.json").read_text())
     assert expected["kept"] != "start", "the fit must train for the test to mean something"
     assert got == expected, f"killed after step {kill_at}"
+
+
+@pytest.mark.slow
+def test_a_darts_fit_killed_mid_epoch_resumes_from_darts_checkpoint(tmp_path):
+    """Darts' own convention: ``save_checkpoints=True`` writes a checkpoint per epoch;
+    ``TraceModel.load_from_checkpoint(..., best=False)`` and ``fit`` continue from the last
+    one. 3 epochs of 5 steps, killed in epoch 2 or 3: the forecast equals an uninterrupted
+    fit's."""
+    pytest.importorskip("darts")
+    kill_at = int(np.random.default_rng().integers(6, 15))
+
+    def child(mode: str, kill: int, out: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(DARTS_CHILD), str(tmp_path / "work"), mode, str(kill),
+                                 str(tmp_path / out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    reference = child("plain", 0, "reference.json")
+    killed = child("fresh", kill_at, "never.json")
+    assert killed.wait() == -9, killed.stderr.read()
+    resumed = child("resume", 0, "resumed.json")
+    assert resumed.wait() == 0, resumed.stderr.read()
+    assert reference.wait() == 0, reference.stderr.read()
+    expected = json.loads((tmp_path / "reference.json").read_text())
+    assert expected["steps"] == 15
+    assert json.loads((tmp_path / "resumed.json").read_text()) == expected, f"killed after step {kill_at}"
 
 
 def test_resumable_loader_shuffles_as_dataloader_does():

@@ -42,6 +42,7 @@ from trace_forecast.engine.recipe import (
     ClosedFormHeadStart,
     recipe_callbacks,
 )
+from trace_forecast.engine.resume import RandomState
 from trace_forecast.engine.settings import DSICSettings, TrainSettings
 from trace_forecast.errors import ParameterError
 from trace_forecast.parameters import (
@@ -293,8 +294,9 @@ class TraceModel(FoundationModel):
         """Darts' trainer plus the recipe's callbacks (closed-form head start, Gated DSIC or
         AdaLoRA's allocator, early stopping when there is validation data)."""
         requested = self._has_validation or self.model_params["validation_fraction"] > 0
-        extra = recipe_callbacks(model.network, self._recipe_settings(), self._has_validation,
-                                 ClosedFormHeadStart(validation_requested=requested), requested)
+        extra = [*recipe_callbacks(model.network, self._recipe_settings(), self._has_validation,
+                                   ClosedFormHeadStart(validation_requested=requested), requested),
+                 RandomState()]  # in Darts' checkpoints: a resumed fit shuffles as the interrupted one would have
         if trainer is not None:
             present = {type(cb) for cb in trainer.callbacks}
             trainer.callbacks.extend(cb for cb in extra if type(cb) not in present)

@@ -135,10 +135,12 @@ class DataPosition(Callback):
 
 
 class RandomState(Callback):
-    """Save the global torch random state with each checkpoint and restore it on resume."""
+    """Save the global torch random state with each checkpoint and restore it on resume.
 
-    def __init__(self) -> None:
-        self._restore: dict[str, Any] | None = None
+    It is restored as soon as Lightning hands the callback its state, before the training
+    data is set up: a loader without a generator of its own (Darts') draws its epoch's
+    shuffle from the global state when the epoch starts.
+    """
 
     def state_dict(self) -> dict[str, Any]:
         state = {"cpu": torch.get_rng_state()}
@@ -147,15 +149,9 @@ class RandomState(Callback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._restore = state_dict
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
-        if self._restore is None:
-            return
-        torch.set_rng_state(self._restore["cpu"])
-        if "cuda" in self._restore and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(self._restore["cuda"])
-        self._restore = None
+        torch.set_rng_state(state_dict["cpu"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -281,9 +281,11 @@ class GatedDSIC(Callback):
         if not loaders:
             loaders = trainer.train_dataloader
         loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
-        if loaders is trainer.train_dataloader:  # in order, not drawing from the training shuffle's generator
-            loader = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
-                                generator=torch.Generator())
+        # Its own pass over the windows, in order and with its own generator: drawing batches here
+        # takes nothing from the training shuffle or the global random state (a resumed fit restores
+        # those, and the position below).
+        loader = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                            generator=torch.Generator())
         if self._val_iter is None:
             self._val_iter = iter(loader)
             for _ in range(self._val_position):  # resumed: where the interrupted fit stood
