@@ -14,6 +14,9 @@ from trace_forecast.network import TraceNetwork
 from trace_forecast.parameters import default
 
 
+SMALL_FROZEN = 16  # elements: a frozen tensor this small is kept in checkpoints (a rank count, not a weight)
+
+
 class TraceLightningModule(pl.LightningModule):
     """Train a :class:`TraceNetwork` with the shared recipe (:mod:`trace_forecast.engine.recipe`).
 
@@ -65,7 +68,10 @@ class TraceLightningModule(pl.LightningModule):
         self.loss_weighting = "fit"  # how windows weigh in training (the head start may choose "series units")
         self.fit_key: str | None = None  # set when the fit writes resumable checkpoints (engine.resume)
         self.strict_loading = False  # checkpoints hold what training changes, not the frozen backbone
-        self._changing = {f"network.{n}" for n, p in network.named_parameters() if p.requires_grad} | {
+        # What a checkpoint keeps: the trainable tensors, the buffers (gate masks) and small frozen
+        # tensors that training may still change (AdaLoRA's rank counts), not the pretrained weights.
+        self._changing = {f"network.{n}" for n, p in network.named_parameters()
+                          if p.requires_grad or p.numel() <= SMALL_FROZEN} | {
             f"network.{n}" for n, _ in network.named_buffers()}
 
     @property

@@ -299,12 +299,33 @@ def frozen_backbone(network) -> Iterator[None]:
 
 class AdaLoraAllocator(Callback):
     """PEFT AdaLoRA: set its schedule from the run's step count, then allocate ranks
-    after every optimiser step."""
+    after every optimiser step. Its running importance statistics travel in checkpoints."""
+
+    STATISTICS = ("ipt", "exp_avg_ipt", "exp_avg_unc")
+
+    def __init__(self) -> None:
+        self._allocator = None
+        self._restore: dict | None = None
+
+    def state_dict(self) -> dict:
+        if self._allocator is None:
+            return {}
+        return {name: {k: v.detach().cpu().clone() for k, v in getattr(self._allocator, name).items()}
+                for name in self.STATISTICS}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._restore = state_dict or None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
         tuner = pl_module.network.peft_tuner
         if tuner is not None:
             set_adalora_steps(tuner, int(trainer.estimated_stepping_batches))
+            self._allocator = getattr(tuner, "rankallocator", None)
+        if self._restore is not None and self._allocator is not None:
+            for name in self.STATISTICS:
+                getattr(self._allocator, name).update(
+                    {k: v.to(pl_module.device) for k, v in self._restore[name].items()})
+            self._restore = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         tuner = pl_module.network.peft_tuner
