@@ -1,7 +1,8 @@
 """A checkpointing fit in its own process, for ``tests/test_resume.py``: ``python
-resume_child.py FOLDER KILL_AT OUT`` fits a tiny forecaster (``FOLDER``: its checkpoint
-folder, ``-`` for none), kills itself with SIGKILL after training step ``KILL_AT`` (0:
-never) and otherwise writes its forecast and fit record to ``OUT`` (JSON)."""
+resume_child.py FOLDER KILL_AT OUT [ADAPTER]`` fits a tiny forecaster (``FOLDER``: its
+checkpoint folder, ``-`` for none; ``ADAPTER``: default ``gated_dsic``), kills itself with
+SIGKILL after training step ``KILL_AT`` (0: never) and otherwise writes its forecast and fit
+record to ``OUT`` (JSON)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class KillAt(pl.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(folder: str, kill_at: int, out: str) -> None:
+def main(folder: str, kill_at: int, out: str, adapter: str = "gated_dsic") -> None:
     import trace_forecast.engine.trainer as trainer
     from sktime.datasets import load_airline
 
@@ -37,7 +38,7 @@ def main(folder: str, kill_at: int, out: str) -> None:
     if kill_at > 0:
         recipe = trainer.recipe_callbacks
         trainer.recipe_callbacks = lambda *a, **k: [*recipe(*a, **k), KillAt(kill_at)]
-    forecaster = TraceForecaster(**PARAMS, checkpoint_dir=None if folder == "-" else folder)
+    forecaster = TraceForecaster(**PARAMS, adapter=adapter, checkpoint_dir=None if folder == "-" else folder)
     forecaster.fit(load_airline(), fh=[1, 2, 3, 4])
     record = {"forecast": forecaster.predict().tolist(), "kept": forecaster.fit_choices_["kept"],
               "train_loss": forecaster.train_loss_, "val_loss": forecaster.val_loss_,
@@ -47,4 +48,4 @@ def main(folder: str, kill_at: int, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

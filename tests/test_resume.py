@@ -19,8 +19,8 @@ CHILD = Path(__file__).resolve().parent / "resume_child.py"
 DARTS_CHILD = Path(__file__).resolve().parent / "resume_darts_child.py"
 
 
-def _child(folder: str, kill_at: int, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(CHILD), folder, str(kill_at), str(out)],
+def _child(folder: str, kill_at: int, out: Path, adapter: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(CHILD), folder, str(kill_at), str(out), adapter],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -28,19 +28,21 @@ def _child(folder: str, kill_at: int, out: Path) -> subprocess.Popen:
 def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     """10 steps, a checkpoint every 2: killed after a random step in 3..10, resumed from the
     checkpoint before it, the forecasts, losses and Gated DSIC's rounds equal an
-    uninterrupted fit's (CPU, fp32, seed fixed)."""
-    kill_at = int(np.random.default_rng().integers(3, 11))
-    reference = _child("-", 0, tmp_path / "reference.json")  # runs beside the interrupted one
-    killed = _child(str(tmp_path / "ckpt"), kill_at, tmp_path / "never.json")
+    uninterrupted fit's (CPU, fp32, seed fixed). The adapter is Gated DSIC or AdaLoRA (its
+    rank allocator has state of its own), drawn at random too."""
+    rng = np.random.default_rng()
+    kill_at, adapter = int(rng.integers(3, 11)), str(rng.choice(["gated_dsic", "adalora"]))
+    reference = _child("-", 0, tmp_path / "reference.json", adapter)  # runs beside the interrupted one
+    killed = _child(str(tmp_path / "ckpt"), kill_at, tmp_path / "never.json", adapter)
     assert killed.wait() == -9, killed.stderr.read()
     assert (tmp_path / "ckpt" / "resume.ckpt").is_file() and not (tmp_path / "never.json").exists()
-    resumed = _child(str(tmp_path / "ckpt"), 0, tmp_path / "resumed.json")
+    resumed = _child(str(tmp_path / "ckpt"), 0, tmp_path / "resumed.json", adapter)
     assert resumed.wait() == 0, resumed.stderr.read()
     assert reference.wait() == 0, reference.stderr.read()
     expected = json.loads((tmp_path / "reference.json").read_text())
     got = json.loads((tmp_path / "resumed.json").read_text())
     assert expected["kept"] != "start", "the fit must train for the test to mean something"
-    assert got == expected, f"killed after step {kill_at}"
+    assert got == expected, f"{adapter} killed after step {kill_at}"
 
 
 @pytest.mark.slow
