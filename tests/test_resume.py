@@ -131,3 +131,21 @@ def test_a_checkpoint_of_another_fit_is_replaced(tmp_path):
     np.testing.assert_array_equal(first.predict().to_numpy(), again.predict().to_numpy())
     with pytest.warns(UserWarning, match="belongs to another fit"):
         TraceForecaster(**params).fit(y.iloc[:-5], fh=[1, 2])
+
+
+def test_checkpoints_by_wall_clock_and_from_the_detector(tmp_path):
+    import datetime
+
+    import pandas as pd
+
+    from trace_forecast import TraceAnomalyDetector
+
+    t = np.arange(600)
+    x = pd.DataFrame({"x": np.sin(2 * np.pi * t / 24) + np.random.default_rng(0).normal(0, 0.1, len(t))})
+    detector = TraceAnomalyDetector(context_length=32, max_epochs=1, max_windows=96, batch_size=16, random_state=0,
+                                    checkpoint_dir=tmp_path, checkpoint_every=datetime.timedelta(microseconds=1))
+    detector.fit(x)
+    state = torch.load(tmp_path / "resume.ckpt", weights_only=True)
+    assert state["global_step"] >= 1 and "DataPosition" in state["callbacks"]
+    again = TraceAnomalyDetector(**detector.get_params()).fit(x)  # the same fit: resumes from it
+    np.testing.assert_array_equal(again.transform_scores(x).to_numpy(), detector.transform_scores(x).to_numpy())
