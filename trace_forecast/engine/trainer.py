@@ -140,9 +140,8 @@ def _fit_once(
     else:  # several devices: Lightning gives the loader a distributed sampler
         train_loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True, generator=generator)
     val_loader = (
-        # its own generator: a pass over it does not draw from the global random state, which a resumed fit restores
-        DataLoader(val_data, batch_size=settings.batch_size, shuffle=False, generator=torch.Generator())
-        if val_data is not None and len(val_data) else None
+        DataLoader(val_data, batch_size=settings.batch_size, shuffle=False) if val_data is not None and len(val_data)
+        else None
     )
     module = TraceLightningModule(
         network,

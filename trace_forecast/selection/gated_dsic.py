@@ -278,17 +278,20 @@ class GatedDSIC(Callback):
                 loaders = trainer.val_dataloaders
             except MisconfigurationException:  # no validation data: fall back to training batches
                 loaders = None
-        if not loaders:
+        fallback = not loaders
+        if fallback:
             loaders = trainer.train_dataloader
         loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
-        # Its own pass over the windows, in order and with its own generator: drawing batches here
-        # takes nothing from the training shuffle or the global random state (a resumed fit restores
-        # those, and the position below).
-        loader = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
-                            generator=torch.Generator())
+        if fallback:  # the training windows in order: the training shuffle's generator is left alone
+            loader = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                                generator=torch.Generator())
         if self._val_iter is None:
-            self._val_iter = iter(loader)
-            for _ in range(self._val_position):  # resumed: where the interrupted fit stood
+            if self._val_position:  # resumed: the interrupted fit drew this pass's seed before its checkpoint
+                with torch.random.fork_rng(devices=[]):
+                    self._val_iter = iter(loader)
+            else:
+                self._val_iter = iter(loader)
+            for _ in range(self._val_position):  # where the interrupted fit stood
                 next(self._val_iter)
         try:
             batch = next(self._val_iter)
