@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,11 +47,14 @@ CALIBRATION_PREFIX = "calibration."
 KINDS = ("forecaster", "detector", "darts")
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def backbone_fingerprint(backbone: MomentBackbone) -> str:
     """SHA-256 of the backbone's weights (names, dtypes, shapes and bytes, in name order),
-    computed once per loaded backbone: what "the same backbone" means, wherever it was
-    loaded from (hub id, local folder, embedded)."""
-    cached = getattr(backbone, "_trace_fingerprint", None)
+    computed once per loaded (read-only, shared) backbone: what "the same backbone" means,
+    wherever it was loaded from (hub id, local folder, embedded)."""
+    cached = _FINGERPRINTS.get(backbone)
     if cached is not None:
         return cached
     digest = hashlib.sha256()
@@ -58,9 +62,8 @@ def backbone_fingerprint(backbone: MomentBackbone) -> str:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    value = digest.hexdigest()
-    object.__setattr__(backbone, "_trace_fingerprint", value)
-    return value
+    _FINGERPRINTS[backbone] = digest.hexdigest()
+    return _FINGERPRINTS[backbone]
 
 
 @dataclass
