@@ -29,12 +29,11 @@ class KillAt(pl.Callback):
 
 
 def main(folder: str, kill_at: int, out: str, adapter: str = "gated_dsic") -> None:
-    import trace_forecast.engine.trainer as trainer
     from sktime.datasets import load_airline
 
+    import trace_forecast.engine.trainer as trainer
     from trace_forecast import TraceForecaster
 
-    warnings.simplefilter("ignore")
     if kill_at > 0:
         recipe = trainer.recipe_callbacks
         trainer.recipe_callbacks = lambda *a, **k: [*recipe(*a, **k), KillAt(kill_at)]
@@ -48,4 +47,5 @@ def main(folder: str, kill_at: int, out: str, adapter: str = "gated_dsic") -> No
 
 
 if __name__ == "__main__":
+    warnings.simplefilter("ignore")
     main(sys.argv[1], int(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

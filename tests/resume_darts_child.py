@@ -8,12 +8,10 @@ with SIGKILL after training step ``KILL_AT`` (0: never) and otherwise writes its
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import warnings
 
-import pytorch_lightning as pl
+from resume_child import KillAt  # the script's folder is on sys.path
 
 PARAMS = {"input_chunk_length": 32, "output_chunk_length": 4, "n_epochs": 3, "max_windows": 80, "batch_size": 16,
           "random_state": 0, "dsic_interval": 2, "dsic_draws": 2, "head_init": "default", "multitask": True,
@@ -21,23 +19,13 @@ PARAMS = {"input_chunk_length": 32, "output_chunk_length": 4, "n_epochs": 3, "ma
 QUIET = {"enable_progress_bar": False, "accelerator": "cpu"}
 
 
-class KillAt(pl.Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
 def main(work_dir: str, mode: str, kill_at: int, out: str) -> None:
     import numpy as np
-    import trace_forecast.darts.model as darts_model
     from darts import TimeSeries
 
+    import trace_forecast.darts.model as darts_model
     from trace_forecast.darts import TraceModel
 
-    warnings.simplefilter("ignore")
     if kill_at > 0:
         recipe = darts_model.recipe_callbacks
         darts_model.recipe_callbacks = lambda *a, **k: [*recipe(*a, **k), KillAt(kill_at)]
@@ -57,4 +45,5 @@ def main(work_dir: str, mode: str, kill_at: int, out: str) -> None:
 
 
 if __name__ == "__main__":
+    warnings.simplefilter("ignore")
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])

@@ -107,8 +107,8 @@ def save_adapter_folder(folder: str | Path, network: TraceNetwork, backbone_sour
     """
     from safetensors.torch import save as save_bytes
 
-    from trace_forecast.version import __version__
     from trace_forecast.backbone import shared_backbone
+    from trace_forecast.version import __version__
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
