@@ -127,7 +127,7 @@ def save_adapter_folder(folder: str | Path, network: TraceNetwork, backbone_sour
         "package_version": __version__,
         "kind": kind,
         "backbone": {"source": source, "sha256": backbone_fingerprint(backbone),
-                     "config_version": backbone.config.extra.get("version")},
+                     "version": (backbone.config.extra.get("trace_forecast") or {}).get("version")},
         "spec": _spec_json(network.spec),
         "trainable": trainable,
         "params": _json_params(params),
