@@ -198,3 +198,16 @@ def test_moment_sizes_match_the_public_checkpoints():
 
 def test_tiny_config_builds():
     assert MomentBackbone(tiny_config()).config.n_patches == 64
+
+
+def test_loading_a_backbone_leaves_the_global_random_state_alone():
+    """Its random initial weights are overwritten: drawing them must not shift a process's
+    first fit against its later ones (a Darts fit seeds, then loads the backbone)."""
+    import torch
+
+    from trace_forecast.backbone import load_backbone
+
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    load_backbone(None)
+    assert torch.equal(torch.get_rng_state(), before)

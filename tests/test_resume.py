@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,6 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from trace_forecast.engine.resume import AtomicCheckpointIO, ResumableLoader
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import resume_child  # noqa: E402 - the fits the subprocesses run, run here for reference
-import resume_darts_child  # noqa: E402
 
 CHILD = Path(__file__).resolve().parent / "resume_child.py"
 DARTS_CHILD = Path(__file__).resolve().parent / "resume_darts_child.py"
@@ -37,14 +32,13 @@ def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     rank allocator has state of its own), drawn at random too."""
     rng = np.random.default_rng()
     kill_at, adapter = int(rng.integers(3, 11)), str(rng.choice(["gated_dsic", "adalora"]))
+    reference = _child("-", 0, tmp_path / "reference.json", adapter)  # runs beside the interrupted one
     killed = _child(str(tmp_path / "ckpt"), kill_at, tmp_path / "never.json", adapter)
-    with warnings.catch_warnings():  # the uninterrupted fit, here, while the child runs
-        warnings.simplefilter("ignore")
-        resume_child.main("-", 0, str(tmp_path / "reference.json"), adapter)
     assert killed.wait() == -9, killed.stderr.read()
     assert (tmp_path / "ckpt" / "resume.ckpt").is_file() and not (tmp_path / "never.json").exists()
     resumed = _child(str(tmp_path / "ckpt"), 0, tmp_path / "resumed.json", adapter)
     assert resumed.wait() == 0, resumed.stderr.read()
+    assert reference.wait() == 0, reference.stderr.read()
     expected = json.loads((tmp_path / "reference.json").read_text())
     got = json.loads((tmp_path / "resumed.json").read_text())
     assert expected["kept"] != "start", "the fit must train for the test to mean something"
@@ -64,13 +58,12 @@ def test_a_darts_fit_killed_mid_epoch_resumes_from_darts_checkpoint(tmp_path):
         return subprocess.Popen([sys.executable, str(DARTS_CHILD), str(tmp_path / "work"), mode, str(kill),
                                  str(tmp_path / out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
+    reference = child("plain", 0, "reference.json")
     killed = child("fresh", kill_at, "never.json")
-    with warnings.catch_warnings():  # the uninterrupted fit, here, while the child runs
-        warnings.simplefilter("ignore")
-        resume_darts_child.main(str(tmp_path / "plain"), "plain", 0, str(tmp_path / "reference.json"))
     assert killed.wait() == -9, killed.stderr.read()
     resumed = child("resume", 0, "resumed.json")
     assert resumed.wait() == 0, resumed.stderr.read()
+    assert reference.wait() == 0, reference.stderr.read()
     expected = json.loads((tmp_path / "reference.json").read_text())
     assert expected["steps"] == 15
     assert json.loads((tmp_path / "resumed.json").read_text()) == expected, f"killed after step {kill_at}"

@@ -19,6 +19,7 @@ from trace_forecast.backbone.config import MomentConfig
 from trace_forecast.backbone.embedding import sinusoidal_positions
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.errors import CheckpointError
+from trace_forecast.rng import GLOBAL_RNG_LOCK
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -115,7 +116,11 @@ def load_backbone(source: str | Path | None = None) -> MomentBackbone:
     """Load a MOMENT-layout backbone (``None`` = embedded default) in eval mode, float32."""
     folder = resolve_checkpoint(source)
     config = load_config(folder)
-    model = MomentBackbone(config)
+    # The random initial weights are overwritten by the checkpoint's: drawing them must not move
+    # the global random state, or a process's first fit (which loads the backbone) would draw
+    # other reconstruction masks than its later fits (which find it cached).
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        model = MomentBackbone(config)
     load_state(model, _read_weights(folder), str(folder))
     return model.eval()
 
