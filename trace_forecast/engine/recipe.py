@@ -304,14 +304,19 @@ class AdaLoraAllocator(Callback):
     STATISTICS = ("ipt", "exp_avg_ipt", "exp_avg_unc")
 
     def __init__(self) -> None:
-        self._allocator = None
+        self._tuner = self._allocator = None
         self._restore: dict | None = None
 
     def state_dict(self) -> dict:
         if self._allocator is None:
             return {}
-        return {name: {k: v.detach().cpu().clone() for k, v in getattr(self._allocator, name).items()}
-                for name in self.STATISTICS}
+        state = {name: {k: v.detach().cpu().clone() for k, v in getattr(self._allocator, name).items()}
+                 for name in self.STATISTICS}
+        state["rank_pattern"] = self._config().rank_pattern  # the allocation so far (the final one after tfinal)
+        return state
+
+    def _config(self):
+        return self._tuner.peft_config[self._tuner.trainable_adapter_name]
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._restore = state_dict or None
@@ -320,11 +325,12 @@ class AdaLoraAllocator(Callback):
         tuner = pl_module.network.peft_tuner
         if tuner is not None:
             set_adalora_steps(tuner, int(trainer.estimated_stepping_batches))
-            self._allocator = getattr(tuner, "rankallocator", None)
+            self._tuner, self._allocator = tuner, getattr(tuner, "rankallocator", None)
         if self._restore is not None and self._allocator is not None:
             for name in self.STATISTICS:
                 getattr(self._allocator, name).update(
                     {k: v.to(pl_module.device) for k, v in self._restore[name].items()})
+            self._config().rank_pattern = self._restore.get("rank_pattern")
             self._restore = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
