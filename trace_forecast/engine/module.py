@@ -13,7 +13,6 @@ from trace_forecast.engine.recipe import WEIGHT_DECAY, recipe_optimizers
 from trace_forecast.network import TraceNetwork
 from trace_forecast.parameters import default
 
-
 SMALL_FROZEN = 16  # elements: a frozen tensor this small is kept in checkpoints (a rank count, not a weight)
 
 

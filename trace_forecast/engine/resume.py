@@ -4,15 +4,16 @@ Lightning already saves and restores the weights, the optimiser, the scheduler, 
 counters and every callback's ``state_dict`` (Gated DSIC's importance and generator, the
 kept-best state, early stopping). What it cannot know is kept here:
 
-- where the shuffled data stream stood: :class:`ResumableLoader` is a ``DataLoader``
-  with ``state_dict``/``load_state_dict`` (Lightning saves a loader that has them), whose
-  sampler (:class:`ResumableRandomSampler`) draws exactly as torch's ``RandomSampler``
-  and restarts mid-epoch at the first window not yet trained on;
+- where the shuffled data stream stood: :class:`ResumableLoader`'s sampler
+  (:class:`ResumableRandomSampler`) draws exactly as torch's ``RandomSampler`` and restarts
+  mid-epoch at the first window not yet trained on; :class:`DataPosition` carries its
+  position in the checkpoint;
 - the global random state (dropout, reconstruction masks): :class:`RandomState`;
 - which fit a checkpoint belongs to: :func:`fit_key`, a hash of the data, the network's
   starting state and the settings, stored in the checkpoint and compared before resuming;
-- atomic files: :class:`AtomicCheckpointIO` writes to a temporary name and renames, so a
-  kill during a save leaves the previous checkpoint whole.
+- atomic files: :func:`atomic_save` writes to a temporary name and renames, so a kill
+  during a save leaves the previous checkpoint whole (the pretraining campaign saves the
+  same way).
 
 Checkpoints hold the trainable tensors and buffers only (not the frozen backbone), so one
 costs kilobytes to megabytes, even for MOMENT-1-large.
@@ -33,7 +34,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, Checkpoint
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -154,18 +154,15 @@ class RandomState(Callback):
             torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made atomic: write a temporary file, then rename."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
-            torch.save(checkpoint, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+def atomic_save(trainer: pl.Trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` to ``path`` through a temporary file, flushed to disk and
+    renamed: a kill during the write leaves the previous checkpoint whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    trainer.save_checkpoint(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 class ResumeCheckpoint(Checkpoint):
@@ -196,7 +193,7 @@ class ResumeCheckpoint(Checkpoint):
             self._save(trainer)
 
     def _save(self, trainer: pl.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        atomic_save(trainer, self.path)
         self._last_save = time.monotonic()
 
 

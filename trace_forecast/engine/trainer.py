@@ -33,7 +33,6 @@ from trace_forecast.engine.recipe import (
     recipe_callbacks,
 )
 from trace_forecast.engine.resume import (
-    AtomicCheckpointIO,
     CheckpointPlan,
     DataPosition,
     RandomState,
@@ -185,7 +184,6 @@ def _fit_once(
             callbacks=callbacks,
             logger=False,
             enable_checkpointing=plan is not None,  # then ResumeCheckpoint is the one (engine.resume)
-            plugins=[AtomicCheckpointIO()] if plan is not None else None,
             enable_progress_bar=settings.verbose,
             enable_model_summary=settings.verbose,
             num_sanity_val_steps=0,

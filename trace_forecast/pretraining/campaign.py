@@ -25,16 +25,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from trace_forecast.engine.resume import atomic_save
+
 CHECKPOINT = "checkpoint.ckpt"
 LEGS = "legs.json"
-
-
-def atomic_save(trainer: pl.Trainer, path: Path) -> None:
-    """``trainer.save_checkpoint`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(tmp)
-    os.replace(tmp, path)
 
 
 def hardware(trainer: pl.Trainer) -> dict[str, Any]:
