@@ -459,14 +459,13 @@ class TraceModel(FoundationModel):
         files"). Interval offsets are not saved: a loaded model calibrates them on the
         series given to ``fit``."""
         from trace_forecast.parameter_count import parameter_report
-        from trace_forecast.tasks.adapter_folder import save_adapter_folder
+        from trace_forecast.tasks.adapter_folder import frame_json, save_adapter_folder
 
         if self.network is None:
             raise ValueError("fit the model before saving its adapters")
-        history, selected = self.selection_history(), self.selected_modules()
         report = {"trainable_parameters": parameter_report(self.network),
-                  "selected_modules": {"columns": list(selected.columns), "rows": selected.to_numpy().tolist()},
-                  "selection_history": {"columns": list(history.columns), "rows": history.to_numpy().tolist()},
+                  "selected_modules": frame_json(self.selected_modules()),
+                  "selection_history": frame_json(self.selection_history()),
                   "train_loss": [], "val_loss": [], "fit_seconds": None, "fit_choices": {}}
         params = {**self.model_params, "backbone": self.pl_module_params["backbone"]}
         return save_adapter_folder(folder, self.network, params["backbone"], "darts", params, report)
@@ -483,22 +482,19 @@ class TraceModel(FoundationModel):
         executed; a damaged folder, a newer format or a different backbone raises
         :class:`~trace_forecast.errors.AdapterFileError`.
         """
-        import inspect
-
         from trace_forecast.tasks.adapter_folder import read_adapter_folder
 
         loaded = read_adapter_folder(folder, kwargs.get("backbone", "as saved"))
         spec = loaded.network.spec
         if spec.task != "forecast":
             raise ValueError(f"{folder} holds an anomaly-scoring network without a forecasting head")
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
         saved = loaded.params
-        settings = {k: v for k, v in saved.items() if k in accepted}
+        settings = loaded.params_for(cls)
         if loaded.kind != "darts" and "max_epochs" in saved:
             settings["n_epochs"] = saved["max_epochs"]
         shift = int(saved.get("output_chunk_shift", 0)) if loaded.kind == "darts" else 0
         settings.update(input_chunk_length=spec.context_length, output_chunk_length=spec.horizon - shift,
-                        output_chunk_shift=shift, backbone=loaded.config["backbone"]["source"])
+                        output_chunk_shift=shift)
         for fixed in ("input_chunk_length", "output_chunk_length", "output_chunk_shift"):
             if fixed in kwargs and kwargs[fixed] != settings[fixed]:
                 raise ParameterError(f"the adapters in {folder} were trained with {fixed}={settings[fixed]}, "

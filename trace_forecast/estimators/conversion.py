@@ -87,10 +87,8 @@ def from_adapters(cls, folder, params: dict[str, Any]):
     if params.get("context_length", spec.context_length) != spec.context_length:
         raise ParameterError(f"the adapters in {folder} read a context of {spec.context_length} steps; "
                              f"context_length={params['context_length']} does not fit them")
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    settings = {k: v for k, v in loaded.params.items() if k in accepted}
-    settings.update(context_length=spec.context_length, backbone=loaded.config["backbone"]["source"])
-    if "forecast_horizon" in accepted and spec.task == "forecast":
+    settings = {**loaded.params_for(cls), "context_length": spec.context_length}
+    if "forecast_horizon" in inspect.signature(cls.__init__).parameters and spec.task == "forecast":
         settings["forecast_horizon"] = spec.horizon
     est = cls(**{**settings, **params})
     est._adopted__fit = loaded.fitted_state()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import weakref
@@ -76,6 +77,13 @@ class AdapterFolder:
     report: dict[str, Any]
     residuals: ResidualPool | None
     config: dict[str, Any]
+
+    def params_for(self, cls: type) -> dict[str, Any]:
+        """The saved parameters that ``cls`` takes, by name, and the backbone they were
+        trained on (a front end's starting point for rebuilding the estimator)."""
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        return {**{k: v for k, v in self.params.items() if k in accepted},
+                "backbone": self.config["backbone"]["source"]}
 
     def fitted_state(self) -> dict[str, Any]:
         """The fitted attributes an estimator adopts (``estimators._common.adopt_fit``)."""
@@ -276,8 +284,8 @@ def fit_report(est) -> dict[str, Any]:
     but the network), in JSON form."""
     return {
         "trainable_parameters": dict(est.trainable_parameters_),
-        "selected_modules": _records(est.selected_modules_),
-        "selection_history": _records(est.selection_history_),
+        "selected_modules": frame_json(est.selected_modules_),
+        "selection_history": frame_json(est.selection_history_),
         "train_loss": list(est.train_loss_),
         "val_loss": list(est.val_loss_),
         "fit_seconds": float(est.fit_seconds_),
@@ -285,7 +293,8 @@ def fit_report(est) -> dict[str, Any]:
     }
 
 
-def _records(frame: pd.DataFrame) -> dict[str, Any]:
+def frame_json(frame: pd.DataFrame) -> dict[str, Any]:
+    """A report frame (selected modules, selection history) as JSON: columns and rows."""
     return {"columns": list(frame.columns), "rows": frame.to_numpy().tolist()}
 
 
@@ -302,8 +311,8 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in params.items():
         try:
-            out[name] = json.loads(json.dumps(_jsonable(value)))
-        except (TypeError, ValueError):
+            out[name] = _jsonable(value)
+        except TypeError:
             continue
     return out
 
