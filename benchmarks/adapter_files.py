@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.common import RESULTS, environment, timed
 
 OUT = RESULTS / "adapter_files.json"
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks_adapter_files.md"
@@ -46,11 +45,10 @@ def default_folder(train) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = forecaster.save_adapters(Path(tmp) / "adapters")
         size = folder_bytes(folder)
-        start = time.perf_counter()
-        TraceForecaster.load_adapters(folder)
-        load_seconds = time.perf_counter() - start
+        with timed() as load_seconds:
+            TraceForecaster.load_adapters(folder)
     return {"case": "default TraceForecaster() on ETTh1, H = 96", "folder_bytes": size,
-            "trainable_parameters": int(forecaster.total_trainable_), "load_seconds": load_seconds,
+            "trainable_parameters": int(forecaster.total_trainable_), "load_seconds": load_seconds(),
             "kept": forecaster.fit_choices_["kept"]}
 
 
@@ -81,23 +79,23 @@ def checkpoint_cost(train) -> dict:
 
     fh = np.arange(1, HORIZON + 1)
     times: dict[str, list[float]] = {"off": [], "on": []}
-    steps = None
+    epochs = None
     for _ in range(REPEATS):
         for mode in ("off", "on"):
             with tempfile.TemporaryDirectory() as tmp:
                 extra = {"checkpoint_dir": tmp, "checkpoint_every": EVERY} if mode == "on" else {}
                 forecaster = TraceForecaster(random_state=0, **TRAINING, **extra)
-                start = time.perf_counter()
-                forecaster.fit(train, fh=fh)
-                times[mode].append(time.perf_counter() - start)
+                with timed() as fit_seconds:
+                    forecaster.fit(train, fh=fh)
+                times[mode].append(fit_seconds())
                 if mode == "on":
                     checkpoint = Path(tmp) / "resume.ckpt"
                     size = checkpoint.stat().st_size if checkpoint.is_file() else 0
-            steps = len(forecaster.train_loss_)
+            epochs = len(forecaster.train_loss_)
     off, on = float(np.median(times["off"])), float(np.median(times["on"]))
     return {"case": f"ETTh1, {TRAINING['max_windows']:,} windows x {TRAINING['max_epochs']} epochs, "
                     f"checkpoint every {EVERY} steps", "fit_seconds_off": times["off"], "fit_seconds_on": times["on"],
-            "median_off": off, "median_on": on, "ratio": on / off, "checkpoint_bytes": size, "epochs_run": steps}
+            "median_off": off, "median_on": on, "ratio": on / off, "checkpoint_bytes": size, "epochs_run": epochs}
 
 
 def run() -> dict:
