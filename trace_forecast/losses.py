@@ -31,14 +31,16 @@ def masked_reconstruction_loss(
     ``visible_weight > 0`` also scores the visible observed steps with that weight
     (MOMENT scores hidden steps only; TRACE's forecasting head reuses the reconstruction
     of *visible* patches, so our pretraining asks for both). If nothing is hidden (a
-    very short window), every observed step is scored.
+    very short window), every observed step is scored. Missing values (NaN) are never
+    scored.
     """
     enc = backbone.encode(x, input_mask, mask)
     rec = backbone.head(enc.tokens)
     target = backbone.normalizer.normalize(x, enc.mean, enc.std).clamp(-clip, clip)
-    weight = (((1 - mask) + visible_weight * mask) * input_mask)[:, None, :].expand_as(target).float()
+    finite = torch.isfinite(x).float()
+    weight = (((1 - mask) + visible_weight * mask) * input_mask)[:, None, :].float() * finite
     if weight.sum() == 0:
-        weight = input_mask[:, None, :].expand_as(target).float()
+        weight = input_mask[:, None, :].float() * finite
     err = (rec.float() - target.float()) ** 2
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
@@ -78,11 +80,15 @@ def normalized_mse(
     scale: torch.Tensor | None = None, weighting: str = "fit",
 ) -> torch.Tensor:
     """MSE between a RevIN-space forecast and the future ``y`` put in the same space;
-    with ``scale`` (each window's series unit), weighted by :func:`window_weights`."""
-    target = ((y - mean) / std).clamp(-clip, clip)
+    with ``scale`` (each window's series unit), weighted by :func:`window_weights`.
+    Missing targets (NaN in ``y``) are not scored."""
+    observed = torch.isfinite(y)
+    target = ((torch.where(observed, y, mean) - mean) / std).clamp(-clip, clip)  # a NaN target would poison gradients
     err = (pred.float() - target.float()) ** 2
     weight = window_weights(std.float(), scale, weighting)
     if weight is None:
-        return torch.mean(err)
-    weight = weight.expand_as(err)
+        if bool(observed.all()):
+            return torch.mean(err)
+        weight = torch.ones_like(err)
+    weight = weight.expand_as(err) * observed
     return (err * weight).sum() / weight.sum().clamp_min(1e-12)

@@ -52,8 +52,9 @@ class PatchEmbedding(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, patches: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
-        """``patch_mask [B, n_patches]``: 1 keeps the patch, 0 replaces it by the mask token."""
-        keep = patch_mask[:, None, :, None].to(patches.dtype)
+        """``patch_mask [B, n_patches]`` (or ``[B, C, n_patches]``, one per channel): 1 keeps
+        the patch, 0 replaces it by the mask token."""
+        keep = (patch_mask[:, None, :, None] if patch_mask.dim() == 2 else patch_mask[..., None]).to(patches.dtype)
         x = keep * self.value_embedding(patches) + (1 - keep) * self.mask_embedding
         if self.position_embedding is not None:
             x = x + self.position_embedding(x.shape[2])

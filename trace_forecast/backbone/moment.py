@@ -5,6 +5,10 @@ Same module tree and parameter names as MOMENT (``normalizer``, ``patch_embeddin
 checkpoints load without key remapping. Input is ``x [B, C, L]`` and
 ``input_mask [B, L]`` (1 = observed, 0 = left padding); channels are processed
 independently by folding them into the batch.
+
+Missing values (NaN in ``x``) are handled inside the model, never filled before it
+(:mod:`trace_forecast.backbone.missing`): gaps shorter than a patch are bridged, and a patch in a longer gap enters the encoder as
+the mask token, which masked-reconstruction pretraining taught the backbone to fill in.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from transformers.models.t5.modeling_t5 import T5Stack
 
 from trace_forecast.backbone.config import MomentConfig
 from trace_forecast.backbone.embedding import PatchEmbedding
+from trace_forecast.backbone.missing import fill_for_encoder
 from trace_forecast.backbone.revin import RevIN
 
 
@@ -89,6 +94,7 @@ class MomentBackbone(nn.Module):
         super().__init__()
         self.config = config
         self.patch_len = config.patch_len
+        self.max_bridged_gap: int | None = None  # missing values: fill_for_encoder's default
         self.normalizer = RevIN()
         self.patch_embedding = PatchEmbedding(
             d_model=config.d_model,
@@ -122,14 +128,24 @@ class MomentBackbone(nn.Module):
         ``input_mask [B, L]`` marks observed steps (0 = padding: excluded from RevIN
         statistics and from attention). ``mask [B, L]`` marks steps shown to the model
         (0 = hidden behind the mask token, as in masked-reconstruction pretraining).
+        Missing values (NaN or infinite steps of ``x``, per channel): gaps shorter than a patch are bridged and the patches of longer ones
+        hidden behind the mask token (:func:`~trace_forecast.backbone.missing.fill_for_encoder`).
         """
         input_mask = self._check_input(x, input_mask)
         mask = torch.ones_like(input_mask) if mask is None else mask.to(x.dtype)
         batch, channels, _ = x.shape
-        mean, std = self.normalizer.statistics(x, mask * input_mask)
+        finite = torch.isfinite(x)
+        if bool(finite.all()):  # complete data: the plain MOMENT path
+            statistics_mask, shown = mask * input_mask, patch_view(mask, self.patch_len)
+        else:
+            x, present, complete = fill_for_encoder(x, self.patch_len, self.max_bridged_gap)
+            visible = mask[:, None, :] * complete.to(x.dtype)
+            statistics_mask = mask[:, None, :] * input_mask[:, None, :] * present.to(x.dtype)
+            shown = patch_view(visible, self.patch_len)
+        mean, std = self.normalizer.statistics(x, statistics_mask)
         z = self.normalizer.normalize(x, mean, std)
         patches = z.unfold(-1, self.patch_len, self.patch_len)
-        emb = self.patch_embedding(patches, patch_view(mask, self.patch_len))
+        emb = self.patch_embedding(patches, shown)
         n_patches = emb.shape[2]
         emb = emb.reshape(batch * channels, n_patches, -1)
         attention = attention_mask(input_mask, self.patch_len).repeat_interleave(channels, dim=0)

@@ -1,7 +1,7 @@
 """Reversible instance normalisation without affine weights, as in MOMENT.
 
 Statistics are computed over the observed time steps only (``mask == 1``), so left
-padding never shifts the mean or the scale. A constant window has standard deviation
+padding and missing values never shift the mean or the scale. A constant window has standard deviation
 0; ``eps`` keeps the division finite and the normalised values are exactly 0.
 """
 
@@ -19,8 +19,9 @@ class RevIN(nn.Module):
         self.eps = eps
 
     def statistics(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std of ``x [B, C, L]`` over positions where ``mask [B, L]`` is 1."""
-        keep = mask.unsqueeze(1).expand_as(x).bool()
+        """Mean and std of ``x [B, C, L]`` over positions where ``mask`` (``[B, L]``, or
+        ``[B, C, L]`` for a mask per channel) is 1."""
+        keep = (mask.unsqueeze(1) if mask.dim() == 2 else mask).expand_as(x).bool()
         masked = torch.where(keep, x, torch.nan)
         mean = torch.nanmean(masked, dim=-1, keepdim=True)
         var = (masked - mean).square().nanmean(dim=-1, keepdim=True)

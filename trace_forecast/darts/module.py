@@ -42,12 +42,14 @@ from trace_forecast.tasks.setup import backbone_for, network_spec
 
 
 def channel_windows(past_target: torch.Tensor, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, L, C]`` (NaN = padding) -> ``x [B*C, 1, context]`` and ``input_mask [B*C, context]``,
-    left-padded (or cut) to ``context_length``."""
+    """``[B, L, C]`` -> ``x [B*C, 1, context]`` and ``input_mask [B*C, context]``, left-padded
+    (or cut) to ``context_length``. Leading NaN are padding (Darts pads variable-length
+    inputs with NaN on the left; ``input_mask`` 0); a NaN after the first observed value is a
+    missing value and stays NaN, for the backbone to mask."""
     b, length, c = past_target.shape
     x = past_target.permute(0, 2, 1).reshape(b * c, length)
-    mask = (~torch.isnan(x)).to(x.dtype)
-    x = torch.nan_to_num(x, nan=0.0)
+    mask = torch.isfinite(x).to(x.dtype).cummax(dim=-1).values
+    x = torch.where(mask.bool(), x, torch.zeros((), dtype=x.dtype, device=x.device))
     if length < context_length:
         pad = context_length - length
         x = torch.nn.functional.pad(x, (pad, 0))

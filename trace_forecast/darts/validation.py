@@ -15,8 +15,10 @@ def as_list(series: TimeSeries | Sequence[TimeSeries]) -> list[TimeSeries]:
 
 
 def check_series(series: TimeSeries | Sequence[TimeSeries], name: str, min_length: int) -> None:
-    """Raise a :class:`DataError` naming the first series that is not a numeric, finite
-    ``TimeSeries`` of at least ``min_length`` steps."""
+    """Raise a :class:`DataError` naming the first series that is not a numeric
+    ``TimeSeries`` of at least ``min_length`` steps, holds an infinite value, or has a
+    component with no observed value. Missing values (NaN) are allowed: the model masks
+    them (``docs/user_guide.md``, "Missing values")."""
     items = as_list(series)
     if not items:
         raise DataError(f"`{name}` is empty")
@@ -33,13 +35,15 @@ def check_series(series: TimeSeries | Sequence[TimeSeries], name: str, min_lengt
                 f"{min_length} (input_chunk_length + output_chunk_length when fitting, "
                 "the minimum input_chunk_length when predicting)"
             )
-        bad = ~np.isfinite(values)
+        bad = np.isinf(values)
         if bad.any():
             first = ts.time_index[int(np.argwhere(bad)[0][0])]
-            raise DataError(
-                f"{label} contains {int(bad.sum())} NaN or infinite values (first at {first}); "
-                "fill them first, e.g. with darts.utils.missing_values.fill_missing_values"
-            )
+            raise DataError(f"{label} contains {int(bad.sum())} infinite values (first at {first}); replace them "
+                            "(NaN marks a missing value)")
+        empty = [str(c) for c, observed in zip(ts.components, np.isfinite(values).reshape(len(ts), len(ts.components), -1).any(axis=(0, 2)), strict=True)
+                 if not observed]
+        if empty:
+            raise DataError(f"{label} has no observed value in component(s) {empty[:5]} (all missing)")
 
 
 def split_for_validation(

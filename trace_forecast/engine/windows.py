@@ -2,7 +2,10 @@
 
 Every channel of every series is an independent univariate series (MOMENT is
 channel-independent). A window is ``(x [1, L], input_mask [L], y [1, H])``; a history
-shorter than ``L`` is left-padded with zeros and ``input_mask = 0``.
+shorter than ``L`` is left-padded with zeros and ``input_mask = 0``. Missing values stay
+NaN in ``x`` and ``y`` (the backbone masks them, the losses skip them); windows without
+enough observed context or without one observed target are left out
+(:func:`observed_windows`).
 """
 
 from __future__ import annotations
@@ -88,6 +91,30 @@ def plan_windows(
     return as_plan(train), as_plan(val)
 
 
+def observed_windows(series: Sequence[np.ndarray], plan: WindowPlan, context_length: int, horizon: int,
+                     min_context: int) -> WindowPlan:
+    """The windows of ``plan`` with at least ``min_context`` observed (finite) values in their
+    context and at least one observed target (all of them for complete series)."""
+    if len(plan) == 0 or all(np.isfinite(s).all() for s in series):
+        return plan
+    counts = [np.r_[0, np.cumsum(np.isfinite(s))] for s in series]  # observed values before each step
+    keep = np.ones(len(plan), dtype=bool)
+    for row, (i, origin) in enumerate(plan.origins.tolist()):
+        c = counts[i]
+        context = c[origin] - c[max(0, origin - context_length)]
+        keep[row] = context >= min_context and (horizon == 0 or c[min(origin + horizon, len(c) - 1)] > c[origin])
+    return WindowPlan(plan.origins[keep])
+
+
+def check_observed(series: Sequence[np.ndarray], names: Sequence[str] | None = None) -> None:
+    """Raise a :class:`DataError` naming every series with no observed (finite) value."""
+    empty = [i for i, s in enumerate(series) if not np.isfinite(np.asarray(s, dtype=np.float64)).any()]
+    if empty:
+        label = [names[i] if names is not None else f"series {i}" for i in empty]
+        raise DataError(f"{', '.join(map(str, label[:5]))}{' ...' if len(label) > 5 else ''} "
+                        f"{'has' if len(label) == 1 else 'have'} no observed value (all missing)")
+
+
 def subsample(plan: WindowPlan, max_windows: int | None, seed: int = 0) -> WindowPlan:
     """At most ``max_windows`` windows, chosen at random but reproducibly."""
     if max_windows is None or len(plan) <= max_windows:
@@ -156,8 +183,19 @@ def make_window_sets(
 ) -> WindowSets:
     """Plan, split in time order, and cap (``max_windows`` for training, a quarter of it
     for validation) the windows of ``series``; ``horizon=0`` gives reconstruction windows."""
+    check_observed(series)
     train_plan, val_plan = plan_windows([len(s) for s in series], horizon, min_context, validation_fraction, stride,
                                         context_length)
+    if not all(np.isfinite(s).all() for s in series):
+        planned = set(train_plan.origins[:, 0].tolist()) | set(val_plan.origins[:, 0].tolist())
+        train_plan, val_plan = (observed_windows(series, p, context_length, horizon, min_context)
+                                for p in (train_plan, val_plan))
+        without = sorted(planned - set(train_plan.origins[:, 0].tolist()) - set(val_plan.origins[:, 0].tolist()))
+        if not len(train_plan) or without:
+            raise DataError(
+                f"series {without[:5] or list(range(len(series)))[:5]} {'have' if len(without) != 1 else 'has'} no "
+                f"window with {min_context} observed values of context and an observed target: too much is "
+                "missing to learn from them")
     val_cap = None if max_windows is None else max(1, max_windows // 4)
     return WindowSets(
         WindowDataset(series, subsample(train_plan, max_windows, seed), context_length, horizon),

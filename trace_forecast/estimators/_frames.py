@@ -23,17 +23,22 @@ def as_frame(data, name: str = "X") -> pd.DataFrame:
 
 
 def check_frame(y: pd.DataFrame, name: str = "y") -> None:
-    """Raise a specific error for empty, non-numeric or non-finite data."""
+    """Raise a specific error for empty, non-numeric or infinite data, or a column with no
+    observed value (of any instance). Missing values (NaN) are allowed: the model masks them."""
     if len(y) == 0 or y.shape[1] == 0:
         raise DataError(f"{name} is empty")
     bad = [c for c in y.columns if not pd.api.types.is_numeric_dtype(y[c]) or pd.api.types.is_bool_dtype(y[c])]
     if bad:
         raise DataError(f"{name} has non-numeric column(s) {bad}; convert or drop them first")
     values = y.to_numpy(dtype=float)
+    if np.isinf(values).any():
+        raise DataError(f"{name} contains infinite values; replace them (NaN marks a missing value)")
     if np.isnan(values).any():
-        raise DataError(f"{name} contains NaN values ({int(np.isnan(values).sum())}); impute them first")
-    if not np.isfinite(values).all():
-        raise DataError(f"{name} contains infinite values")
+        empty = [f"column {c!r}" + (f" of instance {key!r}" if key else "")
+                 for key, frame in instances(y) for c in frame.columns if frame[c].isna().all()]
+        if empty:
+            raise DataError(f"{name} has no observed value in {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''} "
+                            "(all missing): nothing to learn or forecast from")
 
 
 def instances(y: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:

@@ -123,7 +123,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         "task": "anomaly_detection",
         "learning_type": "unsupervised",
         "capability:multivariate": True,
-        "capability:missing_values": False,
+        "capability:missing_values": True,
         "fit_is_empty": False,
         "X_inner_mtype": "pd.DataFrame",
         "capability:random_state": True,

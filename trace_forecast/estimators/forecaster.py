@@ -111,7 +111,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         "scitype:y": "both",
         "capability:multivariate": True,
         "capability:exogenous": False,
-        "capability:missing_values": False,
+        "capability:missing_values": True,
         "capability:insample": False,
         "capability:pred_int": True,
         "capability:pred_int:insample": False,
@@ -349,7 +349,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         """
         self._check_horizon(steps)
         keys, series = self._split(self._history)  # validated when it was stored
-        histories = [s[-self.context_length :] for s in series]
+        histories = self._contexts(series)
         from trace_forecast.tasks.forecast import predict_normalized
 
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
@@ -385,7 +385,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         steps = self._horizon(fh)
         self._check_horizon(steps)
         keys, series = self._split(self._history)
-        _, _, std = predict_normalized(self.network_, [s[-self.context_length :] for s in series], device=self.device)
+        _, _, std = predict_normalized(self.network_, self._contexts(series), device=self.device)
         var = self.residuals_.variance(steps - 1, len(series))  # [n_series, n_steps]
         index = fh.to_absolute_index(self.cutoff)
         return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var, self._index_names())
@@ -432,13 +432,29 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         """
         self.check_is_fitted()
         histories = [np.asarray(h, dtype=np.float32) for h in histories]
-        bad = [i for i, h in enumerate(histories) if h.ndim != 1 or len(h) == 0 or not np.isfinite(h).all()]
+        bad = [i for i, h in enumerate(histories)
+               if h.ndim != 1 or not np.isfinite(h[-self.context_length:]).any() or np.isinf(h).any()]
         if bad:
-            raise DataError(f"histories {bad[:5]} are empty, not 1-d, or not finite")
+            raise DataError(f"histories {bad[:5]} are not 1-d, hold infinite values, or have no observed (finite) "
+                            f"value in their last {self.context_length} steps")
         from trace_forecast.tasks.forecast import predict_normalized
 
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
         return pred * std[:, None] + mean[:, None]
+
+    def _contexts(self, series: list[np.ndarray]) -> list[np.ndarray]:
+        """The last ``context_length`` values of each series; a :class:`DataError` names the
+        columns whose context is all missing (there is nothing to forecast from)."""
+        contexts = [s[-self.context_length :] for s in series]
+        empty = [i for i, c in enumerate(contexts) if not np.isfinite(c).any()]
+        if empty:
+            n_cols = len(self._columns)
+            keys = [k for k, _ in instances(self._history)]
+            names = [f"column {self._columns[i % n_cols]!r}" + (f" of instance {keys[i // n_cols]!r}" if keys[0] else "")
+                     for i in empty]
+            raise DataError(f"{', '.join(names[:5])} has no observed value in its last {self.context_length} steps: "
+                            "nothing to forecast from")
+        return contexts
 
     def _check_horizon(self, steps: np.ndarray) -> None:
         horizon = self.network_.spec.horizon

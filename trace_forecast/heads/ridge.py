@@ -128,8 +128,13 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, ...]],
     window's RevIN space, as the training loss sees them. With several ``weightings`` (one
     pass over the windows), a dict of sums per weighting. The sums can be all-reduced across
     data-parallel ranks before :func:`ridge_solve`.
+
+    A missing target (NaN in ``y``) takes the value the head's prior (:func:`head_prior`; 0,
+    the window's mean, without one) gives it: every window keeps one feature row shared by
+    all horizon steps, and the missing step adds nothing to the prior's error.
     """
     layer = network.forecast_head.output_layer
+    prior = head_prior(network)
     was_training = network.training
     network.eval()
     n = layer.in_features + 1
@@ -156,6 +161,9 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, ...]],
         feats = feats[:, 0].double()
         feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=feats.dtype, device=feats.device)], dim=1)
         target = ((y[:, 0] - mean[:, 0]) / std[:, 0]).clamp(-TARGET_CLIP, TARGET_CLIP).double()
+        if not bool(torch.isfinite(target).all()):
+            fill = feats[:, :-1] @ prior.to(feats).T if prior is not None else torch.zeros_like(target)
+            target = torch.where(torch.isfinite(target), target, fill)
         pending.append((feats, target, std[:, 0, 0].double(), batch[3] if len(batch) > 3 else None))
         rows += len(feats)
         count += len(feats)

@@ -20,6 +20,7 @@ of the fit (validation windows) and of ``update`` (windows it completes).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,10 @@ def naive_residuals(series: list[np.ndarray], origins: np.ndarray, context_lengt
     for i, origin in origins.tolist():
         s = np.asarray(series[i], dtype=np.float64)
         context = s[max(0, origin - context_length) : origin]
+        context = context[np.isfinite(context)]  # missing values: the last observed one
+        if not len(context):
+            rows.append(np.full(horizon, np.nan))
+            continue
         std = context.std() + 1e-5
         rows.append((s[origin : origin + horizon] - context[-1]) / std)
     return np.asarray(rows, dtype=np.float32).reshape(-1, horizon)
@@ -96,7 +101,8 @@ def naive_residuals(series: list[np.ndarray], origins: np.ndarray, context_lengt
 
 @dataclass
 class ResidualPool:
-    """Residual windows ``[n, H]`` (RevIN units, oldest first) and their series ``[n]``."""
+    """Residual windows ``[n, H]`` (RevIN units, oldest first) and their series ``[n]``.
+    A missing target leaves a NaN residual, which every statistic skips."""
 
     residuals: np.ndarray
     series: np.ndarray
@@ -128,11 +134,13 @@ class ResidualPool:
     def scales(self, n_series: int) -> np.ndarray:
         """Each series' difficulty ``[n_series]``: the RMS of its residuals. A series without
         residuals gets the geometric mean of the others' (all 1 for an empty pool)."""
-        if len(self) == 0:
+        if len(self) == 0 or not np.isfinite(self.residuals).any():
             return np.ones(n_series)
-        counts = np.bincount(self.series, minlength=n_series)[:n_series]
-        squares = np.bincount(self.series, weights=(self.residuals.astype(np.float64) ** 2).mean(axis=1),
-                              minlength=n_series)[:n_series]
+        observed = np.isfinite(self.residuals).any(axis=1)
+        with np.errstate(invalid="ignore"):
+            window_squares = np.nanmean(np.where(observed[:, None], self.residuals.astype(np.float64) ** 2, 0.0), axis=1)
+        counts = np.bincount(self.series[observed], minlength=n_series)[:n_series]
+        squares = np.bincount(self.series[observed], weights=window_squares[observed], minlength=n_series)[:n_series]
         own = counts > 0
         scales = np.ones(n_series)
         scales[own] = np.maximum(np.sqrt(squares[own] / counts[own]), MIN_SCALE)
@@ -152,11 +160,25 @@ class ResidualPool:
             return np.zeros((n_series, len(alphas), len(steps)))
         z, scales = self.normalised(n_series)
         levels = conformal_levels(alphas, len(self))
-        return scales[:, None, None] * np.quantile(z[:, steps], levels, axis=0)[None]
+        z = z[:, steps]
+        if np.isnan(z).any():  # missing targets: each step's quantiles over its observed residuals
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                q = np.nan_to_num(np.nanquantile(z, levels, axis=0))
+        else:
+            q = np.quantile(z, levels, axis=0)
+        return scales[:, None, None] * q[None]
 
     def variance(self, steps: np.ndarray, n_series: int) -> np.ndarray:
         """Variance ``[n_series, len(steps)]`` of the distribution that :meth:`quantiles` describes."""
         if len(self) == 0:
             return np.zeros((n_series, len(steps)))
         z, scales = self.normalised(n_series)
-        return scales[:, None] ** 2 * z[:, steps].var(axis=0)[None]
+        z = z[:, steps]
+        if np.isnan(z).any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                var = np.nan_to_num(np.nanvar(z, axis=0))
+        else:
+            var = z.var(axis=0)
+        return scales[:, None] ** 2 * var[None]

@@ -96,7 +96,9 @@ def step_errors(
     device: str = "cpu",
 ) -> np.ndarray:
     """Mean absolute error ``[T]`` of each step of a univariate ``series`` over the
-    reconstructions in which the step was hidden (``scheme="none"``: all of them)."""
+    reconstructions in which the step was hidden (``scheme="none"``: all of them). A
+    missing step (NaN) has no error of its own: it gets the series' median error, so a gap
+    is never an anomaly by itself (smoothing still lends it its neighbours' scores)."""
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {UNITS}")
     limit_worker_threads()
@@ -128,7 +130,7 @@ def step_errors(
             err = (rec.float() - backbone.normalizer.normalize(x, enc.mean, enc.std).float()).abs()[:, 0]
             if unit == "series":
                 err = err * enc.std.float()[:, 0]
-            weight = (scored.repeat(b, 1) & obs.bool()).float()
+            weight = (scored.repeat(b, 1) & obs.bool() & torch.isfinite(x[:, 0])).float()  # never a missing step
             err = (err * weight).reshape(b, k, length).sum(1).cpu().numpy()
             hits = weight.reshape(b, k, length).sum(1).cpu().numpy()
             total += np.bincount(idx.ravel(), err.ravel(), minlength=len(total))
