@@ -190,10 +190,13 @@ def test_too_short_series():
         TraceModel(**FAST).fit(sine(n=30))
 
 
-def test_nan_values():
+def test_unusable_values_are_rejected():
     values = sine().values().copy()
-    values[50] = np.nan
-    with pytest.raises(DataError, match="NaN"):
+    values[50] = np.inf
+    with pytest.raises(DataError, match="infinite"):
+        TraceModel(**FAST).fit(TimeSeries.from_values(values))
+    values[:] = np.nan
+    with pytest.raises(DataError, match="no observed value"):
         TraceModel(**FAST).fit(TimeSeries.from_values(values))
 
 
@@ -280,10 +283,10 @@ def test_scorer_show_anomalies(scorer_and_data):
     scorer.show_anomalies(test, anomalies=labels)
 
 
-def test_scorer_rejects_nan():
+def test_scorer_rejects_infinite_values():
     values = sine().values().copy()
-    values[3] = np.nan
-    with pytest.raises(DataError, match="NaN"):
+    values[3] = np.inf
+    with pytest.raises(DataError, match="infinite"):
         TraceAnomalyScorer(context_length=32, adapter="none").fit(TimeSeries.from_values(values))
 
 

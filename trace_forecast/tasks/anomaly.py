@@ -56,11 +56,17 @@ class ScoreSettings:
 
     def scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
                component_wise: bool = False) -> np.ndarray:
-        """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``."""
+        """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``.
+        A missing step (NaN) scores at most the median training score, so a gap is never
+        flagged (the observed steps around it keep their own scores)."""
         per_channel = anomaly_scores(calibration.scale.standardise(self.errors(network, values)), self.score_window,
                                      component_wise=True, multi_scale=calibration.multi_scale)
         if calibration.discords is not None:
             per_channel = calibration.discords.combine(self.pretrained(), values, per_channel)
+        missing = ~np.isfinite(values)
+        if missing.any():  # a missing step is never an anomaly by itself: at most the typical training score
+            typical = np.median(calibration.train_scores)
+            per_channel = np.where(missing, np.minimum(per_channel, typical), per_channel)
         return per_channel if component_wise else per_channel.max(axis=1)
 
 

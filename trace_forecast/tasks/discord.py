@@ -95,7 +95,9 @@ def evenly_spaced(n: int, limit: int) -> np.ndarray:
 
 def to_steps(starts: np.ndarray, values: np.ndarray, n: int, length: int) -> np.ndarray:
     """Per-step mean of the values of the subsequences ``[start, start + length)`` covering
-    each step (steps no subsequence covers take the overall median)."""
+    each step (steps no subsequence covers take the overall median; NaN values are skipped)."""
+    keep = np.isfinite(values)  # a subsequence without a value (mostly missing) covers nothing
+    starts, values = starts[keep], values[keep]
     total, count = np.zeros(n + 1), np.zeros(n + 1)
     np.add.at(total, starts, values)
     np.add.at(total, np.minimum(starts + length, n), -values)
@@ -106,11 +108,22 @@ def to_steps(starts: np.ndarray, values: np.ndarray, n: int, length: int) -> np.
     return np.where(np.isnan(out), np.nanmedian(out) if np.isfinite(out).any() else 0.0, out)
 
 
+# A subsequence with less than this share of observed values is not compared (missing values).
+MIN_OBSERVED_SHARE = 0.5
+
+
+def observed_starts(series: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """Which subsequences hold at least :data:`MIN_OBSERVED_SHARE` observed values."""
+    counts = np.r_[0, np.cumsum(np.isfinite(series))]
+    return (counts[starts + length] - counts[starts]) >= MIN_OBSERVED_SHARE * length
+
+
 def reference_descriptors(backbone, series: list[np.ndarray], length: int, stride: int) -> np.ndarray:
     """The training descriptors kept as neighbours: at most ``MAX_REFERENCE`` of the
     subsequences of ``series`` (univariate), evenly spaced; only those are embedded.
     Float16: they are fitted state."""
-    pairs = [(i, s) for i, x in enumerate(series) for s in subsequence_starts(len(x), length, stride)]
+    pairs = [(i, s) for i, x in enumerate(series) for s in subsequence_starts(len(x), length, stride)
+             if observed_starts(x, np.array([s]), length)[0]]
     keep = [pairs[k] for k in evenly_spaced(len(pairs), MAX_REFERENCE)]
     parts = [embed_subsequences(backbone, x, np.array([s for j, s in keep if j == i], np.int64), length)
              for i, x in enumerate(series)]
@@ -127,7 +140,8 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
     Subsequences are embedded and searched ``chunk`` at a time: memory does not grow
     with the series."""
     starts = subsequence_starts(len(series), length, stride)
-    own = evenly_spaced(len(starts), MAX_REFERENCE)
+    usable = observed_starts(np.asarray(series), starts, length)
+    own = np.flatnonzero(usable)[evenly_spaced(int(usable.sum()), MAX_REFERENCE)]
     neighbours = embed_subsequences(backbone, series, starts[own], length)
     dist = np.zeros(len(starts), np.float32)
     for i in range(0, len(starts), chunk):
@@ -136,6 +150,7 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
         if reference is not None and len(reference):
             d = np.minimum(d, nearest_distance(part, reference.astype(np.float32)))
         dist[i : i + chunk] = d
+    dist[~usable] = np.nan  # mostly missing: no distance (to_steps skips it)
     return to_steps(starts, dist, len(series), length)
 
 
