@@ -22,18 +22,20 @@ def as_frame(data, name: str = "X") -> pd.DataFrame:
     return pd.DataFrame(array)
 
 
-def check_frame(y: pd.DataFrame, name: str = "y") -> None:
+def check_frame(y: pd.DataFrame, name: str = "y", covariates: bool = False) -> None:
     """Raise a specific error for empty, non-numeric or infinite data, or a column with no
-    observed value (of any instance). Missing values (NaN) are allowed: the model masks them."""
+    observed value (of any instance). Missing values (NaN) are allowed: the model masks them.
+    ``covariates``: boolean columns and columns without values (rows yet to come) are fine."""
     if len(y) == 0 or y.shape[1] == 0:
         raise DataError(f"{name} is empty")
-    bad = [c for c in y.columns if not pd.api.types.is_numeric_dtype(y[c]) or pd.api.types.is_bool_dtype(y[c])]
+    bad = [c for c in y.columns if not pd.api.types.is_numeric_dtype(y[c])
+           or (pd.api.types.is_bool_dtype(y[c]) and not covariates)]
     if bad:
         raise DataError(f"{name} has non-numeric column(s) {bad}; convert or drop them first")
     values = y.to_numpy(dtype=float)
     if np.isinf(values).any():
         raise DataError(f"{name} contains infinite values; replace them (NaN marks a missing value)")
-    if np.isnan(values).any():
+    if np.isnan(values).any() and not covariates:
         empty = [f"column {c!r}" + (f" of instance {key!r}" if key else "")
                  for key, frame in instances(y) for c in frame.columns if frame[c].isna().all()]
         if empty:

@@ -110,7 +110,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "scitype:y": "both",
         "capability:multivariate": True,
-        "capability:exogenous": False,
+        "capability:exogenous": True,
         "capability:missing_values": True,
         "capability:insample": False,
         "capability:pred_int": True,
@@ -246,6 +246,58 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             fit_strategy=self.fit_strategy,
         )
 
+    # ------------------------------------------------------------------ covariates
+    def _covariates(self, X: pd.DataFrame, index_of: dict | None = None) -> list[np.ndarray]:
+        """``X`` as one ``[T, K]`` array per target series (each channel of an instance reads
+        its instance's covariates), on ``index_of[key]`` (default: ``X``'s own rows)."""
+        check_frame(X, "X", covariates=True)
+        frames = dict(instances(X))
+        out = []
+        for key, _ in instances(self._history):
+            if key not in frames:
+                raise DataError(f"X has no rows for instance {key!r} of y")
+            frame = frames[key] if index_of is None else frames[key].reindex(index_of[key])
+            out += [frame.to_numpy(dtype=np.float64)] * len(self._columns)
+        return out
+
+    def _fit_covariates(self, X: pd.DataFrame | None, series: list[np.ndarray]) -> None:
+        """The covariate head on the fitted network's residuals (``None`` without ``X``)."""
+        self.covariate_map_ = None
+        self._X_history = None
+        if X is None:
+            return
+        from trace_forecast.tasks.covariates import fit_covariate_map
+
+        self._X_history = X.copy()
+        histories = {key: frame.index for key, frame in instances(self._history)}
+        covariates = self._covariates(X, histories)
+        n_cols = len(self._columns)
+        self.covariate_map_ = fit_covariate_map(self.network_, series, covariates, np.arange(len(series)) % n_cols,
+                                                n_cols, self.validation_fraction, seed=self.random_state or 0,
+                                                device=self.device)
+
+    def _covariate_correction(self, X: pd.DataFrame | None, pred: np.ndarray, histories: list[np.ndarray],
+                              mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
+        """RevIN-space corrections ``[n_series, H]`` of the next forecasts ``pred`` from
+        ``X``'s rows for the forecast steps (``None`` for a forecaster fitted without covariates)."""
+        if getattr(self, "covariate_map_", None) is None:
+            return None
+        if X is None:
+            raise DataError("the forecaster was fitted with covariates X: predict needs X for the forecast rows too")
+        from trace_forecast.tasks.covariates import corrections
+
+        horizon = self.network_.spec.horizon
+        future_index = ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True).to_absolute_index(self.cutoff)
+        keys = [key for key, _ in instances(self._history)]
+        futures = self._covariates(X, {key: future_index for key in keys})
+        if all(not np.isfinite(f).any() for f in futures):
+            raise DataError(f"X has no values for the forecast rows ({future_index[0]} ... {future_index[-1]}): "
+                            "covariates must be given for the steps to forecast")
+        history_index = {key: frame.index[-self.context_length:] for key, frame in instances(self._history)}
+        contexts = self._covariates(self._X_history, history_index)
+        return corrections(self.covariate_map_, contexts, futures, np.arange(len(futures)) % len(self._columns),
+                           pred, histories, mean, std)
+
     def _store(self, fit: ForecastFit, series: list[np.ndarray]) -> None:
         store_fit(self, fit.result)
         self.residuals_ = fit.residuals.newest(len(series))
@@ -316,6 +368,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             init = copy.deepcopy(pretrained)
             horizon = self.pretrained_horizon_
         self._store(self._fit_series(series, horizon, init=init), series)
+        self._fit_covariates(X, series)
         return self
 
     def _update(self, y, X=None, update_params=True):
@@ -326,12 +379,17 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         check_frame(y, "y")
         combined = pd.concat([self._history, y])
         self._history = combined[~combined.index.duplicated(keep="last")].sort_index()
+        if getattr(self, "_X_history", None) is not None and X is not None:
+            both = pd.concat([self._X_history, X])
+            self._X_history = both[~both.index.duplicated(keep="last")].sort_index()
         _, series = self._split(self._history)
         if update_params:
             self._store(
                 self._fit_series(series, self.network_.spec.horizon, init=self.network_, max_epochs=self.update_epochs),
                 series,
             )
+            if getattr(self, "_X_history", None) is not None:
+                self._fit_covariates(self._X_history, series)
         else:
             self._calibrate_online(series)
         return self
@@ -340,7 +398,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         index = self._history.index
         return list(index.names) if isinstance(index, pd.MultiIndex) else None
 
-    def _forecast_at(self, fh, steps: np.ndarray, offsets: list[np.ndarray]) -> list[pd.DataFrame]:
+    def _forecast_at(self, fh, steps: np.ndarray, offsets: list[np.ndarray], X=None) -> list[pd.DataFrame]:
         """One frame per offset: ``(pred + offset) * std + mean`` at ``steps`` (of ``fh``).
 
         ``offsets`` are RevIN-space shifts per step, ``[n_steps]`` or per series
@@ -353,6 +411,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         from trace_forecast.tasks.forecast import predict_normalized
 
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
+        correction = self._covariate_correction(X, pred, histories, mean, std)
+        if correction is not None:
+            pred = pred + correction
         index = fh.to_absolute_index(self.cutoff)
         columns = pd.Index(self._columns)
         return [
@@ -363,12 +424,12 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _predict(self, fh, X=None):
         steps = self._horizon(fh)
-        return self._forecast_at(fh, steps, [np.zeros(len(steps))])[0]
+        return self._forecast_at(fh, steps, [np.zeros(len(steps))], X)[0]
 
     def _predict_quantiles(self, fh, X=None, alpha=None):
         steps = self._horizon(fh)
         q = self.residuals_.quantiles(list(alpha), steps - 1, len(self._scored_lengths))  # [n_series, n_alpha, n_steps]
-        frames = self._forecast_at(fh, steps, list(q.transpose(1, 0, 2)))
+        frames = self._forecast_at(fh, steps, list(q.transpose(1, 0, 2)), X)
         for frame, a in zip(frames, alpha, strict=True):
             frame.columns = pd.MultiIndex.from_tuples([(c, a) for c in self._columns])
         out = pd.concat(frames, axis=1)
@@ -423,12 +484,16 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         """
         return conversion.from_adapters(cls, folder, params)
 
-    def predict_histories(self, histories) -> np.ndarray:
+    def predict_histories(self, histories, covariates=None, future_covariates=None, columns=None) -> np.ndarray:
         """Forecast many univariate histories at once: ``[n, horizon]`` (batched, for evaluation).
 
         Each history is a 1-d array of past values (only the last ``context_length`` are
         used; shorter ones are left-padded with ``input_mask``). This bypasses sktime's
         per-call bookkeeping, so rolling evaluation over thousands of windows is fast.
+        A forecaster fitted with ``X`` also needs, per history, ``covariates`` (``[T, K]``
+        X rows of the history), ``future_covariates`` (``[horizon, K]`` X rows of the
+        forecast steps) and ``columns`` (the position of the history's column in ``y``;
+        default 0).
         """
         self.check_is_fitted()
         histories = [np.asarray(h, dtype=np.float32) for h in histories]
@@ -440,6 +505,16 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         from trace_forecast.tasks.forecast import predict_normalized
 
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
+        if getattr(self, "covariate_map_", None) is not None:
+            if covariates is None or future_covariates is None:
+                raise DataError("the forecaster was fitted with covariates X: give covariates (each history's X rows) "
+                                "and future_covariates (X rows of the forecast steps)")
+            from trace_forecast.tasks.covariates import corrections
+
+            columns = np.zeros(len(histories), dtype=int) if columns is None else np.asarray(columns)
+            pred = pred + corrections(self.covariate_map_, [np.asarray(c, np.float64) for c in covariates],
+                                      [np.asarray(f, np.float64) for f in future_covariates], columns, pred,
+                                      histories, mean, std)
         return pred * std[:, None] + mean[:, None]
 
     def _contexts(self, series: list[np.ndarray]) -> list[np.ndarray]:

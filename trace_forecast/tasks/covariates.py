@@ -1,0 +1,100 @@
+"""Covariates as a task on arrays: fit the covariate head on a fitted forecaster's
+residuals, and correct its forecasts (:mod:`trace_forecast.heads.covariates`).
+
+Each target series (one channel of one instance) comes with its instance's covariates
+``[T, K]`` on the same time steps and its column's index; the network is not touched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trace_forecast.engine.windows import WindowPlan, observed_windows, plan_windows, subsample
+from trace_forecast.errors import DataError
+from trace_forecast.heads.covariates import PAST_STEPS, CovariateMap, fit_column, mixer_inputs, window_features
+from trace_forecast.network import TraceNetwork
+from trace_forecast.tasks.forecast import MIN_CONTEXT, predict_normalized
+
+# Windows whose residuals fit the covariate head, and that choose its penalty.
+COVARIATE_WINDOWS = 4096
+COVARIATE_VALIDATION_WINDOWS = 1024
+
+
+def features_at(covariates: list[np.ndarray], origins: np.ndarray, context_length: int, horizon: int,
+                future_known: bool) -> np.ndarray:
+    """Features ``[n, F]`` of the windows at ``origins`` (``[n, 2]`` series, origin)."""
+    rows = []
+    for i, origin in origins.tolist():
+        cov = covariates[i]
+        future = cov[origin : origin + horizon] if future_known else None
+        rows.append(window_features(cov[max(0, origin - context_length) : origin], future))
+    return np.asarray(rows).reshape(len(origins), -1)
+
+
+def head_inputs(covariate_features: np.ndarray, pred: np.ndarray, histories: list[np.ndarray], mean: np.ndarray,
+                std: np.ndarray) -> np.ndarray:
+    """The covariate head's inputs for forecasts ``pred [n, H]`` (RevIN space, with the
+    statistics ``mean``/``std [n]`` of their ``histories``)."""
+    recent = np.stack([np.pad(np.asarray(h[-PAST_STEPS:], np.float64), (PAST_STEPS - min(len(h), PAST_STEPS), 0),
+                              constant_values=np.nan) for h in histories]) if len(histories) else \
+        np.zeros((0, PAST_STEPS))
+    return mixer_inputs(covariate_features, pred, (recent - mean[:, None]) / std[:, None])
+
+
+def check_covariates(covariates: list[np.ndarray], series: list[np.ndarray], name: str = "X") -> None:
+    """Covariates on the same steps as their series, numeric and without infinite values."""
+    for i, (cov, s) in enumerate(zip(covariates, series, strict=True)):
+        if cov.ndim != 2 or len(cov) != len(s):
+            raise DataError(f"{name} must have one row per time step of y: series {i} has {len(s)} steps, "
+                            f"{name} {len(cov)} rows")
+        if np.isinf(cov).any():
+            raise DataError(f"{name} contains infinite values; replace them (NaN marks a missing value)")
+
+
+def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariates: list[np.ndarray],
+                      columns: np.ndarray, n_columns: int, validation_fraction: float, future_known: bool = True,
+                      seed: int = 0, device: str = "cpu") -> CovariateMap:
+    """The covariate head of a fitted forecasting ``network``: per target column, a ridge map
+    from each window's covariate features to the network's RevIN-space residual, its penalty
+    chosen on the windows of the last ``validation_fraction`` of each series."""
+    check_covariates(covariates, series)
+    spec = network.spec
+    train, val = plan_windows([len(s) for s in series], spec.horizon, MIN_CONTEXT, validation_fraction, 1,
+                              spec.context_length)
+    train, val = (observed_windows(series, p, spec.context_length, spec.horizon, MIN_CONTEXT) for p in (train, val))
+    train = subsample(train, COVARIATE_WINDOWS, seed)
+    val = subsample(val, COVARIATE_VALIDATION_WINDOWS, seed + 1)
+
+    def data(plan: WindowPlan):
+        histories = [series[i][max(0, o - spec.context_length) : o] for i, o in plan.origins.tolist()]
+        targets = np.stack([series[i][o : o + spec.horizon] for i, o in plan.origins.tolist()]) if len(plan) else \
+            np.zeros((0, spec.horizon))
+        pred, mean, std = predict_normalized(network, histories, device=device) if len(plan) else \
+            (np.zeros((0, spec.horizon)),) * 3
+        inputs = head_inputs(features_at(covariates, plan.origins, spec.context_length, spec.horizon, future_known),
+                             pred, histories, mean, std)
+        return inputs, (targets - mean[:, None]) / std[:, None] - pred
+
+    (x_train, r_train), (x_val, r_val) = data(train), data(val)
+    col_train, col_val = columns[train.origins[:, 0]], columns[val.origins[:, 0]]
+    n_features = x_train.shape[1]
+    weights = np.zeros((n_columns, n_features, spec.horizon))
+    bias = np.zeros((n_columns, spec.horizon))
+    alphas: list[float | None] = []
+    for c in range(n_columns):
+        w, b, alpha = fit_column(x_train[col_train == c], r_train[col_train == c], x_val[col_val == c],
+                                 r_val[col_val == c])
+        weights[c], bias[c] = w, b
+        alphas.append(alpha)
+    return CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known)
+
+
+def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures: list[np.ndarray] | None,
+                columns: np.ndarray, pred: np.ndarray, histories: list[np.ndarray], mean: np.ndarray,
+                std: np.ndarray) -> np.ndarray:
+    """RevIN-space corrections ``[n, H]`` of the forecasts ``pred`` (RevIN space, from
+    ``histories`` with statistics ``mean``/``std``) whose covariates are ``contexts``
+    (``[L, K]`` up to the origin) and ``futures`` (``[H, K]`` over the horizon)."""
+    features = np.asarray([window_features(c, f if covariate_map.future_known else None)
+                           for c, f in zip(contexts, futures or [None] * len(contexts), strict=True)])
+    return covariate_map.correction(head_inputs(features, pred, histories, mean, std), np.asarray(columns))
