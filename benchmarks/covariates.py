@@ -1,0 +1,237 @@
+"""Covariates: does TRACE's covariate head use what is known in advance?
+
+``python -m benchmarks.covariates`` runs the arms and writes ``results/covariates.json``
+(one row per data set, method and seed; rows already there are kept, so an interrupted run
+continues); ``--report`` writes ``docs/benchmarks_covariates.md`` from that file alone.
+
+Protocol:
+
+- **Electricity prices** (``pretraining/epf/EPF_FR_BE.csv``): French and Belgian hourly
+  day-ahead prices; covariates: the day-ahead generation and system-load forecasts (known
+  for the day being priced). One model per market.
+- **Electricity load with temperature** (GEFCom 2012, ``pretraining/converted/``): the load
+  of 20 zones as one panel; covariates: the 11 stations' temperatures (observed values
+  used as known, GEFCom 2012's ex-post setting). The load has the competition's missing
+  weeks, which stay missing (the model masks them; errors count observed targets only).
+- **Test**: the last 10 % of each series, which pretraining held out of the embedded
+  backbone's corpus (both sources served in pretraining); training on the 90 % before it.
+  Day-ahead: one forecast per day, from midnight, H = 24, context L = 512; MAE and MSE in
+  the series' units.
+- **Arms**: ``TraceForecaster()`` at its defaults without and with ``X``; Darts TiDE and
+  NLinear given the same covariates as future covariates (input 512, output 24, reversible
+  instance norm / ``normalize``, 10 epochs, best epoch on the last 20 % of the training
+  part, at most ``--darts-samples`` windows per series and epoch; the load's missing
+  weeks interpolated linearly for them, as they take no gaps); seasonal naive (the
+  same hour a week earlier). TRACE runs 3 seeds, the Darts models ``--darts-seeds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, ResumableRecord, require, timed
+from trace_forecast.datasets import shared_data_dir
+
+OUT = RESULTS / "covariates.json"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks_covariates.md"
+LOOKBACK, HORIZON, SEASON = 512, 24, 168
+TEST_SHARE = 0.1
+DATASETS = ("EPF FR", "EPF BE", "GEFCom 2012 load")
+METHODS = ("TRACE", "TRACE + covariates", "Darts TiDE + covariates", "Darts NLinear + covariates", "seasonal naive")
+
+
+def load(name: str) -> tuple[list[np.ndarray], list[np.ndarray], pd.DatetimeIndex | None]:
+    """``(targets [T], covariates [T, K], index)`` per series of data set ``name``."""
+    root = shared_data_dir() / "pretraining"
+    if name.startswith("EPF"):
+        frame = pd.read_csv(require(root / "epf" / "EPF_FR_BE.csv"), parse_dates=["ds"])
+        part = frame[frame.unique_id == name.split()[-1]].set_index("ds").asfreq("h")
+        return ([part["y"].to_numpy(np.float64)], [part[["gen_forecast", "system_load"]].to_numpy(np.float64)],
+                part.index)
+    load_ = pd.read_csv(require(root / "converted" / "gefcom2012_load.csv.gz")).pivot(
+        index="step", columns="series_id", values="value")
+    temp = pd.read_csv(require(root / "converted" / "gefcom2012_temp.csv.gz")).pivot(
+        index="step", columns="series_id", values="value").reindex(load_.index)
+    temps = temp.to_numpy(np.float64)
+    return [load_[c].to_numpy(np.float64) for c in load_.columns], [temps] * load_.shape[1], None
+
+
+def origins(n: int) -> np.ndarray:
+    """Forecast origins in the last ``TEST_SHARE`` of a series of ``n`` hourly steps: one a day,
+    at midnight (series start at midnight)."""
+    first = int(n * (1 - TEST_SHARE))
+    first += (-first) % 24
+    return np.arange(first, n - HORIZON + 1, 24)
+
+
+def to_sktime(targets, covariates, index):
+    """A frame (one series) or a panel, and its covariates, for ``TraceForecaster``."""
+    if len(targets) == 1:
+        idx = index if index is not None else pd.RangeIndex(len(targets[0]))
+        return pd.DataFrame({"y": targets[0]}, index=idx), pd.DataFrame(covariates[0], index=idx).add_prefix("x")
+    ys, xs = {}, {}
+    for i, (t, c) in enumerate(zip(targets, covariates, strict=True)):
+        ys[i] = pd.DataFrame({"y": t})
+        xs[i] = pd.DataFrame(c).add_prefix("x")
+    return pd.concat(ys, names=["series", "t"]), pd.concat(xs, names=["series", "t"])
+
+
+def trace_arm(targets, covariates, index, seed: int, use_covariates: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Fit on the first 90 % of each series; forecasts and truths ``[n, H]`` at every origin."""
+    from trace_forecast import TraceForecaster
+
+    cut = [origins(len(t))[0] for t in targets]
+    train_y, train_x = to_sktime([t[:c] for t, c in zip(targets, cut, strict=True)],
+                                 [x[:c] for x, c in zip(covariates, cut, strict=True)],
+                                 None if index is None else index[: cut[0]])
+    forecaster = TraceForecaster(context_length=LOOKBACK, random_state=seed)
+    with warnings.catch_warnings(), timed() as fit_time:
+        warnings.simplefilter("ignore")
+        forecaster.fit(train_y, X=train_x if use_covariates else None, fh=np.arange(1, HORIZON + 1))
+    hist, cov, fut, truth = [], [], [], []
+    for t, x in zip(targets, covariates, strict=True):
+        for o in origins(len(t)):
+            hist.append(t[o - LOOKBACK : o]), truth.append(t[o : o + HORIZON])
+            cov.append(x[o - LOOKBACK : o]), fut.append(x[o : o + HORIZON])
+    kwargs = {"covariates": cov, "future_covariates": fut} if use_covariates else {}
+    pred = forecaster.predict_histories(hist, **kwargs)
+    extra = {"fit_seconds": fit_time()}
+    if use_covariates:
+        extra["covariate_alpha"] = forecaster.covariate_map_.alphas[0]
+    return pred, np.stack(truth), extra
+
+
+def darts_arm(kind: str, targets, covariates, seed: int, samples: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Darts TiDE or NLinear with the covariates as future covariates (scaled on the training part)."""
+    from darts import TimeSeries
+    from darts.dataprocessing.transformers import Scaler
+    from darts.models import NLinearModel, TiDEModel
+
+    ts = lambda a: TimeSeries.from_values(np.asarray(a, np.float32))  # noqa: E731
+    truths = targets
+    targets = [pd.Series(t).interpolate(limit_direction="both").to_numpy() for t in targets]  # Darts needs no gaps
+    cut = [origins(len(t))[0] for t in targets]
+    scaler = Scaler()
+    scaler.fit([ts(x[:c]) for x, c in zip(covariates, cut, strict=True)])
+    covs = scaler.transform([ts(np.nan_to_num(x)) for x in covariates])
+    quiet = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
+    fit, val, fit_cov = [], [], []
+    for t, c, cv in zip(targets, cut, covs, strict=True):
+        inner = int(c * 0.8)
+        fit.append(ts(t[:inner])), val.append(ts(t[inner - LOOKBACK : c])), fit_cov.append(cv)
+    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        common = dict(input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, n_epochs=10, batch_size=32,
+                      random_state=seed, save_checkpoints=True, work_dir=work, model_name=kind, force_reset=True,
+                      pl_trainer_kwargs=quiet)
+        cls = TiDEModel if kind == "TiDE" else NLinearModel
+        model = (TiDEModel(use_reversible_instance_norm=True, **common) if kind == "TiDE"
+                 else NLinearModel(normalize=True, **common))
+        with timed() as fit_time:
+            model.fit(fit, future_covariates=fit_cov, val_series=val, val_future_covariates=fit_cov,
+                      max_samples_per_ts=samples, verbose=False)
+            model = cls.load_from_checkpoint(kind, work_dir=work, best=True)
+        hist, fcov, truth = [], [], []
+        for t, raw, cv in zip(targets, truths, covs, strict=True):
+            for o in origins(len(t)):
+                hist.append(ts(t[o - LOOKBACK : o])), truth.append(raw[o : o + HORIZON])
+                fcov.append(cv[o - LOOKBACK : o + HORIZON])
+        preds = model.predict(n=HORIZON, series=hist, future_covariates=fcov, verbose=False)
+    return np.stack([p.values()[:, 0] for p in preds]), np.stack(truth), {"fit_seconds": fit_time()}
+
+
+def naive_arm(targets) -> tuple[np.ndarray, np.ndarray, dict]:
+    pred, truth = [], []
+    for t in targets:
+        for o in origins(len(t)):
+            pred.append(t[o - SEASON : o - SEASON + HORIZON]), truth.append(t[o : o + HORIZON])
+    return np.stack(pred), np.stack(truth), {}
+
+
+def run(datasets, seeds, darts_seeds, samples: int, record: ResumableRecord) -> None:
+    for name in datasets:
+        targets, covariates, index = load(name)
+        base = {"dataset": name, "horizon": HORIZON, "series": len(targets),
+                "test_windows": int(sum(len(origins(len(t))) for t in targets))}
+
+        def score(method, seed, pred, truth, extra):
+            ok = np.isfinite(truth) & np.isfinite(pred)
+            err = (pred - truth)[ok]
+            record.add({**base, "method": method, "seed": seed, "mae": float(np.mean(np.abs(err))),
+                        "mse": float(np.mean(err ** 2)), **extra})
+
+        arms = [("seasonal naive", None, lambda s: naive_arm(targets))]
+        for seed in seeds:
+            arms += [("TRACE", seed, lambda s: trace_arm(targets, covariates, index, s, False)),
+                     ("TRACE + covariates", seed, lambda s: trace_arm(targets, covariates, index, s, True))]
+        for seed in darts_seeds:
+            arms += [("Darts TiDE + covariates", seed, lambda s: darts_arm("TiDE", targets, covariates, s, samples)),
+                     ("Darts NLinear + covariates", seed,
+                      lambda s: darts_arm("NLinear", targets, covariates, s, samples))]
+        for method, seed, arm in arms:
+            if not record.done({**base, "method": method, "seed": seed}):
+                score(method, seed, *arm(seed))
+
+
+def report(path: Path = OUT, page: Path = PAGE) -> str:
+    record = json.loads(path.read_text())
+    frame = pd.DataFrame(record["rows"])
+    env = record["environment"]
+    stats = frame.groupby(["dataset", "method"], sort=False)["mae"].agg(["mean", "std", "count"])
+    lines = ["# Covariates: day-ahead electricity prices and load", "",
+             "Generated by `python -m benchmarks.covariates --report` from `benchmarks/results/covariates.json` "
+             f"({env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}). Protocol: the module docstring of "
+             "`benchmarks/covariates.py`; in short, the last 10 % of each series (held out of pretraining), one "
+             "24-hour forecast a day from midnight, context 512, MAE in the series' units (mean ± std over seeds).",
+             "", "| data set | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
+    for name in DATASETS:
+        if name not in stats.index.get_level_values(0):
+            continue
+        cells = []
+        for m in METHODS:
+            if (name, m) not in stats.index:
+                cells.append("–")
+                continue
+            row = stats.loc[(name, m)]
+            cells.append(f"{row['mean']:.3f}" + (f" ± {row['std']:.3f}" if row["count"] > 1 else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Against the targets", ""]
+    for name in DATASETS:
+        if (name, "TRACE") not in stats.index or (name, "TRACE + covariates") not in stats.index:
+            continue
+        plain, cov = stats.loc[(name, "TRACE")], stats.loc[(name, "TRACE + covariates")]
+        gain = 100 * (1 - cov["mean"] / plain["mean"])
+        others = {m: stats.loc[(name, m), "mean"] for m in METHODS[2:4] if (name, m) in stats.index}
+        beats = ", ".join(f"{m} {v:.3f} ({'beaten' if cov['mean'] < v else 'ahead'})" for m, v in others.items())
+        spread = max(plain["std"] if plain["count"] > 1 else 0.0, cov["std"] if cov["count"] > 1 else 0.0)
+        lines.append(f"- **{name}**: covariates take TRACE's MAE from {plain['mean']:.3f} to {cov['mean']:.3f} "
+                     f"({gain:+.1f} %; the seeds' spread is {spread:.3f}); {beats or 'no Darts arm run'}.")
+    text = "\n".join(lines) + "\n"
+    page.write_text(text)
+    return text
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--darts-seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--darts-samples", type=int, default=2048)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report", action="store_true", help="write the page from the results file and stop")
+    args = parser.parse_args(argv)
+    if not args.report:
+        run(args.datasets, args.seeds, args.darts_seeds, args.darts_samples,
+            ResumableRecord(args.out, ("dataset", "method", "seed")))
+    print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
