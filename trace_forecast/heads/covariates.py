@@ -13,8 +13,9 @@ its channel-independent forecast. For a forecast origin, the head reads
 
 and a ridge regression per target column maps them to what the forecast missed (``y_norm -
 pred_norm``). Reading the forecast lets the head lean on the covariates where they explain
-more than the series' own history (on French day-ahead prices, a 5 % gain in MAE from the
-covariates alone became 12 % with the forecast and recent values as inputs). The penalty is
+more than the series' own history (on French day-ahead prices, a gain in MAE from the
+covariates alone grew with the forecast and recent values as inputs;
+``docs/benchmarks_covariates.md``, "Design"). The penalty is
 chosen on the fit's validation windows; where no penalty beats adding nothing there, the
 head stays zero.
 
@@ -34,9 +35,13 @@ PAST_STEPS = 8  # one patch of each covariate's most recent history
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # relative to the mean feature energy
 
 
-def mixer_inputs(covariate_features: np.ndarray, pred: np.ndarray, recent: np.ndarray) -> np.ndarray:
+def mixer_inputs(covariate_features: np.ndarray, pred: np.ndarray, recent: np.ndarray,
+                 reads_forecast: bool = True) -> np.ndarray:
     """The head's inputs ``[n, F]``: covariate features ``[n, Fc]``, the forecast ``[n, H]``
-    and the target's last :data:`PAST_STEPS` values ``[n, PAST_STEPS]`` (RevIN space)."""
+    and the target's last :data:`PAST_STEPS` values ``[n, PAST_STEPS]`` (RevIN space);
+    ``reads_forecast=False``: the covariate features alone."""
+    if not reads_forecast:
+        return covariate_features
     return np.concatenate([covariate_features, pred, np.nan_to_num(np.clip(recent, -10.0, 10.0))], axis=1)
 
 
@@ -68,6 +73,7 @@ class CovariateMap:
     bias: np.ndarray      # [n_columns, H]
     alphas: list[float | None]
     future_known: bool
+    reads_forecast: bool = True  # False: covariate features only (the design ablation)
 
     @property
     def n_features(self) -> int:

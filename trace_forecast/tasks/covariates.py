@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from trace_forecast.engine.windows import WindowPlan, observed_windows, plan_windows, subsample
+from trace_forecast.engine.windows import (
+    WindowPlan,
+    observed_windows,
+    plan_windows,
+    subsample,
+)
 from trace_forecast.errors import DataError
-from trace_forecast.heads.covariates import PAST_STEPS, CovariateMap, fit_column, mixer_inputs, window_features
+from trace_forecast.heads.covariates import (
+    PAST_STEPS,
+    CovariateMap,
+    fit_column,
+    mixer_inputs,
+    window_features,
+)
 from trace_forecast.network import TraceNetwork
 from trace_forecast.tasks.forecast import MIN_CONTEXT, predict_normalized
 
@@ -28,17 +39,20 @@ def features_at(covariates: list[np.ndarray], origins: np.ndarray, context_lengt
         cov = covariates[i]
         future = cov[origin : origin + horizon] if future_known else None
         rows.append(window_features(cov[max(0, origin - context_length) : origin], future))
-    return np.asarray(rows).reshape(len(origins), -1)
+    if not rows:
+        width = covariates[0].shape[1] * (PAST_STEPS + (horizon if future_known else 0)) if covariates else 0
+        return np.zeros((0, width))
+    return np.asarray(rows)
 
 
 def head_inputs(covariate_features: np.ndarray, pred: np.ndarray, histories: list[np.ndarray], mean: np.ndarray,
-                std: np.ndarray) -> np.ndarray:
+                std: np.ndarray, reads_forecast: bool = True) -> np.ndarray:
     """The covariate head's inputs for forecasts ``pred [n, H]`` (RevIN space, with the
     statistics ``mean``/``std [n]`` of their ``histories``)."""
     recent = np.stack([np.pad(np.asarray(h[-PAST_STEPS:], np.float64), (PAST_STEPS - min(len(h), PAST_STEPS), 0),
                               constant_values=np.nan) for h in histories]) if len(histories) else \
         np.zeros((0, PAST_STEPS))
-    return mixer_inputs(covariate_features, pred, (recent - mean[:, None]) / std[:, None])
+    return mixer_inputs(covariate_features, pred, (recent - mean[:, None]) / std[:, None], reads_forecast)
 
 
 def check_covariates(covariates: list[np.ndarray], series: list[np.ndarray], name: str = "X") -> None:
@@ -53,7 +67,7 @@ def check_covariates(covariates: list[np.ndarray], series: list[np.ndarray], nam
 
 def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariates: list[np.ndarray],
                       columns: np.ndarray, n_columns: int, validation_fraction: float, future_known: bool = True,
-                      seed: int = 0, device: str = "cpu") -> CovariateMap:
+                      seed: int = 0, device: str = "cpu", reads_forecast: bool = True) -> CovariateMap:
     """The covariate head of a fitted forecasting ``network``: per target column, a ridge map
     from each window's covariate features to the network's RevIN-space residual, its penalty
     chosen on the windows of the last ``validation_fraction`` of each series."""
@@ -72,7 +86,7 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
         pred, mean, std = predict_normalized(network, histories, device=device) if len(plan) else \
             (np.zeros((0, spec.horizon)),) * 3
         inputs = head_inputs(features_at(covariates, plan.origins, spec.context_length, spec.horizon, future_known),
-                             pred, histories, mean, std)
+                             pred, histories, mean, std, reads_forecast)
         return inputs, (targets - mean[:, None]) / std[:, None] - pred
 
     (x_train, r_train), (x_val, r_val) = data(train), data(val)
@@ -86,7 +100,7 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
                                  r_val[col_val == c])
         weights[c], bias[c] = w, b
         alphas.append(alpha)
-    return CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known)
+    return CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known, reads_forecast)
 
 
 def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures: list[np.ndarray] | None,
@@ -97,4 +111,5 @@ def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures
     (``[L, K]`` up to the origin) and ``futures`` (``[H, K]`` over the horizon)."""
     features = np.asarray([window_features(c, f if covariate_map.future_known else None)
                            for c, f in zip(contexts, futures or [None] * len(contexts), strict=True)])
-    return covariate_map.correction(head_inputs(features, pred, histories, mean, std), np.asarray(columns))
+    inputs = head_inputs(features, pred, histories, mean, std, covariate_map.reads_forecast)
+    return covariate_map.correction(inputs, np.asarray(columns))

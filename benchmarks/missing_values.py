@@ -1,0 +1,209 @@
+"""Forecasting with missing values: the model's own mask against interpolate-then-forecast.
+
+``python -m benchmarks.missing_values`` runs the settings and writes
+``results/missing_values.json`` (one row per setting, method and seed; rows already there
+are kept, so an interrupted run continues); ``--report`` writes
+``docs/benchmarks_missing_values.md`` from that file alone.
+
+Protocol:
+
+- **ETTh1**, the standard split, L = 512, H = 96, all 7 channels, every ``--test-stride``-th
+  test window (default 5).
+- **Settings**: complete data; 10 % and 30 % of the steps missing at random; missing runs of
+  24 and of 168 steps (runs placed at random until 10 % of each channel is missing). The
+  same missing steps (one draw per setting, seed 0) in the training rows *and* in the test
+  split, so test contexts have gaps too; errors are scored on observed targets only, in the
+  train-standardised units.
+- **Arms**: ``TraceForecaster()`` at its defaults fed the series with its gaps (the model's
+  own mask); the same after linear interpolation of the training rows and of each test
+  context on its own (no value from after the forecast origin; gaps at a context's ends
+  take the nearest value); Darts NLinear (paper configuration, as in
+  ``benchmarks.data_size``) after the same interpolation; TRACE zero-shot with the gaps,
+  after interpolation, and with every gapped patch hidden (``max_bridged_gap = 0``, the
+  design ablation of :mod:`trace_forecast.backbone.missing`). Fine-tuned arms run 3 seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, ResumableRecord
+from benchmarks.data_size import (
+    darts_forecasts,
+    long_horizon_split,
+    trace_forecasts,
+    window_count,
+)
+
+OUT = RESULTS / "missing_values.json"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks_missing_values.md"
+LOOKBACK, HORIZON = 512, 96
+SEEDS = (0, 1, 2)
+SETTINGS = ("complete", "10 % at random", "30 % at random", "runs of 24", "runs of 168")
+METHODS = ("TRACE (gaps)", "TRACE (interpolated)", "Darts NLinear (interpolated)",
+           "TRACE zero-shot (gaps)", "TRACE zero-shot (interpolated)", "TRACE zero-shot (every gapped patch hidden)")
+
+
+def missing_mask(shape: tuple[int, int], setting: str, seed: int = 0) -> np.ndarray:
+    """Boolean ``[T, C]``: which steps ``setting`` removes."""
+    rng = np.random.default_rng(seed)
+    if setting == "complete":
+        return np.zeros(shape, dtype=bool)
+    if setting.endswith("at random"):
+        return rng.random(shape) < float(setting.split()[0]) / 100
+    run = int(setting.split()[-1])
+    mask = np.zeros(shape, dtype=bool)
+    for c in range(shape[1]):
+        while mask[:, c].mean() < 0.1:
+            start = rng.integers(0, shape[0] - run)
+            mask[start : start + run, c] = True
+    return mask
+
+
+def interpolate(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation along axis 0 (each column), the ends filled with the nearest value."""
+    frame = pd.DataFrame(values)
+    return frame.interpolate(limit_direction="both").to_numpy(values.dtype)
+
+
+def test_windows(test: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``stride``-th ``(history [n, L, C], future [n, H, C])`` of the test split."""
+    starts = np.arange(0, window_count(len(test), LOOKBACK, HORIZON), stride)
+    return (np.stack([test[s : s + LOOKBACK] for s in starts]),
+            np.stack([test[s + LOOKBACK : s + LOOKBACK + HORIZON] for s in starts]))
+
+
+def zero_shot(histories: list[np.ndarray], bridge: bool = True) -> np.ndarray:
+    """Zero-shot forecasts of univariate ``histories`` (``bridge=False``: every patch with a
+    missing step hidden)."""
+    from trace_forecast import TraceForecaster
+
+    forecaster = TraceForecaster(fit_strategy="zero-shot", context_length=LOOKBACK)
+    forecaster.fit(pd.DataFrame({"y": np.sin(np.arange(LOOKBACK + HORIZON) / 4.0)}), fh=np.arange(1, HORIZON + 1))
+    backbone = forecaster.network_.backbone
+    backbone.max_bridged_gap = None if bridge else 0
+    try:
+        return forecaster.predict_histories(histories)
+    finally:
+        backbone.max_bridged_gap = None
+
+
+def setting_cell(setting: str, stride: int, seeds, record: ResumableRecord) -> None:
+    """Every arm on one setting."""
+    split = long_horizon_split("ETTh1")
+    train = split.train.to_numpy(np.float32)
+    test = split.test.to_numpy(np.float32)
+    gaps = missing_mask((len(train) + len(test), train.shape[1]), setting)
+    train = np.where(gaps[: len(train)], np.nan, train)
+    test = np.where(gaps[len(train):], np.nan, test)
+    hist, fut = test_windows(test, stride)                        # [n, L, C], [n, H, C]
+    filled_hist = np.stack([interpolate(h) for h in hist])
+    n, _, channels = hist.shape
+    univariate = lambda h: list(h.transpose(0, 2, 1).reshape(-1, LOOKBACK))  # noqa: E731  (channel-major per window)
+    truth = fut.transpose(0, 2, 1).reshape(-1, HORIZON)
+    base = {"dataset": "ETTh1", "setting": setting, "horizon": HORIZON, "test_windows": n * channels,
+            "missing_share": float(np.isnan(train).mean()), "test_stride": stride}
+
+    def score(method: str, seed, pred: np.ndarray, extra: dict | None = None) -> None:
+        observed = np.isfinite(truth)
+        err = (pred - truth)[observed]
+        record.add({**base, "method": method, "seed": seed, "mse": float(np.mean(err ** 2)),
+                    "mae": float(np.mean(np.abs(err))), **(extra or {})})
+
+    def todo(method: str, seed) -> bool:
+        return not record.done({**base, "method": method, "seed": seed})
+
+    frame = pd.DataFrame(train, columns=split.train.columns)
+    for seed in seeds:
+        if todo("TRACE (gaps)", seed):
+            pred, extra = trace_forecasts({}, seed, frame, HORIZON, LOOKBACK, univariate(hist))
+            score("TRACE (gaps)", seed, pred, extra)
+        if todo("TRACE (interpolated)", seed):
+            filled = pd.DataFrame(interpolate(train), columns=split.train.columns)
+            pred, extra = trace_forecasts({}, seed, filled, HORIZON, LOOKBACK, univariate(filled_hist))
+            score("TRACE (interpolated)", seed, pred, extra)
+        if todo("Darts NLinear (interpolated)", seed):
+            pred, extra = darts_forecasts("NLinear", seed, [interpolate(train)], HORIZON, LOOKBACK, list(filled_hist))
+            score("Darts NLinear (interpolated)", seed, pred.transpose(0, 2, 1).reshape(-1, HORIZON), extra)
+    for method, histories, bridge in (("TRACE zero-shot (gaps)", hist, True),
+                                      ("TRACE zero-shot (interpolated)", filled_hist, True),
+                                      ("TRACE zero-shot (every gapped patch hidden)", hist, False)):
+        if todo(method, None) and (setting != "complete" or bridge):
+            score(method, None, zero_shot(univariate(histories), bridge))
+
+
+# ---------------------------------------------------------------------------- report
+def summary(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["setting", "method"], sort=False)["mse"].agg(["mean", "std", "count"])
+
+
+def report(path: Path = OUT, page: Path = PAGE) -> str:
+    import json
+
+    record = json.loads(path.read_text())
+    stats = summary(record["rows"])
+    env = record["environment"]
+    methods = [m for m in METHODS if m in stats.index.get_level_values(1)]
+    lines = ["# Missing values: the model's own mask against interpolation", "",
+             "Generated by `python -m benchmarks.missing_values --report` from "
+             "`benchmarks/results/missing_values.json` "
+             f"({env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}). Protocol: the module docstring of "
+             "`benchmarks/missing_values.py`; in short, ETTh1 standard split, L = 512, H = 96, the same gaps in the "
+             "training rows and in the test split, MSE on observed targets (train-standardised), mean ± std over "
+             "3 seeds for the fine-tuned arms.", "",
+             "| setting | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for setting in SETTINGS:
+        if setting not in stats.index.get_level_values(0):
+            continue
+        cells = []
+        for m in methods:
+            if (setting, m) not in stats.index:
+                cells.append("–")
+                continue
+            row = stats.loc[(setting, m)]
+            cells.append(f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["count"] > 1 else ""))
+        lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    lines += ["", "## Against the targets", ""]
+    complete = stats.loc[("complete", "TRACE (gaps)"), "mean"] if ("complete", "TRACE (gaps)") in stats.index else None
+    for setting in SETTINGS[1:]:
+        if (setting, "TRACE (gaps)") not in stats.index or complete is None:
+            continue
+        own = stats.loc[(setting, "TRACE (gaps)"), "mean"]
+        limit = 0.03 if setting == "10 % at random" else 0.10
+        interp = stats.loc[(setting, "TRACE (interpolated)"), "mean"] if (setting, "TRACE (interpolated)") in stats.index else np.nan
+        nlin = (stats.loc[(setting, "Darts NLinear (interpolated)"), "mean"]
+                if (setting, "Darts NLinear (interpolated)") in stats.index else np.nan)
+        lines.append(f"- **{setting}**: TRACE with the gaps {own:.4f}, {100 * (own / complete - 1):+.1f} % against "
+                     f"complete data ({complete:.4f}; target within {100 * limit:.0f} %: "
+                     f"{'met' if own <= complete * (1 + limit) else 'missed'}); against TRACE after interpolation "
+                     f"{interp:.4f} ({100 * (own / interp - 1):+.1f} %) and NLinear after interpolation {nlin:.4f} "
+                     f"({100 * (own / nlin - 1):+.1f} %).")
+    text = "\n".join(lines) + "\n"
+    page.write_text(text)
+    return text
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
+    parser.add_argument("--test-stride", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report", action="store_true", help="write the page from the results file and stop")
+    args = parser.parse_args(argv)
+    if args.report:
+        print(report(args.out))
+        return
+    record = ResumableRecord(args.out, ("setting", "method", "seed"))
+    for setting in args.settings:
+        setting_cell(setting, args.test_stride, args.seeds, record)
+    print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
