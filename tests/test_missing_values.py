@@ -143,3 +143,16 @@ def test_darts_model_fits_and_backtests_with_missing_values(tiny_backbone_dir):
     assert np.isfinite(model.predict(8, series).values()).all()
     backtest = model.historical_forecasts(series, start=0.8, forecast_horizon=8, retrain=False)
     assert np.isfinite(backtest.values()).all()
+
+
+def test_darts_scorer_scores_a_gappy_series(tiny_backbone_dir):
+    darts = pytest.importorskip("darts")
+    from trace_forecast.darts import TraceAnomalyScorer
+
+    t = np.arange(300, dtype=np.float32)
+    values = np.sin(t / 6)
+    values[100:130] = np.nan
+    series = darts.TimeSeries.from_values(values)
+    scorer = TraceAnomalyScorer(backbone=str(tiny_backbone_dir), context_length=32, adapter="none").fit(series)
+    scores = scorer.score(series).values()
+    assert len(scores) == 300 and np.isfinite(scores).all()

@@ -13,8 +13,8 @@ Two kinds of gaps, told apart by their length (``docs/design.md``, "Missing valu
   line is a poor guess (a day of hourly data drawn flat).
 
 RevIN's statistics use the observed and bridged steps (a bridged step lies between two
-observed ones; counting them matched interpolate-then-forecast at 10 % and 30 % missing at
-random, where observed-only statistics trailed it by 0.4 % and 0.7 %), never the
+observed ones; in a development run, counting them matched interpolate-then-forecast at
+random missing steps, where observed-only statistics trailed it slightly), never the
 reconstructed contents of a hidden patch. Written here rather than taken from a
 library: the fill has to happen per window on tensors inside the forward pass, with the
 patch geometry deciding what is "short".
