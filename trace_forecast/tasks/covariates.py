@@ -84,7 +84,7 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
         targets = np.stack([series[i][o : o + spec.horizon] for i, o in plan.origins.tolist()]) if len(plan) else \
             np.zeros((0, spec.horizon))
         pred, mean, std = predict_normalized(network, histories, device=device) if len(plan) else \
-            (np.zeros((0, spec.horizon)),) * 3
+            (np.zeros((0, spec.horizon)), np.zeros(0), np.ones(0))
         inputs = head_inputs(features_at(covariates, plan.origins, spec.context_length, spec.horizon, future_known),
                              pred, histories, mean, std, reads_forecast)
         return inputs, (targets - mean[:, None]) / std[:, None] - pred
