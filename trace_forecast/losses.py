@@ -37,10 +37,12 @@ def masked_reconstruction_loss(
     enc = backbone.encode(x, input_mask, mask)
     rec = backbone.head(enc.tokens)
     target = backbone.normalizer.normalize(x, enc.mean, enc.std).clamp(-clip, clip)
-    finite = torch.isfinite(x).float()
-    weight = (((1 - mask) + visible_weight * mask) * input_mask)[:, None, :].float() * finite
+    missing = not bool(torch.isfinite(x).all())
+    weight = (((1 - mask) + visible_weight * mask) * input_mask)[:, None, :].expand_as(target).float()
+    if missing:  # (complete data keeps the expanded weights: the same sums, bit for bit)
+        weight = weight * torch.isfinite(x)
     if weight.sum() == 0:
-        weight = input_mask[:, None, :].float() * finite
+        weight = input_mask[:, None, :].expand_as(target).float() * (torch.isfinite(x) if missing else 1.0)
     err = (rec.float() - target.float()) ** 2
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
@@ -83,12 +85,17 @@ def normalized_mse(
     with ``scale`` (each window's series unit), weighted by :func:`window_weights`.
     Missing targets (NaN in ``y``) are not scored."""
     observed = torch.isfinite(y)
-    target = ((torch.where(observed, y, mean) - mean) / std).clamp(-clip, clip)  # a NaN target would poison gradients
+    complete = bool(observed.all())
+    if not complete:  # a NaN target would poison the gradients: it becomes the mean, weighted 0
+        y = torch.where(observed, y, mean)
+    target = ((y - mean) / std).clamp(-clip, clip)
     err = (pred.float() - target.float()) ** 2
     weight = window_weights(std.float(), scale, weighting)
     if weight is None:
-        if bool(observed.all()):
+        if complete:
             return torch.mean(err)
         weight = torch.ones_like(err)
-    weight = weight.expand_as(err) * observed
+    weight = weight.expand_as(err)
+    if not complete:
+        weight = weight * observed
     return (err * weight).sum() / weight.sum().clamp_min(1e-12)
