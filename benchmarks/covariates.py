@@ -126,7 +126,10 @@ def darts_arm(kind: str, targets, covariates, seed: int, samples: int) -> tuple[
     from darts.dataprocessing.transformers import Scaler
     from darts.models import NLinearModel, TiDEModel
 
-    ts = lambda a: TimeSeries.from_values(np.asarray(a, np.float32))  # noqa: E731
+    def ts(values, start: int = 0) -> TimeSeries:  # on the series' own time steps, as the covariates are
+        values = np.asarray(values, np.float32)
+        return TimeSeries.from_times_and_values(pd.RangeIndex(start, start + len(values)), values)
+
     truths = targets
     targets = [pd.Series(t).interpolate(limit_direction="both").to_numpy() for t in targets]  # Darts needs no gaps
     cut = [origins(len(t))[0] for t in targets]
@@ -137,7 +140,7 @@ def darts_arm(kind: str, targets, covariates, seed: int, samples: int) -> tuple[
     fit, val, fit_cov = [], [], []
     for t, c, cv in zip(targets, cut, covs, strict=True):
         inner = int(c * 0.8)
-        fit.append(ts(t[:inner])), val.append(ts(t[inner - LOOKBACK : c])), fit_cov.append(cv)
+        fit.append(ts(t[:inner])), val.append(ts(t[inner - LOOKBACK : c], inner - LOOKBACK)), fit_cov.append(cv)
     with tempfile.TemporaryDirectory() as work, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         common = dict(input_chunk_length=LOOKBACK, output_chunk_length=HORIZON, n_epochs=10, batch_size=32,
@@ -153,8 +156,8 @@ def darts_arm(kind: str, targets, covariates, seed: int, samples: int) -> tuple[
         hist, fcov, truth = [], [], []
         for t, raw, cv in zip(targets, truths, covs, strict=True):
             for o in origins(len(t)):
-                hist.append(ts(t[o - LOOKBACK : o])), truth.append(raw[o : o + HORIZON])
-                fcov.append(cv[o - LOOKBACK : o + HORIZON])
+                hist.append(ts(t[o - LOOKBACK : o], o - LOOKBACK)), truth.append(raw[o : o + HORIZON])
+                fcov.append(cv)
         preds = model.predict(n=HORIZON, series=hist, future_covariates=fcov, verbose=False)
     return np.stack([p.values()[:, 0] for p in preds]), np.stack(truth), {"fit_seconds": fit_time()}
 
