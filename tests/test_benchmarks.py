@@ -138,3 +138,24 @@ def test_backbone_targets_from_zero_shot_and_fine_tuned_rows():
     assert "Zero-shot M4 Hourly OWA below seasonal naive's: **missed** (0.700 vs 0.628)" in text
     assert "Fine-tuned M4 Hourly OWA ≤ 0.56: **met** (0.550)" in text
     assert report.backbone_targets(None, None) is None
+
+
+@pytest.mark.parametrize("name", ["missing_values", "covariates"])
+def test_generated_pages_reproduce_from_their_results(name, tmp_path):
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{name}")
+    if not module.OUT.exists():
+        pytest.skip(f"{module.OUT.name} has not been run here")
+    assert module.report(module.OUT, tmp_path / "page.md") == module.PAGE.read_text()
+
+
+def test_missing_value_settings_remove_what_they_say():
+    from benchmarks.missing_values import missing_mask
+
+    assert not missing_mask((1000, 3), "complete").any()
+    assert missing_mask((20000, 2), "30 % at random").mean() == pytest.approx(0.3, abs=0.01)
+    runs = missing_mask((5000, 2), "runs of 168")
+    assert 0.1 <= runs[:, 0].mean() < 0.2
+    starts = np.flatnonzero(np.diff(runs[:, 0].astype(int)) == 1)
+    assert len(starts) <= 4, "gaps come as long runs"
