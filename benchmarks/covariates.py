@@ -227,7 +227,10 @@ def report(path: Path = OUT, page: Path = PAGE) -> str:
         plain, cov = stats.loc[(name, "TRACE")], stats.loc[(name, "TRACE + covariates")]
         gain = 100 * (1 - cov["mean"] / plain["mean"])
         others = {m: stats.loc[(name, m), "mean"] for m in METHODS[2:4] if (name, m) in stats.index}
-        beats = ", ".join(f"{m} {v:.3f} ({'beaten' if cov['mean'] < v else 'ahead'})" for m, v in others.items())
+        naive = stats.loc[(name, "seasonal naive"), "mean"] if (name, "seasonal naive") in stats.index else np.inf
+        beats = ", ".join(f"{m} {v:.3f} ({'beaten' if cov['mean'] < v else 'ahead'}"
+                          f"{'; below seasonal naive, under-trained at this budget' if v > naive else ''})"
+                          for m, v in others.items())
         spread = max(plain["std"] if plain["count"] > 1 else 0.0, cov["std"] if cov["count"] > 1 else 0.0)
         lines.append(f"- **{name}**: covariates take TRACE's MAE from {plain['mean']:.3f} to {cov['mean']:.3f} "
                      f"({gain:+.1f} %; the seeds' spread is {spread:.3f}); {beats or 'no Darts arm run'}.")
