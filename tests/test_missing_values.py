@@ -13,7 +13,7 @@ from trace_forecast import TraceAnomalyDetector
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.backbone.missing import bridge_short_gaps, fill_for_encoder
 from trace_forecast.engine.windows import make_window_sets
-from trace_forecast.errors import DataError
+from trace_forecast.errors import DataError, UncalibratedIntervalsWarning
 from trace_forecast.losses import normalized_mse
 
 NAN = float("nan")
@@ -113,7 +113,7 @@ def test_forecaster_names_the_column_with_nothing_observed(tiny_backbone_dir):
     y = _gappy()
     y.iloc[-64:, 1] = np.nan  # the whole last context of "b"
     f = tiny_forecaster(tiny_backbone_dir, max_windows=16)
-    with pytest.raises(DataError, match="'b' has no observed value in its last 64 steps"):
+    with pytest.warns(UncalibratedIntervalsWarning), pytest.raises(DataError, match="'b' has no observed value in its last 64 steps"):
         f.fit(y, fh=[1]).predict()
 
 
