@@ -220,6 +220,25 @@ class ResumableRecord:
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
 
 
+def mean_std_table(stats, row_label: str, rows, columns, digits: int) -> list[str]:
+    """Markdown lines of a ``rows x columns`` table of ``stats`` (indexed by ``(row, column)``,
+    with ``mean``, ``std`` and ``count``): ``mean ± std`` (the mean alone for one run, ``–``
+    where nothing ran); rows without any result are left out."""
+    lines = [f"| {row_label} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for row in rows:
+        if row not in stats.index.get_level_values(0):
+            continue
+        cells = []
+        for column in columns:
+            if (row, column) not in stats.index:
+                cells.append("–")
+                continue
+            cell = stats.loc[(row, column)]
+            cells.append(f"{cell['mean']:.{digits}f}" + (f" ± {cell['std']:.{digits}f}" if cell["count"] > 1 else ""))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, ResumableRecord, require, timed
+from benchmarks.common import RESULTS, ResumableRecord, mean_std_table, require, timed
 from trace_forecast.datasets import shared_data_dir
 
 OUT = RESULTS / "covariates.json"
@@ -208,18 +208,7 @@ def report(path: Path = OUT, page: Path = PAGE) -> str:
              f"({env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}). Protocol: the module docstring of "
              "`benchmarks/covariates.py`; in short, the last 10 % of each series (held out of pretraining), one "
              "24-hour forecast a day from midnight, context 512, MAE in the series' units (mean ± std over seeds).",
-             "", "| data set | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
-    for name in DATASETS:
-        if name not in stats.index.get_level_values(0):
-            continue
-        cells = []
-        for m in METHODS:
-            if (name, m) not in stats.index:
-                cells.append("–")
-                continue
-            row = stats.loc[(name, m)]
-            cells.append(f"{row['mean']:.3f}" + (f" ± {row['std']:.3f}" if row["count"] > 1 else ""))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+             ""] + mean_std_table(stats, "data set", DATASETS, METHODS, 3)
     lines += ["", "## Against the targets", ""]
     for name in DATASETS:
         if (name, "TRACE") not in stats.index or (name, "TRACE + covariates") not in stats.index:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, ResumableRecord
+from benchmarks.common import RESULTS, ResumableRecord, mean_std_table
 from benchmarks.data_size import (
     darts_forecasts,
     long_horizon_split,
@@ -155,19 +155,7 @@ def report(path: Path = OUT, page: Path = PAGE) -> str:
              f"({env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}). Protocol: the module docstring of "
              "`benchmarks/missing_values.py`; in short, ETTh1 standard split, L = 512, H = 96, the same gaps in the "
              "training rows and in the test split, MSE on observed targets (train-standardised), mean ± std over "
-             "3 seeds for the fine-tuned arms.", "",
-             "| setting | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for setting in SETTINGS:
-        if setting not in stats.index.get_level_values(0):
-            continue
-        cells = []
-        for m in methods:
-            if (setting, m) not in stats.index:
-                cells.append("–")
-                continue
-            row = stats.loc[(setting, m)]
-            cells.append(f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["count"] > 1 else ""))
-        lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+             "3 seeds for the fine-tuned arms.", ""] + mean_std_table(stats, "setting", SETTINGS, methods, 4)
     lines += ["", "## Against the targets", ""]
     complete = stats.loc[("complete", "TRACE (gaps)"), "mean"] if ("complete", "TRACE (gaps)") in stats.index else None
     for setting in SETTINGS[1:]:
