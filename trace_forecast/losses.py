@@ -37,12 +37,13 @@ def masked_reconstruction_loss(
     enc = backbone.encode(x, input_mask, mask)
     rec = backbone.head(enc.tokens)
     target = backbone.normalizer.normalize(x, enc.mean, enc.std).clamp(-clip, clip)
-    missing = not bool(torch.isfinite(x).all())
+    finite = torch.isfinite(x)
+    missing = not bool(finite.all())
     weight = (((1 - mask) + visible_weight * mask) * input_mask)[:, None, :].expand_as(target).float()
     if missing:  # (complete data keeps the expanded weights: the same sums, bit for bit)
-        weight = weight * torch.isfinite(x)
+        weight = weight * finite
     if weight.sum() == 0:
-        weight = input_mask[:, None, :].expand_as(target).float() * (torch.isfinite(x) if missing else 1.0)
+        weight = input_mask[:, None, :].expand_as(target).float() * (finite if missing else 1.0)
     err = (rec.float() - target.float()) ** 2
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
 

@@ -94,7 +94,7 @@ def plan_windows(
 def observed_windows(series: Sequence[np.ndarray], plan: WindowPlan, context_length: int, horizon: int,
                      min_context: int) -> WindowPlan:
     """The windows of ``plan`` with at least ``min_context`` observed (finite) values in their
-    context and at least one observed target (all of them for complete series)."""
+    context and at least one observed target (``plan`` itself for complete series)."""
     if len(plan) == 0 or all(np.isfinite(s).all() for s in series):
         return plan
     counts = [np.r_[0, np.cumsum(np.isfinite(s))] for s in series]  # observed values before each step
@@ -186,10 +186,10 @@ def make_window_sets(
     check_observed(series)
     train_plan, val_plan = plan_windows([len(s) for s in series], horizon, min_context, validation_fraction, stride,
                                         context_length)
-    if not all(np.isfinite(s).all() for s in series):
+    kept = [observed_windows(series, p, context_length, horizon, min_context) for p in (train_plan, val_plan)]
+    if kept[0] is not train_plan or kept[1] is not val_plan:  # missing values left some windows out
         planned = set(train_plan.origins[:, 0].tolist()) | set(val_plan.origins[:, 0].tolist())
-        train_plan, val_plan = (observed_windows(series, p, context_length, horizon, min_context)
-                                for p in (train_plan, val_plan))
+        train_plan, val_plan = kept
         without = sorted(planned - set(train_plan.origins[:, 0].tolist()) - set(val_plan.origins[:, 0].tolist()))
         if not len(train_plan) or without:
             raise DataError(
