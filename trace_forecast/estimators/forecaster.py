@@ -247,17 +247,17 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         )
 
     # ------------------------------------------------------------------ covariates
-    def _covariates(self, X: pd.DataFrame, index_of: dict | None = None) -> list[np.ndarray]:
+    def _covariates(self, X: pd.DataFrame, index_of: dict) -> list[np.ndarray]:
         """``X`` as one ``[T, K]`` array per target series (each channel of an instance reads
-        its instance's covariates), on ``index_of[key]`` (default: ``X``'s own rows)."""
+        its instance's covariates), on the rows ``index_of[key]`` of each instance of ``y``
+        (in ``y``'s order)."""
         check_frame(X, "X", covariates=True)
         frames = dict(instances(X))
         out = []
-        for key, _ in instances(self._history):
+        for key, index in index_of.items():
             if key not in frames:
                 raise DataError(f"X has no rows for instance {key!r} of y")
-            frame = frames[key] if index_of is None else frames[key].reindex(index_of[key])
-            out += [frame.to_numpy(dtype=np.float64)] * len(self._columns)
+            out += [frames[key].reindex(index).to_numpy(dtype=np.float64)] * len(self._columns)
         return out
 
     def _fit_covariates(self, X: pd.DataFrame | None, series: list[np.ndarray]) -> None:
@@ -288,13 +288,12 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         horizon = self.network_.spec.horizon
         future_index = ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True).to_absolute_index(self.cutoff)
-        keys = [key for key, _ in instances(self._history)]
-        futures = self._covariates(X, {key: future_index for key in keys})
+        parts = instances(self._history)
+        futures = self._covariates(X, {key: future_index for key, _ in parts})
         if all(not np.isfinite(f).any() for f in futures):
             raise DataError(f"X has no values for the forecast rows ({future_index[0]} ... {future_index[-1]}): "
                             "covariates must be given for the steps to forecast")
-        history_index = {key: frame.index[-self.context_length:] for key, frame in instances(self._history)}
-        contexts = self._covariates(self._X_history, history_index)
+        contexts = self._covariates(self._X_history, {key: frame.index[-self.context_length:] for key, frame in parts})
         return corrections(self.covariate_map_, contexts, futures, np.arange(len(futures)) % len(self._columns),
                            pred, histories, mean, std)
 
