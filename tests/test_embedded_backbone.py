@@ -140,3 +140,18 @@ def test_a_campaign_leg_killed_and_resumed_ends_where_one_uninterrupted_run_does
                                                                                   (7, 12, "finished")]
     assert record[1]["windows_start"] == 28 and record[1]["hardware"]["precision"] == "32-true"
     assert not list((tmp_path / "campaign").glob("*.tmp"))  # written through a rename
+
+    # A cool-down leg continues the same checkpoint and stops where its decay reaches 0.
+    cooled = main([*campaign, *common, "--steps", "16", "--cooldown", "12", "4"])
+    assert cooled["steps"] == 16 and read_legs(tmp_path / "campaign")[2]["steps_start"] == 12
+
+
+def test_cooldown_decays_the_constant_rate_to_zero():
+    """Warm-up, constant, then 1 - sqrt(progress) from the cool-down's first step."""
+    from trace_forecast.pretraining.module import ConstantSchedule, PretrainModule
+
+    schedule = ConstantSchedule(warmup_steps=4, cooldown=(100, 16))
+    assert [schedule(s) for s in (0, 3, 99, 100)] == [0.25, 1.0, 1.0, 1.0]
+    assert schedule(104) == pytest.approx(0.5) and schedule(116) == 0.0 and schedule(200) == 0.0
+    with pytest.raises(ValueError, match="constant"):
+        PretrainModule(MomentBackbone.__new__(MomentBackbone), schedule="one-cycle", cooldown=(1, 1))

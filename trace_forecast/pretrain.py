@@ -134,6 +134,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="learning-rate schedule (default: time-budget with --time-budget, else one-cycle over "
                         "--steps); constant = warm-up then constant, resumable at any step")
     p.add_argument("--warmup-steps", type=int, default=200, help="warm-up of the time-budget and constant schedules")
+    p.add_argument("--cooldown", type=int, nargs=2, default=None, metavar=("START", "STEPS"),
+                   help="with --schedule constant: from step START, decay the rate to 0 over STEPS steps "
+                        "(1 - sqrt), and stop there")
     p.add_argument("--ema", type=float, default=None,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999); "
                         "validation and the saved weights use it")
@@ -234,6 +237,8 @@ def placement(args: argparse.Namespace) -> tuple[str, str]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.cooldown and sum(args.cooldown) > args.steps:
+        raise SystemExit("--steps sizes the window stream and must reach the cool-down's end (START + STEPS)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.threads:
@@ -260,7 +265,8 @@ def main(argv=None) -> dict:
 
     budget_s = args.time_budget * 60 if args.time_budget else None
     module = PretrainModule(backbone, args.lr, args.steps, args.visible_weight, budget_s,
-                            schedule=args.schedule, warmup_steps=args.warmup_steps)
+                            schedule=args.schedule, warmup_steps=args.warmup_steps,
+                            cooldown=tuple(args.cooldown) if args.cooldown else None)
     accelerator, precision = placement(args)
     torch.set_float32_matmul_precision("high")
     leg_info = {"argv": list(sys.argv[1:] if argv is None else argv)}
@@ -268,7 +274,7 @@ def main(argv=None) -> dict:
     if args.ema:
         callbacks.append(EMAWeightAveraging(decay=args.ema))
     trainer = pl.Trainer(
-        max_steps=args.stop_after or args.steps, accelerator=accelerator, devices=1, precision=precision,
+        max_steps=args.stop_after or (sum(args.cooldown) if args.cooldown else args.steps), accelerator=accelerator, devices=1, precision=precision,
         max_time={"seconds": budget_s} if budget_s else None,
         logger=CSVLogger(out, name="logs", version=f"leg{len(read_legs(campaign)) + 1}" if campaign else None),
         callbacks=callbacks, gradient_clip_val=1.0,

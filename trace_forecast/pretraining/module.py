@@ -50,13 +50,24 @@ class TimeBudgetSchedule:
 class ConstantSchedule:
     """Linear warm-up over ``warmup_steps``, then a constant rate: a function of the step
     alone, so it resumes exactly and suits a campaign of unknown length (the exported
-    weights are an exponential moving average, which plays the part of the final decay)."""
+    weights are an exponential moving average, which plays the part of the final decay).
 
-    def __init__(self, warmup_steps: int = 200) -> None:
+    ``cooldown=(start, steps)`` adds the last phase of a warm-up-stable-decay schedule
+    (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
+    Durations"): from step ``start`` the rate falls as ``1 - sqrt(progress)`` to 0 over
+    ``steps``. A cool-down branches off the constant-rate campaign at any step, so the
+    campaign itself can go on and cool down again later."""
+
+    def __init__(self, warmup_steps: int = 200, cooldown: tuple[int, int] | None = None) -> None:
         self.warmup_steps = warmup_steps
+        self.cooldown = None if cooldown is None else (int(cooldown[0]), max(1, int(cooldown[1])))
 
     def __call__(self, step: int) -> float:
-        return min(1.0, (step + 1) / max(self.warmup_steps, 1))
+        factor = min(1.0, (step + 1) / max(self.warmup_steps, 1))
+        if self.cooldown is not None and step >= self.cooldown[0]:
+            progress = min(1.0, (step - self.cooldown[0]) / self.cooldown[1])
+            factor *= max(1.0 - math.sqrt(progress), 0.0)
+        return factor
 
 
 class PretrainModule(pl.LightningModule):
@@ -64,7 +75,8 @@ class PretrainModule(pl.LightningModule):
 
     def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000,
                  visible_weight: float = 0.0, time_budget_s: float | None = None,
-                 schedule: str | None = None, warmup_steps: int = 200):
+                 schedule: str | None = None, warmup_steps: int = 200,
+                 cooldown: tuple[int, int] | None = None):
         super().__init__()
         self.backbone = backbone
         self.visible_weight = visible_weight
@@ -75,6 +87,9 @@ class PretrainModule(pl.LightningModule):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         self.warmup_steps = warmup_steps
+        if cooldown is not None and self.schedule != "constant":
+            raise ValueError("a cool-down follows the constant schedule only")
+        self.cooldown = cooldown
         self.windows_seen = 0  # the data stream's position, saved in every checkpoint
 
     def training_step(self, batch, batch_idx):
@@ -95,7 +110,7 @@ class PretrainModule(pl.LightningModule):
                                                         pct_start=max(0.05, 3 / self.total_steps))
         else:
             factor = (TimeBudgetSchedule(self.time_budget_s, self.warmup_steps) if self.schedule == "time-budget"
-                      else ConstantSchedule(self.warmup_steps))
+                      else ConstantSchedule(self.warmup_steps, self.cooldown))
             sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
