@@ -10,10 +10,10 @@ import torch
 
 from trace_forecast.backbone import MomentBackbone, load_backbone
 from trace_forecast.backbone.io import EMBEDDED_DIR
-from trace_forecast.pretraining.synthetic import generate_corpus
 from trace_forecast.engine.windows import left_pad
 from trace_forecast.losses import masked_reconstruction_loss
 from trace_forecast.network import random_patch_mask
+from trace_forecast.pretraining.synthetic import generate_corpus
 
 # Measured when the weights were committed (docs/model_card.md); a different file fails.
 REFERENCE_LOSS = 0.33788347244262695  # v3 (v2: 0.3112; v3 trades synthetic fit for real data)
