@@ -144,6 +144,8 @@ def test_a_campaign_leg_killed_and_resumed_ends_where_one_uninterrupted_run_does
     # A cool-down leg continues the same checkpoint and stops where its decay reaches 0.
     cooled = main([*campaign, *common, "--steps", "16", "--cooldown", "12", "4"])
     assert cooled["steps"] == 16 and read_legs(tmp_path / "campaign")[2]["steps_start"] == 12
+    state = torch.load(tmp_path / "campaign" / "checkpoint.ckpt", map_location="cpu", weights_only=True)
+    assert state["lr_schedulers"][0]["_last_lr"] == [0.0]  # the checkpoint had no cool-down; the run's applies
 
 
 def test_cooldown_decays_the_constant_rate_to_zero():

@@ -95,6 +95,7 @@ class PretrainModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = masked_reconstruction_loss(self.backbone, *batch, visible_weight=self.visible_weight)
         self.log("train_loss", loss, on_step=True, prog_bar=True)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         self.windows_seen += len(batch[0])
         return loss
 
@@ -113,6 +114,14 @@ class PretrainModule(pl.LightningModule):
                       else ConstantSchedule(self.warmup_steps, self.cooldown))
             sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        # LambdaLR restores its schedule's attributes from the checkpoint; the cool-down is
+        # this run's choice (a branch starts from a checkpoint saved without one).
+        for config in self.trainer.lr_scheduler_configs:
+            for fn in getattr(config.scheduler, "lr_lambdas", []):
+                if isinstance(fn, ConstantSchedule):
+                    fn.cooldown = ConstantSchedule(self.warmup_steps, self.cooldown).cooldown
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_stream"] = {"windows_seen": self.windows_seen}
