@@ -72,3 +72,111 @@ def test_bad_covariates_get_clear_errors(tiny_backbone_dir):
     text = X.assign(driver=X["driver"].astype(str))
     with pytest.raises((DataError, TypeError, ValueError), match="numeric"):
         tiny_forecaster(tiny_backbone_dir, max_windows=16).fit(y, X=text, fh=[1])
+
+
+# ---------------------------------------------------------------- Darts: past and future covariates
+def _darts_driven(n: int = 400):
+    from darts import TimeSeries
+
+    y, X = _driven(n)
+    rng = np.random.default_rng(1)
+    target = TimeSeries.from_dataframe(y.astype("float32"))
+    future = TimeSeries.from_dataframe(X.astype("float32"))
+    past = TimeSeries.from_times_and_values(y.index, rng.normal(size=(n, 1)).astype("float32"), columns=["noise"])
+    return target, future, past
+
+
+DARTS_FAST = dict(input_chunk_length=64, output_chunk_length=16, n_epochs=1, batch_size=16, max_windows=128,
+                  random_state=0, dsic_interval=1, dsic_draws=2,
+                  pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False})
+
+
+@pytest.fixture(scope="module")
+def darts_with_covariates():
+    pytest.importorskip("darts")
+    from trace_forecast.darts import TraceModel
+
+    target, future, past = _darts_driven()
+    model = TraceModel(**DARTS_FAST).fit(target[:-16], past_covariates=past, future_covariates=future, verbose=False)
+    return model, target, future, past
+
+
+def test_darts_future_covariates_improve_the_forecast(darts_with_covariates):
+    from trace_forecast.darts import TraceModel
+
+    model, target, future, past = darts_with_covariates
+    head = model.covariate_head
+    assert head.future_known and head.past_only == (0,)  # the past covariate is read up to the origin only
+    plain = TraceModel(**DARTS_FAST).fit(target[:-16], verbose=False)
+    truth = target[-16:].values()[:, 0]
+    error = np.abs(model.predict(16, past_covariates=past, future_covariates=future, verbose=False).values()[:, 0]
+                   - truth).mean()
+    assert error < 0.5 * np.abs(plain.predict(16, verbose=False).values()[:, 0] - truth).mean()
+    # Without its head the network forecasts as one fitted without covariates: they never reach training.
+    model._covariate_map, saved = None, model._covariate_map
+    try:
+        np.testing.assert_allclose(model.predict(16, past_covariates=past, future_covariates=future,
+                                                 verbose=False).values(),
+                                   plain.predict(16, verbose=False).values(), rtol=1e-5, atol=1e-5)
+    finally:
+        model._covariate_map = saved
+
+
+def test_darts_covariates_in_long_forecasts_backtests_and_save_load(darts_with_covariates, tmp_path):
+    from trace_forecast.darts import TraceModel
+
+    model, target, future, past = darts_with_covariates
+    longer = model.predict(24, series=target[:-40], past_covariates=past, future_covariates=future, verbose=False)
+    assert longer.n_timesteps == 24 and np.isfinite(longer.values()).all()  # auto-regressive past 16 steps
+    backtest = model.historical_forecasts(target, past_covariates=past, future_covariates=future, start=300,
+                                          forecast_horizon=16, stride=16, retrain=False, last_points_only=False,
+                                          verbose=False)
+    assert len(backtest) == 6 and all(np.isfinite(b.values()).all() for b in backtest)
+    before = model.predict(16, past_covariates=past, future_covariates=future, verbose=False)
+    model.save(str(tmp_path / "model.pt"))
+    loaded = TraceModel.load(str(tmp_path / "model.pt"))
+    after = loaded.predict(16, past_covariates=past, future_covariates=future, verbose=False)
+    np.testing.assert_array_equal(before.values(), after.values())
+
+
+def test_darts_covariates_in_an_ensemble_and_from_encoders():
+    pytest.importorskip("darts")
+    from darts.models import NaiveEnsembleModel, NLinearModel
+
+    from trace_forecast.darts import TraceModel
+
+    target, future, _ = _darts_driven()
+    ensemble = NaiveEnsembleModel([
+        TraceModel(**DARTS_FAST),
+        NLinearModel(input_chunk_length=64, output_chunk_length=16, n_epochs=1, random_state=0,
+                     pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False}),
+    ])
+    ensemble.fit(target[:-16], future_covariates=future)
+    assert np.isfinite(ensemble.predict(16, future_covariates=future, verbose=False).values()).all()
+
+    encoded = TraceModel(**DARTS_FAST, add_encoders={"cyclic": {"future": ["hour"]}}).fit(target[:-16], verbose=False)
+    assert encoded.covariate_head is not None and encoded.covariate_head.future_known  # sine and cosine of the hour
+    assert np.isfinite(encoded.predict(16, verbose=False).values()).all()
+
+
+def test_darts_bad_covariates_get_clear_errors(darts_with_covariates):
+    from darts import TimeSeries
+
+    from trace_forecast.darts import TraceModel
+    from trace_forecast.errors import ParameterError
+
+    model, target, future, past = darts_with_covariates
+    # Darts keeps the covariates of a single training series and reuses them; another series needs its own.
+    np.testing.assert_array_equal(model.predict(16, verbose=False).values(),
+                                  model.predict(16, past_covariates=past, future_covariates=future,
+                                                verbose=False).values())
+    with pytest.raises(ValueError, match="covariates"):  # they do not cover a series a year later
+        model.predict(16, series=target.shift(24 * 365), verbose=False)
+    broken = future.values().copy()
+    broken[10] = np.inf
+    with pytest.raises(DataError, match="infinite"):
+        TraceModel(**DARTS_FAST).fit(target, future_covariates=TimeSeries.from_times_and_values(future.time_index,
+                                                                                                 broken),
+                                     verbose=False)
+    with pytest.raises(ParameterError, match="output_chunk_shift"):
+        TraceModel(**{**DARTS_FAST, "output_chunk_shift": 2}).fit(target, future_covariates=future, verbose=False)

@@ -11,7 +11,12 @@ darts = pytest.importorskip("darts")
 
 from darts import TimeSeries  # noqa: E402
 from darts.ad import QuantileDetector, ThresholdDetector  # noqa: E402
-from darts.models import NaiveEnsembleModel, NaiveSeasonal, NLinearModel, RegressionEnsembleModel  # noqa: E402
+from darts.models import (  # noqa: E402
+    NaiveEnsembleModel,
+    NaiveSeasonal,
+    NLinearModel,
+    RegressionEnsembleModel,
+)
 from pytorch_lightning.callbacks import Callback  # noqa: E402
 
 from trace_forecast.darts import TraceAnomalyScorer, TraceModel  # noqa: E402
@@ -208,11 +213,6 @@ def test_output_chunk_length_beyond_head():
 def test_input_chunk_length_beyond_backbone():
     with pytest.raises(ValueError, match="at most its context 512"):
         TraceModel(input_chunk_length=600, output_chunk_length=8)
-
-
-def test_covariates_rejected():
-    with pytest.raises(ValueError, match="does not support `past_covariates`"):
-        TraceModel(**FAST).fit(sine(), past_covariates=sine(phase=1.0))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -45,6 +45,7 @@ from trace_forecast.engine.recipe import (
 from trace_forecast.engine.resume import RandomState
 from trace_forecast.engine.settings import DSICSettings, TrainSettings
 from trace_forecast.errors import ParameterError
+from trace_forecast.heads.covariates import CovariateMap
 from trace_forecast.parameters import (
     PARAMETERS,
     check_context_length,
@@ -120,7 +121,13 @@ class TraceModel(FoundationModel):
         training stays TRACE's. Darts' ``ConformalNaiveModel`` around a fitted model
         calibrates per series instead.
 
-        The model supports no covariates. Inputs shorter than
+        Covariates: ``past_covariates`` and ``future_covariates`` (and those that
+        ``add_encoders`` builds) are read by a covariate head fitted after fine-tuning, on
+        the network's residuals: a ridge map per target component from the covariates around
+        each forecast origin (future covariates over the output chunk too) to what the
+        forecast missed, kept at zero where it does not help on validation windows. The
+        backbone and the fine-tuning see the targets alone (``docs/darts.md``, "Covariates").
+        Static covariates are not used. Inputs shorter than
         ``input_chunk_length`` are possible with ``input_chunk_length=(min, max)``: Darts
         left-pads them and the backbone ignores the padding through its ``input_mask``.
 
@@ -169,7 +176,7 @@ class TraceModel(FoundationModel):
             the recipe's optimiser by Darts' own), ``lr_scheduler_cls``,
             ``lr_scheduler_kwargs``, ``torch_metrics``, ``model_name``, ``work_dir``,
             ``log_tensorboard``, ``nr_epochs_val_period``, ``force_reset``,
-            ``save_checkpoints``, ``add_encoders`` (ignored: no covariates),
+            ``save_checkpoints``, ``add_encoders`` (read by the covariate head),
             ``pl_trainer_kwargs`` (e.g. ``{"accelerator": "gpu", "devices": 2,
             "precision": "bf16-mixed"}``; gradient clipping defaults to the recipe's
             ``gradient_clip_val=1.0``) and ``show_warnings``. ``enable_finetuning=False``
@@ -256,11 +263,11 @@ class TraceModel(FoundationModel):
     # ------------------------------------------------------------------ Darts hooks
     @property
     def supports_past_covariates(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_future_covariates(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_static_covariates(self) -> bool:
@@ -359,8 +366,20 @@ class TraceModel(FoundationModel):
                 val_units = series_units(val_series, [as_list(given)[i] for i in sources])
         # Each series' unit rides in Darts' sample weights (the module reads them as units).
         kwargs.update(sample_weight=series_units(series, as_list(given)), val_sample_weight=val_units)
+        covariates_given = past_covariates is not None or future_covariates is not None
+        if (covariates_given or self.model_params.get("add_encoders")) and self.output_chunk_shift > 0:
+            raise ParameterError("TraceModel reads covariates with output_chunk_shift=0 only (the covariate head "
+                                 "reads the future covariates of every forecast step)")
+        if covariates_given and val_series is not None and kwargs.get("val_past_covariates") is None \
+                and kwargs.get("val_future_covariates") is None and given is not series:
+            # the held-out parts are slices of the given series: the same covariates cover them
+            kwargs.update(val_past_covariates=_pick(past_covariates, sources),
+                          val_future_covariates=_pick(future_covariates, sources))
         self._has_validation = val_series is not None
         self._selection_history = None
+        self._covariate_map = None
+        if self.model is not None:
+            self.model.covariate_map = None  # trained and validated on the targets alone
         cap = self.model_params["max_windows"]
         self._dataset_caps = [cap, None if cap is None else max(1, cap // 4)]
         # batch_size counts univariate windows, as in the engine: a sample holds one per channel.
@@ -374,10 +393,40 @@ class TraceModel(FoundationModel):
         if isinstance(given, TimeSeries):  # predict() continues the whole series, not its training part
             self.training_series = given
         self._calibrate_quantiles(val_series if val_series is not None else series)
+        if (self.uses_past_covariates or self.uses_future_covariates) and self.model is not None:
+            self._fit_covariate_head(given, past_covariates, future_covariates)
         dsic = next((cb for cb in getattr(self.trainer, "callbacks", []) if isinstance(cb, GatedDSIC)), None)
         if dsic is not None:  # kept on the model (saved with it), the trainer is not
             self._selection_history = history_frame(dsic.selection_history(), dsic.module_names)
         return self
+
+    def _fit_covariate_head(self, series, past_covariates, future_covariates) -> None:
+        """The covariate head (:mod:`trace_forecast.darts.covariates`) on the fitted network's
+        residuals over ``series``, with the covariates Darts trained with (the encoders' too)."""
+        from trace_forecast.darts.covariates import fit_head
+
+        if self.encoders is not None and self.encoders.encoding_available:
+            past_covariates, future_covariates = self.generate_fit_encodings(series, past_covariates,
+                                                                             future_covariates)
+        if self.uses_past_covariates is False:
+            past_covariates = None
+        if self.uses_future_covariates is False:
+            future_covariates = None
+        head = fit_head(self.model.network, series, past_covariates, future_covariates,
+                        self.model_params["validation_fraction"], self.model_params["random_state"] or 0)
+        self._covariate_map = head
+        self._attach_covariate_head()
+
+    def _attach_covariate_head(self) -> None:
+        """Hand the covariate head to the Lightning module (which Darts rebuilds on ``load``)."""
+        if self.model is not None:
+            self.model.covariate_map = getattr(self, "_covariate_map", None)
+
+    @property
+    def covariate_head(self):
+        """The fitted covariate head (a :class:`~trace_forecast.heads.covariates.CovariateMap`),
+        or ``None`` for a model fitted without covariates."""
+        return getattr(self, "_covariate_map", None)
 
     def _calibrate_quantiles(self, series: TimeSeries | Sequence[TimeSeries]) -> None:
         """With a ``QuantileRegression`` likelihood: the module's conformal offsets, the
@@ -412,11 +461,13 @@ class TraceModel(FoundationModel):
         """Forecast ``n`` steps after the end of each series (see Darts' ``predict``)."""
         if series is not None:
             check_series(series, "series", self.min_input_chunk_length)
+        self._attach_covariate_head()
         with console(bool(kwargs.get("verbose"))):
             return super().predict(n, series, *args, **kwargs)
 
     def historical_forecasts(self, series, *args, **kwargs):
         check_series(series, "series", self.min_input_chunk_length)
+        self._attach_covariate_head()
         with console(bool(kwargs.get("verbose"))):
             return super().historical_forecasts(series, *args, **kwargs)
 
@@ -528,7 +579,15 @@ class TraceModel(FoundationModel):
         return int(sum(p.numel() for p in self.network.parameters() if p.requires_grad))
 
 
+def _pick(covariates, sources: list[int]):
+    """The covariates of the series ``sources`` (``None`` stays ``None``)."""
+    if covariates is None:
+        return None
+    items = as_list(covariates)
+    return [items[i] for i in sources]
+
+
 # Darts loads saved models through a restricted unpickler; these are our safe classes.
-add_safe_globals([TraceModel, TraceModule])
+add_safe_globals([TraceModel, TraceModule, CovariateMap])
 
 __all__ = ["TraceModel"]

@@ -176,6 +176,13 @@ class TraceModule(PLForecastingModule):
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
         b, _, c = x_in.past_target.shape
         _, _, pred, mean, std = self._forecast_normalized(x_in.past_target)
+        covariate_map = getattr(self, "covariate_map", None)
+        if covariate_map is not None:  # the model was fitted with covariates (TraceModel attaches the head)
+            from trace_forecast.darts.covariates import batch_corrections
+
+            pred = pred + batch_corrections(covariate_map, x_in.past_target, x_in.past_covariates,
+                                            x_in.historic_future_covariates, x_in.future_covariates, pred, mean,
+                                            std)[:, None, :]
         if self.likelihood is not None:  # one output per quantile level: [B*C, levels, H]
             pred = pred + self.interval_offsets.to(pred.dtype)[None]
         out = self.network.backbone.normalizer.denormalize(pred, mean, std)  # [B*C, levels or 1, H]

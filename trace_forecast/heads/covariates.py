@@ -45,10 +45,12 @@ def mixer_inputs(covariate_features: np.ndarray, pred: np.ndarray, recent: np.nd
     return np.concatenate([covariate_features, pred, np.nan_to_num(np.clip(recent, -10.0, 10.0))], axis=1)
 
 
-def window_features(context: np.ndarray, future: np.ndarray | None) -> np.ndarray:
+def window_features(context: np.ndarray, future: np.ndarray | None, past_only: tuple[int, ...] = ()) -> np.ndarray:
     """Features ``[K * (PAST_STEPS + H)]`` of covariates ``context [L, K]`` (up to the origin)
     and ``future [H, K]`` (``None``: past covariates only), standardised per covariate by its
-    context's mean and standard deviation; missing values become 0 (the context mean)."""
+    context's mean and standard deviation; missing values become 0 (the context mean).
+    Covariates ``past_only`` (Darts' past covariates beside future ones) contribute their
+    last :data:`PAST_STEPS` values only."""
     context = np.asarray(context, dtype=np.float64)
     with warnings.catch_warnings():  # an all-missing covariate context: NaN statistics, handled below
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -60,8 +62,10 @@ def window_features(context: np.ndarray, future: np.ndarray | None) -> np.ndarra
     if len(past) < PAST_STEPS:
         past = np.concatenate([np.full((PAST_STEPS - len(past), context.shape[1]), np.nan), past])
     parts = [past] if future is None else [past, np.asarray(future, dtype=np.float64)]
-    z = (np.concatenate(parts) - mean) / std
-    return np.nan_to_num(np.clip(z, -10.0, 10.0)).T.ravel()
+    z = np.nan_to_num(np.clip((np.concatenate(parts) - mean) / std, -10.0, 10.0)).T
+    if future is None or not past_only:
+        return z.ravel()
+    return np.concatenate([row[:PAST_STEPS] if k in past_only else row for k, row in enumerate(z)])
 
 
 @dataclass
@@ -74,6 +78,7 @@ class CovariateMap:
     alphas: list[float | None]
     future_known: bool
     reads_forecast: bool = True  # False: covariate features only (the design ablation)
+    past_only: tuple[int, ...] = ()  # covariates whose future is not known (with future_known)
 
     @property
     def n_features(self) -> int:

@@ -32,15 +32,16 @@ COVARIATE_VALIDATION_WINDOWS = 1024
 
 
 def features_at(covariates: list[np.ndarray], origins: np.ndarray, context_length: int, horizon: int,
-                future_known: bool) -> np.ndarray:
+                future_known: bool, past_only: tuple[int, ...] = ()) -> np.ndarray:
     """Features ``[n, F]`` of the windows at ``origins`` (``[n, 2]`` series, origin)."""
     rows = []
     for i, origin in origins.tolist():
         cov = covariates[i]
         future = cov[origin : origin + horizon] if future_known else None
-        rows.append(window_features(cov[max(0, origin - context_length) : origin], future))
+        rows.append(window_features(cov[max(0, origin - context_length) : origin], future, past_only))
     if not rows:
-        width = covariates[0].shape[1] * (PAST_STEPS + (horizon if future_known else 0)) if covariates else 0
+        known = covariates[0].shape[1] - len(past_only) if covariates and future_known else 0
+        width = covariates[0].shape[1] * PAST_STEPS + known * horizon if covariates else 0
         return np.zeros((0, width))
     return np.asarray(rows)
 
@@ -67,10 +68,12 @@ def check_covariates(covariates: list[np.ndarray], series: list[np.ndarray], nam
 
 def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariates: list[np.ndarray],
                       columns: np.ndarray, n_columns: int, validation_fraction: float, future_known: bool = True,
-                      seed: int = 0, device: str = "cpu", reads_forecast: bool = True) -> CovariateMap:
+                      seed: int = 0, device: str = "cpu", reads_forecast: bool = True,
+                      past_only: tuple[int, ...] = ()) -> CovariateMap:
     """The covariate head of a fitted forecasting ``network``: per target column, a ridge map
     from each window's covariate features to the network's RevIN-space residual, its penalty
-    chosen on the windows of the last ``validation_fraction`` of each series."""
+    chosen on the windows of the last ``validation_fraction`` of each series. With
+    ``future_known``, the covariates ``past_only`` are read up to the origin only."""
     check_covariates(covariates, series)
     spec = network.spec
     train, val = plan_windows([len(s) for s in series], spec.horizon, MIN_CONTEXT, validation_fraction, 1,
@@ -85,8 +88,8 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
             np.zeros((0, spec.horizon))
         pred, mean, std = predict_normalized(network, histories, device=device) if len(plan) else \
             (np.zeros((0, spec.horizon)), np.zeros(0), np.ones(0))
-        inputs = head_inputs(features_at(covariates, plan.origins, spec.context_length, spec.horizon, future_known),
-                             pred, histories, mean, std, reads_forecast)
+        features = features_at(covariates, plan.origins, spec.context_length, spec.horizon, future_known, past_only)
+        inputs = head_inputs(features, pred, histories, mean, std, reads_forecast)
         return inputs, (targets - mean[:, None]) / std[:, None] - pred
 
     (x_train, r_train), (x_val, r_val) = data(train), data(val)
@@ -100,7 +103,8 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
                                  r_val[col_val == c])
         weights[c], bias[c] = w, b
         alphas.append(alpha)
-    return CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known, reads_forecast)
+    return CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known, reads_forecast,
+                        tuple(past_only) if future_known else ())
 
 
 def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures: list[np.ndarray] | None,
@@ -109,7 +113,7 @@ def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures
     """RevIN-space corrections ``[n, H]`` of the forecasts ``pred`` (RevIN space, from
     ``histories`` with statistics ``mean``/``std``) whose covariates are ``contexts``
     (``[L, K]`` up to the origin) and ``futures`` (``[H, K]`` over the horizon)."""
-    features = np.asarray([window_features(c, f if covariate_map.future_known else None)
+    features = np.asarray([window_features(c, f if covariate_map.future_known else None, covariate_map.past_only)
                            for c, f in zip(contexts, futures or [None] * len(contexts), strict=True)])
     inputs = head_inputs(features, pred, histories, mean, std, covariate_map.reads_forecast)
     return covariate_map.correction(inputs, np.asarray(columns))
