@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Backbone v4: a cool-down branch of the campaign (docs/model_card.md, "v4").
 #
-#   bash docs/pretraining/pretrain_v4_cooldown.sh DATA_DIR WORK_DIR MINUTES [STEPS] [extra options]
+#   [BRANCH=NAME] bash docs/pretraining/pretrain_v4_cooldown.sh DATA_DIR WORK_DIR MINUTES [STEPS] [extra options]
 #
 # The campaign (pretrain_v4.sh) trains at a constant rate, so it can go on for any number of
-# legs. A cool-down branches off its current checkpoint into docs/pretraining/v4/cooldown/:
+# legs. A cool-down branches off its current checkpoint into docs/pretraining/v4/$BRANCH/
+# (default cooldown/; extra options after STEPS override the recipe's, e.g. --tail-share 0.8):
 # the same recipe, with the rate decayed as 1 - sqrt(progress) to 0 over STEPS steps
 # (default 6,000, about a tenth of the campaign so far), the last phase of a warm-up-stable-decay
 # schedule. The branch is resumable like any leg (its own checkpoint.ckpt and legs.json) and
@@ -18,7 +19,7 @@ STEPS=${4:-6000}
 shift $(( $# >= 4 ? 4 : 3 ))
 PY=${PYTHON:-python3}
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BRANCH="$ROOT/docs/pretraining/v4/cooldown"
+BRANCH="$ROOT/docs/pretraining/v4/${BRANCH:-cooldown}"
 mkdir -p "$BRANCH"
 if [ ! -f "$BRANCH/checkpoint.ckpt" ]; then  # a new branch: from the campaign's step, recorded in start_step
     cp "$ROOT/docs/pretraining/v4/checkpoint.ckpt" "$BRANCH/checkpoint.ckpt"
