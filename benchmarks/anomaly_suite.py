@@ -303,8 +303,26 @@ def threshold_table(outcomes: list[dict]) -> str:
     return "\n".join(lines)
 
 
-COLUMNS = {"UCR": ["hit", "vus_roc", "vus_pr"], "NAB": ["vus_roc", "vus_pr", "auc_roc"],
-           "WSD": ["auc_roc", "vus_pr", "f1"]}
+# VUS-PR first: the headline metric, as TSB-AD ranks detectors (AUC-ROC flatters rare anomalies).
+COLUMNS = {"UCR": ["vus_pr", "hit", "vus_roc"], "NAB": ["vus_pr", "vus_roc", "auc_roc"],
+           "WSD": ["vus_pr", "auc_roc", "f1"]}
+SUITES = ("UCR", "WSD", "NAB")
+
+
+def rank_table(frame: pd.DataFrame, methods: list[str]) -> str:
+    """Each method's mean VUS-PR per suite, its rank there (1 = best) and its rank averaged
+    over the suites, as TSB-AD ranks detectors; methods missing from a suite are left out."""
+    suites = [b for b in SUITES if (frame.benchmark == b).any()]
+    means = {b: frame[frame.benchmark == b].groupby("method")["vus_pr"].mean() for b in suites}
+    common = [m for m in methods if all(m in means[b].index for b in suites)]
+    ranks = {b: means[b][common].rank(ascending=False, method="min") for b in suites}
+    average = pd.Series({m: np.mean([ranks[b][m] for b in suites]) for m in common}).sort_values()
+    lines = ["| method | " + " | ".join(f"{b} VUS-PR (rank)" for b in suites) + " | average rank |",
+             "|---|" + "---|" * (len(suites) + 1)]
+    for m in average.index:
+        cells = " | ".join(f"{means[b][m]:.3f} ({int(ranks[b][m])})" for b in suites)
+        lines.append(f"| {m} | {cells} | {average[m]:.2f} |")
+    return "\n".join(lines)
 
 
 def _table(frame: pd.DataFrame, bench: str, methods: list[str] | None = None) -> str:
@@ -340,11 +358,14 @@ def report() -> str:
                 f"Environment: {env.get('cpu_model', env.get('cpu'))}, torch {env['torch']}, "
                 f"{env.get('torch_threads')} threads.", ""]
         trace = [f"TRACE [{v}]" for v in VARIANTS] + [f"TRACE zero-shot [{v}]" for v in VARIANTS[:2]]
+        methods = sorted(set(BASELINES)) + [m for m in trace if m in set(frame.method)]
+        if split == "held-out":
+            methods = sorted(set(BASELINES)) + [f"TRACE [{v}]" for v in PACKAGE_VARIANTS]
+        out += ["### Ranks by VUS-PR", "",
+                "Mean VUS-PR per suite, each method's rank in it, and the rank averaged over the suites.", "",
+                rank_table(frame, methods), ""]
         for bench in ("UCR", "NAB", "WSD"):
             if (frame.benchmark == bench).any():
-                methods = sorted(set(BASELINES)) + [m for m in trace if m in set(frame.method)]
-                if split == "held-out":
-                    methods = sorted(set(BASELINES)) + [f"TRACE [{v}]" for v in PACKAGE_VARIANTS]
                 out += [f"### {bench}", "", _table(frame, bench, methods), ""]
         if "threshold" in record:
             out += ["### The default `threshold=\"auto\"`", "", record["threshold"], ""]
