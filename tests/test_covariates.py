@@ -55,6 +55,30 @@ def test_known_future_covariates_improve_the_forecast(tiny_backbone_dir):
     assert np.isfinite(f.predict(X=X.iloc[380:400]).to_numpy()).all()
 
 
+def test_intervals_are_calibrated_on_the_corrected_forecasts(tiny_backbone_dir):
+    """Where the covariate head helps, intervals come from its corrected forecasts' residuals:
+    narrower than the forecast's own, and they still cover the test values; updates add the
+    corrected residuals of the windows they complete."""
+    y, X = _driven(600)
+    train, test = slice(0, 576), slice(576, 600)
+    fh = list(range(1, 25))
+    plain = tiny_forecaster(tiny_backbone_dir, max_windows=64).fit(y.iloc[train], fh=fh)
+    f = tiny_forecaster(tiny_backbone_dir, max_windows=64).fit(y.iloc[train], X=X.iloc[train], fh=fh)
+    assert f.covariate_map_.alphas[0] is not None
+
+    def width(frame):
+        return float((frame.iloc[:, 1] - frame.iloc[:, 0]).mean())
+
+    with_x = f.predict_interval(X=X.iloc[test], coverage=0.9)
+    assert width(with_x) < 0.7 * width(plain.predict_interval(coverage=0.9))
+    truth = y.iloc[test, 0].to_numpy()
+    covered = (with_x.iloc[:, 0].to_numpy() <= truth) & (truth <= with_x.iloc[:, 1].to_numpy())
+    assert covered.mean() >= 0.75
+    before = len(f.residuals_)
+    f.update(y.iloc[576:580], X=X.iloc[576:580], update_params=False)
+    assert len(f.residuals_) >= before and np.isfinite(f.residuals_.residuals).all()
+
+
 def test_covariates_are_optional_and_change_nothing_when_absent(tiny_backbone_dir):
     y, _ = _driven()
     a = tiny_forecaster(tiny_backbone_dir, max_windows=32).fit(y, fh=[1, 2]).predict()

@@ -24,6 +24,7 @@ from trace_forecast.heads.covariates import (
     window_features,
 )
 from trace_forecast.network import TraceNetwork
+from trace_forecast.tasks.calibration import ResidualPool
 from trace_forecast.tasks.forecast import MIN_CONTEXT, predict_normalized
 
 # Windows whose residuals fit the covariate head, and that choose its penalty.
@@ -66,6 +67,44 @@ def check_covariates(covariates: list[np.ndarray], series: list[np.ndarray], nam
             raise DataError(f"{name} contains infinite values; replace them (NaN marks a missing value)")
 
 
+def covariate_plans(series: list[np.ndarray], context_length: int, horizon: int, validation_fraction: float,
+                    seed: int = 0) -> tuple[WindowPlan, WindowPlan]:
+    """The windows that fit the covariate head and those that choose its penalty (and
+    calibrate the intervals of forecasts it corrects)."""
+    train, val = plan_windows([len(s) for s in series], horizon, MIN_CONTEXT, validation_fraction, 1, context_length)
+    train, val = (observed_windows(series, p, context_length, horizon, MIN_CONTEXT) for p in (train, val))
+    return subsample(train, COVARIATE_WINDOWS, seed), subsample(val, COVARIATE_VALIDATION_WINDOWS, seed + 1)
+
+
+def window_data(network: TraceNetwork, series: list[np.ndarray], covariates: list[np.ndarray], origins: np.ndarray,
+                future_known: bool, past_only: tuple[int, ...] = (), reads_forecast: bool = True,
+                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``(head inputs [n, F], the network's RevIN-space residuals [n, H])`` of the windows at ``origins``."""
+    spec = network.spec
+    histories = [series[i][max(0, o - spec.context_length) : o] for i, o in origins.tolist()]
+    if not histories:
+        width = features_at(covariates, origins, spec.context_length, spec.horizon, future_known, past_only).shape[1]
+        return np.zeros((0, width + (spec.horizon + PAST_STEPS if reads_forecast else 0))), np.zeros((0, spec.horizon))
+    targets = np.stack([series[i][o : o + spec.horizon] for i, o in origins.tolist()])
+    pred, mean, std = predict_normalized(network, histories, device=device)
+    features = features_at(covariates, origins, spec.context_length, spec.horizon, future_known, past_only)
+    inputs = head_inputs(features, pred, histories, mean, std, reads_forecast)
+    return inputs, (targets - mean[:, None]) / std[:, None] - pred
+
+
+def corrected_residuals(covariate_map: CovariateMap, network: TraceNetwork, series: list[np.ndarray],
+                        covariates: list[np.ndarray], columns: np.ndarray, origins: np.ndarray,
+                        device: str = "cpu") -> ResidualPool:
+    """The residuals of the covariate-corrected forecasts at ``origins`` (``[n, 2]`` series,
+    origin), for interval calibration."""
+    origins = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
+    inputs, residuals = window_data(network, series, covariates, origins, covariate_map.future_known,
+                                    covariate_map.past_only, covariate_map.reads_forecast, device)
+    if len(origins):
+        residuals = residuals - covariate_map.correction(inputs, np.asarray(columns)[origins[:, 0]])
+    return ResidualPool(residuals.astype(np.float32), origins[:, 0].copy())
+
+
 def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariates: list[np.ndarray],
                       columns: np.ndarray, n_columns: int, validation_fraction: float, future_known: bool = True,
                       seed: int = 0, device: str = "cpu", reads_forecast: bool = True,
@@ -76,21 +115,10 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
     ``future_known``, the covariates ``past_only`` are read up to the origin only."""
     check_covariates(covariates, series)
     spec = network.spec
-    train, val = plan_windows([len(s) for s in series], spec.horizon, MIN_CONTEXT, validation_fraction, 1,
-                              spec.context_length)
-    train, val = (observed_windows(series, p, spec.context_length, spec.horizon, MIN_CONTEXT) for p in (train, val))
-    train = subsample(train, COVARIATE_WINDOWS, seed)
-    val = subsample(val, COVARIATE_VALIDATION_WINDOWS, seed + 1)
+    train, val = covariate_plans(series, spec.context_length, spec.horizon, validation_fraction, seed)
 
     def data(plan: WindowPlan):
-        histories = [series[i][max(0, o - spec.context_length) : o] for i, o in plan.origins.tolist()]
-        targets = np.stack([series[i][o : o + spec.horizon] for i, o in plan.origins.tolist()]) if len(plan) else \
-            np.zeros((0, spec.horizon))
-        pred, mean, std = predict_normalized(network, histories, device=device) if len(plan) else \
-            (np.zeros((0, spec.horizon)), np.zeros(0), np.ones(0))
-        features = features_at(covariates, plan.origins, spec.context_length, spec.horizon, future_known, past_only)
-        inputs = head_inputs(features, pred, histories, mean, std, reads_forecast)
-        return inputs, (targets - mean[:, None]) / std[:, None] - pred
+        return window_data(network, series, covariates, plan.origins, future_known, past_only, reads_forecast, device)
 
     (x_train, r_train), (x_val, r_val) = data(train), data(val)
     col_train, col_val = columns[train.origins[:, 0]], columns[val.origins[:, 0]]

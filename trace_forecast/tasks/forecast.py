@@ -257,11 +257,18 @@ def realised_residuals(
     ``limit`` of each series, oldest first. Online conformal calibration: these are
     forecasts the fitted model makes of data it never saw."""
     horizon = network.spec.horizon
+    origins = realised_origins(series, scored_lengths, horizon, limit, min_context)
+    if not len(origins):
+        return ResidualPool.empty(horizon)
+    return residual_pool(network, series, origins, device)
+
+
+def realised_origins(series: list[np.ndarray], scored_lengths: list[int], horizon: int, limit: int,
+                     min_context: int = MIN_CONTEXT) -> np.ndarray:
+    """Origins ``[n, 2]`` (series, origin) of the windows :func:`realised_residuals` scores."""
     pairs = []
     for i, (s, old) in enumerate(zip(series, scored_lengths, strict=True)):
         last = len(s) - horizon
         first = max(old - horizon + 1, min_context, last - limit + 1)
         pairs.extend((i, o) for o in range(first, last + 1))
-    if not pairs:
-        return ResidualPool.empty(horizon)
-    return residual_pool(network, series, np.array(pairs, dtype=np.int64), device)
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
