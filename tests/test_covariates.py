@@ -163,6 +163,25 @@ def test_darts_covariates_in_long_forecasts_backtests_and_save_load(darts_with_c
     np.testing.assert_array_equal(before.values(), after.values())
 
 
+def test_darts_quantiles_are_calibrated_on_the_corrected_forecasts():
+    pytest.importorskip("darts")
+    from darts.utils.likelihood_models.torch import QuantileRegression
+
+    from trace_forecast.darts import TraceModel
+
+    target, future, _ = _darts_driven(600)
+    settings = {**DARTS_FAST, "likelihood": QuantileRegression([0.05, 0.5, 0.95])}
+    plain = TraceModel(**settings).fit(target[:-16], verbose=False)
+    model = TraceModel(**settings).fit(target[:-16], future_covariates=future, verbose=False)
+    assert model.covariate_head.alphas[0] is not None
+
+    def width(m, **kwargs):
+        q = m.predict(16, predict_likelihood_parameters=True, verbose=False, **kwargs).values()
+        return float((q[:, 2] - q[:, 0]).mean())
+
+    assert width(model, future_covariates=future) < 0.7 * width(plain)
+
+
 def test_darts_covariates_in_an_ensemble_and_from_encoders():
     pytest.importorskip("darts")
     from darts.models import NaiveEnsembleModel, NLinearModel

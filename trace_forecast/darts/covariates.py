@@ -23,7 +23,12 @@ from trace_forecast.darts.validation import as_list
 from trace_forecast.errors import DataError
 from trace_forecast.heads.covariates import CovariateMap
 from trace_forecast.network import TraceNetwork
-from trace_forecast.tasks.covariates import corrections, fit_covariate_map
+from trace_forecast.tasks.covariates import (
+    corrected_residuals,
+    corrections,
+    covariate_plans,
+    fit_covariate_map,
+)
 
 
 def _on_steps(covariates: TimeSeries, index: pd.Index, name: str) -> np.ndarray:
@@ -52,9 +57,10 @@ def aligned(series: Sequence[TimeSeries], past: Sequence[TimeSeries] | None, fut
 
 
 def fit_head(network: TraceNetwork, series: TimeSeries | Sequence[TimeSeries], past_covariates, future_covariates,
-             validation_fraction: float, seed: int) -> CovariateMap:
+             validation_fraction: float, seed: int) -> tuple[CovariateMap, np.ndarray]:
     """The covariate head of a fitted network on Darts series and their covariates (the
-    encoders' covariates included)."""
+    encoders' covariates included), and the corrected forecasts' residuals ``[n, H]`` on its
+    validation windows (empty where the head stayed zero), to calibrate quantiles on."""
     items = as_list(series)
     past = None if past_covariates is None else as_list(past_covariates)
     future = None if future_covariates is None else as_list(future_covariates)
@@ -67,9 +73,14 @@ def fit_head(network: TraceNetwork, series: TimeSeries | Sequence[TimeSeries], p
             covs.append(cov)
             columns.append(c)
     device = "cuda" if next(network.parameters()).is_cuda else "cpu"
-    return fit_covariate_map(network, arrays, covs, np.asarray(columns), items[0].width, validation_fraction,
+    columns = np.asarray(columns)
+    head = fit_covariate_map(network, arrays, covs, columns, items[0].width, validation_fraction,
                              future_known=future is not None, seed=seed, device=device,
                              past_only=past_only if future is not None else ())
+    if all(alpha is None for alpha in head.alphas):
+        return head, np.zeros((0, network.spec.horizon), dtype=np.float32)
+    _, val = covariate_plans(arrays, network.spec.context_length, network.spec.horizon, validation_fraction, seed)
+    return head, corrected_residuals(head, network, arrays, covs, columns, val.origins, device).residuals
 
 
 def batch_corrections(covariate_map: CovariateMap, past_target: torch.Tensor, past_covariates: torch.Tensor | None,

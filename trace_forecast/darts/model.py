@@ -412,10 +412,12 @@ class TraceModel(FoundationModel):
             past_covariates = None
         if self.uses_future_covariates is False:
             future_covariates = None
-        head = fit_head(self.model.network, series, past_covariates, future_covariates,
-                        self.model_params["validation_fraction"], self.model_params["random_state"] or 0)
+        head, residuals = fit_head(self.model.network, series, past_covariates, future_covariates,
+                                   self.model_params["validation_fraction"], self.model_params["random_state"] or 0)
         self._covariate_map = head
         self._attach_covariate_head()
+        if self.likelihood is not None and len(residuals):  # quantiles of the corrected forecasts
+            self._set_interval_offsets(residuals)
 
     def _attach_covariate_head(self) -> None:
         """Hand the covariate head to the Lightning module (which Darts rebuilds on ``load``)."""
@@ -436,7 +438,6 @@ class TraceModel(FoundationModel):
         nothing was held out (``docs/design.md``, "Prediction intervals")."""
         from trace_forecast.tasks.calibration import (
             FIT_CALIBRATION_WINDOWS,
-            conformal_levels,
             spread_in_time,
         )
         from trace_forecast.tasks.forecast import residual_pool
@@ -452,9 +453,14 @@ class TraceModel(FoundationModel):
         network = self.model.network
         device = "cuda" if next(network.parameters()).is_cuda else "cpu"
         plan = spread_in_time(np.asarray(origins, dtype=np.int64), FIT_CALIBRATION_WINDOWS)
-        pool = residual_pool(network, arrays, plan, device)
-        levels = conformal_levels(self.likelihood.quantiles, len(pool))
-        offsets = np.quantile(pool.residuals[:, self.output_chunk_shift :], levels, axis=0)
+        self._set_interval_offsets(residual_pool(network, arrays, plan, device).residuals)
+
+    def _set_interval_offsets(self, residuals: np.ndarray) -> None:
+        """The conformal offsets from residual windows ``[n, H]`` (RevIN units)."""
+        from trace_forecast.tasks.calibration import conformal_levels
+
+        levels = conformal_levels(self.likelihood.quantiles, len(residuals))
+        offsets = np.quantile(residuals[:, self.output_chunk_shift :], levels, axis=0)
         self.model.interval_offsets.copy_(torch.as_tensor(offsets, dtype=self.model.interval_offsets.dtype))
 
     def predict(self, n: int, series=None, *args, **kwargs):
