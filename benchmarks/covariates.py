@@ -109,8 +109,9 @@ def trace_arm(targets, covariates, index, seed: int, use_covariates: bool | str)
 
         _, series = forecaster._split(forecaster._history)
         covs = forecaster._covariates(train_x, {key: frame.index for key, frame in instances(forecaster._history)})
-        forecaster.covariate_map_ = fit_covariate_map(forecaster.network_, series, covs, np.zeros(len(series), int), 1,
-                                                      forecaster.validation_fraction, seed=seed, reads_forecast=False)
+        forecaster.covariate_map_, _ = fit_covariate_map(forecaster.network_, series, covs, np.zeros(len(series), int),
+                                                         1, forecaster.validation_fraction, seed=seed,
+                                                         reads_forecast=False)
     hist, cov, fut, truth = [], [], [], []
     for t, x in zip(targets, covariates, strict=True):
         for o in origins(len(t)):

@@ -23,12 +23,7 @@ from trace_forecast.darts.validation import as_list
 from trace_forecast.errors import DataError
 from trace_forecast.heads.covariates import CovariateMap
 from trace_forecast.network import TraceNetwork
-from trace_forecast.tasks.covariates import (
-    corrected_residuals,
-    corrections,
-    covariate_plans,
-    fit_covariate_map,
-)
+from trace_forecast.tasks.covariates import corrections, fit_covariate_map
 
 
 def _on_steps(covariates: TimeSeries, index: pd.Index, name: str) -> np.ndarray:
@@ -73,14 +68,10 @@ def fit_head(network: TraceNetwork, series: TimeSeries | Sequence[TimeSeries], p
             covs.append(cov)
             columns.append(c)
     device = "cuda" if next(network.parameters()).is_cuda else "cpu"
-    columns = np.asarray(columns)
-    head = fit_covariate_map(network, arrays, covs, columns, items[0].width, validation_fraction,
-                             future_known=future is not None, seed=seed, device=device,
-                             past_only=past_only if future is not None else ())
-    if all(alpha is None for alpha in head.alphas):
-        return head, np.zeros((0, network.spec.horizon), dtype=np.float32)
-    _, val = covariate_plans(arrays, network.spec.context_length, network.spec.horizon, validation_fraction, seed)
-    return head, corrected_residuals(head, network, arrays, covs, columns, val.origins, device).residuals
+    head, validation = fit_covariate_map(network, arrays, covs, np.asarray(columns), items[0].width, validation_fraction,
+                                         future_known=future is not None, seed=seed, device=device,
+                                         past_only=past_only if future is not None else ())
+    return head, validation.residuals
 
 
 def batch_corrections(covariate_map: CovariateMap, past_target: torch.Tensor, past_covariates: torch.Tensor | None,

@@ -272,26 +272,14 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         histories = {key: frame.index for key, frame in instances(self._history)}
         covariates = self._covariates(X, histories)
         n_cols = len(self._columns)
-        self.covariate_map_ = fit_covariate_map(self.network_, series, covariates, np.arange(len(series)) % n_cols,
-                                                n_cols, self.validation_fraction, seed=self.random_state or 0,
-                                                device=self.device)
-        self._calibrate_with_covariates(series, covariates)
-
-    def _calibrate_with_covariates(self, series: list[np.ndarray], covariates: list[np.ndarray]) -> None:
-        """Where the covariate head corrects the forecasts, calibrate the intervals on the
-        corrected forecasts' residuals: the head's validation windows (out of sample for the
-        network and for the head's weights; its penalty was chosen on them)."""
-        from trace_forecast.tasks.covariates import corrected_residuals, covariate_plans
-
-        if all(alpha is None for alpha in self.covariate_map_.alphas):
-            return  # the head adds nothing: the forecast's own calibration stands
-        spec = self.network_.spec
-        _, val = covariate_plans(series, spec.context_length, spec.horizon, self.validation_fraction,
-                                 self.random_state or 0)
-        pool = corrected_residuals(self.covariate_map_, self.network_, series, covariates,
-                                   np.arange(len(series)) % len(self._columns), val.origins, self.device)
-        if len(pool):
-            self.residuals_ = pool.newest(len(series))
+        self.covariate_map_, validation = fit_covariate_map(
+            self.network_, series, covariates, np.arange(len(series)) % n_cols, n_cols, self.validation_fraction,
+            seed=self.random_state or 0, device=self.device)
+        if len(validation):
+            # Where the head corrects the forecasts, intervals come from the corrected forecasts'
+            # residuals on its validation windows (out of sample for the network and for the
+            # head's weights; only its penalty was chosen on them).
+            self.residuals_ = validation.newest(len(series))
 
     def _covariate_correction(self, X: pd.DataFrame | None, pred: np.ndarray, histories: list[np.ndarray],
                               mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
@@ -328,7 +316,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         if len(series) != len(self._scored_lengths):  # new instances: start their count at zero
             self._scored_lengths = self._scored_lengths + [0] * (len(series) - len(self._scored_lengths))
         covariate_map = getattr(self, "covariate_map_", None)
-        if covariate_map is not None and any(alpha is not None for alpha in covariate_map.alphas):
+        if covariate_map is not None and covariate_map.active:
             from trace_forecast.tasks.covariates import corrected_residuals
             from trace_forecast.tasks.forecast import realised_origins
 

@@ -84,6 +84,11 @@ class CovariateMap:
     def n_features(self) -> int:
         return self.weights.shape[1]
 
+    @property
+    def active(self) -> bool:
+        """Whether any column's map is not zero (covariates helped on validation)."""
+        return any(alpha is not None for alpha in self.alphas)
+
     def correction(self, features: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """RevIN-space corrections ``[n, H]`` for ``features [n, F]`` of windows of target ``columns [n]``."""
         return np.einsum("nf,nfh->nh", features, self.weights[columns]) + self.bias[columns]

@@ -67,10 +67,9 @@ def check_covariates(covariates: list[np.ndarray], series: list[np.ndarray], nam
             raise DataError(f"{name} contains infinite values; replace them (NaN marks a missing value)")
 
 
-def covariate_plans(series: list[np.ndarray], context_length: int, horizon: int, validation_fraction: float,
+def _covariate_plans(series: list[np.ndarray], context_length: int, horizon: int, validation_fraction: float,
                     seed: int = 0) -> tuple[WindowPlan, WindowPlan]:
-    """The windows that fit the covariate head and those that choose its penalty (and
-    calibrate the intervals of forecasts it corrects)."""
+    """The windows that fit the covariate head and those that choose its penalty."""
     train, val = plan_windows([len(s) for s in series], horizon, MIN_CONTEXT, validation_fraction, 1, context_length)
     train, val = (observed_windows(series, p, context_length, horizon, MIN_CONTEXT) for p in (train, val))
     return subsample(train, COVARIATE_WINDOWS, seed), subsample(val, COVARIATE_VALIDATION_WINDOWS, seed + 1)
@@ -96,7 +95,7 @@ def corrected_residuals(covariate_map: CovariateMap, network: TraceNetwork, seri
                         covariates: list[np.ndarray], columns: np.ndarray, origins: np.ndarray,
                         device: str = "cpu") -> ResidualPool:
     """The residuals of the covariate-corrected forecasts at ``origins`` (``[n, 2]`` series,
-    origin), for interval calibration."""
+    origin), for online interval calibration."""
     origins = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
     inputs, residuals = window_data(network, series, covariates, origins, covariate_map.future_known,
                                     covariate_map.past_only, covariate_map.reads_forecast, device)
@@ -108,14 +107,17 @@ def corrected_residuals(covariate_map: CovariateMap, network: TraceNetwork, seri
 def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariates: list[np.ndarray],
                       columns: np.ndarray, n_columns: int, validation_fraction: float, future_known: bool = True,
                       seed: int = 0, device: str = "cpu", reads_forecast: bool = True,
-                      past_only: tuple[int, ...] = ()) -> CovariateMap:
+                      past_only: tuple[int, ...] = ()) -> tuple[CovariateMap, ResidualPool]:
     """The covariate head of a fitted forecasting ``network``: per target column, a ridge map
     from each window's covariate features to the network's RevIN-space residual, its penalty
     chosen on the windows of the last ``validation_fraction`` of each series. With
-    ``future_known``, the covariates ``past_only`` are read up to the origin only."""
+    ``future_known``, the covariates ``past_only`` are read up to the origin only.
+
+    Also returns the corrected forecasts' residuals on those validation windows, to calibrate
+    intervals on (empty where the head stayed zero: the forecast's own calibration stands)."""
     check_covariates(covariates, series)
     spec = network.spec
-    train, val = covariate_plans(series, spec.context_length, spec.horizon, validation_fraction, seed)
+    train, val = _covariate_plans(series, spec.context_length, spec.horizon, validation_fraction, seed)
 
     def data(plan: WindowPlan):
         return window_data(network, series, covariates, plan.origins, future_known, past_only, reads_forecast, device)
@@ -131,8 +133,12 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
                                  r_val[col_val == c])
         weights[c], bias[c] = w, b
         alphas.append(alpha)
-    return CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known, reads_forecast,
+    head = CovariateMap(weights.astype(np.float32), bias.astype(np.float32), alphas, future_known, reads_forecast,
                         tuple(past_only) if future_known else ())
+    if not head.active or not len(val):
+        return head, ResidualPool.empty(spec.horizon)
+    corrected = r_val - head.correction(x_val, col_val)
+    return head, ResidualPool(corrected.astype(np.float32), val.origins[:, 0].copy())
 
 
 def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures: list[np.ndarray] | None,
