@@ -27,6 +27,7 @@ from darts.utils.data.torch_datasets.utils import (
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Subset
 
+from trace_forecast.darts.covariates import batch_corrections
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import prediction_autocast
@@ -178,8 +179,6 @@ class TraceModule(PLForecastingModule):
         _, _, pred, mean, std = self._forecast_normalized(x_in.past_target)
         covariate_map = getattr(self, "covariate_map", None)
         if covariate_map is not None:  # the model was fitted with covariates (TraceModel attaches the head)
-            from trace_forecast.darts.covariates import batch_corrections
-
             pred = pred + batch_corrections(covariate_map, x_in.past_target, x_in.past_covariates,
                                             x_in.historic_future_covariates, x_in.future_covariates, pred, mean,
                                             std)[:, None, :]
