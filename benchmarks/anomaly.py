@@ -25,7 +25,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, PeakMemory, Profile, require, timed
+from benchmarks.harness import PeakMemory, Profile, main, require, suite_runner, timed
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import best_f1, ucr_hit, vus
 
@@ -211,27 +211,23 @@ SCORERS = {
 }
 
 
-def _save_example(series: dict, method: str, scores: np.ndarray, profile: Profile, pool: int = 32) -> None:
-    """Max-pooled scores of one UCR series for the anomaly-score figure."""
-    path = RESULTS / f"anomaly_example_{profile.name}.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
+def _save_example(series: dict, method: str, scores: np.ndarray, record, pool: int = 32) -> None:
+    """Max-pooled scores of one UCR series for the anomaly-score figure (the record's summary)."""
+    data = record.summary.setdefault("example", {})
     n = len(scores) // pool * pool
     data.update({
         "series": series["name"], "pool": pool, "train_end": series["train_end"], "begin": series["begin"],
         "end": series["end"], "values": series["values"][:n].reshape(-1, pool).mean(1).tolist(),
         method: scores[:n].reshape(-1, pool).max(1).tolist(),
     })
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
 
 
-def run(profile: Profile, log=print, methods: list[str] | None = None) -> list[dict]:
+def suite(profile: Profile, record, methods: list[str] | None = None) -> None:
     """Every method on UCR and NAB; ``methods`` runs only those (sktime's
     MomentFMAnomalyDetector, NAB only, runs in the full profile or when named here)."""
     pick = (lambda table: {k: v for k, v in table.items() if k in methods}) if methods else (lambda table: table)
     # sktime's detector scores ~400 points/s (one 512-block call at a time).
     slow = {"sktime MomentFMAnomalyDetector": score_sktime_moment} if profile.name == "full" or methods else {}
-    rows = []
     for series in ucr_series():
         values, train_end = series["values"], series["train_end"]
         for method, scorer in pick(SCORERS).items():
@@ -241,12 +237,11 @@ def run(profile: Profile, log=print, methods: list[str] | None = None) -> list[d
                 inside = after[series["begin"] - train_end : series["end"] - train_end + 1]
                 rank = int(np.sum(after > inside.max())) + 1
                 if series["name"].startswith("UCR 198") and seed == profile.seeds[0]:
-                    _save_example(series, method, scores, profile)
-                rows.append({"dataset": series["name"], "benchmark": "UCR", "method": method, "seed": seed,
+                    _save_example(series, method, scores, record)
+                record.add({"dataset": series["name"], "benchmark": "UCR", "method": method, "seed": seed,
                              "profile": profile.name,
                              "ucr_hit": bool(ucr_hit(after, series["begin"] - train_end, series["end"] - train_end)),
                              "top_point": int(np.argmax(after)) + train_end, "anomaly_rank": rank, **extra})
-                log(rows[-1])
     for series in nab_series(profile.nab_per_category):
         values, labels, train_end = series["values"], series["labels"], series["train_end"]
         for method, scorer in pick({**SCORERS, **slow}).items():
@@ -254,10 +249,14 @@ def run(profile: Profile, log=print, methods: list[str] | None = None) -> list[d
                 scores, extra = scorer(values, train_end, profile, seed)
                 vus_roc, vus_pr = vus(scores, labels, VUS_BUFFER)
                 auc_roc, auc_pr = vus(scores, labels, 0, steps=1)
-                rows.append({"dataset": series["name"], "benchmark": "NAB", "method": method, "seed": seed,
+                record.add({"dataset": series["name"], "benchmark": "NAB", "method": method, "seed": seed,
                              "profile": profile.name, "f1": best_f1(scores, labels),
                              "f1_point_adjusted": best_f1(scores, labels, point_adjust=True),
                              "vus_roc": vus_roc, "vus_pr": vus_pr, "auc_roc": auc_roc, "auc_pr": auc_pr,
                              **extra})
-                log(rows[-1])
-    return rows
+
+
+KEY, options, result_name, run = suite_runner(__name__, suite)
+
+if __name__ == "__main__":
+    main(__name__)

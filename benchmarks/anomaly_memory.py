@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.anomaly_memory`` fits the default ``TraceAnomalyDetector`` on
 5,000 points of a noisy multi-seasonal synthetic series, then scores series of 10^4,
-10^5 and 10^6 points (same process, one at a time) and writes
+10^5 and 10^6 points (same process, one at a time) into
 ``results/anomaly_memory.json``: the peak resident memory above the level before each
 call, the scoring throughput, and the part of the memory that grows with the length (the
 ``[T]`` score and count arrays: 8 bytes per point each). Windows are streamed in batches,
@@ -11,13 +11,12 @@ so the model's activations do not grow with the series.
 
 from __future__ import annotations
 
-import argparse
 import gc
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import PeakMemory, _rss_bytes, timed, write_record
+from benchmarks.harness import PeakMemory, Record, _rss_bytes, main, timed
 
 LENGTHS = (10_000, 100_000, 1_000_000)
 
@@ -29,30 +28,21 @@ def synthetic(n: int, seed: int = 0) -> np.ndarray:
             ).astype(np.float32)
 
 
-def run(lengths=LENGTHS, log=print) -> list[dict]:
+def run(args, record: Record) -> None:
     from trace_forecast import TraceAnomalyDetector
 
     detector = TraceAnomalyDetector(random_state=0).fit(pd.DataFrame({"x": synthetic(5_000)}))
-    rows = []
-    for n in lengths:
+    for n in LENGTHS:
         frame = pd.DataFrame({"x": synthetic(n, seed=1)})
         gc.collect()
         before = _rss_bytes()
         with PeakMemory() as mem, timed() as seconds:
             scores = detector.transform_scores(frame)
-        rows.append({"points": n, "seconds": seconds(), "points_per_s": n / seconds(),
+        record.add({"points": n, "seconds": seconds(), "points_per_s": n / seconds(),
                      "peak_rss_mb": mem.peak_rss / 2**20, "peak_above_start_mb": (mem.peak_rss - before) / 2**20,
                      "input_mb": frame.memory_usage().sum() / 2**20, "finite": bool(np.isfinite(scores).all().all())})
-        log(rows[-1])
         del frame, scores
-    return rows
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    print("wrote", write_record("anomaly_memory", run()))
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

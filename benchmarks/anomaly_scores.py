@@ -9,8 +9,14 @@ import numpy as np
 
 from trace_forecast.parameters import default
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate_errors
-from trace_forecast.tasks.scoring import (ErrorScale, anomaly_scores, moving_average, smooth_errors, tail_level,
-                                          tail_threshold)
+from trace_forecast.tasks.scoring import (
+    ErrorScale,
+    anomaly_scores,
+    moving_average,
+    smooth_errors,
+    tail_level,
+    tail_threshold,
+)
 
 CONTEXT = 512
 SCALES = (1, 8, 32, 128)

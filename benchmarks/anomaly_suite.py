@@ -4,7 +4,7 @@ reporting.
 
 ``python -m benchmarks.anomaly_suite [--split tuning|held-out|all] [--no-zero-shot] [--limit N]``
 (``--stage1-only --shard K N`` fills the cache in N parallel processes; ``--report`` writes
-``docs/benchmarks_anomaly.md``). The held-out split ran without zero-shot TRACE, which ties
+``docs/benchmarks_anomaly.md`` from the result file alone). The held-out split ran without zero-shot TRACE, which ties
 the fine-tuned detector on the tuning split. sktime's ``MomentFMAnomalyDetector`` is not
 in the suite: it scores about 400 points/s, about 4 hours for the suite's 5.6 million
 points (its NAB figures are in ``docs/benchmarks_notes.md``).
@@ -31,13 +31,11 @@ prefix and trailing digits; NAB and WSD: the series) goes to the tuning split wh
 Stage 1 caches what is expensive per series (TRACE's fitted step errors, the embedding
 discord distances, the baselines' scores) under ``$TRACE_BENCH_CACHE`` (default
 ``~/.cache/trace_forecast/anomaly_suite``); stage 2 turns them into every score variant
-and metric. Results: ``results/anomaly_suite_<split>.json``.
+and metric. Results: ``results/anomaly_suite.json`` (each row names its split).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import time
@@ -47,9 +45,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.anomaly import (VUS_BUFFER, _window_to_points, nab_series,
-                                score_first_difference, score_iforest, score_kmeans)
-from benchmarks.common import PROFILES, RESULTS, environment, require
+from benchmarks.anomaly import (
+    VUS_BUFFER,
+    _window_to_points,
+    nab_series,
+    score_first_difference,
+    score_iforest,
+    score_kmeans,
+)
+from benchmarks.harness import PROFILES, Record, environment, main, require
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import best_f1, ucr_hit, vus
 
@@ -166,8 +170,7 @@ def discord_prefix_arrays(series: dict) -> dict:
     """The embedding-discord distances against the training prefix's descriptors only (no
     self-join): what the self-join is measured against."""
     from trace_forecast.backbone import shared_backbone
-    from trace_forecast.tasks.discord import (nearest_distance, reference_descriptors, subsequence_embeddings,
-                                              to_steps)
+    from trace_forecast.tasks.discord import nearest_distance, reference_descriptors, subsequence_embeddings, to_steps
 
     backbone = shared_backbone(None)
     values, train_end = series["values"].astype(np.float32), series["train_end"]
@@ -215,28 +218,29 @@ def metrics(series: dict, scores: np.ndarray) -> dict:
     return {"auc_roc": auc, "vus_pr": pr, "f1": best_f1(scores, labels)}
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+KEY = ("split", "dataset", "method")
+PAGE = "benchmarks_anomaly.md"
+
+
+def options(parser) -> None:
     parser.add_argument("--split", choices=("tuning", "held-out", "all"), default="tuning")
     parser.add_argument("--limit", type=int, default=None, help="first N series of each benchmark (smoke runs)")
     parser.add_argument("--stage1-only", action="store_true")
-    parser.add_argument("--report", action="store_true", help="write docs/benchmarks_anomaly.md and stop")
     parser.add_argument("--no-zero-shot", action="store_true",
                         help="skip zero-shot TRACE (fine-tuned and zero-shot tie on the tuning split)")
     parser.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("K", "N"),
                         help="stage 1 of every N-th series from the K-th (parallel processes)")
-    args = parser.parse_args(argv)
-    from benchmarks.anomaly_scores import VARIANTS, auto_threshold_flags, trace_variants
 
-    if args.report:
-        (Path(__file__).resolve().parents[1] / "docs" / "benchmarks_anomaly.md").write_text(report())
-        return
+
+def run(args, record: Record) -> None:
+    from benchmarks.anomaly_scores import VARIANTS, auto_threshold_flags, tail_calibrated, trace_variants
+
     suite = load_suite(args.split)
     if args.limit:
         suite = [s for b in ("NAB", "UCR", "WSD") for s in [x for x in suite if x["benchmark"] == b][: args.limit]]
     if args.stage1_only:
         suite = suite[args.shard[0] :: args.shard[1]]
-    rows, thresholds = [], []
+    thresholds = []
     for k, series in enumerate(suite):
         start = time.perf_counter()
         tuned = _cached(series, "trace_finetuned", lambda: trace_arrays(series, "gated_dsic"))
@@ -247,32 +251,32 @@ def main(argv=None) -> None:
               f"{time.perf_counter() - start:.1f}s", flush=True)
         if args.stage1_only:
             continue
-        common = {"dataset": series["name"], "benchmark": series["benchmark"], "split": split_of(series["family"])}
-        for name, arrays in base.items():
-            rows.append({**common, "method": name, "seconds": float(arrays["seconds"]),
-                         **metrics(series, arrays["scores"])})
+        split = split_of(series["family"])
+        common = {"dataset": series["name"], "benchmark": series["benchmark"], "split": split}
+        rows = [{**common, "method": name, "seconds": float(arrays["seconds"]), **metrics(series, arrays["scores"])}
+                for name, arrays in base.items()]
         for discords in (True, False):
             flags = auto_threshold_flags(tuned, discord, discords)
-            thresholds.append({"benchmark": series["benchmark"], "discords": discords,
+            thresholds.append({"split": split, "benchmark": series["benchmark"], "discords": discords,
                                **threshold_outcome(series, flags)})
-        if args.split == "tuning":
+        if split == "tuning":
             prefix = _cached(series, "discord_prefix", lambda: discord_prefix_arrays(series))
-            from benchmarks.anomaly_scores import tail_calibrated
-
             rows.append({**common, "method": "TRACE [discord, training prefix only]",
                          **metrics(series, tail_calibrated(prefix["distances"], discord["train_distances"], 1.0))})
         for label, arrays in (("TRACE", tuned), ("TRACE zero-shot", zero)):
-            if arrays is None:
-                continue
-            for variant, scores in trace_variants(series, arrays, discord).items():
-                rows.append({**common, "method": f"{label} [{variant}]", **metrics(series, scores)})
+            if arrays is not None:
+                rows += [{**common, "method": f"{label} [{variant}]", **metrics(series, scores)}
+                         for variant, scores in trace_variants(series, arrays, discord).items()]
+        record.extend(rows)
     if args.stage1_only:
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"anomaly_suite_{args.split}.json"
-    out.write_text(json.dumps({"environment": environment(), "variants": list(VARIANTS), "rows": rows,
-                               "threshold": threshold_table(thresholds)}, indent=1))
-    summary(rows)
+    record.protocol["variants"] = list(VARIANTS)
+    for split in {t["split"] for t in thresholds}:
+        record.summary.setdefault("threshold", {})[split] = threshold_table(
+            [t for t in thresholds if t["split"] == split])
+        record.summary.setdefault("environments", {})[split] = environment()
+    record.save()
+    summary(record.rows)
 
 
 def threshold_outcome(series: dict, flags: np.ndarray) -> dict:
@@ -339,21 +343,17 @@ def _table(frame: pd.DataFrame, bench: str, methods: list[str] | None = None) ->
     return "\n".join(lines)
 
 
-def report() -> str:
-    """``docs/benchmarks_anomaly.md`` from ``results/anomaly_suite_*.json``."""
+def page(result: dict) -> str:
     from benchmarks.anomaly_scores import PACKAGE_VARIANTS, VARIANTS
 
-    out = ["# Anomaly suite: NAB, UCR and WSD", "",
-           "Generated by `python -m benchmarks.anomaly_suite --report` from `benchmarks/results/anomaly_suite_*.json`,",
-           "which `python -m benchmarks.anomaly_suite --split tuning|held-out` writes. Do not edit by hand.", "",
+    out = ["# Anomaly suite: NAB, UCR and WSD",
+           "`python -m benchmarks.anomaly_suite --split tuning|held-out` writes the file. Do not edit by hand.", "",
            __doc__.split("\n\n", 1)[1].strip(), ""]
     for split in ("held-out", "tuning"):
-        path = RESULTS / f"anomaly_suite_{split}.json"
-        if not path.exists():
+        frame = pd.DataFrame([r for r in result["rows"] if r["split"] == split])
+        if frame.empty:
             continue
-        record = json.loads(path.read_text())
-        frame = pd.DataFrame(record["rows"])
-        env = record["environment"]
+        env = result["summary"]["environments"][split]
         out += [f"## {split.capitalize()} split", "",
                 f"Environment: {env.get('cpu_model', env.get('cpu'))}, torch {env['torch']}, "
                 f"{env.get('torch_threads')} threads.", ""]
@@ -367,9 +367,9 @@ def report() -> str:
         for bench in ("UCR", "NAB", "WSD"):
             if (frame.benchmark == bench).any():
                 out += [f"### {bench}", "", _table(frame, bench, methods), ""]
-        if "threshold" in record:
-            out += ["### The default `threshold=\"auto\"`", "", record["threshold"], ""]
-    return "\n".join(out)
+        if split in result["summary"].get("threshold", {}):
+            out += ["### The default `threshold=\"auto\"`", "", result["summary"]["threshold"][split], ""]
+    return "\n".join(out).rstrip()
 
 
 def summary(rows: list[dict]) -> None:
@@ -383,4 +383,4 @@ def summary(rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

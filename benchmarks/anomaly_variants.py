@@ -22,13 +22,12 @@ end of the series); the last row drops the position classes (one scale for all s
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 from benchmarks.anomaly import nab_series, ucr_series
-from benchmarks.common import write_record
+from benchmarks.harness import Record, main
 from trace_forecast.backbone import shared_backbone
 from trace_forecast.metrics import best_f1, ucr_hit, vus
 from trace_forecast.network import NetworkSpec, build_network
@@ -60,11 +59,10 @@ def _ucr(scores: np.ndarray, s: dict) -> tuple[int, bool]:
     return int(np.sum(after > after[begin : end + 1].max())) + 1, bool(ucr_hit(after, begin, end))
 
 
-def run(log=print) -> list[dict]:
+def run(args, record: Record) -> None:
     network = build_network(shared_backbone(None), NetworkSpec(task="reconstruction", context_length=512,
                                                                adapter="none"), seed=0)
     nab, ucr = nab_series(None), ucr_series()
-    rows = []
     for score, unit, stride in SCORE_VARIANTS:
         scheme, n_masks = SCORES[score]
         start = time.perf_counter()
@@ -84,19 +82,11 @@ def run(log=print) -> list[dict]:
                 vus_roc.append(vus(scores, s["labels"], 100)[0])
                 auc.append(vus(scores, s["labels"], 0, steps=1)[0])
             ucr_results = [_ucr(smooth(standardise(errors[s["name"]], s["train_end"], positions)), s) for s in ucr]
-            rows.append({"score": score, "unit": unit, "stride": stride, "smoothing": smoothing, "nab_series": len(nab),
+            record.add({"score": score, "unit": unit, "stride": stride, "smoothing": smoothing, "nab_series": len(nab),
                          "nab_f1": float(np.mean(f1)), "nab_vus_roc": float(np.mean(vus_roc)),
                          "nab_auc_roc": float(np.mean(auc)), "nab_auc_below_half": int(np.sum(np.array(auc) < 0.5)),
                          "ucr_ranks": [r for r, _ in ucr_results], "ucr_hits": sum(h for _, h in ucr_results), "score_seconds": seconds})
-            log(rows[-1])
-    return rows
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    print("wrote", write_record("anomaly_variants", run()))
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

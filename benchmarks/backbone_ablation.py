@@ -9,26 +9,28 @@ default ``TraceForecaster`` otherwise, seed 0.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 
 import torch
 
-from benchmarks.common import PROFILES, RESULTS, environment
+from benchmarks.harness import PROFILES, Record, main
 from benchmarks.long_horizon import DATASETS, load_split, lookback_of, run_trace, test_windows
 
 BACKBONES = ("pretrained", "random")
 FUTURE_PATCHES = ("auto", 0)
 
 
-def main() -> list[dict]:
+KEY = ("dataset", "horizon", "backbone", "future_patches")
+
+
+def run(args, record: Record) -> None:
     from trace_forecast.backbone import MomentBackbone, load_backbone, save_backbone
     from trace_forecast.parameters import default
 
     stride = PROFILES["quick"].test_stride
     # The default estimator's training (run_trace takes windows and epochs from a profile).
     profile = dataclasses.replace(PROFILES["quick"], max_windows=default("max_windows"), epochs=default("max_epochs"))
-    rows = []
+    record.protocol["test_stride_etth1"] = stride
     with tempfile.TemporaryDirectory() as tmp:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -42,15 +44,9 @@ def main() -> list[dict]:
                     for future_patches in FUTURE_PATCHES:
                         params = {"backbone": sources[backbone], "future_patches": future_patches}
                         r = run_trace(split, horizon, None, params, profile, 0, hist, fut, lookback)
-                        row = {"dataset": name, "horizon": horizon, "backbone": backbone,
-                               "future_patches": future_patches, "fit_seconds": r["fit_seconds"], "mse": r["mse"]}
-                        rows.append(row)
-                        print(row, flush=True)
-    (RESULTS / "backbone_ablation.json").write_text(
-        json.dumps({"environment": environment(), "test_stride_etth1": stride, "rows": rows}, indent=1)
-    )
-    return rows
+                        record.add({"dataset": name, "horizon": horizon, "backbone": backbone,
+                                    "future_patches": future_patches, "fit_seconds": r["fit_seconds"], "mse": r["mse"]})
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -1,6 +1,6 @@
 """Zero-shot, backbone against backbone: should a new embedded backbone ship?
 
-``python -m benchmarks.backbone_compare --backbone v3=None v4=runs/v4`` writes
+``python -m benchmarks.backbone_compare --backbone v3=None v4=runs/v4`` writes (rows keyed by name)
 ``results/backbone_compare.json``: for each backbone, ``TraceForecaster(fit_strategy="zero-shot")``
 on ETTh1 at H = 96/192/336/720 (standard protocol: lookback 512, every test window, MSE on
 train-standardised values; past 192 steps the forecast rolls out) and on M4 Hourly (OWA
@@ -10,31 +10,24 @@ is ``benchmarks/pretraining_heldout.py``'s job (and each campaign leg's record).
 
 from __future__ import annotations
 
-import argparse
-import json
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main
 
 HORIZONS = (96, 192, 336, 720)
 
 
 def etth1(backbone, horizon: int, stride: int) -> float:
+    from benchmarks.long_horizon import load_split, test_windows
     from trace_forecast import TraceForecaster
-    from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
     from trace_forecast.metrics import mse
 
-    split = standard_split(load_etth1(), 512)
-    hist, fut = [], []
-    for column in split.test.columns:
-        h, f = rolling_windows(split.test[column].to_numpy(np.float32), 512, horizon)
-        hist.append(h[::stride]), fut.append(f[::stride])
+    split = load_split("ETTh1")
+    hist, fut = test_windows(split, horizon, stride)
     forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, random_state=0)
     forecaster.fit(split.train.iloc[-2000:], fh=np.arange(1, horizon + 1))  # zero-shot: the fit trains nothing
-    return mse(np.concatenate(fut), forecaster.predict_histories(list(np.concatenate(hist))))
+    return mse(fut, forecaster.predict_histories(list(hist)))
 
 
 def m4_owa(backbone) -> float:
@@ -51,25 +44,21 @@ def m4_owa(backbone) -> float:
     return owa(s, m, s2, m2)
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+KEY = ("backbone",)
+
+
+def options(parser) -> None:
     parser.add_argument("--backbone", nargs="+", default=["embedded=None"], help="NAME=FOLDER (None: embedded)")
     parser.add_argument("--stride", type=int, default=1, help="every k-th ETTh1 test window")
-    parser.add_argument("--out", default=str(RESULTS / "backbone_compare.json"))
-    args = parser.parse_args(argv)
-    warnings.simplefilter("ignore")
-    result = {"environment": environment(), "etth1_test_stride": args.stride, "zero_shot": {}}
+
+
+def run(args, record: Record) -> None:
     for item in args.backbone:
         name, folder = item.split("=", 1)
         backbone = None if folder == "None" else folder
-        row = {f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}
-        row["M4 Hourly OWA"] = m4_owa(backbone)
-        result["zero_shot"][name] = row
-        print(name, json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
-    return result
+        row = {"backbone": name, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}}
+        record.add({**row, "M4 Hourly OWA": m4_owa(backbone)})
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -17,13 +17,11 @@ Protocols: ETTh1 and ILI as ``benchmarks.long_horizon`` (H = 96 / 24, every
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, ResumableRecord
+from benchmarks.harness import Record, main
 
 TRAINING = {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}
 TEST_STRIDE = 8
@@ -39,7 +37,7 @@ VARIANTS: dict[str, dict] = {
 
 def training_profile():
     """The quick profile with ``TRAINING``'s windows and epochs (learning rate: in the params)."""
-    from benchmarks.common import PROFILES
+    from benchmarks.harness import PROFILES
 
     return dataclasses.replace(PROFILES["quick"], max_windows=TRAINING["max_windows"], epochs=TRAINING["max_epochs"])
 
@@ -79,28 +77,26 @@ def m4_case():
 CASES = {"ETTh1": lambda: long_horizon_case("ETTh1", 96), "ILI": lambda: long_horizon_case("ILI", 24), "M4": m4_case}
 
 
-def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+KEY = ("dataset", "variant", "seed")
+
+
+def options(parser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--out", default=str(RESULTS / "dsic_ablation.json"))
-    parser.add_argument("--fresh", action="store_true", help="discard the rows already in --out")
-    args = parser.parse_args(argv)
-    if args.fresh:
-        Path(args.out).unlink(missing_ok=True)
-    record = ResumableRecord(Path(args.out), ("dataset", "variant", "seed"),
-                             {"training": TRAINING, "test_stride_etth1": TEST_STRIDE})
+
+
+def run(args, record: Record) -> None:
+    record.protocol.update(training=TRAINING, test_stride_etth1=TEST_STRIDE)
     for dataset in args.datasets:
         todo = [(v, s) for v in args.variants for s in args.seeds
                 if not record.done({"dataset": dataset, "variant": v, "seed": s})]
         if not todo:
             continue
-        run = CASES[dataset]()
+        fit = CASES[dataset]()
         for variant, seed in todo:
-            record.add({"dataset": dataset, "variant": variant, "seed": seed, **run(VARIANTS[variant], seed)})
-    return record.rows
+            record.add({"dataset": dataset, "variant": variant, "seed": seed, **fit(VARIANTS[variant], seed)})
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -1,31 +1,32 @@
 """Gated DSIC's kept set and test MSE on ETTh1 (H = 96), same settings in either version of the package.
 
-``python -m benchmarks.dsic_selection LABEL OUT.json`` (run from a checkout of each version);
-the committed ``benchmarks/results/dsic_kept_sets.json`` holds both runs.
+``python -m benchmarks.dsic_selection --label before --out benchmarks/results/dsic_kept_sets.json``
+in a checkout of the previous version (this ``benchmarks/`` folder copied there), then
+``--label after`` here: the rows of both versions in one file.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 
 import numpy as np
 
-from trace_forecast import TraceForecaster
-from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
-from trace_forecast.metrics import mse
+from benchmarks.harness import Record, main
+from benchmarks.long_horizon import load_split, test_windows
+
+KEY = ("label", "seed")
 
 
-def main(label: str, out_path: str) -> list[dict]:
-    split = standard_split(load_etth1(), 512)
-    hist, fut = [], []
-    for column in split.test.columns:
-        h, f = rolling_windows(split.test[column].to_numpy(np.float32), 512, 96)
-        hist.append(h[::4])
-        fut.append(f[::4])
-    hist, fut = np.concatenate(hist), np.concatenate(fut)
-    out = []
+def options(parser) -> None:
+    parser.add_argument("--label", default="after")
+
+
+def run(args, record: Record) -> None:
+    from trace_forecast import TraceForecaster
+    from trace_forecast.metrics import mse
+
+    split = load_split("ETTh1")
+    hist, fut = test_windows(split, 96, 4)
     for seed in (0, 1):
         forecaster = TraceForecaster(context_length=512, max_epochs=1, max_windows=1024, batch_size=32,
                                      random_state=seed)
@@ -33,14 +34,10 @@ def main(label: str, out_path: str) -> list[dict]:
         forecaster.fit(split.train, fh=np.arange(1, 97))
         fit = time.perf_counter() - start
         selected = forecaster.get_fitted_params()["selected_modules"]
-        out.append({"label": label, "seed": seed, "fit_seconds": fit,
+        record.add({"label": args.label, "seed": seed, "fit_seconds": fit,
                     "mse": float(mse(fut, forecaster.predict_histories(list(hist)))),
                     "kept": selected.loc[selected["kept"], "module"].tolist()})
-        print(out[-1], flush=True)
-    with open(out_path, "w") as fh:
-        json.dump(out, fh, indent=1)
-    return out
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(__name__)

@@ -3,18 +3,16 @@ window (channel ``OT``, H = 96), with the profile's training budget."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from benchmarks.common import METHODS, RESULTS, Profile
+from benchmarks.harness import METHODS, Profile, main, suite_runner
 from benchmarks.long_horizon import LOOKBACK, fit_rows, load_split
 from trace_forecast.metrics import seasonal_naive
 
 HORIZON = 96
 
 
-def run(profile: Profile, log=print) -> list[dict]:
+def suite(profile: Profile, record) -> None:
     from trace_forecast import TraceForecaster
 
     split = load_split("ETTh1")
@@ -29,9 +27,12 @@ def run(profile: Profile, log=print) -> list[dict]:
     naive = seasonal_naive(history[None], HORIZON, 24)[0]
     example = {"dataset": "ETTh1", "channel": "OT", "horizon": HORIZON, "history": history[-192:].tolist(),
                "truth": truth.tolist(), "TRACE": pred.tolist(), "seasonal naive (24)": naive.tolist()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"forecast_example_{profile.name}.json").write_text(json.dumps(example))
-    row = {"dataset": "ETTh1", "horizon": HORIZON, "method": "TRACE", "window": "last test window, OT",
-           "mse": float(np.mean((pred - truth) ** 2)), "profile": profile.name}
-    log(row)
-    return [row]
+    record.summary["example"] = example
+    record.add({"dataset": "ETTh1", "horizon": HORIZON, "method": "TRACE", "window": "last test window, OT",
+           "mse": float(np.mean((pred - truth) ** 2)), "profile": profile.name})
+
+
+KEY, options, result_name, run = suite_runner(__name__, suite, methods=False)
+
+if __name__ == "__main__":
+    main(__name__)

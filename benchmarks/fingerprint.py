@@ -9,18 +9,13 @@ under ``NAME``. Run it at two commits on one machine: equal digests mean bit-ide
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import subprocess
-import warnings
 
 import numpy as np
 
-from benchmarks.common import RESULTS, environment
-
-OUT = RESULTS / "fingerprint.json"
+from benchmarks.harness import Record, main
 
 
 def digest(array) -> str:
@@ -62,19 +57,18 @@ def outputs() -> dict[str, str]:
     return out
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--label", required=True)
-    args = parser.parse_args(argv)
+KEY = ("run",)
+
+
+def options(parser) -> None:
+    parser.add_argument("--label", default="current", help="the row's name (e.g. before / after a change)")
+
+
+def run(args, record: Record) -> None:
     os.environ["TRACE_FORECAST_PRECISION"] = "fp32"
-    warnings.simplefilter("ignore")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    record = json.loads(OUT.read_text()) if OUT.is_file() else {"environment": environment(), "runs": {}}
-    record["runs"][args.label] = {"commit": commit, "outputs": outputs()}
-    OUT.write_text(json.dumps(record, indent=1))
-    print(json.dumps(record["runs"][args.label], indent=1))
-    return record
+    record.add({"run": args.label, "commit": commit, "outputs": outputs()})
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

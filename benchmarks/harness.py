@@ -1,19 +1,50 @@
-"""What every benchmark shares: profiles, method table, measurement helpers, result rows."""
+"""The benchmark harness: one runner, one result schema, one page writer.
+
+A benchmark module states its protocol and its arms, nothing else::
+
+    KEY = ("setting", "method", "seed")    # the fields that name a row (a rerun resumes)
+    PAGE = "benchmarks_missing_values.md"  # optional: a docs page written from the results alone
+
+    def options(parser): ...               # optional: the protocol's options (argparse)
+    def run(args, record): ...             # runs the arms; ``record.add(row)`` per result
+    def page(result) -> str: ...           # optional: the page's body from the result file
+
+    if __name__ == "__main__":
+        main(__name__)
+
+``python -m benchmarks.NAME [options] [--out FILE] [--fresh] [--report]`` then quiets the
+libraries' logging, records the environment and hardware, times the run, keeps every row in
+``results/NAME.json`` as it arrives (written atomically, so a killed run resumes where it
+stopped; ``--fresh`` starts over) and writes the page (``--report`` writes it from the file
+alone). Every result file has one schema::
+
+    {"benchmark": NAME, "protocol": {option: value}, "environment": {...},
+     "seconds": wall time of the last run, "rows": [{...}, ...], "summary": {...}}
+
+``summary`` holds what a run derives beyond its rows (a fitted scaling law, a calibration
+table); everything else is a row.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 import platform
+import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 # name -> TraceForecaster / detector parameters (all on the same embedded backbone)
 METHODS: dict[str, dict] = {
@@ -48,7 +79,7 @@ class Profile:
 
 # ``standard``: the package's defaults (1,024 windows x 1 epoch), 3 seeds, every test window,
 # the baselines of the benchmark pages (and PEFT LoRA and linear probing); wall time per suite
-# in ``results/durations_standard.json``. Full fine-tuning and DLinear stay in ``quick``.
+# in each suite file's ``summary.runs``. Full fine-tuning and DLinear stay in ``quick``.
 STANDARD_METHODS = ("TRACE", "TRACE zero-shot", "LoRA (PEFT) + recon head", "linear probing", "Darts NLinear")
 
 
@@ -161,63 +192,165 @@ def timed():
     box[0] = time.perf_counter() - start
 
 
-KEY = ("dataset", "horizon", "method", "seed")
+class Record:
+    """A result file that grows one row at a time, in the one schema, and survives interruption.
 
-
-def write_record(name: str, rows: list[dict]) -> Path:
-    """``results/NAME.json`` with the environment: a script's whole record, rewritten."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=float))
-    return path
-
-
-def write_rows(rows: list[dict], name: str, merge: bool = False) -> Path:
-    """Raw results: one row per run, as CSV and JSON (with the environment). With
-    ``merge``, rows already in the file with the same dataset/horizon/method/seed are
-    replaced and the others kept (re-running some methods of a suite)."""
-    import pandas as pd
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    existing = RESULTS / f"{name}.json"
-    if merge and existing.exists():
-        key = lambda r: tuple(str(r.get(k)) for k in KEY)  # noqa: E731
-        new = {key(r) for r in rows}
-        rows = [r for r in json.loads(existing.read_text())["rows"] if key(r) not in new] + rows
-    frame = pd.DataFrame(rows)
-    csv = RESULTS / f"{name}.csv"
-    frame.to_csv(csv, index=False)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1,
-                                                     default=_jsonable))
-    return csv
-
-
-class ResumableRecord:
-    """A result file that grows one row at a time and survives interruption.
-
-    Rows are keyed by ``key`` (a tuple of row fields); ``done(row)`` says whether a run is
-    already recorded, ``add(row)`` replaces any row with the same key and rewrites the file
-    atomically (write, then rename), so a killed run resumes where it stopped.
+    Rows are named by ``key`` (row fields); ``done(row)`` says whether a run is recorded,
+    ``add(row)`` replaces any row of the same name and rewrites the file atomically (write,
+    then rename). ``protocol`` (the options, and what a run adds to them) and ``summary`` are
+    saved with the rows.
     """
 
-    def __init__(self, path: Path, key: tuple[str, ...], extra: dict | None = None):
-        self.path, self.key, self.extra = Path(path), key, dict(extra or {})
-        self.rows: list[dict] = json.loads(self.path.read_text())["rows"] if self.path.is_file() else []
+    def __init__(self, path: Path, key: tuple[str, ...] = (), benchmark: str = "", protocol: dict | None = None,
+                 fresh: bool = False):
+        self.path, self.key = Path(path), tuple(key)
+        old = load(self.path) if self.path.is_file() and not fresh else {}
+        self.rows: list[dict] = old.get("rows", [])
+        self.summary: dict = old.get("summary", {})
+        self.benchmark = benchmark or old.get("benchmark", self.path.stem)
+        self.protocol: dict = protocol if protocol is not None else old.get("protocol", {})
+        self.seconds = old.get("seconds")
 
-    def _key(self, row: dict) -> tuple:
+    def _name(self, row: dict) -> tuple:
         return tuple(str(row.get(k)) for k in self.key)
 
     def done(self, row: dict) -> bool:
-        return any(self._key(r) == self._key(row) for r in self.rows)
+        return bool(self.key) and any(self._name(r) == self._name(row) for r in self.rows)
 
-    def add(self, row: dict) -> None:
-        self.rows = [r for r in self.rows if self._key(r) != self._key(row)] + [row]
+    def add(self, row: dict, quiet: bool = False) -> None:
+        self.extend([row])
+        if not quiet:
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+
+    def extend(self, rows: list[dict]) -> None:
+        """Several rows, one write."""
+        if self.key:
+            names = {self._name(r) for r in rows}
+            self.rows = [r for r in self.rows if self._name(r) not in names]
+        self.rows.extend(rows)
+        self.save()
+
+    def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        record = {**self.extra, "environment": environment(), "rows": self.rows}
-        tmp.write_text(json.dumps(record, indent=1, default=_jsonable))
+        result = {"benchmark": self.benchmark, "protocol": self.protocol, "environment": environment(),
+                  "seconds": self.seconds, "rows": self.rows, "summary": self.summary}
+        tmp.write_text(json.dumps(result, indent=1, default=_jsonable))
         tmp.replace(self.path)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+
+
+def load(path: Path | str) -> dict:
+    """A result file (``results/NAME.json`` by name, or a path)."""
+    path = Path(path)
+    if not path.suffix:
+        path = RESULTS / f"{path}.json"
+    return json.loads(path.read_text())
+
+
+def flat(result: dict) -> dict:
+    """A result's protocol, summary, rows and environment in one dict, for page code."""
+    return {**result.get("protocol", {}), **result.get("summary", {}), "rows": result["rows"],
+            "environment": result.get("environment", {})}
+
+
+def quiet() -> None:
+    """The libraries' info logging and warnings off: a benchmark prints its rows only."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+def _stem(module: ModuleType) -> str:
+    name = module.__name__ if module.__name__ != "__main__" else (module.__spec__.name if module.__spec__ else "main")
+    return name.rsplit(".", 1)[-1]
+
+
+def parser_for(module: ModuleType) -> argparse.ArgumentParser:
+    """The runner's options and the benchmark's own."""
+    stem = _stem(module)
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{stem}",
+                                     description=(module.__doc__ or stem).strip().splitlines()[0])
+    parser.add_argument("--out", type=Path, help=f"the result file (default: benchmarks/results/{stem}.json)")
+    parser.add_argument("--fresh", action="store_true", help="start the result file over instead of resuming it")
+    parser.add_argument("--report", action="store_true", help="write the page from the result file alone and stop")
+    if hasattr(module, "options"):
+        module.options(parser)
+    return parser
+
+
+RUNNER_OPTIONS = ("out", "fresh", "report")
+
+
+def execute(module: ModuleType, args: argparse.Namespace) -> dict:
+    """Run ``module``'s arms into ``args.out`` (unless ``--report``), then write its page."""
+    name = module.result_name(args) if hasattr(module, "result_name") else _stem(module)
+    out = args.out or RESULTS / f"{name}.json"
+    if not args.report:
+        quiet()
+        protocol = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                    if k not in RUNNER_OPTIONS}
+        key = getattr(module, "KEY", ())
+        record = Record(out, key, _stem(module), protocol, fresh=args.fresh or not key)  # no key: nothing to resume
+        start = time.perf_counter()
+        module.run(args, record)
+        record.seconds = round(time.perf_counter() - start, 1)
+        record.summary.setdefault("runs", []).append({"protocol": protocol, "seconds": record.seconds,
+                                                      "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        record.save()
+        print(f"{len(record.rows)} rows in {record.seconds:.0f} s -> {out}", flush=True)
+    result = load(out)
+    if hasattr(module, "page"):
+        print(write_page(module, result, out))
+    return result
+
+
+def main(module_name: str, argv: list[str] | None = None) -> dict:
+    """``python -m benchmarks.NAME``: parse the options, run, write the page."""
+    module = sys.modules[module_name]
+    return execute(module, parser_for(module).parse_args(argv))
+
+
+# ------------------------------------------------------------------ the profile suites
+SUITE_KEY = ("dataset", "horizon", "method", "seed")
+
+
+def suite_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a suite that ``benchmarks.run`` drives: a profile, some methods."""
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--methods", nargs="+", help="only these methods; their rows replace theirs in the file")
+
+
+def suite_runner(module_name: str, suite, key: tuple[str, ...] = SUITE_KEY, methods: bool = True):
+    """``KEY, options, result_name, run`` of a suite module whose ``suite(profile, record[, methods])``
+    runs a profile: its results go to ``results/<suite>_<profile>.json``."""
+    stem = module_name.rsplit(".", 1)[-1]
+
+    def result_name(args: argparse.Namespace) -> str:
+        return f"{stem}_{args.profile}"
+
+    def run(args: argparse.Namespace, record: Record) -> None:
+        suite(PROFILES[args.profile], record, **({"methods": args.methods} if methods else {}))
+
+    return key, suite_options, result_name, run
+
+
+def page_text(module: ModuleType, result: dict, path: Path) -> str:
+    """The page: the benchmark's body under a line naming its command, file and hardware."""
+    body = module.page(result)
+    title, _, rest = body.partition("\n")
+    env = result.get("environment", {})
+    source = f"benchmarks/results/{Path(path).name}"
+    line = (f"Generated by `python -m benchmarks.{_stem(module)} --report` from `{source}` "
+            f"({env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}, {env.get('torch_threads', '?')} "
+            f"thread{'' if env.get('torch_threads') == 1 else 's'}{', ' + env['gpu'] if env.get('gpu') else ''}; torch {env.get('torch', '?')}, "
+            f"trace_forecast {env.get('trace_forecast', '?')}).")
+    return f"{title}\n\n{line}\n{rest}".rstrip() + "\n"
+
+
+def write_page(module: ModuleType, result: dict, path: Path, page: Path | None = None) -> str:
+    text = page_text(module, result, path)
+    (page or DOCS / module.PAGE).write_text(text)
+    return text
 
 
 def mean_std_table(stats, row_label: str, rows, columns, digits: int) -> list[str]:

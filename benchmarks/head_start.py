@@ -30,15 +30,11 @@ scale in their series and reads 2,048 validation windows, so a re-run moves ever
 
 from __future__ import annotations
 
-import json
-import time
-import warnings
-
 import numpy as np
 import pandas as pd
 
 from benchmarks import long_horizon, m4, small_data
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main, timed
 
 PENALTIES = tuple(10.0 ** k for k in range(-3, 4))
 RIDGE_WINDOWS = 8192  # the package's default (trace_forecast.heads.ridge.RIDGE_WINDOWS)
@@ -137,27 +133,25 @@ def scores(seed: int = 0) -> dict:
     return out
 
 
-def main() -> dict:
+KEY = ("variant",)
+
+
+def run(args, record: Record) -> None:
     import trace_forecast.engine.recipe as recipe
     import trace_forecast.tasks.forecast as forecast
 
-    warnings.filterwarnings("ignore")
     original = recipe.ridge_solve, forecast.RIDGE_WINDOWS
     assert original[1] == RIDGE_WINDOWS
-    results = {}
+    record.protocol["seed"] = 0
     try:
         for name, (solve, windows) in variants().items():
-            start = time.perf_counter()
-            recipe.ridge_solve, forecast.RIDGE_WINDOWS = solve, windows
-            results[name] = scores()
-            results[name]["seconds"] = time.perf_counter() - start
-            print(name, {k: round(v, 4) for k, v in results[name].items()}, flush=True)
+            with timed() as seconds:
+                recipe.ridge_solve, forecast.RIDGE_WINDOWS = solve, windows
+                row = {"variant": name, **scores()}
+            record.add({**row, "seconds": seconds()})
     finally:
         recipe.ridge_solve, forecast.RIDGE_WINDOWS = original
-    (RESULTS / "head_start.json").write_text(json.dumps({"environment": environment(), "seed": 0,
-                                                         "results": results}, indent=1))
-    return results
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -13,14 +13,13 @@ policy against NLinear.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 
 import numpy as np
 import torch
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main
 from benchmarks.recipe_sweep import HORIZON, LOOKBACK, score_etth1, test_windows
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -43,7 +42,10 @@ def features_in(variant: str):
     return chosen
 
 
-def main() -> None:
+KEY = ("head_start_features", "seed")
+
+
+def run(args, record: Record) -> None:
     import trace_forecast.engine.recipe as recipe
     from trace_forecast import TraceForecaster
     from trace_forecast.datasets import load_etth1, standard_split
@@ -52,7 +54,7 @@ def main() -> None:
     split = standard_split(load_etth1(), LOOKBACK)
     hist, fut = test_windows(split.test, 4)
     fh = np.arange(1, HORIZON + 1)
-    saved, rows = recipe.head_start_features, []
+    saved = recipe.head_start_features
     try:
         for variant in ("fp32", "bf16", "int8"):
             recipe.head_start_features = features_in(variant)
@@ -60,18 +62,11 @@ def main() -> None:
                 forecaster = TraceForecaster(random_state=seed)
                 start = time.perf_counter()
                 forecaster.fit(split.train, fh=fh)
-                rows.append({"head_start_features": variant, "seed": seed, "fit_seconds": time.perf_counter() - start,
-                             "test_stride": 4, **score_etth1(forecaster, hist, fut)})
-                print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
+                record.add({"head_start_features": variant, "seed": seed, "fit_seconds": time.perf_counter() - start,
+                            "test_stride": 4, **score_etth1(forecaster, hist, fut)})
     finally:
         recipe.head_start_features = saved
-    for variant in ("fp32", "bf16", "int8"):
-        mse = [r["mse"] for r in rows if r["head_start_features"] == variant]
-        print(f"{variant}: MSE {np.mean(mse):.4f} ± {np.std(mse, ddof=1):.4f}")
-    path = RESULTS / "head_start_precision.json"
-    path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
-    print(f"{len(rows)} rows -> {path}")
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -30,15 +30,13 @@ prefers it). The rules:
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 
 import numpy as np
 import torch
 
-from benchmarks.common import RESULTS, environment
 from benchmarks.data_size import revin_ridge, validation_cut
+from benchmarks.harness import Record, main
 from trace_forecast.datasets import rolling_windows
 from trace_forecast.heads.ridge import (
     DEFAULT_ALPHA,
@@ -151,19 +149,23 @@ def evaluate(dataset: str, horizon: int) -> list[dict]:
             (revin_ridge(sliced, horizon, lookback, list(test_h.astype(np.float64))) - test_f) ** 2))
         row = {"dataset": dataset, "horizon": horizon, "fraction": fraction, "train_windows": keep * len(train),
                "test_windows": len(test_h), **results}
-        print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
 
 
-def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+KEY = ("dataset", "horizon", "fraction")
+
+
+def options(parser) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    args = parser.parse_args(argv)
-    rows = [row for name in args.datasets for h in DATASETS[name][2] for row in evaluate(name, h)]
-    (RESULTS / "head_start_rules.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
-    return rows
+
+
+def run(args, record: Record) -> None:
+    for name in args.datasets:
+        for horizon in DATASETS[name][2]:
+            for row in evaluate(name, horizon):
+                record.add(row)
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

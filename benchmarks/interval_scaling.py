@@ -15,19 +15,17 @@ quantiles pooled over all series, or per series (each series' own windows).
 ``--dataset m4-tuning``: how a panel is calibrated, chosen on M4 Hourly's tuning split
 (:func:`m4_tuning`; what ``trace_forecast.tasks.calibration`` implements).
 
-``python -m benchmarks.interval_scaling [--dataset etth1 m4 m4-tuning]`` ->
-``benchmarks/results/interval_scaling.json`` (ETTh1), ``interval_scaling_m4.json`` and
+``python -m benchmarks.interval_scaling [--dataset etth1|m4|m4-tuning]`` ->
+``benchmarks/results/interval_scaling.json`` (ETTh1), ``interval_scaling_m4.json`` or
 ``interval_calibration_m4_tuning.json``
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main
 from benchmarks.long_horizon import fit_rows, load_split
 from benchmarks.probabilistic import interval_score, msis
 from trace_forecast.datasets import rolling_windows
@@ -51,7 +49,7 @@ def context_scales(h: np.ndarray) -> dict[str, np.ndarray]:
     return {"MAD of first differences": d1, "MAD of seasonal differences (24)": d24}
 
 
-def m4() -> dict:
+def m4(record: Record) -> None:
     """The scales on M4 Hourly (module docstring)."""
     from benchmarks.m4 import load_m4_hourly
     from trace_forecast import TraceForecaster
@@ -82,7 +80,6 @@ def m4() -> dict:
     v_alt, t_alt = context_scales(padded(ctx)), context_scales(padded([h[-512:] for h in histories]))
     scales.update({k: (v_alt[k], t_alt[k]) for k in v_alt})
     owner = np.array(owner)
-    rows = []
     for (name, (sv, st)), per_series in [(item, False) for item in scales.items()] + [
             (item, True) for item in scales.items()]:
         r = (fut - vp) / sv[:, None]
@@ -98,12 +95,11 @@ def m4() -> dict:
                                          in zip(histories, futures, lo95, hi95, strict=True)])),
                "coverage_80": float(np.mean((futures >= lo80) & (futures <= hi80))),
                "coverage_95": float(np.mean((futures >= lo95) & (futures <= hi95)))}
-        rows.append(row)
-        print(row, flush=True)
-    return {"environment": environment(), "validation_windows": len(ctx), "rows": rows}
+        record.add(row)
+    record.protocol["validation_windows"] = len(ctx)
 
 
-def m4_tuning() -> dict:
+def m4_tuning(record: Record) -> None:
     """How to calibrate a panel, chosen on M4 Hourly's tuning split: one fit on each series
     minus its last 48 values, residuals of ``m`` windows per series spread over the last 20 %
     of the shortened series, scored on the 48 held-back values (never the test set).
@@ -135,7 +131,7 @@ def m4_tuning() -> dict:
     own = np.array(own)
     vp, vm, vs = forecast(ctx)
     residuals = (np.stack(fut) - vm[:, None]) / vs[:, None] - vp
-    n, alphas, rows = len(hists), (0.025, 0.1, 0.9, 0.975), []
+    n, alphas = len(hists), (0.025, 0.1, 0.9, 0.975)
 
     def score(name, m, q):
         b = {a: (tp + q[a]) * ts[:, None] + tm[:, None] for a in q}
@@ -144,8 +140,7 @@ def m4_tuning() -> dict:
                                          in zip(hists, futs, b[0.025], b[0.975], strict=True)])),
                "coverage_80": float(np.mean((futs >= b[0.1]) & (futs <= b[0.9]))),
                "coverage_95": float(np.mean((futs >= b[0.025]) & (futs <= b[0.975])))}
-        rows.append(row)
-        print(row, flush=True)
+        record.add(row)
 
     for m in (4, 8, 40):
         keep = np.concatenate([np.flatnonzero(own == i)[np.linspace(0, 39, m).astype(int)] for i in range(n)])
@@ -159,28 +154,10 @@ def m4_tuning() -> dict:
             scale = np.exp(w * np.log(rms) + (1 - w) * np.mean(np.log(rms)))
             z = r / scale[o][:, None]
             score(f"normalised, k = {k}", m, {a: scale[:, None] * np.quantile(z, a, axis=0)[None] for a in alphas})
-    return {"environment": environment(), "series": n, "rows": rows}
+    record.protocol["series"] = n
 
 
-def main(argv=None) -> dict:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", nargs="+", choices=("etth1", "m4", "m4-tuning"), default=["etth1", "m4"])
-    args = parser.parse_args(argv)
-    out = {}
-    if "m4-tuning" in args.dataset:
-        out["m4-tuning"] = m4_tuning()
-        (RESULTS / "interval_calibration_m4_tuning.json").write_text(json.dumps(out["m4-tuning"], indent=1))
-    if "m4" in args.dataset:
-        out["m4"] = m4()
-        (RESULTS / "interval_scaling_m4.json").write_text(json.dumps(out["m4"], indent=1))
-    if "etth1" in args.dataset:
-        out["etth1"] = etth1()
-    return out
-
-
-def etth1() -> dict:
+def etth1(record: Record) -> None:
     from trace_forecast import TraceForecaster
     from trace_forecast.tasks.forecast import predict_normalized
 
@@ -205,7 +182,6 @@ def etth1() -> dict:
                                               np.abs(np.diff(th[:, -96:], axis=1)).mean(1)),
         "std of the last 96": (vh[:, -96:].std(1), th[:, -96:].std(1)),
     }
-    rows_out = []
     for name, (sv, st) in scales.items():
         r = (vf - vp) / sv[:, None]
         row = {"scale": name}
@@ -214,12 +190,22 @@ def etth1() -> dict:
             low, high = tp + lo * st[:, None], tp + hi * st[:, None]
             row[f"coverage_{int(cov * 100)}"] = float(np.mean((tf >= low) & (tf <= high)))
             row[f"interval_score_{int(cov * 100)}"] = interval_score(tf, low, high, cov)
-        rows_out.append(row)
-        print(row, flush=True)
-    result = {"environment": environment(), "validation_windows": len(vh), "test_windows": len(th), "rows": rows_out}
-    (RESULTS / "interval_scaling.json").write_text(json.dumps(result, indent=1))
-    return result
+        record.add(row)
+    record.protocol.update(validation_windows=len(vh), test_windows=len(th))
+
+
+RESULT_NAMES = {"etth1": "interval_scaling", "m4": "interval_scaling_m4", "m4-tuning": "interval_calibration_m4_tuning"}
+def options(parser) -> None:
+    parser.add_argument("--dataset", choices=tuple(RESULT_NAMES), default="etth1")
+
+
+def result_name(args) -> str:
+    return RESULT_NAMES[args.dataset]
+
+
+def run(args, record: Record) -> None:
+    {"etth1": etth1, "m4": m4, "m4-tuning": m4_tuning}[args.dataset](record)
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

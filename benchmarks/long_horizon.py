@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ABLATIONS, METHODS, PeakMemory, Profile, require, seeds_of, timed
+from benchmarks.harness import ABLATIONS, METHODS, PeakMemory, Profile, main, require, seeds_of, suite_runner, timed
 from trace_forecast.datasets import Split, load_etth1, ratio_split, rolling_windows, shared_data_dir, standard_split
 from trace_forecast.metrics import mae, mse, seasonal_naive
 
@@ -192,8 +192,7 @@ def run_sktime_moment(split, horizon, profile: Profile, seed: int, hist, fut) ->
     }
 
 
-def run(profile: Profile, datasets=tuple(DATASETS), horizons=None, methods=None, log=print) -> list[dict]:
-    rows = []
+def suite(profile: Profile, record, datasets=tuple(DATASETS), horizons=None, methods=None) -> None:
     for name in datasets:
         split = load_split(name)
         period = DATASETS[name]["period"]
@@ -202,13 +201,11 @@ def run(profile: Profile, datasets=tuple(DATASETS), horizons=None, methods=None,
             hist, fut = test_windows(split, horizon, profile.test_stride, lookback)
             base = {"dataset": name, "horizon": horizon, "test_windows": len(hist), "profile": profile.name}
             naive = seasonal_naive(hist, horizon, period=period)
-            rows.append({**base, "method": f"seasonal naive ({period})", "seed": None, "mse": mse(fut, naive),
+            record.add({**base, "method": f"seasonal naive ({period})", "seed": None, "mse": mse(fut, naive),
                          "mae": mae(fut, naive), "trainable_parameters": 0, "family": "baseline"})
-            log(rows[-1])
             if not methods or "RevIN linear" in methods:
-                rows.append({**base, "method": "RevIN linear", "seed": None, "family": "baseline",
+                record.add({**base, "method": "RevIN linear", "seed": None, "family": "baseline",
                              **run_revin_linear(split, horizon, hist, fut, lookback)})
-                log(rows[-1])
             table = {m: p for m, p in METHODS.items() if profile.methods is None or m in profile.methods}
             if name == "ETTh1" and horizon == 96 and profile.methods is None:
                 table.update(ABLATIONS)
@@ -217,19 +214,21 @@ def run(profile: Profile, datasets=tuple(DATASETS), horizons=None, methods=None,
                     continue
                 for seed in seeds_of(params, profile):
                     r = run_trace(split, horizon, method, params, profile, seed, hist, fut, lookback)
-                    rows.append({**base, "method": method, "seed": seed, "family": "trace", **r})
-                    log(rows[-1])
+                    record.add({**base, "method": method, "seed": seed, "family": "trace", **r})
             for kind in ("NLinear", "DLinear"):
                 if (methods and kind not in methods) or (profile.methods and f"Darts {kind}" not in profile.methods):
                     continue
                 for seed in profile.seeds:
                     r = run_darts_linear(kind, split, horizon, profile, seed, profile.test_stride, lookback)
-                    rows.append({**base, "method": f"Darts {kind}", "seed": seed, "family": "peer", **r})
-                    log(rows[-1])
+                    record.add({**base, "method": f"Darts {kind}", "seed": seed, "family": "peer", **r})
             if name == "ETTh1" and horizon == 96 and profile.methods is None and (
                     not methods or "sktime MomentFM" in methods):
                 for seed in profile.seeds:
                     r = run_sktime_moment(split, horizon, profile, seed, hist, fut)
-                    rows.append({**base, "method": "sktime MomentFMForecaster", "seed": seed, "family": "peer", **r})
-                    log(rows[-1])
-    return rows
+                    record.add({**base, "method": "sktime MomentFMForecaster", "seed": seed, "family": "peer", **r})
+
+
+KEY, options, result_name, run = suite_runner(__name__, suite)
+
+if __name__ == "__main__":
+    main(__name__)

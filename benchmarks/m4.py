@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import METHODS, PeakMemory, Profile, require, seeds_of, timed
+from benchmarks.harness import METHODS, PeakMemory, Profile, main, require, seeds_of, suite_runner, timed
 from trace_forecast.datasets import shared_data_dir
 from trace_forecast.metrics import owa
 
@@ -114,32 +114,33 @@ def run_nlinear(profile: Profile, seed: int, histories) -> tuple[np.ndarray, dic
     }
 
 
-def run(profile: Profile, methods=None, log=print) -> list[dict]:
+def suite(profile: Profile, record, methods=None) -> None:
     histories, futures = load_m4_hourly()
     base = {"dataset": "M4 Hourly", "horizon": HORIZON, "test_windows": len(histories), "profile": profile.name}
     n2 = np.stack([naive2(h) for h in histories])
     s_n2, m_n2 = scores(histories, futures, n2)
-    rows = [{**base, "method": "Naive2", "seed": None, "family": "baseline", "smape": s_n2, "mase": m_n2,
-             "owa": 1.0, "trainable_parameters": 0}]
-    log(rows[-1])
+    record.add({**base, "method": "Naive2", "seed": None, "family": "baseline", "smape": s_n2, "mase": m_n2,
+                "owa": 1.0, "trainable_parameters": 0})
     snaive = np.stack([seasonal_naive(h) for h in histories])
     s, m = scores(histories, futures, snaive)
-    rows.append({**base, "method": "seasonal naive (24)", "seed": None, "family": "baseline", "smape": s, "mase": m,
+    record.add({**base, "method": "seasonal naive (24)", "seed": None, "family": "baseline", "smape": s, "mase": m,
                  "owa": owa(s, m, s_n2, m_n2), "trainable_parameters": 0})
-    log(rows[-1])
     for method in ("TRACE", "TRACE zero-shot", "linear probing", "LoRA (PEFT) + recon head"):
         if (methods and method not in methods) or (profile.methods and method not in profile.methods):
             continue
         for seed in seeds_of(METHODS[method], profile):
             pred, extra = run_trace(METHODS[method], profile, seed, histories)
             s, m = scores(histories, futures, pred)
-            rows.append({**base, "method": method, "seed": seed, "family": "trace", "smape": s, "mase": m,
+            record.add({**base, "method": method, "seed": seed, "family": "trace", "smape": s, "mase": m,
                          "owa": owa(s, m, s_n2, m_n2), **extra})
-            log(rows[-1])
     for seed in profile.seeds if not methods or "NLinear" in methods else ():
         pred, extra = run_nlinear(profile, seed, histories)
         s, m = scores(histories, futures, pred)
-        rows.append({**base, "method": "Darts NLinear", "seed": seed, "family": "peer", "smape": s, "mase": m,
+        record.add({**base, "method": "Darts NLinear", "seed": seed, "family": "peer", "smape": s, "mase": m,
                      "owa": owa(s, m, s_n2, m_n2), **extra})
-        log(rows[-1])
-    return rows
+
+
+KEY, options, result_name, run = suite_runner(__name__, suite)
+
+if __name__ == "__main__":
+    main(__name__)

@@ -13,18 +13,13 @@ conversion (the recipe trains on a fixed number of windows).
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import DOCS, Record, main, timed
 
 SIZES = (100, 300, 1000, 3000, 10000)
-FIGURE = RESULTS.parent.parent / "docs" / "figures" / "many_series.png"
+FIGURE = DOCS / "figures" / "many_series.png"
 LENGTH, CONTEXT, HORIZON = 200, 64, 24
 
 
@@ -42,64 +37,59 @@ def panel(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"y": values.reshape(-1)}, index=index)
 
 
-def main(sizes=SIZES) -> dict:
+KEY = ("series",)
+
+
+def options(parser) -> None:
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+
+
+def run(args, record: Record) -> None:
     from trace_forecast import TraceForecaster
 
-    rows = []
-    for n in sizes:
+    record.protocol.update(length=LENGTH, context=CONTEXT, horizon=HORIZON)
+    for n in args.sizes:
         y = panel(n)
         forecaster = TraceForecaster(context_length=CONTEXT, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            start = time.perf_counter()
+        with timed() as fit_s:
             forecaster.fit(y, fh=list(range(1, HORIZON + 1)))
-            fit_s = time.perf_counter() - start
-            start = time.perf_counter()
+        with timed() as predict_s:
             pred = forecaster.predict()
-            predict_s = time.perf_counter() - start
+        fit_s, predict_s = fit_s(), predict_s()
         assert len(pred) == n * HORIZON and np.isfinite(pred.to_numpy()).all()
-        rows.append({"series": n, "fit_seconds": round(fit_s, 2), "predict_seconds": round(predict_s, 3),
-                     "predict_ms_per_series": round(1000 * predict_s / n, 3)})
-        print(rows[-1], flush=True)
+        record.add({"series": n, "fit_seconds": round(fit_s, 2), "predict_seconds": round(predict_s, 3),
+                    "predict_ms_per_series": round(1000 * predict_s / n, 3)})
+    rows = sorted(record.rows, key=lambda r: r["series"])
     n = np.array([r["series"] for r in rows], float)
     t = np.array([r["predict_seconds"] for r in rows])
     slope, intercept = np.polyfit(n, t, 1)
     fitted = slope * n + intercept
     r2 = 1 - ((t - fitted) ** 2).sum() / ((t - t.mean()) ** 2).sum()
     exponent = float(np.polyfit(np.log(n), np.log(t), 1)[0])
-    out = {"rows": rows, "linear_fit": {"seconds_per_series": slope, "intercept_s": intercept, "r2": r2},
-           "log_log_exponent": exponent, "length": LENGTH, "context": CONTEXT, "horizon": HORIZON,
-           "environment": environment()}
-    print(f"predict time = {slope * 1000:.3f} ms x series + {intercept:.2f} s (R^2 {r2:.4f}); "
-          f"log-log slope {exponent:.2f}")
-    (RESULTS / "many_series.json").write_text(json.dumps(out, indent=2))
-    figure(out)
-    return out
+    record.summary.update(linear_fit={"seconds_per_series": slope, "intercept_s": intercept, "r2": r2},
+                          log_log_exponent=exponent)
+    figure(rows, record.summary["linear_fit"])
 
 
-def figure(out: dict) -> None:
+def figure(rows: list[dict], lin: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = out["rows"]
     n = [r["series"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.loglog(n, [r["predict_seconds"] for r in rows], "o-", label="predict() for all series")
     ax.loglog(n, [r["fit_seconds"] for r in rows], "s--", label="fit() (fixed window budget)")
-    lin = out["linear_fit"]
     ax.loglog(n, [lin["seconds_per_series"] * x + lin["intercept_s"] for x in n], ":", color="0.4",
               label=f"linear fit, R² {lin['r2']:.3f}")
     ax.set_xlabel("series in the panel")
     ax.set_ylabel("seconds (2 CPU cores)")
-    ax.set_title(f"Global TraceForecaster: {out['horizon']}-step forecasts, context {out['context']}")
+    ax.set_title(f"Global TraceForecaster: {HORIZON}-step forecasts, context {CONTEXT}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(FIGURE, dpi=120)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    main(parser.parse_args().sizes)
+    main(__name__)

@@ -14,11 +14,10 @@ the second reuses them. Every run must give the sequential run's scores exactly.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main
 
 BACKENDS = ("sequential", "multiprocessing", "loky (cold workers)", "loky (warm workers)")
 
@@ -34,9 +33,7 @@ def case():
     return TraceForecaster(max_epochs=1, random_state=0), cv, y
 
 
-def main() -> dict:
-    import warnings
-
+def run(args, record: Record) -> None:
     from sktime.forecasting.model_evaluation import evaluate
 
     forecaster, cv, y = case()
@@ -44,9 +41,7 @@ def main() -> dict:
     for name in BACKENDS:
         kwargs = {} if name == "sequential" else {"backend": name.split()[0], "backend_params": {"n_jobs": 2}}
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = evaluate(forecaster, cv=cv, y=y, strategy="refit", **kwargs)
+        result = evaluate(forecaster, cv=cv, y=y, strategy="refit", **kwargs)
         seconds = time.perf_counter() - start
         scores = result.iloc[:, 0].tolist()
         rows.append({"run": name, "seconds": round(seconds, 2), "folds": len(result), "scores": scores,
@@ -55,14 +50,11 @@ def main() -> dict:
     for row in rows:
         row["ratio_to_sequential"] = round(row["seconds"] / base["seconds"], 3)
         row["scores_equal_sequential"] = row["scores"] == base["scores"]
-        print(f"{row['run']:<22} {row['seconds']:6.1f} s  {row['ratio_to_sequential']:.2f}x  "
-              f"equal scores: {row['scores_equal_sequential']}  fit s/fold {row['fit_seconds_per_fold']}", flush=True)
-    out = {"case": "ETTh1 OT[:1000], ExpandingWindowSplitter(fh=[1,2,3], initial_window=800, step_length=60), "
-                    "TraceForecaster(max_epochs=1, random_state=0), strategy='refit', n_jobs=2",
-           "cores": len(os.sched_getaffinity(0)), "rows": rows, "environment": environment()}
-    (RESULTS / "parallel_evaluate.json").write_text(json.dumps(out, indent=2))
-    return out
+        record.add(row)
+    record.protocol.update(case="ETTh1 OT[:1000], ExpandingWindowSplitter(fh=[1,2,3], initial_window=800, "
+                                "step_length=60), TraceForecaster(max_epochs=1, random_state=0), strategy='refit', "
+                                "n_jobs=2", cores=len(os.sched_getaffinity(0)))
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

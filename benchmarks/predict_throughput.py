@@ -8,21 +8,19 @@ window; and Darts ``NLinearModel`` through the same call as the reference.
 
 The script runs unchanged against older versions of the package (it passes the
 training settings explicitly), so ``--label before`` in a checkout of the previous
-version and ``--label after`` here measure both on the same machine; rows of both are
-merged into ``benchmarks/results/predict_throughput.json``.
+version (with this ``benchmarks/`` folder copied there) and ``--label after`` here measure both
+on the same machine; rows of both are kept in ``benchmarks/results/predict_throughput.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness import Record, environment, main
+
 LOOKBACK, HORIZON = 512, 96
-RESULTS = Path(__file__).resolve().parent / "results"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
 
 
@@ -33,7 +31,14 @@ def _windows(frame):
     return np.concatenate(hist)
 
 
-def run(label: str) -> list[dict]:
+KEY = ("label", "cpu_capability", "method", "path")
+
+
+def options(parser) -> None:
+    parser.add_argument("--label", default="after")
+
+
+def run(args, record: Record) -> None:
     from darts import TimeSeries
     from darts.models import NLinearModel
 
@@ -42,12 +47,12 @@ def run(label: str) -> list[dict]:
     from trace_forecast.datasets import load_etth1, standard_split
 
     split = standard_split(load_etth1(), LOOKBACK)
-    rows = []
+    env = environment()
 
-    def record(method: str, path: str, windows: int, seconds: float) -> None:
-        rows.append({"label": label, "method": method, "path": path, "windows": windows, "seconds": seconds,
-                     "windows_per_s": windows / seconds})
-        print(rows[-1], flush=True)
+    def add(method: str, path: str, windows: int, seconds: float) -> None:
+        record.add({"label": args.label, "method": method, "path": path, "windows": windows, "seconds": seconds,
+                    "windows_per_s": windows / seconds, "cpu_model": env["cpu_model"],
+                    "cpu_capability": env["cpu_capability"]})
 
     forecaster = TraceForecaster(context_length=LOOKBACK, max_epochs=1, max_windows=1024, random_state=0)
     forecaster.fit(split.train, fh=np.arange(1, HORIZON + 1))
@@ -55,7 +60,7 @@ def run(label: str) -> list[dict]:
     forecaster.predict_histories(list(hist[:256]))  # warm-up
     start = time.perf_counter()
     forecaster.predict_histories(list(hist))
-    record("TraceForecaster", "predict_histories", len(hist), time.perf_counter() - start)
+    add("TraceForecaster", "predict_histories", len(hist), time.perf_counter() - start)
 
     # The per-fold path of sktime's evaluate(strategy="no-update_params"), without its first fit:
     # update the data, then predict, 40 folds 24 steps apart, all 7 channels.
@@ -65,7 +70,7 @@ def run(label: str) -> list[dict]:
     for k in range(folds):
         forecaster.update(new_rows.iloc[k * step : (k + 1) * step], update_params=False)
         forecaster.predict()
-    record("TraceForecaster", f"{folds} folds of update(update_params=False) + predict", folds * new_rows.shape[1],
+    add("TraceForecaster", f"{folds} folds of update(update_params=False) + predict", folds * new_rows.shape[1],
            time.perf_counter() - start)
 
     as_ts = lambda f: TimeSeries.from_values(f.to_numpy(np.float32))  # noqa: E731
@@ -81,26 +86,8 @@ def run(label: str) -> list[dict]:
         forecasts = model.historical_forecasts(test, start=LOOKBACK, start_format="position", forecast_horizon=HORIZON,
                                                retrain=False, last_points_only=False, overlap_end=False,
                                                verbose=False)
-        record(name, "historical_forecasts(retrain=False)", len(forecasts) * test.width, time.perf_counter() - start)
-    return rows
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--label", default="after")
-    parser.add_argument("--out", type=Path, default=RESULTS / "predict_throughput.json")
-    args = parser.parse_args(argv)
-    from benchmarks.common import environment
-
-    env = environment()
-    hardware = {key: env[key] for key in ("cpu_model", "cpu_capability")}
-    rows = [{**row, **hardware} for row in run(args.label)]
-    old = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
-    merged = [r for r in old if r["label"] != args.label] + rows
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": merged}, indent=1))
-    print(f"{len(merged)} rows -> {args.out}")
+        add(name, "historical_forecasts(retrain=False)", len(forecasts) * test.width, time.perf_counter() - start)
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

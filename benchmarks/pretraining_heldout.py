@@ -13,17 +13,13 @@ figures compare versions:
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main
 from trace_forecast.backbone import load_backbone
+from trace_forecast.datasets import shared_data_dir
+from trace_forecast.pretrain import heldout_loss_by_source
 from trace_forecast.pretraining.corpus import load_corpus, split_heldout
 from trace_forecast.pretraining.mixture import SourceMixture
 from trace_forecast.pretraining.synthetic import generate_corpus
-from trace_forecast.datasets import shared_data_dir
-from trace_forecast.pretrain import heldout_loss_by_source
 
 WINDOWS = dict(tail_share=0.5, max_tail_patches=32, mask_ratio=(0.15, 0.5))
 
@@ -41,26 +37,25 @@ def heldout_mixture(synthetic: int = 1000, seed: int = 0) -> SourceMixture:
     return SourceMixture(groups, dict.fromkeys(groups, 1.0))
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+KEY = ("backbone", "source")
+
+
+def options(parser) -> None:
     parser.add_argument("--backbone", nargs="+", default=["embedded=None"],
                         help="NAME=CHECKPOINT pairs (None: the embedded backbone)")
     parser.add_argument("--windows", type=int, default=256, help="windows per source")
-    parser.add_argument("--out", default=str(RESULTS / "pretraining_heldout.json"))
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
+
+
+def run(args, record: Record) -> None:
     held = heldout_mixture()
-    result = {"environment": environment(), "windows_per_source": args.windows, "losses": {}}
     for item in args.backbone:
         name, path = item.split("=", 1)
         backbone = load_backbone(None if path == "None" else path)
-        result["losses"][name] = heldout_loss_by_source(backbone, held, WINDOWS, 512, n_windows=args.windows)
-        print(name, json.dumps(result["losses"][name]), flush=True)
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
-    return result
+        losses = heldout_loss_by_source(backbone, held, WINDOWS, 512, n_windows=args.windows)
+        for source, loss in losses.items():
+            record.add({"backbone": name, "source": source, "loss": loss}, quiet=True)
+        print(name, losses, flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -11,14 +11,12 @@ steps after warm-up steps. Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
 import torch
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import Record, main
 
 
 def step_speed(batch_size: int, precision: str, threads: int, repeats: int) -> float:
@@ -66,28 +64,24 @@ def pipeline_speed(data_dir: str, windows: int = 2000) -> float:
     return windows / (time.perf_counter() - start)
 
 
-def main(argv=None) -> dict:
+def options(parser) -> None:
+    parser.add_argument("--repeats", type=int, default=10)
+
+
+def run(args, record: Record) -> None:
     from trace_forecast.datasets import shared_data_dir
     from trace_forecast.engine.precision import native_bf16
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    args = parser.parse_args(argv)
     cores = torch.get_num_threads()
-    rows = []
     for threads in sorted({1, cores}):
         for batch_size in (64, 128):
             for precision in ("fp32", "bf16"):
                 speed = step_speed(batch_size, precision, threads, args.repeats)
-                rows.append({"threads": threads, "batch_size": batch_size, "precision": precision,
-                             "windows_per_s": round(speed, 1)})
-                print(rows[-1], flush=True)
-    result = {"environment": environment(), "native_bf16": native_bf16(), "steps": rows,
-              "pipeline_windows_per_s": round(pipeline_speed(str(shared_data_dir() / "pretraining")), 1)}
-    print(result["pipeline_windows_per_s"], flush=True)
-    (RESULTS / "pretraining_speed.json").write_text(json.dumps(result, indent=1))
-    return result
+                record.add({"threads": threads, "batch_size": batch_size, "precision": precision,
+                            "windows_per_s": round(speed, 1)})
+    record.summary.update(native_bf16=native_bf16(), pipeline_windows_per_s=round(
+        pipeline_speed(str(shared_data_dir() / "pretraining")), 1))
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

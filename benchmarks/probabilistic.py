@@ -46,28 +46,24 @@ Scores: coverage (share of actual values inside the interval), the interval scor
 (Gneiting & Raftery: width + 2/alpha x the miss distance, averaged over steps) and CRPS
 approximated from the 19 quantiles 5 %, 10 %, ..., 95 % (mean pinball loss x 2).
 
-``python -m benchmarks.probabilistic [--suite etth1 m4 small_data]`` writes
-``benchmarks/results/probabilistic_<suite>.json``; ``--report`` writes
-``docs/benchmarks_probabilistic.md`` from them.
+``python -m benchmarks.probabilistic [--suite etth1 m4 small_data]`` writes the suites' rows
+into ``benchmarks/results/probabilistic.json`` and ``docs/benchmarks_probabilistic.md``
+(``--report``: the page from the file alone).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import DOCS, Record, environment, main
 
 HORIZON, PERIOD = 24, 24
 COVERAGES = (0.5, 0.8, 0.95)
 QUANTILES = tuple(float(q) for q in np.round(np.arange(0.05, 0.96, 0.05), 2))
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks_probabilistic.md"
 
 Quantiles = dict[float, np.ndarray]  # level -> forecasts, the same shape as the actual values
 
@@ -107,14 +103,6 @@ def msis(history: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: 
     return interval_score(y, lo, hi, 1 - a) / float(np.mean(np.abs(history[m:] - history[:-m])))
 
 
-def quiet():
-    import logging
-
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-
-
 # ---------------------------------------------------------------------- sktime forecasters, walked forward
 def walk_forward(forecaster, test: pd.DataFrame, origins: list[int], horizon: int = HORIZON,
                  update_params: bool = False) -> Quantiles:
@@ -148,7 +136,7 @@ def seasonal_naive_quantiles(fit: np.ndarray, full: np.ndarray, starts: list[int
 
 
 # ---------------------------------------------------------------------- ETTh1
-def etth1(seed: int, methods: list[str] | None = None) -> dict:
+def etth1(seed: int, record: Record, methods: list[str] | None = None) -> None:
     from benchmarks.long_horizon import fit_rows, load_split
     from trace_forecast import TraceForecaster
 
@@ -159,15 +147,14 @@ def etth1(seed: int, methods: list[str] | None = None) -> dict:
     test.index = test.index + len(rows)
     origins = list(range(0, len(test) - HORIZON + 1, PERIOD))
     actual = np.stack([test.iloc[o : o + HORIZON].to_numpy().T for o in origins])  # [O, C, H]
-    result = {"environment": environment(), "dataset": "ETTh1", "horizon": HORIZON, "origins": len(origins),
-              "channels": actual.shape[1], "stride": PERIOD, "seed": seed, "rows": []}
+    suite_protocol(record, "etth1", dataset="ETTh1", horizon=HORIZON, origins=len(origins),
+                   channels=actual.shape[1], stride=PERIOD, seed=seed)
 
     def wanted(name: str) -> bool:
         return not methods or name in methods
 
-    def record(name: str, q: Quantiles, seconds: float) -> None:
-        result["rows"].append({"method": name, **scores(actual, q), "seconds": round(seconds, 1)})
-        print(result["rows"][-1], flush=True)
+    def add(name: str, q: Quantiles, seconds: float) -> None:
+        record.add({"suite": "etth1", "method": name, **scores(actual, q), "seconds": round(seconds, 1)})
 
     fh = np.arange(1, HORIZON + 1)
     for name, frozen in (("TRACE", False), ("TRACE, fit-time residuals only", True)):
@@ -177,7 +164,7 @@ def etth1(seed: int, methods: list[str] | None = None) -> dict:
         forecaster = TraceForecaster(validation_fraction=val_share, random_state=seed).fit(rows, fh=fh)
         if frozen:
             forecaster._calibrate_online = lambda series: None  # the pool keeps the fit-time residuals
-        record(name, walk_forward(forecaster, test, origins), time.perf_counter() - start)
+        add(name, walk_forward(forecaster, test, origins), time.perf_counter() - start)
 
     full = pd.concat([rows, test]).to_numpy()
     peers = {
@@ -191,8 +178,7 @@ def etth1(seed: int, methods: list[str] | None = None) -> dict:
     for name, quantiles in peers.items():
         if wanted(name):
             start = time.perf_counter()
-            record(name, quantiles(), time.perf_counter() - start)
-    return result
+            add(name, quantiles(), time.perf_counter() - start)
 
 
 def ets_walk(rows: pd.DataFrame, test: pd.DataFrame, origins: list[int], horizon: int = HORIZON) -> Quantiles:
@@ -303,10 +289,9 @@ def darts_nlinear_quantiles(split, rows: pd.DataFrame, test: pd.DataFrame, origi
 
 
 # ---------------------------------------------------------------------- M4 Hourly
-def m4(seed: int) -> dict:
+def m4(seed: int, record: Record, methods=None) -> None:
     from benchmarks.m4 import HORIZON as H48
     from benchmarks.m4 import load_m4_hourly, seasonal_naive
-
     from trace_forecast import TraceForecaster
 
     histories, futures = load_m4_hourly()
@@ -333,17 +318,17 @@ def m4(seed: int) -> dict:
         "Theta + ConformalIntervals": lambda: m4_theta(histories, H48, alphas),
         "NLinear + ConformalNaiveModel": lambda: m4_nlinear(histories, H48, alphas, seed),
     }
-    methods: dict[str, dict[float, np.ndarray]] = {}
+    quantiles: dict[str, dict[float, np.ndarray]] = {}
     seconds: dict[str, float] = {}
     for name, make in makers.items():
         start = time.perf_counter()
-        methods[name] = make()
+        quantiles[name] = make()
         seconds[name] = time.perf_counter() - start
 
-    rows = []
-    for name, b in methods.items():
-        rows.append({
-            "method": name,
+    suite_protocol(record, "m4", dataset="M4 Hourly", horizon=H48, series=len(histories), seed=seed)
+    for name, b in quantiles.items():
+        record.add({
+            "suite": "m4", "method": name,
             "msis_95": float(np.mean([msis(h, y, lo, hi) for h, y, lo, hi
                                       in zip(histories, futures, b[0.025], b[0.975], strict=True)])),
             "scaled_width_95": float(np.mean([np.mean(hi - lo) / np.mean(np.abs(h[24:] - h[:-24])) for h, lo, hi
@@ -352,9 +337,6 @@ def m4(seed: int) -> dict:
             "coverage_95": float(np.mean((futures >= b[0.025]) & (futures <= b[0.975]))),
             "seconds": round(seconds[name], 1),
         })
-        print(rows[-1], flush=True)
-    return {"environment": environment(), "dataset": "M4 Hourly", "horizon": H48, "series": len(histories),
-            "seed": seed, "rows": rows}
 
 
 def m4_theta(histories: list[np.ndarray], horizon: int, alphas: list[float]) -> dict[float, np.ndarray]:
@@ -396,21 +378,21 @@ def m4_nlinear(histories: list[np.ndarray], horizon: int, alphas: list[float], s
 
 
 # ---------------------------------------------------------------------- small-data suite
-def small_data(seed: int) -> dict:
-    from benchmarks.small_data import FOLDS, series
+def small_data(seed: int, record: Record, methods=None) -> None:
     from sktime.forecasting.conformal import ConformalIntervals
     from sktime.forecasting.ets import AutoETS
     from sktime.forecasting.theta import ThetaForecaster
     from sktime.split import ExpandingWindowSplitter
 
+    from benchmarks.small_data import FOLDS, series
     from trace_forecast import TraceForecaster
 
-    rows = []
+    suite_protocol(record, "small_data", suite="small data", seed=seed)
     for name, (y, sp, horizon) in series().items():
         y = y.astype(float)
         fh = np.arange(1, horizon + 1)
         cv = ExpandingWindowSplitter(fh=fh, initial_window=len(y) - FOLDS * horizon, step_length=horizon)
-        methods = {
+        makers = {
             "TRACE": lambda n: TraceForecaster(random_state=seed),
             "AutoETS": lambda n, sp=sp: AutoETS(auto=True, additive_only=True, sp=sp, n_jobs=1),
             # Its calibration refits on the first half of the fold's data and later (Theta needs two seasons).
@@ -418,7 +400,7 @@ def small_data(seed: int) -> dict:
                 ThetaForecaster(sp=sp), initial_window=max(2 * sp + 1, n // 2)),
             "seasonal naive, empirical quantiles": None,
         }
-        for method, make in methods.items():
+        for method, make in makers.items():
             start = time.perf_counter()
             hits = {c: [] for c in (0.8, 0.95)}
             scaled = {c: [] for c in (0.8, 0.95)}
@@ -447,12 +429,11 @@ def small_data(seed: int) -> dict:
                         lo, hi = interval[:, 2 * j], interval[:, 2 * j + 1]
                     hits[c].append(np.mean((actual >= lo) & (actual <= hi)))
                     scaled[c].append(interval_score(actual, lo, hi, c) / naive_error)
-            rows.append({"series": name, "method": method, "folds": len(hits[0.8]), "failed_folds": failed,
-                         **{f"coverage_{int(c * 100)}": float(np.mean(v)) for c, v in hits.items()},
-                         **{f"scaled_interval_score_{int(c * 100)}": float(np.mean(v)) for c, v in scaled.items()},
-                         "seconds": round(time.perf_counter() - start, 1)})
-            print(rows[-1], flush=True)
-    return {"environment": environment(), "suite": "small data", "seed": seed, "rows": rows}
+            record.add({"suite": "small_data", "series": name, "method": method, "folds": len(hits[0.8]),
+                        "failed_folds": failed,
+                        **{f"coverage_{int(c * 100)}": float(np.mean(v)) for c, v in hits.items()},
+                        **{f"scaled_interval_score_{int(c * 100)}": float(np.mean(v)) for c, v in scaled.items()},
+                        "seconds": round(time.perf_counter() - start, 1)})
 
 
 # ---------------------------------------------------------------------- report
@@ -460,41 +441,34 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
-def report() -> str:
-    """``docs/benchmarks_probabilistic.md`` from the results files."""
-    lines = ["# Probabilistic forecasts", "",
-             "Generated by `python -m benchmarks.probabilistic --report` from",
-             "`benchmarks/results/probabilistic_{etth1,m4,small_data}.json`, which",
-             "`python -m benchmarks.probabilistic` writes. Do not edit this page by hand. The protocol",
-             "is in the module docstring of `benchmarks/probabilistic.py`; the method in",
-             "`docs/design.md`, \"Prediction intervals\".", ""]
-    path = RESULTS / "probabilistic_etth1.json"
-    if path.exists():
-        r = json.loads(path.read_text())
-        env = r["environment"]
+def page(result: dict) -> str:
+    suites = result["summary"]["suites"]
+    rows = pd.DataFrame(result["rows"])
+    lines = ["# Probabilistic forecasts",
+             "Do not edit this page by hand. The protocol is in the module docstring of "
+             "`benchmarks/probabilistic.py`; the method in `docs/design.md`, \"Prediction intervals\".", ""]
+    if "etth1" in suites:
+        r, env = suites["etth1"], suites["etth1"]["environment"]
         lines += [f"## ETTh1 (H = {r['horizon']}, {r['channels']} channels, {r['origins']} origins a day apart)", "",
                   "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), "",
                   "| method | coverage 50 / 80 / 95 % | interval score 80 / 95 % | CRPS | seconds |",
                   "|---|---|---|---|---|"]
-        for row in r["rows"]:
+        for _, row in rows[rows.suite == "etth1"].iterrows():
             lines.append(f"| {row['method']} | {_pct(row['coverage_50'])} / {_pct(row['coverage_80'])} / "
                          f"{_pct(row['coverage_95'])} | {row['interval_score_80']:.3f} / "
                          f"{row['interval_score_95']:.3f} | {row['crps']:.4f} | {row['seconds']:.0f} |")
         lines.append("")
-    path = RESULTS / "probabilistic_m4.json"
-    if path.exists():
-        r = json.loads(path.read_text())
+    if "m4" in suites:
+        r = suites["m4"]
         lines += [f"## M4 Hourly ({r['series']} series, H = {r['horizon']})", "",
                   "| method | MSIS (95 %) | scaled width (95 %) | coverage 80 / 95 % | seconds |",
                   "|---|---|---|---|---|"]
-        for row in r["rows"]:
+        for _, row in rows[rows.suite == "m4"].iterrows():
             lines.append(f"| {row['method']} | {row['msis_95']:.2f} | {row['scaled_width_95']:.2f} | "
                          f"{_pct(row['coverage_80'])} / {_pct(row['coverage_95'])} | {row['seconds']:.0f} |")
         lines.append("")
-    path = RESULTS / "probabilistic_small_data.json"
-    if path.exists():
-        r = json.loads(path.read_text())
-        frame = pd.DataFrame(r["rows"])
+    if "small_data" in suites:
+        frame = pd.DataFrame([r for r in result["rows"] if r["suite"] == "small_data"])
         lines += ["## Small-data suite (4 series x 4 folds, a season ahead)", "",
                   "Coverage 80 / 95 % and the interval score over the in-sample seasonal naive error "
                   "(80 / 95 %), per series; the last row of each method is the mean over series.", "",
@@ -509,39 +483,32 @@ def report() -> str:
             lines.append(f"| **{method}** | **mean** | | **{_pct(m['coverage_80'])} / {_pct(m['coverage_95'])}** | "
                          f"**{m['scaled_interval_score_80']:.2f} / {m['scaled_interval_score_95']:.2f}** |")
         lines.append("")
-    notes = PAGE.with_name("benchmarks_probabilistic_notes.md")
+    notes = DOCS / "benchmarks_probabilistic_notes.md"
     if notes.exists():
         lines += [notes.read_text()]
     return "\n".join(lines)
 
 
+def suite_protocol(record: Record, suite: str, **protocol) -> None:
+    """A suite's own protocol and environment (the suites run separately)."""
+    record.summary.setdefault("suites", {})[suite] = {**protocol, "environment": environment()}
+
+
 SUITES = {"etth1": etth1, "m4": m4, "small_data": small_data}
+KEY = ("suite", "series", "method")
+PAGE = "benchmarks_probabilistic.md"
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def options(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--suite", nargs="+", choices=tuple(SUITES), default=list(SUITES))
-    parser.add_argument("--methods", nargs="+", help="ETTh1: only these methods, merged into the results file")
-    parser.add_argument("--report", action="store_true", help="only write docs/benchmarks_probabilistic.md")
-    args = parser.parse_args(argv)
-    quiet()
-    out = {}
-    if not args.report:
-        for name in args.suite:
-            path = RESULTS / f"probabilistic_{name}.json"
-            if args.methods and name == "etth1":
-                out[name] = etth1(args.seed, args.methods)
-                if path.exists():
-                    old = json.loads(path.read_text())
-                    fresh = {row["method"]: row for row in out[name]["rows"]}
-                    out[name]["rows"] = [fresh.pop(row["method"], row) for row in old["rows"]] + list(fresh.values())
-            else:
-                out[name] = SUITES[name](args.seed)
-            path.write_text(json.dumps(out[name], indent=1))
-    PAGE.write_text(report())
-    return out
+    parser.add_argument("--methods", nargs="+", help="ETTh1: only these methods; their rows replace theirs")
+
+
+def run(args, record: Record) -> None:
+    for name in args.suite:
+        SUITES[name](args.seed, record, args.methods if name == "etth1" else None)
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -9,23 +9,21 @@ model and are scored by OWA against Naive2. Then the *default* ``TraceForecaster
 and the default Darts ``TraceModel`` are fitted on ETTh1's training split and scored on
 every test window (stride 1), with their fit-time ratios to NLinear.
 
-``python -m benchmarks.recipe_sweep --skip-defaults`` (the grid, about 6 min on 2 CPU
-cores) writes ``benchmarks/results/recipe_sweep.json`` and ``docs/figures/recipe_sweep.png``;
-``--only-defaults`` (about 3 min) ``recipe_defaults.json``; ``--ridge`` (about 3 min) the
-default's spread over 5 seeds with 4,096 or 8,192 head-start windows, ``recipe_ridge.json``.
+``python -m benchmarks.recipe_sweep`` (the grid, about 6 min on 2 CPU cores) writes
+``benchmarks/results/recipe_sweep.json`` and ``docs/figures/recipe_sweep.png`` (which
+``python -m benchmarks.report`` redraws from the file); ``--part defaults`` (about 3 min)
+``recipe_defaults.json``; ``--part ridge`` (about 3 min) the default's spread over 5 seeds
+with 4,096 or 8,192 head-start windows, ``recipe_ridge.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
-import time
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, PeakMemory, environment, timed
+from benchmarks.harness import DOCS, PeakMemory, Record, main, timed
 from trace_forecast.datasets import load_etth1, standard_split
 from trace_forecast.metrics import mae, mse, owa
 from trace_forecast.parameters import default
@@ -38,7 +36,7 @@ GRID = [
 ]
 M4_GRID = [(256, 1, 32), (512, 1, 32), (1024, 1, 32), (2048, 1, 32), (2048, 2, 32)]
 REPEATS = 3  # fits of NLinear and of the defaults; the median time is reported
-FIGURE = RESULTS.parent.parent / "docs" / "figures" / "recipe_sweep.png"
+FIGURE = DOCS / "figures" / "recipe_sweep.png"
 
 
 def test_windows(frame: pd.DataFrame, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,24 +122,21 @@ def trace_model_etth1(split, repeats: int = REPEATS) -> dict:
             **historical(model, split, stride=1)}
 
 
-def m4_rows(grid, log) -> list[dict]:
+def m4_rows(grid, record: Record) -> None:
     from benchmarks.m4 import HORIZON as M4_H
     from benchmarks.m4 import load_m4_hourly, naive2, scores
 
     histories, futures = load_m4_hourly()
     s_n2, m_n2 = scores(histories, futures, np.stack([naive2(h) for h in histories]))
     frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
-    rows = []
     for max_windows, epochs, batch in grid:
         forecaster, fit_seconds, rss = fit_trace(frame, np.arange(1, M4_H + 1), max_windows=max_windows,
                                                  max_epochs=epochs, batch_size=batch)
         pred = forecaster.predict_histories(histories)
         s, m = scores(histories, futures, pred)
-        rows.append({"dataset": "M4 Hourly", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
+        record.add({"dataset": "M4 Hourly", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
                      "fit_seconds": fit_seconds, "peak_rss_mb": rss, "smape": s, "mase": m,
                      "owa": owa(s, m, s_n2, m_n2)})
-        log(rows[-1])
-    return rows
 
 
 def figure(rows: list[dict], nlinear_seconds: float) -> None:
@@ -170,7 +165,7 @@ def figure(rows: list[dict], nlinear_seconds: float) -> None:
     fig.savefig(FIGURE, dpi=110)
 
 
-def default_rows(split, fh, nl: dict, log) -> list[dict]:
+def default_rows(split, fh, nl: dict, record: Record) -> None:
     """The default ``TraceForecaster()`` and ``TraceModel``: median fit time of ``REPEATS``
     fits, every test window (stride 1)."""
     hist, fut = test_windows(split.test, 1)
@@ -183,20 +178,19 @@ def default_rows(split, fh, nl: dict, log) -> list[dict]:
           "fit_seconds_all": times, "peak_rss_mb": rss, "test_stride": 1,
           "kept": kept.loc[kept["kept"], "module"].tolist(), **score_etth1(forecaster, hist, fut)}
     sk["fit_ratio_to_nlinear"] = sk["fit_seconds"] / nl["fit_seconds"]
-    log(sk)
+    record.add(sk)
     tm = {"dataset": "ETTh1", "method": "TraceModel default", **trace_model_etth1(split)}
     tm["fit_ratio_to_nlinear"] = tm["fit_seconds"] / nl["fit_seconds"]
-    log(tm)
-    return [sk, tm]
+    record.add(tm)
 
 
-def ridge_rows(split, fh, log, seeds=(0, 1, 2, 3, 4), sizes=(4096, 8192)) -> list[dict]:
+def ridge_rows(split, fh, record: Record, seeds=(0, 1, 2, 3, 4), sizes=(4096, 8192)) -> None:
     """The default ``TraceForecaster()`` with the closed-form head start on ``sizes``
     windows, over ``seeds``: its seed-to-seed spread (every 4th test window)."""
     import trace_forecast.tasks.forecast as forecast_task
 
     hist, fut = test_windows(split.test, 4)
-    saved, rows = forecast_task.RIDGE_WINDOWS, []
+    saved = forecast_task.RIDGE_WINDOWS
     try:
         for size in sizes:
             forecast_task.RIDGE_WINDOWS = size
@@ -206,63 +200,51 @@ def ridge_rows(split, fh, log, seeds=(0, 1, 2, 3, 4), sizes=(4096, 8192)) -> lis
                 forecaster = TraceForecaster(random_state=seed)
                 with timed() as fit_time:
                     forecaster.fit(split.train, fh=fh)
-                rows.append({"dataset": "ETTh1", "head_start_windows": size, "seed": seed,
+                record.add({"dataset": "ETTh1", "head_start_windows": size, "seed": seed,
                              "fit_seconds": fit_time(), "test_stride": 4, **score_etth1(forecaster, hist, fut)})
-                log(rows[-1])
     finally:
         forecast_task.RIDGE_WINDOWS = saved
-    return rows
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PARTS = {"grid": "recipe_sweep", "defaults": "recipe_defaults", "ridge": "recipe_ridge"}
+
+
+def options(parser) -> None:
+    parser.add_argument("--part", choices=tuple(PARTS), default="grid",
+                        help="grid: the sweep (recipe_sweep.json); defaults: the default estimators against NLinear "
+                             "(recipe_defaults.json); ridge: the default's seed spread with 4,096 vs 8,192 "
+                             "head-start windows (recipe_ridge.json)")
     parser.add_argument("--test-stride", type=int, default=4)
     parser.add_argument("--skip-m4", action="store_true")
-    parser.add_argument("--only-defaults", action="store_true", help="only the default estimators and NLinear")
-    parser.add_argument("--skip-defaults", action="store_true", help="only the grid")
-    parser.add_argument("--figure-only", action="store_true", help="redraw the figure from the saved results")
-    parser.add_argument("--ridge", action="store_true",
-                        help="only the default estimator's seed spread with 4,096 vs 8,192 head-start windows")
-    args = parser.parse_args(argv)
-    if args.figure_only:
-        rows = json.loads((RESULTS / "recipe_sweep.json").read_text())["rows"]
-        figure(rows, next(r for r in rows if r.get("method", "").startswith("Darts NLinear"))["fit_seconds"])
-        return
-    log = lambda row: print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)  # noqa: E731
-    start = time.perf_counter()
+
+
+def result_name(args) -> str:
+    return PARTS[args.part]
+
+
+def run(args, record: Record) -> None:
     split = standard_split(load_etth1(), LOOKBACK)
     fh = np.arange(1, HORIZON + 1)
-    if args.ridge:
-        rows = ridge_rows(split, fh, log)
-        path = RESULTS / "recipe_ridge.json"
-        path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=str))
-        print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}")
+    if args.part == "ridge":
+        ridge_rows(split, fh, record)
         return
-    rows = []
     nl = {"dataset": "ETTh1", "method": "Darts NLinear (10 epochs)", **nlinear_etth1(split)}
-    rows.append(nl)
-    log(nl)
-    if not args.only_defaults:
-        hist, fut = test_windows(split.test, args.test_stride)
-        fit_trace(split.train, fh, max_windows=32)  # warm-up: the first fit also loads the backbone
-        for max_windows, epochs, batch in GRID:
-            forecaster, fit_seconds, rss = fit_trace(split.train, fh, max_windows=max_windows, max_epochs=epochs,
-                                                     batch_size=batch)
-            rows.append({"dataset": "ETTh1", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
-                         "fit_seconds": fit_seconds, "fit_ratio_to_nlinear": fit_seconds / nl["fit_seconds"],
-                         "peak_rss_mb": rss, "test_stride": args.test_stride, **score_etth1(forecaster, hist, fut)})
-            log(rows[-1])
-        if not args.skip_m4:
-            rows += m4_rows(M4_GRID, log)
-    if not args.skip_defaults:
-        rows += default_rows(split, fh, nl, log)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("recipe_defaults.json" if args.only_defaults else "recipe_sweep.json")
-    path.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1, default=str))
-    if not args.only_defaults:
-        figure(rows, nl["fit_seconds"])
-    print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}")
+    record.add(nl)
+    if args.part == "defaults":
+        default_rows(split, fh, nl, record)
+        return
+    hist, fut = test_windows(split.test, args.test_stride)
+    fit_trace(split.train, fh, max_windows=32)  # warm-up: the first fit also loads the backbone
+    for max_windows, epochs, batch in GRID:
+        forecaster, fit_seconds, rss = fit_trace(split.train, fh, max_windows=max_windows, max_epochs=epochs,
+                                                 batch_size=batch)
+        record.add({"dataset": "ETTh1", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
+                    "fit_seconds": fit_seconds, "fit_ratio_to_nlinear": fit_seconds / nl["fit_seconds"],
+                    "peak_rss_mb": rss, "test_stride": args.test_stride, **score_etth1(forecaster, hist, fut)})
+    if not args.skip_m4:
+        m4_rows(M4_GRID, record)
+    figure(record.rows, nl["fit_seconds"])
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS
+from benchmarks.harness import RESULTS, flat
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -27,9 +27,9 @@ ORDER = ["TRACE", "TRACE zero-shot", "gated+linear head", "LoRA (PEFT) + recon h
 
 
 def _record(name: str) -> dict | None:
-    """A results file of ``RESULTS`` as a dict, None where it has not been run."""
+    """A result file of ``RESULTS``, flattened (``harness.flat``); None where it has not been run."""
     path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
+    return flat(json.loads(path.read_text())) if path.exists() else None
 
 
 def _load(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
@@ -37,6 +37,16 @@ def _load(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
     if data is None:
         return None
     return pd.DataFrame(data["rows"]), data["environment"]
+
+
+def durations_of(profile: str) -> dict[str, float]:
+    """Wall seconds of each run of the profile's suites (from the result files' run logs)."""
+    out = {}
+    for suite in ("long_horizon", "m4", "examples", "anomaly", "small_data"):
+        for run in (_record(f"{suite}_{profile}.json") or {}).get("runs", []):
+            methods = run["protocol"].get("methods")
+            out[suite + (f" ({' '.join(methods)})" if methods else "")] = run["seconds"]
+    return out
 
 
 def _order(methods) -> list[str]:
@@ -213,7 +223,7 @@ def recipe_section() -> str | None:
     rows = sweep["rows"]
     nl = next(r for r in rows if r.get("method", "").startswith("Darts NLinear"))
     out = ["## Fine-tuning recipe: defaults chosen from measurements",
-           f"`python -m benchmarks.recipe_sweep --skip-defaults` ({env}; measured with backbone v1 and the head "
+           f"`python -m benchmarks.recipe_sweep` ({env}; measured with backbone v1 and the head "
            "reading the unmasked reconstruction, before backbone v2; not re-run). Each point fits `TraceForecaster` with the given "
            "windows per epoch, epochs and batch size (every other setting at its default: closed-form head start "
            "on up to 8,192 windows, Gated DSIC) on ETTh1's 8,640 training rows (H = 96, lookback 512, its last "
@@ -237,7 +247,7 @@ def recipe_section() -> str | None:
                   f"{r['fit_seconds'] / d_nl['fit_seconds']:.2f}×", f"{r['mse']:.4f} / {r['mae']:.4f}",
                   f"{r['predict_windows_per_s']:,.0f}"] for r in d_rows]
         out += ["### The defaults on ETTh1's training split (every test window, stride 1)",
-                f"`python -m benchmarks.recipe_sweep --only-defaults` (same machine, current defaults): median fit time of "
+                f"`python -m benchmarks.recipe_sweep --part defaults` (same machine, current defaults): median fit time of "
                 f"{len(d_nl.get('fit_seconds_all', [1]))} fits each. Targets: fit ≤ 3× NLinear and MSE ≤ 0.375.",
                 _table(["method", "fit s (each run)", "fit / NLinear", "MSE / MAE", "predict windows/s"], table)]
     ridge = _record("recipe_ridge.json")
@@ -249,7 +259,7 @@ def recipe_section() -> str | None:
             table.append([f"{size:,}", ", ".join(f"{m:.4f}" for m in mses), f"{mses.mean():.4f}", f"{mses.max():.4f}",
                           f"{np.median([r['fit_seconds'] for r in part]):.1f}"])
         out += ["### Closed-form head start: windows against seed spread",
-                "`python -m benchmarks.recipe_sweep --ridge` (backbone v3, before the current recipe; not re-run): the default `TraceForecaster()` on ETTh1 (every 4th test "
+                "`python -m benchmarks.recipe_sweep --part ridge` (backbone v3, before the current recipe; not re-run): the default `TraceForecaster()` on ETTh1 (every 4th test "
                 "window) over seeds 0–4, with the head's closed-form start on 4,096 or 8,192 training windows. The "
                 "temporal map has 513 inputs per output; 4,096 windows gave a seed-dependent head, so the default "
                 "uses 8,192 (forward passes only).",
@@ -336,14 +346,8 @@ def dsic_ablation_section() -> str | None:
     ])
 
 
-def small_data_section(df: pd.DataFrame | None = None, command: str = "python -m benchmarks.small_data") -> str | None:
-    """Short series that sktime ships: default TRACE vs Theta, AutoETS, seasonal naive
-    (``df``: a profile's seeded rows; default: ``small_data.json``, seed 0)."""
-    if df is None:
-        record = _record("small_data.json")
-        if record is None:
-            return None
-        df = pd.DataFrame(record["rows"])
+def small_data_section(df: pd.DataFrame, command: str) -> str:
+    """Short series that sktime ships: default TRACE vs Theta, AutoETS, seasonal naive (a profile's rows)."""
     if "seed" not in df:  # results written before the suite took seeds: seed 0
         df = df.assign(seed=0)
     methods = list(dict.fromkeys(df["method"]))
@@ -372,8 +376,8 @@ def head_start_section() -> str | None:
     record = _record("head_start.json")
     if record is None:
         return None
-    results = record["results"]
-    metrics = [k for k in next(iter(results.values())) if k != "seconds"]
+    results = {r["variant"]: r for r in record["rows"]}
+    metrics = [k for k in next(iter(results.values())) if k not in ("seconds", "variant")]
     short = {k: k.replace(" MSE", "").replace(" MAPE", "").replace(" OWA", "") for k in metrics}
     rows = [[name, *[f"{r[m]:.4f}" for m in metrics], f"{r['seconds'] / 60:.1f}"] for name, r in results.items()]
     unit = lambda k: "MSE" if k.endswith("MSE") else ("OWA" if k.endswith("OWA") else "MAPE")  # noqa: E731
@@ -492,6 +496,18 @@ def scaling_section() -> str | None:
     return "\n\n".join(parts)
 
 
+def section_figures() -> None:
+    """The figures the sections link to, drawn from their result files."""
+    from benchmarks import many_series, recipe_sweep
+
+    sweep, many = _record("recipe_sweep.json"), _record("many_series.json")
+    if sweep is not None:
+        nlinear = next(r for r in sweep["rows"] if r.get("method", "").startswith("Darts NLinear"))
+        recipe_sweep.figure(sweep["rows"], nlinear["fit_seconds"])
+    if many is not None:
+        many_series.figure(sorted(many["rows"], key=lambda r: r["series"]), many["linear_fit"])
+
+
 def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_example: dict | None, profile: str) -> list[str]:
     import matplotlib
 
@@ -573,7 +589,7 @@ def figures(lh: pd.DataFrame | None, anomaly_example: dict | None, forecast_exam
 INTRO = """# Benchmarks
 
 Generated by `python -m benchmarks.report --profile {profile}` from the raw results in
-`benchmarks/results/*_{profile}.csv|json`, which `python -m benchmarks.run --profile {profile}` writes.
+`benchmarks/results/*_{profile}.json`, which `python -m benchmarks.run --profile {profile}` writes.
 Do not edit this page by hand.
 
 Every method runs on the **same embedded backbone** (`trace-moment-tiny`, 0.66 M parameters)
@@ -635,19 +651,21 @@ def main(argv=None) -> None:
         if recipe:
             parts.append(recipe)
         short = (small_data_section(small[0], "python -m benchmarks.run --profile quick --suite small_data")
-                 if small is not None else small_data_section())
+                 if small is not None else None)
         parts += [head_start_section(), backbone_ablation_section(), dsic_ablation_section(), short, scaling_section()]
     else:
         if small is not None:
             parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data"))
         parts.append(targets_section(None if lh is None else lh[0], None if m4 is None else m4[0],
                                      None if small is None else small[0]))
-    made = figures(None if lh is None else lh[0], _record(f"anomaly_example_{p}.json"),
-                   _record(f"forecast_example_{p}.json"), p)
+    made = figures(None if lh is None else lh[0], (_record(f"anomaly_{p}.json") or {}).get("example"),
+                   (_record(f"examples_{p}.json") or {}).get("example"), p)
     if made:
         parts += ["## Figures", "\n\n".join(f"![{m}](figures/{m})" for m in made)]
+    if p == "quick":
+        section_figures()
     env_text = ", ".join(f"{k} {v}" for k, v in (env or {}).items())
-    durations = _record(f"durations_{p}.json") or {}
+    durations = durations_of(p)
     total = sum(durations.values())
     duration_text = (", ".join(f"{k} {v / 60:.1f} min" for k, v in durations.items())
                      + f"; {total / 60:.0f} min in all") if durations else "not recorded"

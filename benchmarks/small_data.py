@@ -1,8 +1,8 @@
 """Short series: the default ``TraceForecaster()`` against Theta, AutoETS and seasonal naive.
 
-``python -m benchmarks.small_data`` writes ``benchmarks/results/small_data.json`` (seed 0);
-``python -m benchmarks.run --profile standard --suite small_data`` runs TRACE with the
-profile's seeds (the classical methods are deterministic and run once).
+``python -m benchmarks.small_data --profile quick`` writes ``benchmarks/results/small_data_quick.json``
+(seed 0); ``--profile standard`` runs TRACE with that profile's seeds (the classical methods are
+deterministic and run once).
 
 Data: series that sktime ships (offline). Protocol: sktime ``evaluate`` with an
 ``ExpandingWindowSplitter`` of 4 folds, the last fold ending at the series' end, a
@@ -14,13 +14,12 @@ Every estimator at its defaults except the seasonal period; TRACE with ``random_
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 
 import numpy as np
 
-from benchmarks.common import RESULTS, environment
+from benchmarks.harness import main, suite_runner
 
 FOLDS = 4
 
@@ -48,14 +47,13 @@ def forecasters(sp: int, seed: int = 0) -> dict:
             "seasonal naive": NaiveForecaster(strategy="last", sp=sp)}
 
 
-def run(profile=None, log=print, seeds=(0,)) -> list[dict]:
+def suite(profile, record) -> None:
     """One row per series, method and seed (TRACE only gets seeds)."""
     from sktime.forecasting.model_evaluation import evaluate
     from sktime.performance_metrics.forecasting import MeanAbsolutePercentageError
     from sktime.split import ExpandingWindowSplitter
 
-    seeds = profile.seeds if profile is not None else seeds
-    rows = []
+    seeds = profile.seeds
     for name, (y, sp, horizon) in series().items():
         y = y.astype(float)
         fh = np.arange(1, horizon + 1)
@@ -68,19 +66,13 @@ def run(profile=None, log=print, seeds=(0,)) -> list[dict]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     result = evaluate(forecaster, cv=cv, y=y, scoring=MeanAbsolutePercentageError())
-                rows.append({"series": name, "length": len(y), "sp": sp, "horizon": horizon, "method": method,
+                record.add({"series": name, "length": len(y), "sp": sp, "horizon": horizon, "method": method,
                              "seed": seed if method == TRACE else None, "mape": float(result.iloc[:, 0].mean()),
                              "folds": len(result), "seconds_per_fold": (time.perf_counter() - start) / len(result),
-                             "profile": getattr(profile, "name", "quick")})
-                log(rows[-1])
-    return rows
+                             "profile": profile.name})
 
 
-def main() -> list[dict]:
-    rows = run(log=lambda r: print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}, flush=True))
-    (RESULTS / "small_data.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
-    return rows
-
+KEY, options, result_name, run = suite_runner(__name__, suite, key=("series", "method", "seed"), methods=False)
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

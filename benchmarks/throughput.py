@@ -18,15 +18,13 @@ gated LoRA without selection (same backbone, batch and adapter set).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from benchmarks.common import RESULTS, PeakMemory, environment
+from benchmarks.harness import PeakMemory, Record, main
 from trace_forecast.backbone import MomentBackbone, moment_config
 from trace_forecast.engine import DSICSettings, TrainSettings, WindowDataset, fit_network
 from trace_forecast.engine.windows import WindowPlan
@@ -99,19 +97,6 @@ def measure(size: str, method: str, steps: int, batch_size: int, device: str) ->
     }
 
 
-def run(size: str, steps: int, batch_size: int, device: str, methods=None) -> list[dict]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    rows = []
-    trained = [m for m in METHODS if METHODS[m].get("fit_strategy") != "zero-shot"]  # steps need training
-    for method in methods or trained:
-        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-            rows.append(pool.submit(measure, size, method, steps, batch_size, device).result())
-        print(rows[-1], flush=True)
-    return rows
-
-
 def dsic_cost(rows: list[dict]) -> dict | None:
     """TRACE's step time and peak memory over the same gated LoRA without selection."""
     by = {r["method"]: r for r in rows}
@@ -123,26 +108,35 @@ def dsic_cost(rows: list[dict]) -> dict | None:
             "peak_memory_ratio": trace[memory] / plain[memory], "memory": memory}
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+TRAINED = [m for m in METHODS if METHODS[m].get("fit_strategy") != "zero-shot"]  # steps need training
+KEY = ("size", "method", "batch_size", "device")
+
+
+def options(parser) -> None:
     parser.add_argument("--size", choices=("small", "base", "large"), default="large")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--methods", nargs="*", choices=[m for m in METHODS if METHODS[m].get("fit_strategy") != "zero-shot"], default=None)
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    rows = run(args.size, args.steps, args.batch_size, args.device, args.methods)
-    cost = dsic_cost(rows)
+    parser.add_argument("--methods", nargs="*", choices=TRAINED, default=None)
+
+
+def result_name(args) -> str:
+    return f"throughput_{args.size}_{'gpu' if torch.cuda.is_available() and args.device != 'cpu' else 'cpu'}"
+
+
+def run(args, record: Record) -> None:
+    """Each method in a fresh process of its own, so that its peak memory is its own."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    for method in args.methods or TRAINED:
+        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+            record.add(pool.submit(measure, args.size, method, args.steps, args.batch_size, args.device).result())
+    record.summary["dsic_cost"] = cost = dsic_cost(record.rows)
     if cost:
         print(f"Gated DSIC cost: {cost['step_time_ratio']:.2f}x the step time and {cost['peak_memory_ratio']:.2f}x "
               f"the peak memory ({cost['memory']}) of the same gated LoRA without selection")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    kind = "gpu" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
-    path = RESULTS / f"throughput_{args.size}_{kind}.json"
-    path.write_text(json.dumps({"environment": environment(), "rows": rows, "dsic_cost": cost}, indent=1))
-    print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s -> {path}")
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

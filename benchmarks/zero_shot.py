@@ -9,18 +9,15 @@
   channel, against seasonal naive (period 24, lookback 512).
 - The same architecture with random weights, for both.
 
-``python benchmarks/zero_shot.py [--backbone DIR] [--stride 1] [--out results.json]``
+``python -m benchmarks.zero_shot [--backbone DIR] [--stride 1] [--out results.json]``
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-
 import numpy as np
 import torch
 
+from benchmarks.harness import Record, main
 from trace_forecast.backbone import MomentBackbone, load_backbone
 from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
 from trace_forecast.metrics import mae, mse, seasonal_naive
@@ -81,31 +78,25 @@ def evaluate(model: MomentBackbone, histories: np.ndarray, futures: np.ndarray) 
             "interpolation_recon_mse": rec["interpolation"], "window_mean_recon_mse": rec["window_mean"]}
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+KEY = ("method",)
+
+
+def options(parser) -> None:
     parser.add_argument("--backbone", default=None, help="checkpoint folder (default: embedded)")
     parser.add_argument("--stride", type=int, default=1, help="stride between test windows")
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
+
+
+def run(args, record: Record) -> None:
     histories, futures = test_windows(args.stride)
-    start = time.perf_counter()
     pretrained = load_backbone(args.backbone)
     torch.manual_seed(0)
     random = MomentBackbone(pretrained.config).eval()
     naive = seasonal_naive(histories, HORIZON, 24)
-    result = {
-        "windows": len(histories),
-        "pretrained": evaluate(pretrained, histories, futures),
-        "random_weights": evaluate(random, histories, futures),
-        "seasonal_naive": {"forecast_mse": mse(futures, naive), "forecast_mae": mae(futures, naive)},
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(result, fh, indent=2)
-    return result
+    record.protocol["windows"] = len(histories)
+    record.add({"method": "pretrained", **evaluate(pretrained, histories, futures)})
+    record.add({"method": "random_weights", **evaluate(random, histories, futures)})
+    record.add({"method": "seasonal_naive", "forecast_mse": mse(futures, naive), "forecast_mae": mae(futures, naive)})
 
 
 if __name__ == "__main__":
-    main()
+    main(__name__)

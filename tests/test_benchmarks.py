@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import data_path
 
 
@@ -51,7 +50,7 @@ def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
             for d, m, base in (("ETTh1", "MSE", 0.37), ("M4", "OWA", 0.66))
             for v in ("Gated DSIC", "head only") for s in (0, 1, 2)]
     (tmp_path / "dsic_ablation.json").write_text(json.dumps(
-        {"training": {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}, "rows": rows}))
+        {"protocol": {"training": {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}}, "rows": rows}))
     text = report.dsic_ablation_section()
     # in brackets: the fits whose adapters validation kept (more trainable parameters than the head alone)
     assert "| Gated DSIC | 0.3800 ± 0.0100 (1/3) | 0.6700 ± 0.0100 (3/3) |" in text and "ETTh1 MSE" in text
@@ -62,8 +61,7 @@ def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
     assert "| ETTh1 | 96 | 0.400 | 0.440 | 0.410 | 0.450 | +10.0 % |" in report.backbone_ablation_section()
     rows = [{"series": "airline", "length": 144, "horizon": 12, "method": m, "mape": v, "seconds_per_fold": 0.5}
             for m, v in (("TraceForecaster() default", 0.06), ("seasonal naive", 0.09))]
-    (tmp_path / "small_data.json").write_text(json.dumps({"rows": rows}))
-    text = report.small_data_section()
+    text = report.small_data_section(pd.DataFrame(rows), "python -m benchmarks.small_data")
     assert "| airline | 144 | 12 | 0.060 | 0.090 |" in text and "| mean |  |  | 0.060 | 0.090 |" in text
 
 
@@ -76,11 +74,12 @@ def test_scaling_section_renders_ratios_and_the_linear_fit(tmp_path, monkeypatch
     assert report.scaling_section() is None
     rows = [{"run": r, "seconds": s, "ratio_to_sequential": s / 10, "scores_equal_sequential": True}
             for r, s in (("sequential", 10.0), ("multiprocessing", 6.0))]
-    (tmp_path / "parallel_evaluate.json").write_text(json.dumps({"cores": 2, "case": "c", "rows": rows}))
+    (tmp_path / "parallel_evaluate.json").write_text(json.dumps({"protocol": {"cores": 2, "case": "c"}, "rows": rows}))
     many = {"rows": [{"series": n, "fit_seconds": 2.0, "predict_seconds": n / 1000, "predict_ms_per_series": 1.0}
                      for n in (100, 1000)],
-            "linear_fit": {"seconds_per_series": 0.001, "intercept_s": 0.0, "r2": 1.0}, "log_log_exponent": 1.0,
-            "length": 200, "context": 64, "horizon": 24}
+            "summary": {"linear_fit": {"seconds_per_series": 0.001, "intercept_s": 0.0, "r2": 1.0},
+                        "log_log_exponent": 1.0},
+            "protocol": {"length": 200, "context": 64, "horizon": 24}}
     (tmp_path / "many_series.json").write_text(json.dumps(many))
     text = report.scaling_section()
     assert "| multiprocessing | 6.0 s | 0.60x | yes |" in text
@@ -140,14 +139,48 @@ def test_backbone_targets_from_zero_shot_and_fine_tuned_rows():
     assert report.backbone_targets(None, None) is None
 
 
-@pytest.mark.parametrize("name", ["missing_values", "covariates"])
-def test_generated_pages_reproduce_from_their_results(name, tmp_path):
+def _benchmark_modules():
     import importlib
+    from pathlib import Path
 
-    module = importlib.import_module(f"benchmarks.{name}")
-    if not module.OUT.exists():
-        pytest.skip(f"{module.OUT.name} has not been run here")
-    assert module.report(module.OUT, tmp_path / "page.md") == module.PAGE.read_text()
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    return [importlib.import_module(f"benchmarks.{p.stem}") for p in sorted(folder.glob("*.py"))
+            if p.stem not in ("__init__", "harness") and "harness import" in p.read_text()]
+
+
+def test_every_result_file_has_the_one_schema():
+    from benchmarks.harness import RESULTS, load
+
+    files = sorted(RESULTS.glob("*.json"))
+    assert files and not list(RESULTS.glob("*.csv"))
+    for path in files:
+        result = load(path)
+        assert set(result) == {"benchmark", "protocol", "environment", "seconds", "rows", "summary"}, path.name
+        assert isinstance(result["rows"], list) and all(isinstance(r, dict) for r in result["rows"]), path.name
+
+
+def test_every_benchmark_runs_through_the_runner():
+    from benchmarks.harness import parser_for
+
+    for module in _benchmark_modules():
+        if module.__name__ in ("benchmarks.run", "benchmarks.report"):
+            continue
+        assert callable(getattr(module, "run", None)), module.__name__
+        parser_for(module).parse_args([])  # every option has a default
+
+
+def test_generated_pages_reproduce_from_their_results(tmp_path):
+    from benchmarks.harness import DOCS, RESULTS, load, page_text
+
+    checked = 0
+    for module in _benchmark_modules():
+        if not hasattr(module, "page"):
+            continue
+        path = RESULTS / f"{module.__name__.rsplit('.', 1)[-1]}.json"
+        assert path.exists(), f"{path.name} is committed with its page"
+        assert page_text(module, load(path), path) == (DOCS / module.PAGE).read_text(), module.PAGE
+        checked += 1
+    assert checked >= 3
 
 
 def test_missing_value_settings_remove_what_they_say():
