@@ -13,7 +13,7 @@ A benchmark module states its protocol and its arms, nothing else::
         main(__name__)
 
 ``python -m benchmarks.NAME [options] [--out FILE] [--fresh] [--report]`` then quiets the
-libraries' logging, records the environment and hardware, times the run, keeps every row in
+libraries' logging, seeds the global generators, records the environment and hardware, times the run, keeps every row in
 ``results/NAME.json`` as it arrives (written atomically, so a killed run resumes where it
 stopped; ``--fresh`` starts over) and writes the page (``--report`` writes it from the file
 alone). Every result file has one schema::
@@ -247,6 +247,18 @@ def load(path: Path | str) -> dict:
     return json.loads(path.read_text())
 
 
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators: whatever an arm leaves unseeded is
+    reproducible (the arms seed their own estimators with the protocol's seeds)."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def flat(result: dict) -> dict:
     """A result's protocol, summary, rows and environment in one dict, for page code."""
     return {**result.get("protocol", {}), **result.get("summary", {}), "rows": result["rows"],
@@ -291,6 +303,7 @@ def execute(module: ModuleType, args: argparse.Namespace) -> dict:
                     if k not in RUNNER_OPTIONS}
         key = getattr(module, "KEY", ())
         record = Record(out, key, _stem(module), protocol, fresh=args.fresh or not key)  # no key: nothing to resume
+        seed_everything(0)
         start = time.perf_counter()
         module.run(args, record)
         record.seconds = round(time.perf_counter() - start, 1)
