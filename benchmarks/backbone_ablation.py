@@ -13,8 +13,8 @@ import tempfile
 
 import torch
 
-from benchmarks.harness import PROFILES, Record, main
-from benchmarks.long_horizon import DATASETS, load_split, lookback_of, run_trace, test_windows
+from benchmarks.harness import PROFILES, Record, channel_windows, main
+from benchmarks.long_horizon import DATASETS, load_split, lookback_of, run_trace
 
 BACKBONES = ("pretrained", "random")
 FUTURE_PATCHES = ("auto", 0)
@@ -39,7 +39,7 @@ def run(args, record: Record) -> None:
         for name, spec in DATASETS.items():
             split, lookback = load_split(name), lookback_of(name)
             for horizon in spec["horizons"]:
-                hist, fut = test_windows(split, horizon, stride if name == "ETTh1" else 1, lookback)
+                hist, fut = channel_windows(split.test, lookback, horizon, stride if name == "ETTh1" else 1)
                 for backbone in BACKBONES:
                     for future_patches in FUTURE_PATCHES:
                         params = {"backbone": sources[backbone], "future_patches": future_patches}

@@ -13,18 +13,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Record, main
+from benchmarks.harness import Record, channel_windows, main
 
 HORIZONS = (96, 192, 336, 720)
 
 
 def etth1(backbone, horizon: int, stride: int) -> float:
-    from benchmarks.long_horizon import load_split, test_windows
+    from benchmarks.long_horizon import load_split
     from trace_forecast import TraceForecaster
     from trace_forecast.metrics import mse
 
     split = load_split("ETTh1")
-    hist, fut = test_windows(split, horizon, stride)
+    hist, fut = channel_windows(split.test, 512, horizon, stride)
     forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, random_state=0)
     forecaster.fit(split.train.iloc[-2000:], fh=np.arange(1, horizon + 1))  # zero-shot: the fit trains nothing
     return mse(fut, forecaster.predict_histories(list(hist)))

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import PeakMemory, Record, environment, main, timed
-from benchmarks.recipe_sweep import HORIZON, LOOKBACK, nlinear_etth1, test_windows, trace_model_etth1
+from benchmarks.harness import PeakMemory, Record, channel_windows, environment, main, timed
+from benchmarks.recipe_sweep import HORIZON, LOOKBACK, nlinear_etth1, trace_model_etth1
 
 REPEATS = 3
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -70,7 +70,7 @@ def run(args, record: Record) -> None:
     env = environment()
     split = standard_split(load_etth1(), LOOKBACK)
     fh = np.arange(1, HORIZON + 1)
-    hist, fut = test_windows(split.test, 1)
+    hist, fut = channel_windows(split.test, LOOKBACK, HORIZON)
 
     forecaster, timing = _median_fit(lambda: TraceForecaster(random_state=0), lambda f: f.fit(split.train, fh=fh))
     with timed() as predict_time:

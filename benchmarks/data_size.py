@@ -41,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Record, main, timed
+from benchmarks.harness import Record, channel_windows, main, panel_windows, timed, window_count
 from trace_forecast.datasets import Split, rolling_windows
 from trace_forecast.metrics import mae, mse, owa
 
@@ -68,10 +68,6 @@ RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
 # ---------------------------------------------------------------------------- slices
-def window_count(rows: int, lookback: int, horizon: int) -> int:
-    return max(0, rows - lookback - horizon + 1)
-
-
 def last_windows(values: np.ndarray | pd.DataFrame, fraction: float, lookback: int, horizon: int):
     """The rows of the last ``ceil(fraction * N)`` full-context windows (all rows at 100 %)."""
     n = window_count(len(values), lookback, horizon)
@@ -198,24 +194,6 @@ def long_horizon_split(name: str) -> Split:
     return load_split("ETTh1" if name == "ETTh1" else name)
 
 
-def channel_test_windows(split: Split, lookback: int, horizon: int, stride: int):
-    """Every ``stride``-th test window of every channel: histories ``[n, L]``, futures ``[n, H]``."""
-    hist, fut = [], []
-    for column in split.test.columns:
-        h, f = rolling_windows(split.test[column].to_numpy(np.float32), lookback, horizon)
-        hist.append(h[::stride]), fut.append(f[::stride])
-    return np.concatenate(hist), np.concatenate(fut)
-
-
-def multivariate_test_windows(split: Split, lookback: int, horizon: int, stride: int):
-    """The same windows as :func:`channel_test_windows`, all channels together: ``[m, L, C]``,
-    ``[m, H, C]`` (for the Darts models, which forecast every component of a series)."""
-    values = split.test.to_numpy(np.float32)
-    starts = np.arange(0, window_count(len(values), lookback, horizon), stride)
-    return (np.stack([values[s : s + lookback] for s in starts]),
-            np.stack([values[s + lookback : s + lookback + horizon] for s in starts]))
-
-
 def long_horizon_cell(name: str, fraction: float, horizon: int, stride: int, seeds, methods, done, emit) -> None:
     """Every arm on one data set, fraction and horizon."""
     from trace_forecast.metrics import seasonal_naive
@@ -223,7 +201,7 @@ def long_horizon_cell(name: str, fraction: float, horizon: int, stride: int, see
     _, _, lookback, period = SETTINGS[name]
     split = long_horizon_split(name)
     rows = last_windows(split.train, fraction, lookback, horizon)
-    hist, fut = channel_test_windows(split, lookback, horizon, stride)
+    hist, fut = channel_windows(split.test, lookback, horizon, stride)
     base = {"dataset": name, "fraction": fraction, "horizon": horizon, "train_rows": len(rows),
             "train_windows": window_count(len(rows), lookback, horizon) * rows.shape[1],
             "test_windows": len(hist), "test_stride": stride}
@@ -244,7 +222,7 @@ def long_horizon_cell(name: str, fraction: float, horizon: int, stride: int, see
             if run(method, seed):
                 pred, extra = trace_forecasts(params, seed, rows, horizon, lookback, list(hist))
                 score(method, seed, pred, fut, extra)
-    m_hist, m_fut = multivariate_test_windows(split, lookback, horizon, stride)
+    m_hist, m_fut = panel_windows(split.test.to_numpy(np.float32), lookback, horizon, stride)
     for kind, method in (("TraceModel", "Darts TraceModel"), ("NLinear", "Darts NLinear")):
         for seed in seeds:
             if run(method, seed):

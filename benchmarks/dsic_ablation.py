@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from benchmarks.harness import Record, main
+from benchmarks.harness import Record, channel_windows, main
 
 TRAINING = {"learning_rate": 1e-3, "max_windows": 4096, "max_epochs": 2}
 TEST_STRIDE = 8
@@ -43,10 +43,10 @@ def training_profile():
 
 
 def long_horizon_case(name: str, horizon: int):
-    from benchmarks.long_horizon import load_split, run_trace, test_windows
+    from benchmarks.long_horizon import load_split, run_trace
 
     split = load_split(name)
-    hist, fut = test_windows(split, horizon, TEST_STRIDE if name == "ETTh1" else 1)
+    hist, fut = channel_windows(split.test, 512, horizon, TEST_STRIDE if name == "ETTh1" else 1)
     profile = training_profile()
 
     def run(params: dict, seed: int) -> dict:

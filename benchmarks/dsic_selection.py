@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from benchmarks.harness import Record, main
-from benchmarks.long_horizon import load_split, test_windows
+from benchmarks.harness import Record, channel_windows, main
+from benchmarks.long_horizon import load_split
 
 KEY = ("label", "seed")
 
@@ -26,7 +26,7 @@ def run(args, record: Record) -> None:
     from trace_forecast.metrics import mse
 
     split = load_split("ETTh1")
-    hist, fut = test_windows(split, 96, 4)
+    hist, fut = channel_windows(split.test, 512, 96, 4)
     for seed in (0, 1):
         forecaster = TraceForecaster(context_length=512, max_epochs=1, max_windows=1024, batch_size=32,
                                      random_state=seed)

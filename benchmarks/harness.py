@@ -391,6 +391,29 @@ def _jsonable(value):
     return str(value)
 
 
+def window_count(rows: int, lookback: int, horizon: int) -> int:
+    return max(0, rows - lookback - horizon + 1)
+
+
+def channel_windows(frame, lookback: int, horizon: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``stride``-th window of each column of ``frame``, channel after channel:
+    histories ``[n, L]`` and futures ``[n, H]`` (float32)."""
+    from trace_forecast.datasets import rolling_windows
+
+    hist, fut = [], []
+    for column in frame.columns:
+        h, f = rolling_windows(frame[column].to_numpy(np.float32), lookback, horizon)
+        hist.append(h[::stride]), fut.append(f[::stride])
+    return np.concatenate(hist), np.concatenate(fut)
+
+
+def panel_windows(values: np.ndarray, lookback: int, horizon: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The same windows with every channel together: ``[m, L, C]`` and ``[m, H, C]``."""
+    starts = np.arange(0, window_count(len(values), lookback, horizon), stride)
+    return (np.stack([values[s : s + lookback] for s in starts]),
+            np.stack([values[s + lookback : s + lookback + horizon] for s in starts]))
+
+
 def require(path: Path) -> Path:
     """``path`` under the shared data folder, or a clear error naming it."""
     if not path.exists():

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import long_horizon, m4, small_data
-from benchmarks.harness import Record, main, timed
+from benchmarks.harness import Record, channel_windows, main, timed
 
 PENALTIES = tuple(10.0 ** k for k in range(-3, 4))
 RIDGE_WINDOWS = 8192  # the package's default (trace_forecast.heads.ridge.RIDGE_WINDOWS)
@@ -115,7 +115,7 @@ def scores(seed: int = 0) -> dict:
         lookback = long_horizon.lookback_of(name)
         rows, share = long_horizon.fit_rows(split, lookback)
         for h in horizons:
-            hist, fut = long_horizon.test_windows(split, h, stride, lookback)
+            hist, fut = channel_windows(split.test, lookback, h, stride)
             f = TraceForecaster(context_length=lookback, validation_fraction=share, random_state=seed)
             f.fit(rows, fh=np.arange(1, h + 1))
             out[f"{name} H={h} MSE"] = mse(fut, f.predict_histories(list(hist)))

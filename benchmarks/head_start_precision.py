@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.harness import Record, main
-from benchmarks.recipe_sweep import HORIZON, LOOKBACK, score_etth1, test_windows
+from benchmarks.harness import Record, channel_windows, main
+from benchmarks.recipe_sweep import HORIZON, LOOKBACK, score_etth1
 
 SEEDS = (0, 1, 2, 3, 4)
 
@@ -52,7 +52,7 @@ def run(args, record: Record) -> None:
 
     os.environ["TRACE_FORECAST_PRECISION"] = "fp32"  # predictions in fp32 for every variant
     split = standard_split(load_etth1(), LOOKBACK)
-    hist, fut = test_windows(split.test, 4)
+    hist, fut = channel_windows(split.test, LOOKBACK, HORIZON, 4)
     fh = np.arange(1, HORIZON + 1)
     saved = recipe.head_start_features
     try:

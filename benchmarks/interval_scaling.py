@@ -25,21 +25,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Record, main
+from benchmarks.harness import Record, channel_windows, main
 from benchmarks.long_horizon import fit_rows, load_split
 from benchmarks.probabilistic import interval_score, msis
-from trace_forecast.datasets import rolling_windows
 
 H = 24
-
-
-def windows(frame, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    hist, fut = [], []
-    for column in frame.columns:
-        h, f = rolling_windows(frame[column].to_numpy(np.float32), 512, H)
-        hist.append(h[::stride])
-        fut.append(f[::stride])
-    return np.concatenate(hist), np.concatenate(fut)
 
 
 def context_scales(h: np.ndarray) -> dict[str, np.ndarray]:
@@ -163,8 +153,8 @@ def etth1(record: Record) -> None:
 
     split = load_split("ETTh1")
     rows, val_share = fit_rows(split)
-    vh, vf = windows(split.val, 4)
-    th, tf = windows(split.test, 8)
+    vh, vf = channel_windows(split.val, 512, H, 4)
+    th, tf = channel_windows(split.test, 512, H, 8)
     forecaster = TraceForecaster(random_state=0, validation_fraction=val_share).fit(rows, fh=np.arange(1, H + 1))
 
     def forecast(h):

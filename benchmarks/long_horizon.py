@@ -19,7 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import ABLATIONS, METHODS, PeakMemory, Profile, main, require, seeds_of, suite_runner, timed
+from benchmarks.harness import (
+    ABLATIONS,
+    METHODS,
+    PeakMemory,
+    Profile,
+    channel_windows,
+    main,
+    require,
+    seeds_of,
+    suite_runner,
+    timed,
+)
 from trace_forecast.datasets import Split, load_etth1, ratio_split, rolling_windows, shared_data_dir, standard_split
 from trace_forecast.metrics import mae, mse, seasonal_naive
 
@@ -42,15 +53,6 @@ def load_split(name: str) -> Split:
     path = require(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv")
     frame = pd.read_csv(path, index_col="date", parse_dates=True).astype("float64")
     return ratio_split(frame, lookback_of(name))
-
-
-def test_windows(split: Split, horizon: int, stride: int, lookback: int = LOOKBACK) -> tuple[np.ndarray, np.ndarray]:
-    hist, fut = [], []
-    for column in split.test.columns:
-        h, f = rolling_windows(split.test[column].to_numpy(np.float32), lookback, horizon)
-        hist.append(h[::stride])
-        fut.append(f[::stride])
-    return np.concatenate(hist), np.concatenate(fut)
 
 
 def fit_rows(split: Split, lookback: int = LOOKBACK) -> tuple[pd.DataFrame, float]:
@@ -198,7 +200,7 @@ def suite(profile: Profile, record, datasets=tuple(DATASETS), horizons=None, met
         period = DATASETS[name]["period"]
         lookback = lookback_of(name)
         for horizon in horizons or DATASETS[name]["horizons"]:
-            hist, fut = test_windows(split, horizon, profile.test_stride, lookback)
+            hist, fut = channel_windows(split.test, lookback, horizon, profile.test_stride)
             base = {"dataset": name, "horizon": horizon, "test_windows": len(hist), "profile": profile.name}
             naive = seasonal_naive(hist, horizon, period=period)
             record.add({**base, "method": f"seasonal naive ({period})", "seed": None, "mse": mse(fut, naive),

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.data_size import darts_forecasts, long_horizon_split, trace_forecasts, window_count
-from benchmarks.harness import Record, main, mean_std_table
+from benchmarks.data_size import darts_forecasts, long_horizon_split, trace_forecasts
+from benchmarks.harness import Record, main, mean_std_table, panel_windows
 
 KEY = ("setting", "method", "seed")
 PAGE = "benchmarks_missing_values.md"
@@ -61,13 +61,6 @@ def interpolate(values: np.ndarray) -> np.ndarray:
     return frame.interpolate(limit_direction="both").to_numpy(values.dtype)
 
 
-def test_windows(test: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every ``stride``-th ``(history [n, L, C], future [n, H, C])`` of the test split."""
-    starts = np.arange(0, window_count(len(test), LOOKBACK, HORIZON), stride)
-    return (np.stack([test[s : s + LOOKBACK] for s in starts]),
-            np.stack([test[s + LOOKBACK : s + LOOKBACK + HORIZON] for s in starts]))
-
-
 def zero_shot(histories: list[np.ndarray], bridge: bool = True) -> np.ndarray:
     """Zero-shot forecasts of univariate ``histories`` (``bridge=False``: every patch with a
     missing step hidden)."""
@@ -91,7 +84,7 @@ def setting_cell(setting: str, stride: int, seeds, record: Record) -> None:
     gaps = missing_mask((len(train) + len(test), train.shape[1]), setting)
     train = np.where(gaps[: len(train)], np.nan, train)
     test = np.where(gaps[len(train):], np.nan, test)
-    hist, fut = test_windows(test, stride)                        # [n, L, C], [n, H, C]
+    hist, fut = panel_windows(test, LOOKBACK, HORIZON, stride)  # [n, L, C], [n, H, C]
     filled_hist = np.stack([interpolate(h) for h in hist])
     n, _, channels = hist.shape
     univariate = lambda h: list(h.transpose(0, 2, 1).reshape(-1, LOOKBACK))  # noqa: E731  (channel-major per window)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.anomaly_suite import metrics
-from benchmarks.harness import Record, main, timed
+from benchmarks.harness import Record, channel_windows, main, timed
 from trace_forecast.metrics import mse
 
 SEEDS = (0, 1, 2)
@@ -52,14 +52,14 @@ def _instances(frames: dict[str, pd.Series]) -> pd.DataFrame:
 
 def forecasting_data() -> dict[str, dict]:
     """Per data set: training instances, test histories and futures, and how to score."""
-    from benchmarks.long_horizon import fit_rows, load_split, test_windows
+    from benchmarks.long_horizon import fit_rows, load_split
     from benchmarks.m4 import load_m4_hourly, naive2, scores
 
     out = {}
     for name in ("ETTh1", "ILI"):
         split = load_split(name)
         rows, _ = fit_rows(split)
-        hist, fut = test_windows(split, HORIZONS[name], ETT_STRIDE if name == "ETTh1" else 1)
+        hist, fut = channel_windows(split.test, 512, HORIZONS[name], ETT_STRIDE if name == "ETTh1" else 1)
         out[name] = {"train": {f"{name} {c}": rows[c] for c in rows.columns}, "hist": hist, "fut": fut,
                      "metric": "MSE", "score": lambda pred, fut=fut: mse(fut, pred)}
     histories, futures = load_m4_hourly()

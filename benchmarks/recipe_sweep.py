@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import DOCS, PeakMemory, Record, main, timed
+from benchmarks.harness import DOCS, PeakMemory, Record, channel_windows, main, timed
 from trace_forecast.datasets import load_etth1, standard_split
 from trace_forecast.metrics import mae, mse, owa
 from trace_forecast.parameters import default
@@ -37,17 +37,6 @@ GRID = [
 M4_GRID = [(256, 1, 32), (512, 1, 32), (1024, 1, 32), (2048, 1, 32), (2048, 2, 32)]
 REPEATS = 3  # fits of NLinear and of the defaults; the median time is reported
 FIGURE = DOCS / "figures" / "recipe_sweep.png"
-
-
-def test_windows(frame: pd.DataFrame, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    from trace_forecast.datasets import rolling_windows
-
-    hist, fut = [], []
-    for column in frame.columns:
-        h, f = rolling_windows(frame[column].to_numpy(np.float32), LOOKBACK, HORIZON)
-        hist.append(h[::stride])
-        fut.append(f[::stride])
-    return np.concatenate(hist), np.concatenate(fut)
 
 
 def fit_trace(rows, fh, **params):
@@ -168,7 +157,7 @@ def figure(rows: list[dict], nlinear_seconds: float) -> None:
 def default_rows(split, fh, nl: dict, record: Record) -> None:
     """The default ``TraceForecaster()`` and ``TraceModel``: median fit time of ``REPEATS``
     fits, every test window (stride 1)."""
-    hist, fut = test_windows(split.test, 1)
+    hist, fut = channel_windows(split.test, LOOKBACK, HORIZON, 1)
     times = []
     for _ in range(REPEATS):
         forecaster, fit_seconds, rss = fit_trace(split.train, fh)
@@ -189,7 +178,7 @@ def ridge_rows(split, fh, record: Record, seeds=(0, 1, 2, 3, 4), sizes=(4096, 81
     windows, over ``seeds``: its seed-to-seed spread (every 4th test window)."""
     import trace_forecast.tasks.forecast as forecast_task
 
-    hist, fut = test_windows(split.test, 4)
+    hist, fut = channel_windows(split.test, LOOKBACK, HORIZON, 4)
     saved = forecast_task.RIDGE_WINDOWS
     try:
         for size in sizes:
@@ -233,7 +222,7 @@ def run(args, record: Record) -> None:
     if args.part == "defaults":
         default_rows(split, fh, nl, record)
         return
-    hist, fut = test_windows(split.test, args.test_stride)
+    hist, fut = channel_windows(split.test, LOOKBACK, HORIZON, args.test_stride)
     fit_trace(split.train, fh, max_windows=32)  # warm-up: the first fit also loads the backbone
     for max_windows, epochs, batch in GRID:
         forecaster, fit_seconds, rss = fit_trace(split.train, fh, max_windows=max_windows, max_epochs=epochs,

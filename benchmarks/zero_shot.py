@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.harness import Record, main
+from benchmarks.harness import Record, channel_windows, main
 from trace_forecast.backbone import MomentBackbone, load_backbone
-from trace_forecast.datasets import load_etth1, rolling_windows, standard_split
+from trace_forecast.datasets import load_etth1, standard_split
 from trace_forecast.metrics import mae, mse, seasonal_naive
 from trace_forecast.network import random_patch_mask
 
@@ -27,13 +27,7 @@ LOOKBACK, HORIZON = 512, 96
 
 
 def test_windows(stride: int) -> tuple[np.ndarray, np.ndarray]:
-    split = standard_split(load_etth1(), LOOKBACK)
-    hist, fut = [], []
-    for column in split.test.columns:
-        h, f = rolling_windows(split.test[column].to_numpy(np.float32), LOOKBACK, HORIZON)
-        hist.append(h[::stride])
-        fut.append(f[::stride])
-    return np.concatenate(hist), np.concatenate(fut)
+    return channel_windows(standard_split(load_etth1(), LOOKBACK).test, LOOKBACK, HORIZON, stride)
 
 
 @torch.no_grad()
