@@ -1,11 +1,11 @@
 """Zero-shot, backbone against backbone: should a new embedded backbone ship?
 
-``python -m benchmarks.backbone_compare --backbone v3=None v4=runs/v4`` writes (rows keyed by name)
-``results/backbone_compare.json``: for each backbone, ``TraceForecaster(fit_strategy="zero-shot")``
-on ETTh1 at H = 96/192/336/720 (standard protocol: lookback 512, every test window, MSE on
-train-standardised values; past 192 steps the forecast rolls out) and on M4 Hourly (OWA
-against Naive2). Seasonal naive is in the same file. Held-out pretraining loss per source
-is ``benchmarks/pretraining_heldout.py``'s job (and each campaign leg's record).
+``python -m benchmarks.backbone_compare --backbone v3=None v4=runs/v4`` writes a row per
+backbone (named as given) into ``results/backbone_compare.json``:
+``TraceForecaster(fit_strategy="zero-shot")`` on ETTh1 at H = 96/192/336/720 (standard
+protocol: lookback 512, every test window, MSE on train-standardised values; past 192 steps
+the forecast rolls out) and on M4 Hourly (OWA against Naive2). Held-out pretraining loss per
+source is ``benchmarks/pretraining_heldout.py``'s job (and each campaign leg's record).
 """
 
 from __future__ import annotations
