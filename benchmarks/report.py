@@ -39,13 +39,14 @@ def _load(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
     return pd.DataFrame(data["rows"]), data["environment"]
 
 
-def durations_of(profile: str) -> dict[str, float]:
-    """Wall seconds of each run of the profile's suites (from the result files' run logs)."""
+def durations_of(profile: str) -> dict[str, tuple[float, str]]:
+    """Wall seconds of the last run of each of the profile's suites (from the result files' run
+    logs), with the run's ``note`` (e.g. that it shared the machine)."""
     out = {}
     for suite in ("long_horizon", "m4", "examples", "anomaly", "small_data"):
         for run in (_record(f"{suite}_{profile}.json") or {}).get("runs", []):
             methods = run["protocol"].get("methods")
-            out[suite + (f" ({' '.join(methods)})" if methods else "")] = run["seconds"]
+            out[suite + (f" ({' '.join(methods)})" if methods else "")] = (run["seconds"], run.get("note", ""))
     return out
 
 
@@ -633,7 +634,10 @@ def main(argv=None) -> None:
     lh = _load("long_horizon", p)
     if lh is not None:
         env = lh[1]
-        parts += ["## Long-horizon forecasting", long_horizon_section(lh[0]), cost_section(lh[0])]
+        shared = [f"{k}: {note}" for k, (_, note) in durations_of(p).items() if note]
+        caveat = (f"**These timings are not a cost measurement**: the run shared its cores ({'; '.join(shared)}). "
+                  "`benchmarks/results/cpu_speed.json` times the defaults on an idle machine.") if shared else None
+        parts += ["## Long-horizon forecasting", long_horizon_section(lh[0]), caveat, cost_section(lh[0])]
     m4 = _load("m4", p)
     if m4 is not None:
         env = env or m4[1]
@@ -666,8 +670,9 @@ def main(argv=None) -> None:
         section_figures()
     env_text = ", ".join(f"{k} {v}" for k, v in (env or {}).items())
     durations = durations_of(p)
-    total = sum(durations.values())
-    duration_text = (", ".join(f"{k} {v / 60:.1f} min" for k, v in durations.items())
+    total = sum(v for v, _ in durations.values())
+    duration_text = (", ".join(f"{k} {v / 60:.1f} min" + (f" ({note})" if note else "")
+                               for k, (v, note) in durations.items())
                      + f"; {total / 60:.0f} min in all") if durations else "not recorded"
     page = INTRO.format(profile=p, profile_text=PROFILE_TEXT.get(p, "").format(durations=duration_text), env=env_text) + "\n" + "\n\n".join(
         x for x in parts if x) + "\n"
