@@ -282,7 +282,8 @@ def parser_for(module: ModuleType) -> argparse.ArgumentParser:
     stem = _stem(module)
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{stem}",
                                      description=(module.__doc__ or stem).strip().splitlines()[0])
-    parser.add_argument("--out", type=Path, help=f"the result file (default: benchmarks/results/{stem}.json)")
+    parser.add_argument("--out", type=Path, help="the result file (default: benchmarks/results/, named after the "
+                                                 "benchmark and, for a profile suite, the profile)")
     parser.add_argument("--fresh", action="store_true", help="start the result file over instead of resuming it")
     parser.add_argument("--report", action="store_true", help="write the page from the result file alone and stop")
     if hasattr(module, "options"):
