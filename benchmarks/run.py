@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from benchmarks.harness import PROFILES, execute
+from benchmarks.harness import PROFILES, execute, suite_options
 
 SUITES = ("long_horizon", "m4", "anomaly", "examples", "small_data")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    suite_options(parser)  # --profile, --methods (long_horizon, m4 and anomaly take methods)
     parser.add_argument("--suite", choices=(*SUITES, "all"), default="all")
-    parser.add_argument("--methods", nargs="+", help="only these methods (long_horizon, m4, anomaly); their rows "
-                                                     "replace theirs in the result file")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     for suite in (profile.suites or SUITES) if args.suite == "all" else (args.suite,):
