@@ -235,8 +235,20 @@ class Record:
         tmp = self.path.with_suffix(".tmp")
         result = {"benchmark": self.benchmark, "protocol": self.protocol, "environment": environment(),
                   "seconds": self.seconds, "rows": self.rows, "summary": self.summary}
-        tmp.write_text(json.dumps(result, indent=1, default=_jsonable))
+        tmp.write_text(dumps(result))
         tmp.replace(self.path)
+
+
+def dumps(result: dict) -> str:
+    """A result as JSON laid out for review: a field a line, a row a line, a summary entry a
+    line (so that a rerun's diff shows the rows that changed, not one number a line)."""
+    one = lambda value: json.dumps(value, default=_jsonable)  # noqa: E731
+    lines = [f" {one(k)}: {one(v)}," for k, v in result.items() if k not in ("rows", "summary")]
+    rows = ",\n".join(f"  {one(row)}" for row in result["rows"])
+    lines.append(' "rows": [' + (f"\n{rows}\n ]," if rows else "],"))
+    summary = ",\n".join(f"  {one(k)}: {one(v)}" for k, v in result.get("summary", {}).items())
+    lines.append(' "summary": {' + (f"\n{summary}\n }}" if summary else "}"))
+    return "{\n" + "\n".join(lines) + "\n}\n"
 
 
 def load(path: Path | str) -> dict:

@@ -159,6 +159,24 @@ def test_every_result_file_has_the_one_schema():
         assert isinstance(result["rows"], list) and all(isinstance(r, dict) for r in result["rows"]), path.name
 
 
+def test_a_record_resumes_and_replaces_rows_by_key(tmp_path):
+    from benchmarks.harness import Record, load
+
+    path = tmp_path / "r.json"
+    record = Record(path, ("method", "seed"), "demo", {"stride": 4})
+    record.add({"method": "a", "seed": 0, "mse": 1.0}, quiet=True)
+    record.add({"method": "b", "seed": None, "curve": [1, 2, 3]}, quiet=True)
+    record.summary["fit"] = {"slope": 0.5}
+    record.add({"method": "a", "seed": 0, "mse": 0.5}, quiet=True)  # a rerun of the same arm replaces it
+    again = Record(path, ("method", "seed"))
+    assert again.done({"method": "b", "seed": None}) and not again.done({"method": "b", "seed": 1})
+    result = load(path)
+    assert result["rows"] == [{"method": "b", "seed": None, "curve": [1, 2, 3]}, {"method": "a", "seed": 0, "mse": 0.5}]
+    assert result["protocol"] == {"stride": 4} and result["summary"] == {"fit": {"slope": 0.5}}
+    # braces, the 4 fields, the rows list with its 2 rows, the summary with its 1 entry: a line each
+    assert len(path.read_text().splitlines()) == 13
+
+
 def test_every_benchmark_runs_through_the_runner():
     from benchmarks.harness import parser_for
 
