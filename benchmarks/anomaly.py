@@ -239,9 +239,9 @@ def suite(profile: Profile, record, methods: list[str] | None = None) -> None:
                 if series["name"].startswith("UCR 198") and seed == profile.seeds[0]:
                     _save_example(series, method, scores, record)
                 record.add({"dataset": series["name"], "benchmark": "UCR", "method": method, "seed": seed,
-                             "profile": profile.name,
-                             "ucr_hit": bool(ucr_hit(after, series["begin"] - train_end, series["end"] - train_end)),
-                             "top_point": int(np.argmax(after)) + train_end, "anomaly_rank": rank, **extra})
+                            "profile": profile.name,
+                            "ucr_hit": bool(ucr_hit(after, series["begin"] - train_end, series["end"] - train_end)),
+                            "top_point": int(np.argmax(after)) + train_end, "anomaly_rank": rank, **extra})
     for series in nab_series(profile.nab_per_category):
         values, labels, train_end = series["values"], series["labels"], series["train_end"]
         for method, scorer in pick({**SCORERS, **slow}).items():
@@ -250,10 +250,10 @@ def suite(profile: Profile, record, methods: list[str] | None = None) -> None:
                 vus_roc, vus_pr = vus(scores, labels, VUS_BUFFER)
                 auc_roc, auc_pr = vus(scores, labels, 0, steps=1)
                 record.add({"dataset": series["name"], "benchmark": "NAB", "method": method, "seed": seed,
-                             "profile": profile.name, "f1": best_f1(scores, labels),
-                             "f1_point_adjusted": best_f1(scores, labels, point_adjust=True),
-                             "vus_roc": vus_roc, "vus_pr": vus_pr, "auc_roc": auc_roc, "auc_pr": auc_pr,
-                             **extra})
+                            "profile": profile.name, "f1": best_f1(scores, labels),
+                            "f1_point_adjusted": best_f1(scores, labels, point_adjust=True),
+                            "vus_roc": vus_roc, "vus_pr": vus_pr, "auc_roc": auc_roc, "auc_pr": auc_pr,
+                            **extra})
 
 
 KEY, options, result_name, run = suite_runner(__name__, suite)

@@ -39,8 +39,8 @@ def run(args, record: Record) -> None:
         with PeakMemory() as mem, timed() as seconds:
             scores = detector.transform_scores(frame)
         record.add({"points": n, "seconds": seconds(), "points_per_s": n / seconds(),
-                     "peak_rss_mb": mem.peak_rss / 2**20, "peak_above_start_mb": (mem.peak_rss - before) / 2**20,
-                     "input_mb": frame.memory_usage().sum() / 2**20, "finite": bool(np.isfinite(scores).all().all())})
+                    "peak_rss_mb": mem.peak_rss / 2**20, "peak_above_start_mb": (mem.peak_rss - before) / 2**20,
+                    "input_mb": frame.memory_usage().sum() / 2**20, "finite": bool(np.isfinite(scores).all().all())})
         del frame, scores
 
 

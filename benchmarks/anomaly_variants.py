@@ -83,9 +83,9 @@ def run(args, record: Record) -> None:
                 auc.append(vus(scores, s["labels"], 0, steps=1)[0])
             ucr_results = [_ucr(smooth(standardise(errors[s["name"]], s["train_end"], positions)), s) for s in ucr]
             record.add({"score": score, "unit": unit, "stride": stride, "smoothing": smoothing, "nab_series": len(nab),
-                         "nab_f1": float(np.mean(f1)), "nab_vus_roc": float(np.mean(vus_roc)),
-                         "nab_auc_roc": float(np.mean(auc)), "nab_auc_below_half": int(np.sum(np.array(auc) < 0.5)),
-                         "ucr_ranks": [r for r, _ in ucr_results], "ucr_hits": sum(h for _, h in ucr_results), "score_seconds": seconds})
+                        "nab_f1": float(np.mean(f1)), "nab_vus_roc": float(np.mean(vus_roc)),
+                        "nab_auc_roc": float(np.mean(auc)), "nab_auc_below_half": int(np.sum(np.array(auc) < 0.5)),
+                        "ucr_ranks": [r for r, _ in ucr_results], "ucr_hits": sum(h for _, h in ucr_results), "score_seconds": seconds})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def suite(profile: Profile, record) -> None:
                "truth": truth.tolist(), "TRACE": pred.tolist(), "seasonal naive (24)": naive.tolist()}
     record.summary["example"] = example
     record.add({"dataset": "ETTh1", "horizon": HORIZON, "method": "TRACE", "window": "last test window, OT",
-           "mse": float(np.mean((pred - truth) ** 2)), "profile": profile.name})
+                "mse": float(np.mean((pred - truth) ** 2)), "profile": profile.name})
 
 
 KEY, options, result_name, run = suite_runner(__name__, suite, methods=False)

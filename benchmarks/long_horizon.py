@@ -204,10 +204,10 @@ def suite(profile: Profile, record, datasets=tuple(DATASETS), horizons=None, met
             base = {"dataset": name, "horizon": horizon, "test_windows": len(hist), "profile": profile.name}
             naive = seasonal_naive(hist, horizon, period=period)
             record.add({**base, "method": f"seasonal naive ({period})", "seed": None, "mse": mse(fut, naive),
-                         "mae": mae(fut, naive), "trainable_parameters": 0, "family": "baseline"})
+                        "mae": mae(fut, naive), "trainable_parameters": 0, "family": "baseline"})
             if not methods or "RevIN linear" in methods:
                 record.add({**base, "method": "RevIN linear", "seed": None, "family": "baseline",
-                             **run_revin_linear(split, horizon, hist, fut, lookback)})
+                            **run_revin_linear(split, horizon, hist, fut, lookback)})
             table = {m: p for m, p in METHODS.items() if profile.methods is None or m in profile.methods}
             if name == "ETTh1" and horizon == 96 and profile.methods is None:
                 table.update(ABLATIONS)

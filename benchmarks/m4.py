@@ -124,7 +124,7 @@ def suite(profile: Profile, record, methods=None) -> None:
     snaive = np.stack([seasonal_naive(h) for h in histories])
     s, m = scores(histories, futures, snaive)
     record.add({**base, "method": "seasonal naive (24)", "seed": None, "family": "baseline", "smape": s, "mase": m,
-                 "owa": owa(s, m, s_n2, m_n2), "trainable_parameters": 0})
+                "owa": owa(s, m, s_n2, m_n2), "trainable_parameters": 0})
     for method in ("TRACE", "TRACE zero-shot", "linear probing", "LoRA (PEFT) + recon head"):
         if (methods and method not in methods) or (profile.methods and method not in profile.methods):
             continue
@@ -132,12 +132,12 @@ def suite(profile: Profile, record, methods=None) -> None:
             pred, extra = run_trace(METHODS[method], profile, seed, histories)
             s, m = scores(histories, futures, pred)
             record.add({**base, "method": method, "seed": seed, "family": "trace", "smape": s, "mase": m,
-                         "owa": owa(s, m, s_n2, m_n2), **extra})
+                        "owa": owa(s, m, s_n2, m_n2), **extra})
     for seed in profile.seeds if not methods or "NLinear" in methods else ():
         pred, extra = run_nlinear(profile, seed, histories)
         s, m = scores(histories, futures, pred)
         record.add({**base, "method": "Darts NLinear", "seed": seed, "family": "peer", "smape": s, "mase": m,
-                     "owa": owa(s, m, s_n2, m_n2), **extra})
+                    "owa": owa(s, m, s_n2, m_n2), **extra})
 
 
 KEY, options, result_name, run = suite_runner(__name__, suite)

@@ -124,8 +124,8 @@ def m4_rows(grid, record: Record) -> None:
         pred = forecaster.predict_histories(histories)
         s, m = scores(histories, futures, pred)
         record.add({"dataset": "M4 Hourly", "max_windows": max_windows, "max_epochs": epochs, "batch_size": batch,
-                     "fit_seconds": fit_seconds, "peak_rss_mb": rss, "smape": s, "mase": m,
-                     "owa": owa(s, m, s_n2, m_n2)})
+                    "fit_seconds": fit_seconds, "peak_rss_mb": rss, "smape": s, "mase": m,
+                    "owa": owa(s, m, s_n2, m_n2)})
 
 
 def figure(rows: list[dict], nlinear_seconds: float) -> None:
@@ -190,7 +190,7 @@ def ridge_rows(split, fh, record: Record, seeds=(0, 1, 2, 3, 4), sizes=(4096, 81
                 with timed() as fit_time:
                     forecaster.fit(split.train, fh=fh)
                 record.add({"dataset": "ETTh1", "head_start_windows": size, "seed": seed,
-                             "fit_seconds": fit_time(), "test_stride": 4, **score_etth1(forecaster, hist, fut)})
+                            "fit_seconds": fit_time(), "test_stride": 4, **score_etth1(forecaster, hist, fut)})
     finally:
         forecast_task.RIDGE_WINDOWS = saved
 

@@ -67,9 +67,9 @@ def suite(profile, record) -> None:
                     warnings.simplefilter("ignore")
                     result = evaluate(forecaster, cv=cv, y=y, scoring=MeanAbsolutePercentageError())
                 record.add({"series": name, "length": len(y), "sp": sp, "horizon": horizon, "method": method,
-                             "seed": seed if method == TRACE else None, "mape": float(result.iloc[:, 0].mean()),
-                             "folds": len(result), "seconds_per_fold": (time.perf_counter() - start) / len(result),
-                             "profile": profile.name})
+                            "seed": seed if method == TRACE else None, "mape": float(result.iloc[:, 0].mean()),
+                            "folds": len(result), "seconds_per_fold": (time.perf_counter() - start) / len(result),
+                            "profile": profile.name})
 
 
 KEY, options, result_name, run = suite_runner(__name__, suite, key=("series", "method", "seed"), methods=False)
