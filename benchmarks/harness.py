@@ -210,6 +210,7 @@ class Record:
         self.benchmark = benchmark or old.get("benchmark", self.path.stem)
         self.protocol: dict = protocol if protocol is not None else old.get("protocol", {})
         self.seconds = old.get("seconds")
+        self.environment = environment()  # this run's machine, read once (every save writes it)
 
     def _name(self, row: dict) -> tuple:
         return tuple(str(row.get(k)) for k in self.key)
@@ -233,7 +234,7 @@ class Record:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        result = {"benchmark": self.benchmark, "protocol": self.protocol, "environment": environment(),
+        result = {"benchmark": self.benchmark, "protocol": self.protocol, "environment": self.environment,
                   "seconds": self.seconds, "rows": self.rows, "summary": self.summary}
         tmp.write_text(dumps(result))
         tmp.replace(self.path)
