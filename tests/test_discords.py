@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 from trace_forecast import TraceAnomalyDetector
-from trace_forecast.tasks.discord import (discord_distances, evenly_spaced, nearest_distance,
-                                          reference_descriptors, subsequence_embeddings, to_steps)
+from trace_forecast.tasks.discord import (
+    discord_distances,
+    evenly_spaced,
+    nearest_distance,
+    reference_descriptors,
+    subsequence_embeddings,
+    to_steps,
+)
 from trace_forecast.tasks.scoring import MultiScale, scales_of, smooth_errors, tail_level
 
 
@@ -20,6 +26,7 @@ def _periodic(n: int, seed: int, period: int = 50) -> np.ndarray:
 def test_scales_and_tail_level():
     assert scales_of(128) == (1, 8, 32, 128)
     assert scales_of(1) == (1,)
+    assert scales_of(128, "two-span") == (8, 128) and scales_of(1, "two-span") == (1,)
     values = np.arange(101, dtype=float)[:, None]
     center, unit = tail_level(values)
     assert center[0] == 50 and unit[0] == pytest.approx(49.0)
@@ -40,6 +47,33 @@ def test_multi_scale_keeps_a_spike_where_it_is_and_sees_a_slow_shift():
     plateau = smooth_errors(z, 128)[:, 0]                    # smoothing="max" spreads it over 128 steps
     assert plateau[990] > 0.9 * plateau[1000]
     assert s[2000:2150].mean() > np.quantile(s[:900], 0.99)  # the long spans see the shift
+
+
+def test_two_span_keeps_a_spike_narrow_and_sees_a_slow_shift():
+    rng = np.random.default_rng(0)
+    ts = MultiScale.fit([rng.standard_normal((5000, 1))], 128, "two-span")
+    z = rng.standard_normal((3000, 1))
+    z[1000, 0] += 12.0
+    z[2000:2150, 0] += 1.0
+    spans = ts.span_scores(z)[:, :, 0]                       # [short, long]
+    s = ts.scores(z)[:, 0]
+    np.testing.assert_allclose(s, spans.max(axis=0))
+    assert 995 <= int(np.argmax(s)) <= 1005
+    assert spans[0, 1000] > 2 * max(spans[0, 985], spans[0, 1015])   # the short span: a few steps wide
+    assert spans[1, 2000:2150].mean() > np.quantile(spans[1, :900], 0.99)  # the long span sees the shift
+
+
+def test_tail_threshold_counts_a_plateau_once():
+    """Smoothed scores come in plateaus: their tied values are one peak, not many. On the
+    two-span scores of 1,500 steps of noise, fitting every tied value put the level at 5.4
+    times the top; declustered, the tail model leaves the margin."""
+    from trace_forecast.tasks.scoring import TRAIN_MARGIN, tail_threshold
+
+    z = np.random.default_rng(0).standard_normal((1500, 1))
+    scores = MultiScale.fit([z], 128, "two-span").scores(z)[:, 0]
+    assert tail_threshold(scores, 1e-4) == pytest.approx(TRAIN_MARGIN * scores.max())
+    spiky = np.random.default_rng(1).standard_normal(20_000) ** 2   # independent steps: the tail model's own case
+    assert tail_threshold(spiky, 1e-4) >= TRAIN_MARGIN * spiky.max()
 
 
 def test_nearest_distance_excludes_trivial_matches_and_handles_empty():
@@ -106,7 +140,10 @@ def test_detector_options_and_their_fitted_state():
     plain = TraceAnomalyDetector(smoothing="max", discords=False, **fast).fit(x)
     assert plain.multi_scale_ is None and plain.discords_ is None
     full = TraceAnomalyDetector(**fast).fit(x)
-    assert full.multi_scale_.scales == (1, 8, 32, 128) and len(full.discords_.references) == 1
+    assert full.multi_scale_.scales == (8, 128) and len(full.discords_.references) == 1
+    assert full.multi_scale_.smoothing == "two-span" and full.discords_.weight == 2.5
+    multi = TraceAnomalyDetector(smoothing="multi-scale", **fast).fit(x)
+    assert multi.multi_scale_.scales == (1, 8, 32, 128)
     test = x.copy()
     test.iloc[1000:1050] = float(test.iloc[1000, 0])               # a missing cycle
     s = full.transform_scores(test)["scores"].to_numpy()

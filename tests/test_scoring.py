@@ -150,13 +150,18 @@ def test_default_threshold_flags_nothing_on_normal_data_and_finds_the_anomaly():
         assert len(detector.predict(pd.DataFrame({"x": _periodic(3000, seed)}))) == 0, seed
     normal = pd.DataFrame({"x": _periodic(3000, 1)})
     empty = detector.predict_anomaly_segments(normal)
-    assert list(empty.columns) == ["ilocs", "score"] and len(empty) == 0
+    assert list(empty.columns) == ["ilocs", "score", "component"] and len(empty) == 0
     x = _periodic(3000, 2)
     x[2000:2020] += 1.5
     found = detector.predict_anomaly_segments(pd.DataFrame({"x": x}))
     assert len(found) == 1
     interval = found["ilocs"].iloc[0]
     assert interval.left <= 2000 and interval.right >= 2020 and interval.length < 300
+    parts = detector.score_components(pd.DataFrame({"x": x}))
+    assert list(parts.columns) == ["reconstruction, 8-step span", "reconstruction, 128-step span", "discord"]
+    peak = int(interval.left) + int(np.argmax(parts.max(axis=1).to_numpy()[int(interval.left):int(interval.right)]))
+    assert found["component"].iloc[0] == parts.iloc[peak].idxmax()
+    np.testing.assert_allclose(parts.max(axis=1), detector.transform_scores(pd.DataFrame({"x": x}))["scores"])
 
 
 def test_sktime_detector_and_darts_scorer_give_identical_scores(tiny_backbone_dir):

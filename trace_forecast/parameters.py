@@ -37,7 +37,7 @@ HEADS = ("reconstruction", "linear")
 TEMPORAL_MAPS = ("linear", "truncate", "pool", "dwconv")
 HEAD_INITS = ("ridge", "default")
 FIT_STRATEGIES = ("fine-tune", "zero-shot")
-SMOOTHINGS = ("multi-scale", "max")
+SMOOTHINGS = ("two-span", "multi-scale", "max")
 DEVICES = ("auto", "cpu", "cuda", "gpu")
 DSIC_RULES = ("taylor2", "magnitude", "random")
 SCORES = ("block", "interleaved", "forecast", "unmasked")
@@ -302,11 +302,13 @@ _TABLE = [
        "complementary masks hiding contiguous quarters of each window (``\"block\"``) or every\n"
        "fourth patch (``\"interleaved\"``), a forecast of the window's last 16 patches\n"
        "(``\"forecast\"``), or the unmasked reconstruction (``\"unmasked\"``, MOMENT's)."),
-    _p("smoothing", "multi-scale", options(SMOOTHINGS), choice(SMOOTHINGS),
-       "How step errors become scores: ``\"multi-scale\"`` averages them over 1, ``score_window / 16``,\n"
-       "``/ 4`` and ``score_window`` steps and takes the largest, each span in units of its\n"
-       "training level (a spike keeps its locality, a slow anomaly is seen at the long spans);\n"
-       "``\"max\"`` takes a ``score_window``-step maximum of the ``score_window / 4``-step average."),
+    _p("smoothing", "two-span", options(SMOOTHINGS), choice(SMOOTHINGS),
+       "How step errors become scores. ``\"two-span\"``: the largest of two smoothings, each in\n"
+       "units of its training level -- a ``score_window / 16``-step maximum of the ``/ 64``-step\n"
+       "average (a spike stays narrow) and a ``score_window``-step maximum of the ``/ 4``-step\n"
+       "average (an event is seen over its extent). ``\"multi-scale\"``: moving averages over 1,\n"
+       "``score_window / 16``, ``/ 4`` and ``score_window`` steps, the largest in units of each\n"
+       "span's training level. ``\"max\"``: the long span of ``\"two-span\"`` alone, in raw units."),
     _p("discords", True, "bool", boolean,
        "Join embedding discords to the reconstruction score: each 128-step subsequence's\n"
        "distance to its nearest neighbour in the pretrained backbone's embedding space (a\n"

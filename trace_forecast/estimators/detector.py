@@ -320,12 +320,29 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         from the same validation windows, and ``update`` continues from there."""
         return conversion.to_forecaster(self)
 
-    def _scores(self, X: pd.DataFrame) -> np.ndarray:
+    def _calibration(self):
         from trace_forecast.tasks.anomaly import Calibration
 
-        calibration = Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
-                                  [self.train_errors_])
-        return self._scoring().scores(self.network_, calibration, self._values(X))
+        return Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
+                           [self.train_errors_])
+
+    def _score_parts(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each score component ``[T]`` (channels by their maximum)."""
+        parts = self._scoring().components(self.network_, self._calibration(), self._values(X))
+        return {name: part.max(axis=1) for name, part in parts.items()}
+
+    def _scores(self, X: pd.DataFrame) -> np.ndarray:
+        return np.max(list(self._score_parts(X).values()), axis=0)
+
+    def score_components(self, X) -> pd.DataFrame:
+        """What makes up each step's score: one column per component, in the score's units,
+        indexed like ``X`` -- the reconstruction score at each smoothing span
+        (``"reconstruction, 8-step span"``, ...) and, with ``discords=True``, ``"discord"``.
+        A step's score (``transform_scores``) is the largest of its row; the column that
+        reaches it is the component that flagged the step."""
+        self.check_is_fitted()
+        X = as_frame(self._check_X(X))
+        return pd.DataFrame(self._score_parts(X), index=X.index)
 
     def _transform_scores(self, X):
         return pd.DataFrame({"scores": self._scores(X)}, index=as_frame(X).index)
@@ -346,16 +363,21 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def predict_anomaly_segments(self, X) -> pd.DataFrame:
         """Runs of flagged points: one row per anomalous segment, ``"ilocs"`` a
-        left-closed ``pd.Interval`` of ``iloc`` positions (sktime's segment convention)
-        and ``"score"`` the segment's largest score."""
+        left-closed ``pd.Interval`` of ``iloc`` positions (sktime's segment convention),
+        ``"score"`` the segment's largest score and ``"component"`` the score component
+        that reaches it (a column of :meth:`score_components`)."""
         self.check_is_fitted()
-        scores = self._scores(as_frame(self._check_X(X)))
+        parts = self._score_parts(as_frame(self._check_X(X)))
+        names, stacked = list(parts), np.stack(list(parts.values()))
+        scores = stacked.max(axis=0)
         flags = np.zeros(len(scores), dtype=bool)
         flags[self._flagged(scores)] = True
         runs = segments(flags)
+        peaks = [a + int(np.argmax(scores[a:b])) for a, b in runs]
         return pd.DataFrame({
             "ilocs": pd.IntervalIndex.from_tuples(runs, closed="left") if runs else pd.IntervalIndex([], closed="left"),
-            "score": [float(scores[a:b].max()) for a, b in runs],
+            "score": [float(scores[p]) for p in peaks],
+            "component": pd.Series([names[int(np.argmax(stacked[:, p]))] for p in peaks], dtype=object),
         })
 
     @classmethod

@@ -14,7 +14,7 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
-from trace_forecast.tasks.discord import DiscordProfile
+from trace_forecast.tasks.discord import WEIGHT, DiscordProfile
 from trace_forecast.tasks.reconstruct import fit_reconstruction
 from trace_forecast.tasks.scoring import (
     SCORES,
@@ -28,7 +28,8 @@ from trace_forecast.tasks.scoring import (
 @dataclass(frozen=True)
 class ScoreSettings:
     """How a fitted network scores: the ``score`` variant, window stride, smoothing, and
-    whether embedding discords join the score (the pretrained ``backbone`` embeds them)."""
+    whether embedding discords join the score (the pretrained ``backbone`` embeds them;
+    ``discord_weight``: :data:`~trace_forecast.tasks.discord.WEIGHT`)."""
 
     score: str
     stride: int
@@ -37,6 +38,7 @@ class ScoreSettings:
     discords: bool = False
     backbone: object = None
     smoothing: str = "max"
+    discord_weight: float = WEIGHT
 
     @classmethod
     def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
@@ -54,19 +56,33 @@ class ScoreSettings:
 
         return shared_backbone(self.backbone)
 
-    def scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
-               component_wise: bool = False) -> np.ndarray:
-        """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``.
-        A missing step (NaN) scores at most the median training score, so a gap is never
-        flagged (the observed steps around it keep their own scores)."""
-        per_channel = anomaly_scores(calibration.scale.standardise(self.errors(network, values)), self.score_window,
-                                     component_wise=True, multi_scale=calibration.multi_scale)
+    def components(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+        """The score's components of a ``[T, C]`` array, each ``[T, C]`` in the score's units
+        (the score is their largest): the reconstruction score at each smoothing span
+        (``"reconstruction, 8-step span"``; plain ``"reconstruction"`` with
+        ``smoothing="max"``) and, with discords, ``"discord"``. A missing step (NaN) scores
+        at most the median training score in each, so a gap is never flagged (the observed
+        steps around it keep their own scores)."""
+        z = calibration.scale.standardise(self.errors(network, values))
+        if calibration.multi_scale is not None:
+            spans = calibration.multi_scale.span_scores(z)
+            parts = {f"reconstruction, {s}-step span": spans[k] for k, s in enumerate(calibration.multi_scale.scales)}
+        else:
+            parts = {"reconstruction": anomaly_scores(z, self.score_window, component_wise=True)}
         if calibration.discords is not None:
-            per_channel = calibration.discords.combine(self.pretrained(), values, per_channel)
+            parts["discord"] = calibration.discords.mapped(calibration.discords.distances(self.pretrained(), values))
         missing = ~np.isfinite(values)
         if missing.any():  # a missing step is never an anomaly by itself: at most the typical training score
             typical = np.median(calibration.train_scores)
-            per_channel = np.where(missing, np.minimum(per_channel, typical), per_channel)
+            parts = {name: np.where(missing, np.minimum(part, typical), part) for name, part in parts.items()}
+        return parts
+
+    def scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
+               component_wise: bool = False) -> np.ndarray:
+        """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``;
+        the largest of :meth:`components`."""
+        per_channel = np.max(list(self.components(network, calibration, values).values()), axis=0)
         return per_channel if component_wise else per_channel.max(axis=1)
 
 
@@ -99,13 +115,14 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
     profile's distances and references are computed from ``series`` unless given."""
     scale = ErrorScale.fit(errors, context_length)
     z = [scale.standardise(e) for e in errors]
-    multi_scale = MultiScale.fit(z, scoring.score_window) if scoring.smoothing == "multi-scale" else None
+    multi_scale = MultiScale.fit(z, scoring.score_window, scoring.smoothing) if scoring.smoothing != "max" else None
     per_channel = [anomaly_scores(t, scoring.score_window, component_wise=True, multi_scale=multi_scale) for t in z]
     discords = None
     if scoring.discords and discord_distances is not None:
-        discords, per_channel = DiscordProfile.from_training(references, discord_distances, per_channel)
+        discords, per_channel = DiscordProfile.from_training(references, discord_distances, per_channel,
+                                                             scoring.discord_weight)
     elif scoring.discords:
-        discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel)
+        discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel, scoring.discord_weight)
     return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors)
 
 

@@ -263,35 +263,49 @@ def tail_level(values: np.ndarray, floor: float = 0.0, quantile: float = TAIL_QU
     return center, np.maximum(np.maximum(unit, floor * np.abs(center)), 1e-12)
 
 
-def scales_of(score_window: int) -> tuple[int, ...]:
-    """The averaging spans of the multi-scale score: 1, ``score_window / 16``, ``/ 4`` and itself."""
+def scales_of(score_window: int, smoothing: str = "multi-scale") -> tuple[int, ...]:
+    """The spans of a multi-span score: for ``"multi-scale"`` (moving averages) 1,
+    ``score_window / 16``, ``/ 4`` and ``score_window``; for ``"two-span"`` (maximum
+    filters, :func:`smooth_errors`) ``score_window / 16`` and ``score_window``."""
+    if smoothing == "two-span":
+        return tuple(sorted({max(1, score_window // 16), max(1, score_window)}))
     return tuple(sorted({1, max(1, score_window // 16), max(1, score_window // 4), max(1, score_window)}))
 
 
 @dataclass(frozen=True)
 class MultiScale:
-    """Multi-scale scores: the standardised errors averaged over each span of
+    """Multi-span scores: the standardised errors smoothed at each span of
     :func:`scales_of`, each in units of its own training level (median and 99th
-    percentile, :func:`tail_level`), and the largest taken per step. A one-step spike keeps
-    its full height at span 1 and a slow anomaly is seen at the long spans, without a
-    maximum filter that spreads the spike over its neighbours. ``center`` and ``unit`` are
-    ``[S, C]``."""
+    percentile, :func:`tail_level`), and the largest taken per step. With
+    ``smoothing="multi-scale"`` a span is a moving average: a one-step spike keeps its full
+    height at span 1 and a slow anomaly is seen at the long spans. With ``"two-span"`` a
+    span is :func:`smooth_errors`' maximum filter, at a short and a long span: the short one
+    keeps a spike narrow, the long one spreads an event over its extent. ``center`` and
+    ``unit`` are ``[S, C]``."""
 
     scales: tuple[int, ...]
     center: np.ndarray
     unit: np.ndarray
+    smoothing: str = "multi-scale"
+
+    def _smooth(self, z: np.ndarray, span: int) -> np.ndarray:
+        return smooth_errors(z, span) if self.smoothing == "two-span" else moving_average(z, span)
 
     @classmethod
-    def fit(cls, z: list[np.ndarray], score_window: int) -> MultiScale:
+    def fit(cls, z: list[np.ndarray], score_window: int, smoothing: str = "multi-scale") -> MultiScale:
         """From the standardised training errors (``[T, C]`` per series)."""
-        scales = scales_of(score_window)
-        levels = [tail_level(np.concatenate([moving_average(t, s) for t in z])) for s in scales]
-        return cls(scales, np.stack([c for c, _ in levels]), np.stack([u for _, u in levels]))
+        scales = scales_of(score_window, smoothing)
+        empty = cls(scales, np.zeros(0), np.zeros(0), smoothing)
+        levels = [tail_level(np.concatenate([empty._smooth(t, s) for t in z])) for s in scales]
+        return cls(scales, np.stack([c for c, _ in levels]), np.stack([u for _, u in levels]), smoothing)
+
+    def span_scores(self, z: np.ndarray) -> np.ndarray:
+        """Each span's scores ``[S, T, C]`` of standardised errors ``[T, C]``."""
+        return np.stack([(self._smooth(z, s) - self.center[k]) / self.unit[k] for k, s in enumerate(self.scales)])
 
     def scores(self, z: np.ndarray) -> np.ndarray:
-        """Scores ``[T, C]`` of standardised errors ``[T, C]``."""
-        return np.max([(moving_average(z, s) - self.center[k]) / self.unit[k] for k, s in enumerate(self.scales)],
-                      axis=0)
+        """Scores ``[T, C]`` of standardised errors ``[T, C]``: the largest span's."""
+        return self.span_scores(z).max(axis=0)
 
 
 def anomaly_scores(z: np.ndarray, score_window: int, component_wise: bool = False,
@@ -303,23 +317,35 @@ def anomaly_scores(z: np.ndarray, score_window: int, component_wise: bool = Fals
     return smoothed if component_wise else smoothed.max(axis=1)
 
 
+MAX_TAIL_SHAPE = 0.5   # a fitted tail heavier than this has no finite variance: no basis to extrapolate
+
+
 def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.05) -> float:
     """Peaks-over-threshold (SPOT, Siffer et al. KDD 2017): fit a generalised Pareto
-    distribution to the top ``tail_share`` of the training scores and take the score
+    distribution to the peaks of the training scores' top ``tail_share`` and take the score
     exceeded with probability ``risk`` per time step -- but never less than
     ``TRAIN_MARGIN`` times the largest training score, because the training scores are
     in-sample (the model was fitted to that series) and new normal data scores a little
-    higher. The price: an anomaly inside the training data raises the threshold."""
+    higher. The price: an anomaly inside the training data raises the threshold.
+
+    The peaks are declustered by runs (Coles 2001, section 5.3.2): each run of scores above
+    the tail's start counts once, by its maximum. Smoothed scores come in plateaus, whose
+    tied values would otherwise be fitted as many independent exceedances. A fitted shape
+    above ``MAX_TAIL_SHAPE``, or fewer than ten peaks, leaves the margin alone."""
     from scipy.stats import genpareto
 
-    scores = np.sort(np.asarray(train_scores, float))
-    top = float(scores[-1]) if len(scores) else 0.0
+    from trace_forecast.metrics import segments
+
+    scores = np.asarray(train_scores, float)
+    top = float(scores.max()) if len(scores) else 0.0
+    floor = max(TRAIN_MARGIN * top, top + 1e-6)
     u = float(np.quantile(scores, 1 - tail_share)) if len(scores) else 0.0
-    excess = scores[scores > u] - u
+    excess = np.array([scores[a:b].max() for a, b in segments(scores > u)]) - u
     if len(excess) < 10 or np.ptp(excess) == 0:
-        return max(TRAIN_MARGIN * top, top + 1e-6)
+        return floor
     gamma, _, sigma = genpareto.fit(excess, floc=0.0)
+    if gamma > MAX_TAIL_SHAPE:
+        return floor
     ratio = risk * len(scores) / len(excess)
     level = u - sigma * np.log(ratio) if abs(gamma) < 1e-6 else u + sigma / gamma * (ratio ** -gamma - 1)
-    level = float(level) if np.isfinite(level) else top
-    return max(level, TRAIN_MARGIN * top, top + 1e-6)
+    return max(float(level) if np.isfinite(level) else top, floor)
