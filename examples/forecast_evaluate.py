@@ -19,7 +19,6 @@ from sktime.split import ExpandingWindowSplitter
 
 from trace_forecast import TraceForecaster
 
-
 # sktime's baselines announce a coming change of their ``remember_data`` default on every fit.
 warnings.filterwarnings("ignore", message=".*remember_data.*", category=FutureWarning)
 

@@ -16,9 +16,8 @@ from trace_forecast.errors import CheckpointError
 @pytest.fixture(scope="module")
 def sktime_moment(tmp_path_factory):
     """A tiny random MOMENT built by sktime's own copy, saved with its own save_pretrained."""
-    from transformers import T5Config, T5EncoderModel
-
     from sktime.libs.momentfm import MOMENTPipeline
+    from transformers import T5Config, T5EncoderModel
 
     root = tmp_path_factory.mktemp("sktime_moment")
     t5 = t5_config_dict(d_model=32, n_layers=2, d_ff=64, n_heads=2, d_kv=16, vocab_size=8)

@@ -112,8 +112,7 @@ def test_a_series_too_short_to_hold_out_a_window_is_calibrated_on_naive_errors(t
     """12 values for a 6-step forecast: its one validation window is also its training
     window, whose in-sample residual once made the interval zero wide."""
     from trace_forecast import TraceForecaster
-    from trace_forecast.errors import UncalibratedIntervalsWarning
-    from trace_forecast.errors import ShortSeriesWarning
+    from trace_forecast.errors import ShortSeriesWarning, UncalibratedIntervalsWarning
 
     y = pd.Series(np.sin(np.arange(12.0)) * 10 + 50 + np.arange(12.0), index=pd.period_range("2000-01", periods=12,
                                                                                                freq="M"))

@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import seasonal_series, tiny_forecaster
+
 from trace_forecast.backbone import shared_backbone
 
 

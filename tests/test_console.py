@@ -15,8 +15,8 @@ import textwrap
 
 import pandas as pd
 import pytest
-
 from helpers import seasonal_series, tiny_forecaster
+
 from trace_forecast import TraceForecaster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

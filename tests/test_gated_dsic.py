@@ -3,8 +3,8 @@ can bring back a module it pruned, and survives checkpoint/resume."""
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset

@@ -8,8 +8,8 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import seasonal_series, tiny_forecaster
+
 from trace_forecast import TraceForecaster
 from trace_forecast.engine.module import TraceLightningModule
 

@@ -9,6 +9,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
 from helpers import seasonal_series, tiny_forecaster  # noqa: E402
+
 from trace_forecast import TraceAnomalyDetector, TraceForecaster  # noqa: E402
 from trace_forecast.errors import DataError  # noqa: E402
 from trace_forecast.plotting import (  # noqa: E402

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trace_forecast.errors import DataError
 from trace_forecast.pretraining.corpus import (
     LONG_SERIES,
     SOURCE_NAMES,
@@ -19,7 +20,6 @@ from trace_forecast.pretraining.corpus import (
     split_heldout,
 )
 from trace_forecast.pretraining.mixture import SourceMixture, coarse_stretch
-from trace_forecast.errors import DataError
 
 
 def test_clean_interpolates_gaps_and_drops_unusable_series():

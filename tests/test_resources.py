@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import seasonal_series, tiny_forecaster
 
 import trace_forecast.engine.memory as memory
-from helpers import seasonal_series, tiny_forecaster
 from trace_forecast.backbone import load_backbone, moment_config
 from trace_forecast.engine.module import TraceLightningModule
 from trace_forecast.errors import MemoryRetryWarning, ResourceError
