@@ -9,7 +9,7 @@ import numpy as np
 
 from trace_forecast.parameters import default
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate_errors
-from trace_forecast.tasks.discord import WEIGHT
+from trace_forecast.tasks.discord import UNIT_FLOOR, WEIGHT
 from trace_forecast.tasks.scoring import (
     ErrorScale,
     anomaly_scores,
@@ -38,13 +38,14 @@ def tail_calibrated(values: np.ndarray, train: np.ndarray, q: float = TAIL_Q) ->
     return (values - center[0]) / unit[0]
 
 
-PACKAGE_VARIANTS = {  # name: (smoothing, discords, discord weight)
-    "package default": ("two-span", True, WEIGHT),
-    "package, discords=False": ("two-span", False, WEIGHT),
-    'package, smoothing="multi-scale"': ("multi-scale", True, WEIGHT),
-    'package, smoothing="multi-scale", discord weight 1 (the previous default)': ("multi-scale", True, 1.0),
-    'package, smoothing="max"': ("max", True, WEIGHT),
-    'package, smoothing="max", discords=False (the old default)': ("max", False, WEIGHT),
+PACKAGE_VARIANTS = {  # name: (smoothing, discords, discord weight, discord unit floor)
+    "package default": ("two-span", True, WEIGHT, UNIT_FLOOR),
+    "package, discords=False": ("two-span", False, WEIGHT, UNIT_FLOOR),
+    'package, smoothing="multi-scale"': ("multi-scale", True, WEIGHT, UNIT_FLOOR),
+    'package, smoothing="multi-scale", discord weight 1, floor 0.25 (the previous default)':
+        ("multi-scale", True, 1.0, 0.25),
+    'package, smoothing="max"': ("max", True, WEIGHT, UNIT_FLOOR),
+    'package, smoothing="max", discords=False (the old default)': ("max", False, WEIGHT, UNIT_FLOOR),
 }
 
 
@@ -55,12 +56,12 @@ VARIANTS = (*PACKAGE_VARIANTS, "default", "no smoothing", "max 8 of mean 2", "mu
             "default + discord (max, floor 0.1)", "default + discord (max, floor 0.25)")
 
 
-def package_scores(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def package_scores(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT,
+                   floor: float = UNIT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
     """The detector's own score and its training scores, from the cached errors and
     discord distances, through the package's calibration (:func:`calibrate_errors`)."""
     scoring = ScoreSettings("block", CONTEXT // 8, default("score_window"), discords=discords, smoothing=smoothing,
-                            discord_weight=weight)
+                            discord_weight=weight, discord_floor=floor)
     train_d = [discord["train_distances"][:, None]]
     cal = calibrate_errors([arrays["train_errors"][:, None]], [], CONTEXT, scoring, discord_distances=train_d,
                            references=[np.zeros((0, 1))])

@@ -362,7 +362,9 @@ def page(result: dict) -> str:
         if split == "held-out":
             methods = sorted(set(BASELINES)) + [f"TRACE [{v}]" for v in PACKAGE_VARIANTS]
         out += ["### Ranks by VUS-PR", "",
-                "Mean VUS-PR per suite, each method's rank in it, and the rank averaged over the suites.", "",
+                "Mean VUS-PR per suite, each method's rank in it, and the rank averaged over the suites: the "
+                "default detector against the baselines, then with every variant.", "",
+                rank_table(frame, sorted(set(BASELINES)) + ["TRACE [package default]"]), "",
                 rank_table(frame, methods), ""]
         for bench in ("UCR", "NAB", "WSD"):
             if (frame.benchmark == bench).any():

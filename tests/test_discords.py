@@ -141,7 +141,7 @@ def test_detector_options_and_their_fitted_state():
     assert plain.multi_scale_ is None and plain.discords_ is None
     full = TraceAnomalyDetector(**fast).fit(x)
     assert full.multi_scale_.scales == (8, 128) and len(full.discords_.references) == 1
-    assert full.multi_scale_.smoothing == "two-span" and full.discords_.weight == 2.5
+    assert full.multi_scale_.smoothing == "two-span" and full.discords_.weight == 5.0
     multi = TraceAnomalyDetector(smoothing="multi-scale", **fast).fit(x)
     assert multi.multi_scale_.scales == (1, 8, 32, 128)
     test = x.copy()

@@ -14,7 +14,7 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
-from trace_forecast.tasks.discord import WEIGHT, DiscordProfile
+from trace_forecast.tasks.discord import UNIT_FLOOR, WEIGHT, DiscordProfile
 from trace_forecast.tasks.reconstruct import fit_reconstruction
 from trace_forecast.tasks.scoring import (
     SCORES,
@@ -29,7 +29,8 @@ from trace_forecast.tasks.scoring import (
 class ScoreSettings:
     """How a fitted network scores: the ``score`` variant, window stride, smoothing, and
     whether embedding discords join the score (the pretrained ``backbone`` embeds them;
-    ``discord_weight``: :data:`~trace_forecast.tasks.discord.WEIGHT`)."""
+    ``discord_weight`` and ``discord_floor``: :mod:`trace_forecast.tasks.discord`'s ``WEIGHT``
+    and ``UNIT_FLOOR``)."""
 
     score: str
     stride: int
@@ -39,6 +40,7 @@ class ScoreSettings:
     backbone: object = None
     smoothing: str = "max"
     discord_weight: float = WEIGHT
+    discord_floor: float = UNIT_FLOOR
 
     @classmethod
     def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
@@ -120,9 +122,10 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
     discords = None
     if scoring.discords and discord_distances is not None:
         discords, per_channel = DiscordProfile.from_training(references, discord_distances, per_channel,
-                                                             scoring.discord_weight)
+                                                             scoring.discord_weight, scoring.discord_floor)
     elif scoring.discords:
-        discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel, scoring.discord_weight)
+        discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel, scoring.discord_weight,
+                                                   scoring.discord_floor)
     return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors)
 
 

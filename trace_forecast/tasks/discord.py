@@ -28,16 +28,18 @@ from trace_forecast.engine.threads import limit_worker_threads
 LENGTH, STRIDE = 128, 8  # subsequence length and step (chosen on the anomaly suite's tuning split)
 GROUPS = 4          # token groups per descriptor (16 patches of a 128-step subsequence -> 4 x d_model)
 MAX_REFERENCE = 4096  # reference descriptors kept (evenly spaced): bounds memory and search time
-# The discord unit is at least this share of the median distance: nearest-neighbour distances of
-# a short, regular training series bunch tightly, and a unit of their tiny spread would make any
-# new normal series look discordant (same ranks on the tuning split as without the floor).
-UNIT_FLOOR = 0.25
-# A discord distance counts this many reconstruction-score units per unit of its own training
-# tail: a discord (a shape unlike any normal one) is seldom a false alarm, while the
-# reconstruction score's short span rises on every noisy step. Chosen on the anomaly suite's
-# tuning split with the default smoothing: of 1, 1.5, 2, 2.5, 3 and 3.5, 2.5 has the best VUS-PR
-# relative to the best baseline on the suite where that ratio is worst (0.76; 1 gives 0.52).
-WEIGHT = 2.5
+# The discord unit is at least this share of the median distance, and a discord counts WEIGHT
+# reconstruction-score units per discord unit. Nearest-neighbour distances of a regular series
+# bunch tightly: a unit of their tiny spread would make any new normal series look discordant,
+# so on most series the floor sets the unit and the score reads the distance relative to the
+# typical one (twice the median distance scores WEIGHT / UNIT_FLOOR = 3.3 units). A discord -- a
+# shape unlike any normal one -- is seldom a false alarm, while the reconstruction score's short
+# span rises on every noisy step; hence the weight. Both chosen together on the anomaly suite's
+# tuning split with the default smoothing (floors 0.25-2, weights 1-6): by VUS-PR relative to the
+# best baseline on the suite where that ratio is worst, ties within 0.02 broken by the mean over
+# suites (0.82 and 0.96; the previous 0.25 and 1: 0.55 and 0.86).
+UNIT_FLOOR = 1.5
+WEIGHT = 5.0
 
 
 def subsequence_starts(n: int, length: int, stride: int) -> np.ndarray:
@@ -185,20 +187,20 @@ class DiscordProfile:
 
     @classmethod
     def from_training(cls, references: list[np.ndarray], distances: list[np.ndarray], scores: list[np.ndarray],
-                      weight: float = WEIGHT) -> tuple[DiscordProfile, list[np.ndarray]]:
+                      weight: float = WEIGHT, floor: float = UNIT_FLOOR) -> tuple[DiscordProfile, list[np.ndarray]]:
         """From each channel's reference descriptors and each training series' discord
         distances and reconstruction scores (``[T, C]``): the profile and the training
         series' combined scores (``[T, C]``)."""
         from trace_forecast.tasks.scoring import tail_level
 
-        d_center, d_unit = tail_level(np.concatenate(distances), UNIT_FLOOR)
+        d_center, d_unit = tail_level(np.concatenate(distances), floor)
         s_center, s_unit = tail_level(np.concatenate(scores))
         profile = cls(references, d_center, d_unit, s_center, s_unit, weight=weight)
         return profile, [profile.combine(s, d) for s, d in zip(scores, distances, strict=True)]
 
     @classmethod
-    def fit(cls, backbone, series: list[np.ndarray], scores: list[np.ndarray], weight: float = WEIGHT
-            ) -> tuple[DiscordProfile, list[np.ndarray]]:
+    def fit(cls, backbone, series: list[np.ndarray], scores: list[np.ndarray], weight: float = WEIGHT,
+            floor: float = UNIT_FLOOR) -> tuple[DiscordProfile, list[np.ndarray]]:
         """From the training series (``[T, C]`` arrays) and their per-channel
         reconstruction scores (``[T, C]``); the training series' discord distances come
         from their self-join, since each is in the reference."""
@@ -206,7 +208,7 @@ class DiscordProfile:
         refs = [reference_descriptors(backbone, [s[:, c] for s in series], LENGTH, STRIDE) for c in range(channels)]
         distances = [np.stack([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for c in range(channels)],
                               axis=1) for s in series]
-        return cls.from_training(refs, distances, scores, weight)
+        return cls.from_training(refs, distances, scores, weight, floor)
 
     def combine(self, scores: np.ndarray, dist: np.ndarray) -> np.ndarray:
         """The larger of the two in the reconstruction score's units."""
