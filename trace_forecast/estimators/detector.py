@@ -93,7 +93,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     error_scale_ : ErrorScale
         Per-channel median and robust scale of the training errors.
     multi_scale_ : MultiScale or None
-        The training levels of the multi-scale score (``smoothing="multi-scale"``).
+        The training levels of each smoothing span (``None`` with ``smoothing="max"``).
     discords_ : DiscordProfile or None
         The fitted embedding-discord score (``discords=True``).
     threshold_ : float or None
