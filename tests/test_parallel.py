@@ -81,7 +81,7 @@ if __name__ == "__main__":  # dask's worker processes re-import this file
     warnings.simplefilter("ignore")
     t = np.arange(300)
     y = pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, 300))
-    forecaster = TraceForecaster(backbone=sys.argv[1], context_length=64, max_epochs=1, batch_size=16,
+    forecaster = TraceForecaster(backbone=sys.argv[1], context_length=64, max_epochs=1, max_windows=64, batch_size=16,
                                  random_state=0, dsic_interval=2, dsic_draws=2)
     cv = ExpandingWindowSplitter(fh=[1, 2, 3], initial_window=240, step_length=20)
     scores = {}
