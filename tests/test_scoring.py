@@ -176,3 +176,11 @@ def test_sktime_detector_and_darts_scorer_give_identical_scores(tiny_backbone_di
     darts_scores = scorer.score(TimeSeries.from_values(test)).values()[:, 0]
     np.testing.assert_allclose(sktime_scores, darts_scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(detector.train_scores_, scorer.train_scores_, rtol=1e-5, atol=1e-6)
+    sktime_parts = detector.score_components(pd.DataFrame(test, columns=["a", "b"]))
+    darts_parts = scorer.score_components(TimeSeries.from_values(test))
+    assert list(darts_parts.components) == list(sktime_parts.columns) == [
+        "reconstruction, 2-step span", "reconstruction, 32-step span", "discord"]
+    np.testing.assert_allclose(darts_parts.values(), sktime_parts.to_numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(darts_parts.values().max(axis=1), darts_scores, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="components"):
+        scorer.score_components(TimeSeries.from_values(test[:, :1]))

@@ -193,15 +193,29 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         scoring = self._scoring()
         out = []
         for s in series:
-            if s.width != self.width_trained_on:
-                raise ValueError(
-                    f"series has {s.width} components but the scorer was fitted on {self.width_trained_on}"
-                )
-            values = s.values(copy=False).astype(np.float32)
-            scores = scoring.scores(self.network_, self.calibration_, values, self.component_wise)
+            scores = scoring.scores(self.network_, self.calibration_, self._values(s), self.component_wise)
             scores = scores if self.component_wise else scores[:, None]
             out.append(TimeSeries.from_times_and_values(s.time_index, scores))
         return out
+
+    def score_components(self, series: TimeSeries) -> TimeSeries:
+        """What makes up each step's score: one component per score component, in the score's
+        units, on ``series``' time index -- the reconstruction score at each smoothing span
+        (``"reconstruction, 8-step span"``, ...) and, with ``discords=True``, ``"discord"``;
+        channels by their maximum. A step's score (``score`` with ``component_wise=False``)
+        is the largest of its row; the component that reaches it flagged the step."""
+        self._check_fit_called()
+        check_series([series], "series", 1)
+        parts = self._scoring().components(self.network_, self.calibration_, self._values(series))
+        values = np.stack([part.max(axis=1) for part in parts.values()], axis=1)
+        return TimeSeries.from_times_and_values(series.time_index, values, columns=list(parts))
+
+    def _values(self, series: TimeSeries) -> np.ndarray:
+        """``series``' values ``[T, C]`` as float32, checked against the fitted width."""
+        if series.width != self.width_trained_on:
+            raise ValueError(f"series has {series.width} components but the scorer was fitted on "
+                             f"{self.width_trained_on}")
+        return series.values(copy=False).astype(np.float32)
 
     def _scoring(self) -> ScoreSettings:
         return ScoreSettings.from_params(self.scoring, self.stride, self.score_window, self.context_length,
