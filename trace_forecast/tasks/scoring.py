@@ -19,7 +19,8 @@ and the errors are averaged. Errors are absolute, in the series' own units (``un
 batches: memory is bounded by ``batch_size`` whatever the series length.
 
 The rest of the pipeline: :class:`ErrorScale` standardises the step errors against the
-training errors (per channel and position class), :func:`smooth_errors` smooths them,
+training errors (per channel and position class), :class:`MultiScale` smooths them at a
+few spans, each in units of its training level (or :func:`smooth_errors` at one span),
 channels are combined by their maximum (:func:`anomaly_scores`), and
 :func:`tail_threshold` turns scores into flags (:func:`trace_forecast.metrics.segments`
 into runs).
