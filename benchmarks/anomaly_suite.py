@@ -267,6 +267,8 @@ def run(args, record: Record) -> None:
             if arrays is not None:
                 rows += [{**common, "method": f"{label} [{variant}]", **metrics(series, scores)}
                          for variant, scores in trace_variants(series, arrays, discord).items()]
+        # A re-scored series replaces every row it had: a variant renamed or dropped leaves none behind.
+        record.rows = [r for r in record.rows if (r["split"], r["dataset"]) != (split, series["name"])]
         record.extend(rows)
     if args.stage1_only:
         return

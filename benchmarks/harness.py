@@ -308,9 +308,12 @@ RUNNER_OPTIONS = ("out", "fresh", "report")
 
 
 def execute(module: ModuleType, args: argparse.Namespace) -> dict:
-    """Run ``module``'s arms into ``args.out`` (unless ``--report``), then write its page."""
+    """Run ``module``'s arms into ``args.out`` (unless ``--report``), then write its page --
+    only from the benchmark's own result file: a side run (``--out`` elsewhere: a smoke run,
+    another backbone) prints its page and leaves the committed one alone."""
     name = module.result_name(args) if hasattr(module, "result_name") else _stem(module)
-    out = args.out or RESULTS / f"{name}.json"
+    own = RESULTS / f"{name}.json"
+    out = args.out or own
     if not args.report:
         quiet()
         protocol = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
@@ -327,7 +330,8 @@ def execute(module: ModuleType, args: argparse.Namespace) -> dict:
         print(f"{len(record.rows)} rows in {record.seconds:.0f} s -> {out}", flush=True)
     result = load(out)
     if hasattr(module, "page"):
-        print(write_page(module, result, out))
+        own_file = Path(out).resolve() == own.resolve()
+        print(write_page(module, result, out) if own_file else page_text(module, result, out))
     return result
 
 

@@ -177,6 +177,26 @@ def test_a_record_resumes_and_replaces_rows_by_key(tmp_path):
     assert len(path.read_text().splitlines()) == 13
 
 
+def test_only_a_benchmarks_own_result_file_writes_its_page(tmp_path, monkeypatch, capsys):
+    import argparse
+    import types
+
+    from benchmarks import harness
+
+    monkeypatch.setattr(harness, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(harness, "RESULTS", tmp_path / "results")
+    (tmp_path / "docs").mkdir(), (tmp_path / "results").mkdir()
+    module = types.ModuleType("benchmarks.demo")
+    module.KEY, module.PAGE = ("arm",), "benchmarks_demo.md"
+    module.run = lambda args, record: record.add({"arm": "a", "mse": 0.5}, quiet=True)
+    module.page = lambda result: f"# Demo\n\n{len(result['rows'])} rows"
+    side = argparse.Namespace(out=tmp_path / "smoke.json", fresh=False, report=False)
+    harness.execute(module, side)                        # a smoke run elsewhere: the page is printed only
+    assert not (tmp_path / "docs" / "benchmarks_demo.md").exists() and "1 rows" in capsys.readouterr().out
+    harness.execute(module, argparse.Namespace(out=None, fresh=False, report=False))
+    assert (tmp_path / "docs" / "benchmarks_demo.md").read_text().endswith("1 rows\n")
+
+
 def test_every_benchmark_runs_through_the_runner():
     from benchmarks.harness import parser_for
 
