@@ -207,8 +207,8 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self._check_fit_called()
         check_series([series], "series", 1)
         parts = self._scoring().components(self.network_, self.calibration_, self._values(series))
-        values = np.stack([part.max(axis=1) for part in parts.values()], axis=1)
-        return TimeSeries.from_times_and_values(series.time_index, values, columns=list(parts))
+        return TimeSeries.from_times_and_values(series.time_index, np.stack(list(parts.values()), axis=1),
+                                                columns=list(parts))
 
     def _values(self, series: TimeSeries) -> np.ndarray:
         """``series``' values ``[T, C]`` as float32, checked against the fitted width."""

@@ -328,8 +328,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def _score_parts(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each score component ``[T]`` (channels by their maximum)."""
-        parts = self._scoring().components(self.network_, self._calibration(), self._values(X))
-        return {name: part.max(axis=1) for name, part in parts.items()}
+        return self._scoring().components(self.network_, self._calibration(), self._values(X))
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
         return np.max(list(self._score_parts(X).values()), axis=0)

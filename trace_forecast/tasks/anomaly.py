@@ -58,10 +58,11 @@ class ScoreSettings:
 
         return shared_backbone(self.backbone)
 
-    def components(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray
-                   ) -> dict[str, np.ndarray]:
-        """The score's components of a ``[T, C]`` array, each ``[T, C]`` in the score's units
-        (the score is their largest): the reconstruction score at each smoothing span
+    def components(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
+                   component_wise: bool = False) -> dict[str, np.ndarray]:
+        """The score's components of a ``[T, C]`` array, each ``[T]`` (channels by their
+        maximum) or ``[T, C]`` if ``component_wise``, in the score's units (the score is
+        their largest): the reconstruction score at each smoothing span
         (``"reconstruction, 8-step span"``; plain ``"reconstruction"`` with
         ``smoothing="max"``) and, with discords, ``"discord"``. A missing step (NaN) scores
         at most the median training score in each, so a gap is never flagged (the observed
@@ -78,13 +79,14 @@ class ScoreSettings:
         if missing.any():  # a missing step is never an anomaly by itself: at most the typical training score
             typical = np.median(calibration.train_scores)
             parts = {name: np.where(missing, np.minimum(part, typical), part) for name, part in parts.items()}
-        return parts
+        return parts if component_wise else {name: part.max(axis=1) for name, part in parts.items()}
 
     def scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
                component_wise: bool = False) -> np.ndarray:
         """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``;
         the largest of :meth:`components`."""
-        per_channel = np.max(list(self.components(network, calibration, values).values()), axis=0)
+        per_channel = np.max(list(self.components(network, calibration, values, component_wise=True).values()),
+                             axis=0)
         return per_channel if component_wise else per_channel.max(axis=1)
 
 

@@ -37,6 +37,7 @@ import torch
 from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.devices import torch_device
 from trace_forecast.engine.threads import limit_worker_threads
+from trace_forecast.metrics import segments
 from trace_forecast.network import TraceNetwork
 
 MASK_SCHEMES = ("interleaved", "block", "tail", "none")
@@ -289,20 +290,22 @@ class MultiScale:
     unit: np.ndarray
     smoothing: str = "multi-scale"
 
-    def _smooth(self, z: np.ndarray, span: int) -> np.ndarray:
-        return smooth_errors(z, span) if self.smoothing == "two-span" else moving_average(z, span)
+    @staticmethod
+    def smooth(z: np.ndarray, span: int, smoothing: str) -> np.ndarray:
+        """``z`` smoothed at one span: a maximum filter (``"two-span"``) or a moving average."""
+        return smooth_errors(z, span) if smoothing == "two-span" else moving_average(z, span)
 
     @classmethod
     def fit(cls, z: list[np.ndarray], score_window: int, smoothing: str = "multi-scale") -> MultiScale:
         """From the standardised training errors (``[T, C]`` per series)."""
         scales = scales_of(score_window, smoothing)
-        empty = cls(scales, np.zeros(0), np.zeros(0), smoothing)
-        levels = [tail_level(np.concatenate([empty._smooth(t, s) for t in z])) for s in scales]
+        levels = [tail_level(np.concatenate([cls.smooth(t, s, smoothing) for t in z])) for s in scales]
         return cls(scales, np.stack([c for c, _ in levels]), np.stack([u for _, u in levels]), smoothing)
 
     def span_scores(self, z: np.ndarray) -> np.ndarray:
         """Each span's scores ``[S, T, C]`` of standardised errors ``[T, C]``."""
-        return np.stack([(self._smooth(z, s) - self.center[k]) / self.unit[k] for k, s in enumerate(self.scales)])
+        return np.stack([(self.smooth(z, s, self.smoothing) - self.center[k]) / self.unit[k]
+                         for k, s in enumerate(self.scales)])
 
     def scores(self, z: np.ndarray) -> np.ndarray:
         """Scores ``[T, C]`` of standardised errors ``[T, C]``: the largest span's."""
@@ -334,8 +337,6 @@ def tail_threshold(train_scores: np.ndarray, risk: float, tail_share: float = 0.
     tied values would otherwise be fitted as many independent exceedances. A fitted shape
     above ``MAX_TAIL_SHAPE``, or fewer than ten peaks, leaves the margin alone."""
     from scipy.stats import genpareto
-
-    from trace_forecast.metrics import segments
 
     scores = np.asarray(train_scores, float)
     top = float(scores.max()) if len(scores) else 0.0
