@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from trace_forecast.parameters import default
-from trace_forecast.tasks.anomaly import ScoreSettings, calibrate_errors
+from trace_forecast.tasks.anomaly import ScoreSettings, StepScores, calibrate_errors
 from trace_forecast.tasks.discord import UNIT_FLOOR, WEIGHT
 from trace_forecast.tasks.scoring import (
     ErrorScale,
-    anomaly_scores,
     moving_average,
     smooth_errors,
     tail_level,
@@ -56,26 +55,31 @@ VARIANTS = (*PACKAGE_VARIANTS, "default", "no smoothing", "max 8 of mean 2", "mu
             "default + discord (max, floor 0.1)", "default + discord (max, floor 0.25)")
 
 
-def package_scores(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT,
-                   floor: float = UNIT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
-    """The detector's own score and its training scores, from the cached errors and
-    discord distances, through the package's calibration (:func:`calibrate_errors`)."""
+def package_steps(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT,
+                  floor: float = UNIT_FLOOR) -> tuple[StepScores, np.ndarray]:
+    """The detector's scored steps and its training scores, from the cached errors and
+    discord distances, through the package's calibration (:func:`calibrate_errors`) and
+    scoring (:meth:`ScoreSettings.from_errors`)."""
     scoring = ScoreSettings("block", CONTEXT // 8, default("score_window"), discords=discords, smoothing=smoothing,
                             discord_weight=weight, discord_floor=floor)
     train_d = [discord["train_distances"][:, None]]
     cal = calibrate_errors([arrays["train_errors"][:, None]], [], CONTEXT, scoring, discord_distances=train_d,
                            references=[np.zeros((0, 1))])
-    z = cal.scale.standardise(arrays["errors"][:, None])
-    score = anomaly_scores(z, scoring.score_window, component_wise=True, multi_scale=cal.multi_scale)
-    if cal.discords is not None:
-        score = cal.discords.combine(score, discord["distances"][:, None])
-    return score[:, 0], cal.train_scores
+    return scoring.from_errors(cal, arrays["errors"][:, None], discord["distances"][:, None]), cal.train_scores
+
+
+def package_scores(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT,
+                   floor: float = UNIT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's own score and its training scores (:func:`package_steps`)."""
+    steps, train = package_steps(arrays, discord, smoothing, discords, weight, floor)
+    return steps.scores(), train
 
 
 def auto_threshold_flags(arrays: dict, discord: dict, discords: bool) -> np.ndarray:
-    """The steps the default ``threshold="auto"`` flags (default smoothing)."""
-    score, train = package_scores(arrays, discord, default("smoothing"), discords)
-    return score > tail_threshold(train, default("risk"))
+    """The steps the default ``threshold="auto"`` flags (default smoothing), as the
+    detector's ``predict`` flags them."""
+    steps, train = package_steps(arrays, discord, default("smoothing"), discords)
+    return steps.flags(tail_threshold(train, default("risk")))
 
 
 def trace_variants(series: dict, arrays: dict, discord: dict) -> dict[str, np.ndarray]:

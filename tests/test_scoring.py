@@ -184,3 +184,28 @@ def test_sktime_detector_and_darts_scorer_give_identical_scores(tiny_backbone_di
     np.testing.assert_allclose(darts_parts.values().max(axis=1), darts_scores, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="components"):
         scorer.score_components(TimeSeries.from_values(test[:, :1]))
+
+
+@pytest.mark.parametrize("smoothing", ["two-span", "max", "multi-scale"])
+def test_labels_cover_the_steps_whose_own_evidence_crosses_the_threshold(smoothing):
+    """A maximum filter spreads a one-step spike's score over its whole span (ranking metrics
+    reward that); the flags stay within the moving average under it (a quarter of the span,
+    centred), and the contamination rule flags its share."""
+    from trace_forecast.tasks.anomaly import ScoreSettings, calibrate_errors
+
+    rng = np.random.default_rng(0)
+    scoring = ScoreSettings("block", 8, 128, smoothing=smoothing)
+    calibration = calibrate_errors([np.abs(rng.standard_normal((4000, 1)))], [], 64, scoring)
+    errors = np.abs(rng.standard_normal((2000, 1)))
+    errors[1000] = 40.0
+    steps = scoring.from_errors(calibration, errors)
+    for name, part in steps.parts.items():
+        assert (steps.evidence[name] <= part + 1e-12).all(), name
+    threshold = tail_threshold(calibration.train_scores, 1e-4)
+    flagged, above = np.flatnonzero(steps.flags(threshold)), np.flatnonzero(steps.scores() > threshold)
+    assert 1000 in flagged and set(flagged) <= set(above)
+    if smoothing == "multi-scale":  # moving averages only: nothing to undo
+        np.testing.assert_array_equal(flagged, above)
+    else:
+        assert (np.abs(flagged - 1000) <= 128 // 8).all() and np.ptp(above) >= 128
+    assert steps.flags(None, contamination=0.05).sum() == pytest.approx(100, abs=2)

@@ -326,12 +326,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
                            [self.train_errors_])
 
-    def _score_parts(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each score component ``[T]`` (channels by their maximum)."""
-        return self._scoring().components(self.network_, self._calibration(), self._values(X))
-
-    def _scores(self, X: pd.DataFrame) -> np.ndarray:
-        return np.max(list(self._score_parts(X).values()), axis=0)
+    def _step_scores(self, X: pd.DataFrame):
+        """The scored steps of ``X`` (:class:`~trace_forecast.tasks.anomaly.StepScores`)."""
+        return self._scoring().step_scores(self.network_, self._calibration(), self._values(X))
 
     def score_components(self, X) -> pd.DataFrame:
         """What makes up each step's score: one column per component, in the score's units,
@@ -341,24 +338,22 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         reaches it is the component that flagged the step."""
         self.check_is_fitted()
         X = as_frame(self._check_X(X))
-        return pd.DataFrame(self._score_parts(X), index=X.index)
+        return pd.DataFrame(self._step_scores(X).components(), index=X.index)
 
     def _transform_scores(self, X):
-        return pd.DataFrame({"scores": self._scores(X)}, index=as_frame(X).index)
+        return pd.DataFrame({"scores": self._step_scores(X).scores()}, index=as_frame(X).index)
+
+    def _flags(self, steps) -> np.ndarray:
+        """Flagged steps: those whose own evidence crosses the threshold (the score's
+        smoothing spreads an anomaly over its surroundings; the labels do not)."""
+        return steps.flags(self.threshold_, self.contamination)
 
     def _predict_scores(self, X):
-        scores = self._scores(X)
-        ilocs = self._flagged(scores)
-        return pd.Series(scores[ilocs], dtype=float)
-
-    def _flagged(self, scores: np.ndarray) -> np.ndarray:
-        if self.threshold_ is None:
-            cut = np.quantile(scores, 1.0 - self.contamination)
-            return np.flatnonzero(scores >= cut)
-        return np.flatnonzero(scores > self.threshold_)
+        steps = self._step_scores(X)
+        return pd.Series(steps.scores()[self._flags(steps)], dtype=float)
 
     def _predict(self, X):
-        return pd.Series(self._flagged(self._scores(X)), dtype="int64")
+        return pd.Series(np.flatnonzero(self._flags(self._step_scores(X))), dtype="int64")
 
     def predict_anomaly_segments(self, X) -> pd.DataFrame:
         """Runs of flagged points: one row per anomalous segment, ``"ilocs"`` a
@@ -366,12 +361,11 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         ``"score"`` the segment's largest score and ``"component"`` the score component
         that reaches it (a column of :meth:`score_components`)."""
         self.check_is_fitted()
-        parts = self._score_parts(as_frame(self._check_X(X)))
+        steps = self._step_scores(as_frame(self._check_X(X)))
+        parts = steps.components()
         names, stacked = list(parts), np.stack(list(parts.values()))
         scores = stacked.max(axis=0)
-        flags = np.zeros(len(scores), dtype=bool)
-        flags[self._flagged(scores)] = True
-        runs = segments(flags)
+        runs = segments(self._flags(steps))
         peaks = [a + int(np.argmax(scores[a:b])) for a, b in runs]
         return pd.DataFrame({
             "ilocs": pd.IntervalIndex.from_tuples(runs, closed="left") if runs else pd.IntervalIndex([], closed="left"),

@@ -22,6 +22,8 @@ from trace_forecast.tasks.scoring import (
     MultiScale,
     anomaly_scores,
     channel_errors,
+    smooth_errors,
+    unspread,
 )
 
 
@@ -58,36 +60,78 @@ class ScoreSettings:
 
         return shared_backbone(self.backbone)
 
+    def step_scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray) -> StepScores:
+        """Score a ``[T, C]`` array: its components and their evidence (:class:`StepScores`).
+        A missing step (NaN) scores at most the median training score in each, so a gap is
+        never flagged (the observed steps around it keep their own scores)."""
+        distances = None
+        if calibration.discords is not None:
+            distances = calibration.discords.distances(self.pretrained(), values)
+        return self.from_errors(calibration, self.errors(network, values), distances, ~np.isfinite(values))
+
+    def from_errors(self, calibration: Calibration, errors: np.ndarray, distances: np.ndarray | None = None,
+                    missing: np.ndarray | None = None) -> StepScores:
+        """:meth:`step_scores` from the hidden-step errors ``[T, C]`` and, with discords, the
+        discord distances ``[T, C]`` (what the network and the backbone compute)."""
+        z = calibration.scale.standardise(errors)
+        if calibration.multi_scale is not None:
+            names = [f"reconstruction, {s}-step span" for s in calibration.multi_scale.scales]
+            parts = dict(zip(names, calibration.multi_scale.span_scores(z), strict=True))
+            evidence = dict(zip(names, calibration.multi_scale.span_evidence(z), strict=True))
+        else:
+            parts = {"reconstruction": smooth_errors(z, self.score_window)}
+            evidence = {"reconstruction": unspread(z, self.score_window)}
+        if calibration.discords is not None and distances is not None:
+            parts["discord"] = evidence["discord"] = calibration.discords.mapped(distances)
+        if missing is not None and missing.any():  # a missing step is never an anomaly by itself
+            typical = np.median(calibration.train_scores)
+            parts, evidence = ({name: np.where(missing, np.minimum(part, typical), part) for name, part in d.items()}
+                               for d in (parts, evidence))
+        return StepScores(parts, evidence)
+
     def components(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
                    component_wise: bool = False) -> dict[str, np.ndarray]:
-        """The score's components of a ``[T, C]`` array, each ``[T]`` (channels by their
-        maximum) or ``[T, C]`` if ``component_wise``, in the score's units (the score is
-        their largest): the reconstruction score at each smoothing span
-        (``"reconstruction, 8-step span"``; plain ``"reconstruction"`` with
-        ``smoothing="max"``) and, with discords, ``"discord"``. A missing step (NaN) scores
-        at most the median training score in each, so a gap is never flagged (the observed
-        steps around it keep their own scores)."""
-        z = calibration.scale.standardise(self.errors(network, values))
-        if calibration.multi_scale is not None:
-            spans = calibration.multi_scale.span_scores(z)
-            parts = {f"reconstruction, {s}-step span": spans[k] for k, s in enumerate(calibration.multi_scale.scales)}
-        else:
-            parts = {"reconstruction": anomaly_scores(z, self.score_window, component_wise=True)}
-        if calibration.discords is not None:
-            parts["discord"] = calibration.discords.mapped(calibration.discords.distances(self.pretrained(), values))
-        missing = ~np.isfinite(values)
-        if missing.any():  # a missing step is never an anomaly by itself: at most the typical training score
-            typical = np.median(calibration.train_scores)
-            parts = {name: np.where(missing, np.minimum(part, typical), part) for name, part in parts.items()}
-        return parts if component_wise else {name: part.max(axis=1) for name, part in parts.items()}
+        """The score's components of a ``[T, C]`` array (:meth:`StepScores.components`)."""
+        return self.step_scores(network, calibration, values).components(component_wise)
 
     def scores(self, network: TraceNetwork, calibration: Calibration, values: np.ndarray,
                component_wise: bool = False) -> np.ndarray:
         """Anomaly scores of a ``[T, C]`` array: ``[T]``, or ``[T, C]`` if ``component_wise``;
         the largest of :meth:`components`."""
-        per_channel = np.max(list(self.components(network, calibration, values, component_wise=True).values()),
-                             axis=0)
+        return self.step_scores(network, calibration, values).scores(component_wise)
+
+
+@dataclass(frozen=True)
+class StepScores:
+    """One series' scored steps, ``[T, C]`` arrays in the score's units, by component: the
+    reconstruction score at each smoothing span (``"reconstruction, 8-step span"``; plain
+    ``"reconstruction"`` with ``smoothing="max"``) and, with discords, ``"discord"``.
+
+    ``parts`` are the scores; ``evidence`` is each component before its smoothing's maximum
+    filter spreads it over the surroundings (:func:`~trace_forecast.tasks.scoring.unspread`;
+    never above the score). Scores rank steps; labels come from the evidence, so that a
+    flagged run covers the steps that crossed the threshold themselves."""
+
+    parts: dict[str, np.ndarray]
+    evidence: dict[str, np.ndarray]
+
+    def components(self, component_wise: bool = False) -> dict[str, np.ndarray]:
+        """Each component ``[T]`` (channels by their maximum) or ``[T, C]`` if
+        ``component_wise``; the score is their largest."""
+        return self.parts if component_wise else {name: part.max(axis=1) for name, part in self.parts.items()}
+
+    def scores(self, component_wise: bool = False) -> np.ndarray:
+        """The scores: ``[T]``, or ``[T, C]`` if ``component_wise``."""
+        per_channel = np.max(list(self.parts.values()), axis=0)
         return per_channel if component_wise else per_channel.max(axis=1)
+
+    def flags(self, threshold: float | None, contamination: float | None = None) -> np.ndarray:
+        """Flagged steps ``[T]`` (bool): evidence above ``threshold`` in any component and
+        channel, or, with ``threshold=None``, the ``contamination`` share with the most."""
+        evidence = np.max(list(self.evidence.values()), axis=0).max(axis=1)
+        if threshold is None:
+            return evidence >= np.quantile(evidence, 1.0 - contamination)
+        return evidence > threshold
 
 
 @dataclass

@@ -188,6 +188,16 @@ def smooth_errors(errors: np.ndarray, window: int) -> np.ndarray:
     return maximum_filter1d(average, window, axis=0, mode="nearest") + TIE_BREAK * average
 
 
+def unspread(errors: np.ndarray, window: int) -> np.ndarray:
+    """What :func:`smooth_errors` spreads, at each step itself: the moving average before
+    the maximum filter (never above the smoothed errors). Labels read it, so that a flagged
+    run covers the steps whose own evidence is high rather than the filter's reach around
+    them; scores keep the spread, which ranking metrics reward."""
+    if window <= 1:
+        return errors
+    return (1.0 + TIE_BREAK) * moving_average(errors, max(1, window // 4))
+
+
 def channel_errors(
     network: TraceNetwork,
     values: np.ndarray,
@@ -306,6 +316,13 @@ class MultiScale:
         """Each span's scores ``[S, T, C]`` of standardised errors ``[T, C]``."""
         return np.stack([(self.smooth(z, s, self.smoothing) - self.center[k]) / self.unit[k]
                          for k, s in enumerate(self.scales)])
+
+    def span_evidence(self, z: np.ndarray) -> np.ndarray:
+        """Each span's evidence ``[S, T, C]``: its scores before the maximum filter spreads
+        them (:func:`unspread`; with ``"multi-scale"``, the scores themselves)."""
+        if self.smoothing != "two-span":
+            return self.span_scores(z)
+        return np.stack([(unspread(z, s) - self.center[k]) / self.unit[k] for k, s in enumerate(self.scales)])
 
     def scores(self, z: np.ndarray) -> np.ndarray:
         """Scores ``[T, C]`` of standardised errors ``[T, C]``: the largest span's."""
