@@ -18,7 +18,7 @@ from trace_forecast.parameters import default, document, validate
 from trace_forecast.tasks.persistence import CompactNetworkState
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
-    from trace_forecast.tasks.anomaly import ScoreSettings
+    from trace_forecast.tasks.anomaly import ScoreSettings, StepScores
 
 
 @conversion.register("detector")
@@ -326,7 +326,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
                            [self.train_errors_])
 
-    def _step_scores(self, X: pd.DataFrame):
+    def _step_scores(self, X: pd.DataFrame) -> StepScores:
         """The scored steps of ``X`` (:class:`~trace_forecast.tasks.anomaly.StepScores`)."""
         return self._scoring().step_scores(self.network_, self._calibration(), self._values(X))
 
@@ -343,7 +343,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _transform_scores(self, X):
         return pd.DataFrame({"scores": self._step_scores(X).scores()}, index=as_frame(X).index)
 
-    def _flags(self, steps) -> np.ndarray:
+    def _flags(self, steps: StepScores) -> np.ndarray:
         """Flagged steps: those whose own evidence crosses the threshold (the score's
         smoothing spreads an anomaly over its surroundings; the labels do not)."""
         return steps.flags(self.threshold_, self.contamination)

@@ -73,6 +73,8 @@ class ScoreSettings:
                     missing: np.ndarray | None = None) -> StepScores:
         """:meth:`step_scores` from the hidden-step errors ``[T, C]`` and, with discords, the
         discord distances ``[T, C]`` (what the network and the backbone compute)."""
+        if calibration.discords is not None and distances is None:
+            raise ValueError("a calibration with discords needs the discord distances")
         z = calibration.scale.standardise(errors)
         if calibration.multi_scale is not None:
             names = [f"reconstruction, {s}-step span" for s in calibration.multi_scale.scales]
@@ -81,7 +83,7 @@ class ScoreSettings:
         else:
             parts = {"reconstruction": smooth_errors(z, self.score_window)}
             evidence = {"reconstruction": unspread(z, self.score_window)}
-        if calibration.discords is not None and distances is not None:
+        if calibration.discords is not None:
             parts["discord"] = evidence["discord"] = calibration.discords.mapped(distances)
         if missing is not None and missing.any():  # a missing step is never an anomaly by itself
             typical = np.median(calibration.train_scores)
