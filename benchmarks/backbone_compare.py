@@ -4,7 +4,8 @@
 backbone (named as given) into ``results/backbone_compare.json``:
 ``TraceForecaster(fit_strategy="zero-shot")`` on ETTh1 at H = 96/192/336/720 (standard
 protocol: lookback 512, every test window, MSE on train-standardised values; past 192 steps
-the forecast rolls out) and on M4 Hourly (OWA against Naive2). Held-out pretraining loss per
+the forecast rolls out) and on M4 Hourly (OWA against Naive2). ``--plain`` adds each
+backbone's plain zero-shot forecast, before the sign-symmetric average (``docs/design.md``). Held-out pretraining loss per
 source is ``benchmarks/pretraining_heldout.py``'s job (and each campaign leg's record).
 """
 
@@ -50,14 +51,22 @@ KEY = ("backbone",)
 def options(parser) -> None:
     parser.add_argument("--backbone", nargs="+", default=["embedded=None"], help="NAME=FOLDER (None: embedded)")
     parser.add_argument("--stride", type=int, default=1, help="every k-th ETTh1 test window")
+    parser.add_argument("--plain", action="store_true",
+                        help="also the plain zero-shot forecast (not averaged with the negated series')")
 
 
 def run(args, record: Record) -> None:
+    from trace_forecast.heads import reconstruction
+
     for item in args.backbone:
         name, folder = item.split("=", 1)
         backbone = None if folder == "None" else folder
-        row = {"backbone": name, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}}
-        record.add({**row, "M4 Hourly OWA": m4_owa(backbone)})
+        for symmetric in (True, False) if args.plain else (True,):
+            reconstruction.SIGN_SYMMETRIC_ZERO_SHOT = symmetric
+            label = name if symmetric else f"{name}, plain (not sign-symmetric)"
+            row = {"backbone": label, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}}
+            record.add({**row, "M4 Hourly OWA": m4_owa(backbone)})
+        reconstruction.SIGN_SYMMETRIC_ZERO_SHOT = True
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def test_sktime_zero_shot_trains_nothing_and_reads_the_backbone(tiny_backbone_di
     pd.testing.assert_series_equal(y, before)
     assert forecaster.get_fitted_params()["total_trainable"] == 0
     assert forecaster.train_loss_ == [] and forecaster.selected_modules_.empty
-    expected = tail_reconstruction(tiny_backbone_dir, y.to_numpy(), 64, H)
+    values = y.to_numpy()
+    expected = (tail_reconstruction(tiny_backbone_dir, values, 64, H)
+                - tail_reconstruction(tiny_backbone_dir, -values, 64, H)) / 2  # the sign-symmetric average
     np.testing.assert_allclose(forecaster.predict().to_numpy(), expected, rtol=1e-4, atol=1e-4)
     intervals = forecaster.predict_interval(coverage=0.8)
     assert (intervals.iloc[:, 0] <= intervals.iloc[:, 1]).all()
@@ -46,6 +48,23 @@ def test_sktime_zero_shot_trains_nothing_and_reads_the_backbone(tiny_backbone_di
 
     again = pickle.loads(pickle.dumps(forecaster))  # the zero-shot map is saved though nothing trained
     pd.testing.assert_series_equal(again.predict(), forecaster.predict())
+
+
+def test_zero_shot_is_odd_in_the_series_and_plain_without_the_symmetry(tiny_backbone_dir, monkeypatch):
+    """The sign-symmetric average: the negated series gets the negated forecast. Switched
+    off, the forecast is MOMENT's plain tail reconstruction."""
+    from trace_forecast.heads import reconstruction
+
+    monkeypatch.setenv("TRACE_FORECAST_PRECISION", "fp32")
+    y = seasonal_series(300)
+    fh = np.arange(1, H + 1)
+    forecast = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=fh).predict()
+    negated = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(-y, fh=fh).predict()
+    np.testing.assert_allclose(negated.to_numpy(), -forecast.to_numpy(), rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", False)
+    plain = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=fh).predict()
+    np.testing.assert_allclose(plain.to_numpy(), tail_reconstruction(tiny_backbone_dir, y.to_numpy(), 64, H),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_sktime_zero_shot_in_evaluate(tiny_backbone_dir):

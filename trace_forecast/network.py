@@ -191,6 +191,7 @@ def build_network(backbone: MomentBackbone, spec: NetworkSpec, seed: int | None 
                 patch_len=config.patch_len,
                 train_reconstruction_head=spec.adapter == "full",
                 future_patches=spec.future_patches,
+                sign_symmetric=spec.sign_symmetric,
             )
         else:
             head = LinearProbingHead(spec.context_length // config.patch_len, config.d_model, spec.horizon)

@@ -29,6 +29,7 @@ class NetworkSpec:
     temporal_map: str = default("temporal_map")
     future_patches: int = 0  # hidden future patches the backbone predicts (heads.reconstruction)
     total_steps: int | None = None  # AdaLoRA's allocation schedule needs it
+    sign_symmetric: bool = False  # the head averages the forecasts of x and -x (heads.reconstruction)
 
     def __post_init__(self) -> None:
         if self.adapter not in ADAPTERS:

@@ -33,6 +33,7 @@ from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.engine.threads import limit_worker_threads
+from trace_forecast.heads import reconstruction
 from trace_forecast.heads.reconstruction import use_zero_shot_map
 from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
@@ -129,7 +130,7 @@ class TraceModule(PLForecastingModule):
                             lora_rank=lora_rank, lora_targets=lora_targets, temporal_map=temporal_map,
                             future_patches=future_patches)
         if zero_shot:
-            spec.adapter = "none"
+            spec.adapter, spec.sign_symmetric = "none", reconstruction.SIGN_SYMMETRIC_ZERO_SHOT
         self.network = build_network(base, spec, seed=network_seed)
         if zero_shot:
             use_zero_shot_map(self.network)

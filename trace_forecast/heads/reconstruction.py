@@ -44,6 +44,9 @@ from trace_forecast.losses import TARGET_CLIP
 from trace_forecast.parameters import TEMPORAL_MAPS
 
 MAX_FUTURE_PATCHES = 24  # the longest hidden tail the embedded backbone was pretrained on
+# Zero-shot forecasts average the backbone's forecast of the series and, negated back, of its
+# negation (ReconstructionForecastHead(sign_symmetric=True); docs/design.md, "Zero-shot").
+SIGN_SYMMETRIC_ZERO_SHOT = True
 
 
 def auto_future_patches(horizon: int, context_length: int, patch_len: int) -> int:
@@ -122,8 +125,10 @@ class ReconstructionForecastHead(nn.Module):
         patch_len: int = 8,
         train_reconstruction_head: bool = False,
         future_patches: int = 0,
+        sign_symmetric: bool = False,
     ) -> None:
         super().__init__()
+        self.sign_symmetric = sign_symmetric
         if temporal_map not in TEMPORAL_MAPS:
             raise ValueError(f"temporal_map must be one of {TEMPORAL_MAPS}, got {temporal_map!r}")
         if not 0 <= future_patches < context_length // patch_len:
@@ -198,7 +203,19 @@ class ReconstructionForecastHead(nn.Module):
         self, backbone: nn.Module, x: torch.Tensor, input_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run ``backbone`` on the context: ``(temporal-map inputs [B, C, n_in], mean, std)``,
-        in the RevIN space of the visible history (what the forecast is made in)."""
+        in the RevIN space of the visible history (what the forecast is made in). With
+        ``sign_symmetric`` the inputs are the average of those of ``x`` and, negated back,
+        those of ``-x`` (one batch of both): RevIN maps ``-x`` to the negated space of ``x``,
+        so the average is in ``x``'s space, and the forecast becomes odd in the input."""
+        if not self.sign_symmetric:
+            return self._encode(backbone, x, input_mask)
+        b = x.shape[0]
+        features, mean, std = self._encode(backbone, torch.cat([x, -x]), torch.cat([input_mask, input_mask]))
+        return (features[:b] - features[b:]) / 2, mean[:b], std[:b]
+
+    def _encode(
+        self, backbone: nn.Module, x: torch.Tensor, input_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if not self.future_steps:
             enc = backbone.encode(x, input_mask)
             return self.features(enc.tokens, input_mask), enc.mean, enc.std

@@ -228,15 +228,17 @@ def zero_shot_forecast(
 ) -> ForecastFit:
     """A forecasting network that trains nothing: the head reads the pretrained backbone's
     own prediction of the hidden future patches (:meth:`ReconstructionForecastHead.prior_weight`,
-    MOMENT's zero-shot route). Residuals for intervals come from the windows of ``sets``,
+    MOMENT's zero-shot route), averaged with its forecast of the negated series, negated back
+    (:data:`~trace_forecast.heads.reconstruction.SIGN_SYMMETRIC_ZERO_SHOT`). Residuals for
+    intervals come from the windows of ``sets``,
     none of which the model has seen, so every window is out of sample."""
-    from trace_forecast.heads.reconstruction import use_zero_shot_map
+    from trace_forecast.heads import reconstruction
     from trace_forecast.parameter_count import parameter_report
 
     start = time.perf_counter()
-    spec = replace(spec, adapter="none")
+    spec = replace(spec, adapter="none", sign_symmetric=reconstruction.SIGN_SYMMETRIC_ZERO_SHOT)
     network = build_network(backbone, spec, seed=settings.random_state)
-    use_zero_shot_map(network)
+    reconstruction.use_zero_shot_map(network)
     every = np.concatenate([sets.all_train.origins, sets.all_val.origins])
     residuals = residual_pool(network, series, spread_in_time(every, ZERO_SHOT_RESIDUAL_WINDOWS), settings.device)
     result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
