@@ -258,8 +258,9 @@ _TABLE = [
     _p("fit_strategy", "fine-tune", options(FIT_STRATEGIES), choice(FIT_STRATEGIES),
        '``"fine-tune"`` adapts the backbone to the data (TRACE); ``"zero-shot"`` trains nothing:\n'
        "the head reads the pretrained backbone's own prediction of the hidden future patches\n"
-       "(MOMENT's zero-shot route), and ``fit`` only stores the data and measures interval\n"
-       'residuals on its windows. Needs ``head="reconstruction"``.'),
+       "(MOMENT's zero-shot route), averaged with its prediction for the negated series, negated\n"
+       "back. ``fit`` only stores the data and measures interval residuals on its windows.\n"
+       'Needs ``head="reconstruction"``.'),
     _p("head_init", "ridge", options(HEAD_INITS), choice(HEAD_INITS),
        '``"ridge"`` solves the head\'s output layer in closed form on frozen-backbone\n'
        "features before fine-tuning (linear probing then fine-tuning, LP-FT);\n"
