@@ -91,8 +91,8 @@ def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
 def test_validation_too_short_to_choose_gives_the_zero_shot_forecast_and_trains_nothing(make, monkeypatch):
     """A series whose last 20 % is shorter than the horizon holds one validation window: no
     evidence to depart from the pretrained model's forecast, so the fit is the zero-shot map
-    its head starts from -- the plain one (the fine-tuned head reads plain features; only a
-    zero-shot fit weighs the sign-symmetric forecast)."""
+    its head starts from -- the plain one (the fine-tuned head reads plain features; the
+    zero-shot estimator forecasts the sign-symmetric average)."""
     from trace_forecast.heads import reconstruction
 
     y = _series(120)

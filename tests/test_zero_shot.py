@@ -37,7 +37,6 @@ def test_sktime_zero_shot_trains_nothing_and_reads_the_backbone(tiny_backbone_di
     pd.testing.assert_series_equal(y, before)
     assert forecaster.get_fitted_params()["total_trainable"] == 0
     assert forecaster.train_loss_ == [] and forecaster.selected_modules_.empty
-    assert forecaster.get_fitted_params()["fit_choices"]["kept"] == "sign-symmetric"  # chosen on y's windows
     values = y.to_numpy()
     expected = (tail_reconstruction(tiny_backbone_dir, values, 64, H)
                 - tail_reconstruction(tiny_backbone_dir, -values, 64, H)) / 2  # the sign-symmetric average
@@ -59,38 +58,13 @@ def test_zero_shot_is_odd_in_the_series_and_plain_without_the_symmetry(tiny_back
     monkeypatch.setenv("TRACE_FORECAST_PRECISION", "fp32")
     y = seasonal_series(300)
     fh = np.arange(1, H + 1)
-    fitted = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=fh)
-    negated = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(-y, fh=fh)
-    assert {f.get_fitted_params()["fit_choices"]["kept"] for f in (fitted, negated)} == {"sign-symmetric"}
-    np.testing.assert_allclose(negated.predict().to_numpy(), -fitted.predict().to_numpy(), rtol=1e-4, atol=1e-4)
+    forecast = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=fh).predict()
+    negated = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(-y, fh=fh).predict()
+    np.testing.assert_allclose(negated.to_numpy(), -forecast.to_numpy(), rtol=1e-4, atol=1e-4)
     monkeypatch.setattr(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", False)
     plain = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=fh).predict()
     np.testing.assert_allclose(plain.to_numpy(), tail_reconstruction(tiny_backbone_dir, y.to_numpy(), 64, H),
                                rtol=1e-4, atol=1e-4)
-
-
-def test_the_sign_choice_keeps_the_forecast_with_the_smaller_error_and_survives_pickling(tiny_backbone_dir):
-    """``choose_sign_symmetry`` keeps whichever forecast has the smaller squared error on the
-    windows it is given; the choice rides in the spec, so a restored network keeps it."""
-    import pickle
-
-    from trace_forecast.tasks.forecast import choose_sign_symmetry, residual_pool
-
-    y = seasonal_series(300)
-    fitted = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=np.arange(1, H + 1))
-    network = fitted.network_
-    series, origins = [y.to_numpy(np.float32)], np.array([[0, o] for o in range(64, 284, 4)])
-    errors = {}
-    for symmetric in (True, False):
-        network.forecast_head.sign_symmetric = symmetric
-        errors[symmetric] = float(np.mean(np.square(residual_pool(network, series, origins).residuals)))
-    kept = choose_sign_symmetry(network, series, origins)
-    best = min(errors, key=errors.get)
-    assert network.forecast_head.sign_symmetric is network.spec.sign_symmetric is best
-    assert float(np.mean(np.square(kept.residuals))) == pytest.approx(errors[best])
-    network.forecast_head.sign_symmetric = network.spec.sign_symmetric = not best  # as if the other had won
-    restored = pickle.loads(pickle.dumps(fitted)).network_
-    assert restored.forecast_head.sign_symmetric is (not best)
 
 
 def test_sktime_zero_shot_in_evaluate(tiny_backbone_dir):
@@ -130,9 +104,3 @@ def test_darts_zero_shot_matches_sktime_and_backtests(tiny_backbone_dir, tmp_pat
     model.save(str(tmp_path / "zero_shot.pt"))
     loaded = TraceModel.load(str(tmp_path / "zero_shot.pt"))
     np.testing.assert_allclose(loaded.predict(n=H, series=series, verbose=False).values(), forecast.values())
-    model._sign_symmetric = False  # as if the plain forecast had won on the fit's windows: saved and restored
-    plain = model.predict(n=H, verbose=False)
-    model.save(str(tmp_path / "plain.pt"))
-    again = TraceModel.load(str(tmp_path / "plain.pt"))
-    np.testing.assert_allclose(again.predict(n=H, series=series, verbose=False).values(), plain.values())
-    assert again.model.network.forecast_head.sign_symmetric is False

@@ -379,7 +379,6 @@ class TraceModel(FoundationModel):
         self._has_validation = val_series is not None
         self._selection_history = None
         self._covariate_map = None
-        self._sign_symmetric = None
         if self.model is not None:
             self.model.covariate_map = None  # trained and validated on the targets alone
         cap = self.model_params["max_windows"]
@@ -394,8 +393,6 @@ class TraceModel(FoundationModel):
             self.batch_size = self.model_params["batch_size"]
         if isinstance(given, TimeSeries):  # predict() continues the whole series, not its training part
             self.training_series = given
-        if not self.model_params["enable_finetuning"] and self.model is not None:
-            self._choose_sign_symmetry(given)
         self._calibrate_quantiles(val_series if val_series is not None else series)
         if (self.uses_past_covariates or self.uses_future_covariates) and self.model is not None:
             self._fit_covariate_head(given, past_covariates, future_covariates)
@@ -419,18 +416,14 @@ class TraceModel(FoundationModel):
         head, residuals = fit_head(self.model.network, series, past_covariates, future_covariates,
                                    self.model_params["validation_fraction"], self.model_params["random_state"] or 0)
         self._covariate_map = head
-        self._attach_fit_state()
+        self._attach_covariate_head()
         if self.likelihood is not None and len(residuals):  # quantiles of the corrected forecasts
             self._set_interval_offsets(residuals)
 
-    def _attach_fit_state(self) -> None:
-        """Hand what the fit chose outside training to the Lightning module (which Darts
-        rebuilds on ``load``): the covariate head, and a zero-shot model's sign choice."""
+    def _attach_covariate_head(self) -> None:
+        """Hand the covariate head to the Lightning module (which Darts rebuilds on ``load``)."""
         if self.model is not None:
             self.model.covariate_map = getattr(self, "_covariate_map", None)
-            symmetric = getattr(self, "_sign_symmetric", None)
-            if symmetric is not None:
-                self.model.network.forecast_head.sign_symmetric = self.model.network.spec.sign_symmetric = symmetric
 
     @property
     def covariate_head(self):
@@ -438,47 +431,29 @@ class TraceModel(FoundationModel):
         or ``None`` for a model fitted without covariates."""
         return getattr(self, "_covariate_map", None)
 
-    def _windows(self, series: TimeSeries | Sequence[TimeSeries], budget: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """Every component of ``series`` as a float32 array, and up to ``budget`` of their
-        forecast windows ``[n, 2]`` (array, origin), spread in time."""
-        from trace_forecast.tasks.calibration import spread_in_time
-
-        arrays = [ts.values(copy=False)[:, c].astype("float32") for ts in as_list(series) for c in range(ts.width)]
-        horizon = self.output_chunk_length + self.output_chunk_shift
-        first = self.min_input_chunk_length
-        origins = [(i, o) for i, a in enumerate(arrays) for o in range(first, len(a) - horizon + 1)]
-        return arrays, spread_in_time(np.asarray(origins, dtype=np.int64).reshape(-1, 2), budget)
-
-    def _choose_sign_symmetry(self, series: TimeSeries | Sequence[TimeSeries]) -> None:
-        """Zero-shot: the sign-symmetric or the plain forecast, whichever forecasts the windows
-        of ``series`` better (:func:`~trace_forecast.tasks.forecast.choose_sign_symmetry`)."""
-        from trace_forecast.heads import reconstruction
-        from trace_forecast.tasks.forecast import ZERO_SHOT_RESIDUAL_WINDOWS, choose_sign_symmetry
-
-        network = self.model.network
-        if not reconstruction.SIGN_SYMMETRIC_ZERO_SHOT:
-            return
-        arrays, plan = self._windows(series, ZERO_SHOT_RESIDUAL_WINDOWS)
-        if len(plan):
-            choose_sign_symmetry(network, arrays, plan, "cuda" if next(network.parameters()).is_cuda else "cpu")
-            self._sign_symmetric = network.spec.sign_symmetric
-
     def _calibrate_quantiles(self, series: TimeSeries | Sequence[TimeSeries]) -> None:
         """With a ``QuantileRegression`` likelihood: the module's conformal offsets, the
         quantiles per horizon step (at split-conformal's finite-sample levels) of the
         fitted network's residuals (RevIN units) on the
         windows of ``series`` -- the held-out validation parts, or the training series when
         nothing was held out (``docs/design.md``, "Prediction intervals")."""
-        from trace_forecast.tasks.calibration import FIT_CALIBRATION_WINDOWS
+        from trace_forecast.tasks.calibration import (
+            FIT_CALIBRATION_WINDOWS,
+            spread_in_time,
+        )
         from trace_forecast.tasks.forecast import residual_pool
 
         if self.likelihood is None or self.model is None:
             return
-        arrays, plan = self._windows(series, FIT_CALIBRATION_WINDOWS)
-        if not len(plan):
+        arrays = [ts.values(copy=False)[:, c].astype("float32") for ts in as_list(series) for c in range(ts.width)]
+        horizon = self.output_chunk_length + self.output_chunk_shift
+        first = self.min_input_chunk_length
+        origins = [(i, o) for i, a in enumerate(arrays) for o in range(first, len(a) - horizon + 1)]
+        if not origins:
             return
         network = self.model.network
         device = "cuda" if next(network.parameters()).is_cuda else "cpu"
+        plan = spread_in_time(np.asarray(origins, dtype=np.int64), FIT_CALIBRATION_WINDOWS)
         self._set_interval_offsets(residual_pool(network, arrays, plan, device).residuals)
 
     def _set_interval_offsets(self, residuals: np.ndarray) -> None:
@@ -493,13 +468,13 @@ class TraceModel(FoundationModel):
         """Forecast ``n`` steps after the end of each series (see Darts' ``predict``)."""
         if series is not None:
             check_series(series, "series", self.min_input_chunk_length)
-        self._attach_fit_state()
+        self._attach_covariate_head()
         with console(bool(kwargs.get("verbose"))):
             return super().predict(n, series, *args, **kwargs)
 
     def historical_forecasts(self, series, *args, **kwargs):
         check_series(series, "series", self.min_input_chunk_length)
-        self._attach_fit_state()
+        self._attach_covariate_head()
         with console(bool(kwargs.get("verbose"))):
             return super().historical_forecasts(series, *args, **kwargs)
 

@@ -61,8 +61,7 @@ class FitResult:
     steps: int
     selection_history: list[dict[str, Any]] = field(default_factory=list)
     module_names: list[str] = field(default_factory=list)
-    kept: str | None = None  # the state kept by validation loss: "start" (the head start) or "epoch N";
-    # a zero-shot fit: the forecast kept on its windows, "sign-symmetric" or "plain"
+    kept: str | None = None  # the state kept by validation loss: "start" (the head start) or "epoch N"
     head_start: Any = None  # what the closed-form start chose (heads.ridge.HeadStart)
 
 

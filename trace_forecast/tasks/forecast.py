@@ -228,10 +228,10 @@ def zero_shot_forecast(
 ) -> ForecastFit:
     """A forecasting network that trains nothing: the head reads the pretrained backbone's
     own prediction of the hidden future patches (:meth:`ReconstructionForecastHead.prior_weight`,
-    MOMENT's zero-shot route), or the average of that and, negated back, its prediction for the
-    negated series, whichever forecasts the windows of ``sets`` better
-    (:func:`choose_sign_symmetry`). Residuals for intervals come from the same windows, none of
-    which the model has seen, so every window is out of sample."""
+    MOMENT's zero-shot route), averaged with its forecast of the negated series, negated back
+    (:data:`~trace_forecast.heads.reconstruction.SIGN_SYMMETRIC_ZERO_SHOT`). Residuals for
+    intervals come from the windows of ``sets``,
+    none of which the model has seen, so every window is out of sample."""
     from trace_forecast.heads import reconstruction
     from trace_forecast.parameter_count import parameter_report
 
@@ -239,39 +239,11 @@ def zero_shot_forecast(
     spec = replace(spec, adapter="none", sign_symmetric=reconstruction.SIGN_SYMMETRIC_ZERO_SHOT)
     network = build_network(backbone, spec, seed=settings.random_state)
     reconstruction.use_zero_shot_map(network)
-    every = spread_in_time(np.concatenate([sets.all_train.origins, sets.all_val.origins]), ZERO_SHOT_RESIDUAL_WINDOWS)
-    if spec.sign_symmetric:
-        residuals = choose_sign_symmetry(network, series, every, settings.device)
-    else:
-        residuals = residual_pool(network, series, every, settings.device)
-    kept = "sign-symmetric" if network.spec.sign_symmetric else "plain"
+    every = np.concatenate([sets.all_train.origins, sets.all_val.origins])
+    residuals = residual_pool(network, series, spread_in_time(every, ZERO_SHOT_RESIDUAL_WINDOWS), settings.device)
     result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
-                       parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0,
-                       kept=kept)
+                       parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0)
     return ForecastFit(result, residuals)
-
-
-def choose_sign_symmetry(network: TraceNetwork, series: list[np.ndarray], origins: np.ndarray,
-                         device: str = "cpu") -> ResidualPool:
-    """Keep a zero-shot network's sign-symmetric forecast or its plain one, whichever has the
-    smaller mean squared error (each window in its RevIN units) on the windows at ``origins``
-    (``[n, 2]`` series, origin; none of them seen by the model). Ties keep the symmetric one.
-    Sets the choice on the network's head and spec and returns the kept forecast's residuals.
-
-    The average removes a bias of the pretrained backbone (its forecast of ``-x`` is not
-    ``-f(x)``), which helps on most data; on series whose shape depends on their sign, such as
-    a multiplicative seasonality that grows with the level, the plain forecast can be the
-    better one (``docs/design.md``)."""
-    head = network.forecast_head
-    pools = {}
-    for symmetric in (True, False):
-        head.sign_symmetric = symmetric
-        pools[symmetric] = residual_pool(network, series, origins, device)
-    errors = {k: float(np.nanmean(np.square(pool.residuals))) if pool.residuals.size else 0.0
-              for k, pool in pools.items()}
-    keep = not errors[False] < errors[True]
-    head.sign_symmetric = network.spec.sign_symmetric = keep
-    return pools[keep]
 
 
 def realised_residuals(
