@@ -5,8 +5,9 @@ backbone (named as given) into ``results/backbone_compare.json``:
 ``TraceForecaster(fit_strategy="zero-shot")`` on ETTh1 at H = 96/192/336/720 (standard
 protocol: lookback 512, every test window, MSE on train-standardised values; past 192 steps
 the forecast rolls out) and on M4 Hourly (OWA against Naive2). ``--plain`` adds each
-backbone's plain zero-shot forecast, before the sign-symmetric average (``docs/design.md``). Held-out pretraining loss per
-source is ``benchmarks/pretraining_heldout.py``'s job (and each campaign leg's record).
+backbone's plain zero-shot forecast, without the sign-symmetric average (``docs/design.md``).
+Held-out pretraining loss per source is ``benchmarks/pretraining_heldout.py``'s job (and each
+campaign leg's record).
 """
 
 from __future__ import annotations

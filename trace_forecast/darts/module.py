@@ -34,7 +34,6 @@ from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import reconstruction
-from trace_forecast.heads.reconstruction import use_zero_shot_map
 from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import build_network
@@ -133,7 +132,7 @@ class TraceModule(PLForecastingModule):
             spec.adapter, spec.sign_symmetric = "none", reconstruction.SIGN_SYMMETRIC_ZERO_SHOT
         self.network = build_network(base, spec, seed=network_seed)
         if zero_shot:
-            use_zero_shot_map(self.network)
+            reconstruction.use_zero_shot_map(self.network)
             head_init = "default"
         self.head_init = head_init
         self.reconstruction_weight = reconstruction_weight

@@ -22,6 +22,11 @@ backbone predicts the next ones, until the horizon is covered. Every pass's pred
 put in the RevIN space of the visible history and joins the map's inputs, so step ``h`` of
 any horizon has its own predicted value (the zero-shot map reads it; the fine-tuned map may).
 
+Sign symmetry (``sign_symmetric``, the zero-shot model's): the map's inputs are the average
+of those of the series and, negated back, those of the negated series, so the forecast is odd
+in the input. That removes a bias the pretrained backbone has between a series and its
+negation (``docs/design.md``).
+
 Variants of the temporal map (chosen by ``temporal_map``):
 
 - ``"linear"``: ``Linear(L, H)`` — ``(L + 1) * H`` parameters.
@@ -45,7 +50,8 @@ from trace_forecast.parameters import TEMPORAL_MAPS
 
 MAX_FUTURE_PATCHES = 24  # the longest hidden tail the embedded backbone was pretrained on
 # Zero-shot forecasts average the backbone's forecast of the series and, negated back, of its
-# negation (ReconstructionForecastHead(sign_symmetric=True); docs/design.md, "Zero-shot").
+# negation (ReconstructionForecastHead(sign_symmetric=True); docs/design.md, "Zero-shot forecasts
+# are sign-symmetric").
 SIGN_SYMMETRIC_ZERO_SHOT = True
 
 

@@ -230,8 +230,8 @@ def zero_shot_forecast(
     own prediction of the hidden future patches (:meth:`ReconstructionForecastHead.prior_weight`,
     MOMENT's zero-shot route), averaged with its forecast of the negated series, negated back
     (:data:`~trace_forecast.heads.reconstruction.SIGN_SYMMETRIC_ZERO_SHOT`). Residuals for
-    intervals come from the windows of ``sets``,
-    none of which the model has seen, so every window is out of sample."""
+    intervals come from the windows of ``sets``, none of which the model has seen, so every
+    window is out of sample."""
     from trace_forecast.heads import reconstruction
     from trace_forecast.parameter_count import parameter_report
 
