@@ -61,9 +61,12 @@ TRACE_ARMS = {  # TraceForecaster parameters of each TRACE-family arm
     "head only": {"adapter": "none"},
     "LoRA (PEFT)": {"adapter": "lora"},
     "full fine-tuning": {"adapter": "full"},
+    # the defaults with the sign-symmetric head (heads.reconstruction.SIGN_SYMMETRIC_FINE_TUNE)
+    "TRACE, sign-symmetric fine-tune": {"sign_symmetric_fine_tune": True},
 }
 DETERMINISTIC = ("TRACE zero-shot", "RevIN ridge", "seasonal naive", "AutoETS", "Theta")
-SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning")  # the first seed only: CPU time goes to the defaults
+SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning",  # the first seed only: CPU time goes to the defaults
+             "TRACE, sign-symmetric fine-tune")
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -86,14 +89,20 @@ def trace_forecasts(params: dict, seed: int, train: list[np.ndarray] | pd.DataFr
                     histories: list[np.ndarray]) -> tuple[np.ndarray, dict]:
     """Fit a ``TraceForecaster`` on ``train`` (a frame, or a panel of series) and forecast ``histories``."""
     from trace_forecast import TraceForecaster
+    from trace_forecast.heads import reconstruction
 
     if isinstance(train, list):
         train = pd.concat({i: pd.DataFrame({"y": s}) for i, s in enumerate(train)}, names=["series", "t"])
-    forecaster = TraceForecaster(**params, context_length=lookback, random_state=seed)
-    with warnings.catch_warnings(), timed() as fit_time:
-        warnings.simplefilter("ignore")
-        forecaster.fit(train, fh=np.arange(1, horizon + 1))
-    pred = forecaster.predict_histories(histories)
+    params = dict(params)
+    reconstruction.SIGN_SYMMETRIC_FINE_TUNE = params.pop("sign_symmetric_fine_tune", False)
+    try:
+        forecaster = TraceForecaster(**params, context_length=lookback, random_state=seed)
+        with warnings.catch_warnings(), timed() as fit_time:
+            warnings.simplefilter("ignore")
+            forecaster.fit(train, fh=np.arange(1, horizon + 1))
+        pred = forecaster.predict_histories(histories)
+    finally:
+        reconstruction.SIGN_SYMMETRIC_FINE_TUNE = False
     fitted = forecaster.get_fitted_params()
     choices = fitted.get("fit_choices") or {}
     start = choices.get("head_start") or {}

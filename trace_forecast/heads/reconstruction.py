@@ -53,6 +53,9 @@ MAX_FUTURE_PATCHES = 24  # the longest hidden tail the embedded backbone was pre
 # negation (ReconstructionForecastHead(sign_symmetric=True); docs/design.md, "Zero-shot forecasts
 # are sign-symmetric").
 SIGN_SYMMETRIC_ZERO_SHOT = True
+# The same average for fine-tuned reconstruction heads (training and prediction read the averaged
+# features; twice the backbone passes). Off: measured on a few cells only (docs/design.md).
+SIGN_SYMMETRIC_FINE_TUNE = False
 
 
 def auto_future_patches(horizon: int, context_length: int, patch_len: int) -> int:

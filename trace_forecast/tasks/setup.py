@@ -12,7 +12,7 @@ import pandas as pd
 
 from trace_forecast.adapters import resolve_targets
 from trace_forecast.backbone import MomentBackbone, shared_backbone
-from trace_forecast.heads import resolve_future_patches
+from trace_forecast.heads import reconstruction, resolve_future_patches
 from trace_forecast.parameters import check_context_length, default
 from trace_forecast.spec import NetworkSpec
 
@@ -41,6 +41,7 @@ def network_spec(task: str, patch_len: int, horizon: int = 0, *, context_length:
         spec.update(horizon=horizon, head=value("head"), temporal_map=value("temporal_map"),
                     future_patches=resolve_future_patches(value("future_patches"), horizon, context_length,
                                                           patch_len))
+        spec["sign_symmetric"] = reconstruction.SIGN_SYMMETRIC_FINE_TUNE and spec["head"] == "reconstruction"
     return NetworkSpec(**spec)
 
 
