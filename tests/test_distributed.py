@@ -38,6 +38,7 @@ network = f.network_
 torch.save({
     "kept": f.selected_modules_["kept"].tolist(),
     "rounds": f.selection_history_.groupby("step")["kept"].apply(list).to_dict(),
+    "importance": f.selection_history_.groupby("step")["importance"].apply(list).to_dict(),
     "trainable": {n: p.detach().clone() for n, p in network.named_parameters() if p.requires_grad},
     "prediction": torch.as_tensor(f.predict().to_numpy()),
 }, out)
@@ -78,8 +79,10 @@ def launch(world_size: int, batch_size: int, backbone: Path, folder: Path) -> li
 @pytest.mark.slow
 def test_two_ranks_agree_and_match_one_process_with_the_same_global_batch(tiny_backbone_dir, tmp_path):
     rank0, rank1 = launch(2, 8, tiny_backbone_dir, tmp_path)
-    # Consistency across ranks: the importance is all-reduced before every selection.
+    # Consistency across ranks: the importance is all-reduced before every selection (Gated
+    # DSIC's own DDP check: the same importance, so the same modules, in every round).
     assert rank0["rounds"] == rank1["rounds"] and len(rank0["rounds"]) >= 2
+    assert rank0["importance"] == rank1["importance"]
     assert rank0["kept"] == rank1["kept"]
     assert rank0["trainable"].keys() == rank1["trainable"].keys()
     for name, tensor in rank0["trainable"].items():
