@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Record, channel_windows, main
+from benchmarks.harness import Record, channel_windows, main, setting
 
 HORIZONS = (96, 192, 336, 720)
 
@@ -63,11 +63,10 @@ def run(args, record: Record) -> None:
         name, folder = item.split("=", 1)
         backbone = None if folder == "None" else folder
         for symmetric in (True, False) if args.plain else (True,):
-            reconstruction.SIGN_SYMMETRIC_ZERO_SHOT = symmetric
             label = name if symmetric else f"{name}, plain (not sign-symmetric)"
-            row = {"backbone": label, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}}
-            record.add({**row, "M4 Hourly OWA": m4_owa(backbone)})
-        reconstruction.SIGN_SYMMETRIC_ZERO_SHOT = True
+            with setting(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", symmetric):
+                row = {"backbone": label, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}}
+                record.add({**row, "M4 Hourly OWA": m4_owa(backbone)})
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Record, channel_windows, main, panel_windows, timed, window_count
+from benchmarks.harness import Record, channel_windows, main, panel_windows, setting, timed, window_count
 from trace_forecast.datasets import Split, rolling_windows
 from trace_forecast.metrics import mae, mse, owa
 
@@ -94,15 +94,12 @@ def trace_forecasts(params: dict, seed: int, train: list[np.ndarray] | pd.DataFr
     if isinstance(train, list):
         train = pd.concat({i: pd.DataFrame({"y": s}) for i, s in enumerate(train)}, names=["series", "t"])
     params = dict(params)
-    reconstruction.SIGN_SYMMETRIC_FINE_TUNE = params.pop("sign_symmetric_fine_tune", False)
-    try:
+    with setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", params.pop("sign_symmetric_fine_tune", False)):
         forecaster = TraceForecaster(**params, context_length=lookback, random_state=seed)
         with warnings.catch_warnings(), timed() as fit_time:
             warnings.simplefilter("ignore")
             forecaster.fit(train, fh=np.arange(1, horizon + 1))
         pred = forecaster.predict_histories(histories)
-    finally:
-        reconstruction.SIGN_SYMMETRIC_FINE_TUNE = False
     fitted = forecaster.get_fitted_params()
     choices = fitted.get("fit_choices") or {}
     start = choices.get("head_start") or {}

@@ -192,6 +192,18 @@ def timed():
     box[0] = time.perf_counter() - start
 
 
+@contextmanager
+def setting(module: ModuleType, name: str, value):
+    """``module.name = value`` for the block (an arm that flips a design constant, such as
+    ``heads.reconstruction.SIGN_SYMMETRIC_ZERO_SHOT``); the previous value comes back after."""
+    before = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, before)
+
+
 class Record:
     """A result file that grows one row at a time, in the one schema, and survives interruption.
 

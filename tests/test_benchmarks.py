@@ -230,3 +230,16 @@ def test_missing_value_settings_remove_what_they_say():
     assert 0.1 <= runs[:, 0].mean() < 0.2
     starts = np.flatnonzero(np.diff(runs[:, 0].astype(int)) == 1)
     assert len(starts) <= 4, "gaps come as long runs"
+
+
+def test_an_arm_setting_comes_back_after_the_block_even_when_it_fails():
+    from benchmarks.harness import setting
+    from trace_forecast.heads import reconstruction
+
+    before = reconstruction.SIGN_SYMMETRIC_ZERO_SHOT
+    with setting(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", not before):
+        assert reconstruction.SIGN_SYMMETRIC_ZERO_SHOT is (not before)
+    assert reconstruction.SIGN_SYMMETRIC_ZERO_SHOT is before
+    with pytest.raises(RuntimeError), setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", True):
+        raise RuntimeError("an arm that fails")
+    assert reconstruction.SIGN_SYMMETRIC_FINE_TUNE is False
