@@ -61,12 +61,18 @@ TRACE_ARMS = {  # TraceForecaster parameters of each TRACE-family arm
     "head only": {"adapter": "none"},
     "LoRA (PEFT)": {"adapter": "lora"},
     "full fine-tuning": {"adapter": "full"},
-    # the defaults with the sign-symmetric head (heads.reconstruction.SIGN_SYMMETRIC_FINE_TUNE)
-    "TRACE, sign-symmetric fine-tune": {"sign_symmetric_fine_tune": True},
+    "TRACE, sign-symmetric fine-tune": {},
 }
+DARTS_ARMS = {  # method -> (Darts model, its TraceModel's sign-symmetric fine-tune)
+    "Darts TraceModel": ("TraceModel", False),
+    "Darts TraceModel, sign-symmetric fine-tune": ("TraceModel", True),
+    "Darts NLinear": ("NLinear", False),
+}
+# arms whose fine-tune averages the head's features of x and -x (the default's candidate:
+# heads.reconstruction.SIGN_SYMMETRIC_FINE_TUNE flipped for the arm's fit and forecasts)
+SIGN_SYMMETRIC_ARMS = ("TRACE, sign-symmetric fine-tune", "Darts TraceModel, sign-symmetric fine-tune")
 DETERMINISTIC = ("TRACE zero-shot", "RevIN ridge", "seasonal naive", "AutoETS", "Theta")
-SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning",  # the first seed only: CPU time goes to the defaults
-             "TRACE, sign-symmetric fine-tune")
+SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning")  # the first seed only: CPU time goes to the defaults
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -85,17 +91,23 @@ def validation_cut(rows: int) -> int:
 
 
 # ---------------------------------------------------------------------------- arms
-def trace_forecasts(params: dict, seed: int, train: list[np.ndarray] | pd.DataFrame, horizon: int, lookback: int,
-                    histories: list[np.ndarray]) -> tuple[np.ndarray, dict]:
-    """Fit a ``TraceForecaster`` on ``train`` (a frame, or a panel of series) and forecast ``histories``."""
-    from trace_forecast import TraceForecaster
+def arm_setting(method: str):
+    """The design constants ``method`` runs under (a context manager)."""
     from trace_forecast.heads import reconstruction
+
+    return setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", method in SIGN_SYMMETRIC_ARMS)
+
+
+def trace_forecasts(method: str, seed: int, train: list[np.ndarray] | pd.DataFrame, horizon: int, lookback: int,
+                    histories: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Fit arm ``method``'s ``TraceForecaster`` on ``train`` (a frame, or a panel of series)
+    and forecast ``histories``."""
+    from trace_forecast import TraceForecaster
 
     if isinstance(train, list):
         train = pd.concat({i: pd.DataFrame({"y": s}) for i, s in enumerate(train)}, names=["series", "t"])
-    params = dict(params)
-    with setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", params.pop("sign_symmetric_fine_tune", False)):
-        forecaster = TraceForecaster(**params, context_length=lookback, random_state=seed)
+    with arm_setting(method):
+        forecaster = TraceForecaster(**TRACE_ARMS[method], context_length=lookback, random_state=seed)
         with warnings.catch_warnings(), timed() as fit_time:
             warnings.simplefilter("ignore")
             forecaster.fit(train, fh=np.arange(1, horizon + 1))
@@ -151,19 +163,21 @@ def revin_ridge(train: list[np.ndarray], horizon: int, lookback: int, histories:
     return predict(coef, hn) * s + m
 
 
-def darts_forecasts(kind: str, seed: int, train: list[np.ndarray], horizon: int, lookback: int,
+def darts_forecasts(method: str, seed: int, train: list[np.ndarray], horizon: int, lookback: int,
                     histories: list[np.ndarray]) -> tuple[np.ndarray, dict]:
-    """Darts ``TraceModel`` (defaults) or ``NLinearModel`` (paper configuration: ``normalize``,
-    ``shared_weights``, 10 epochs, best epoch on the last 20 % of each series) fitted on
-    ``train`` (each a ``[T, C]`` or ``[T]`` array), forecasting after each of ``histories``."""
+    """Arm ``method``'s Darts model: ``TraceModel`` (defaults) or ``NLinearModel`` (paper
+    configuration: ``normalize``, ``shared_weights``, 10 epochs, best epoch on the last 20 %
+    of each series) fitted on ``train`` (each a ``[T, C]`` or ``[T]`` array), forecasting
+    after each of ``histories``."""
     from darts import TimeSeries
     from darts.models import NLinearModel
 
     from trace_forecast.darts import TraceModel
 
+    kind = DARTS_ARMS[method][0]
     as_ts = lambda a: TimeSeries.from_values(np.asarray(a, np.float32))  # noqa: E731
     quiet = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
-    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings(), arm_setting(method):
         warnings.simplefilter("ignore")
         if kind == "TraceModel":
             model = TraceModel(input_chunk_length=lookback, output_chunk_length=horizon, random_state=seed,
@@ -223,16 +237,16 @@ def long_horizon_cell(name: str, fraction: float, horizon: int, stride: int, see
         with timed() as t:
             pred = revin_ridge([rows[c].to_numpy() for c in rows.columns], horizon, lookback, list(hist))
         score("RevIN ridge", None, pred, fut, {"fit_seconds": t()})
-    for method, params in TRACE_ARMS.items():
+    for method in TRACE_ARMS:
         for seed in seeds_for(method, seeds):
             if run(method, seed):
-                pred, extra = trace_forecasts(params, seed, rows, horizon, lookback, list(hist))
+                pred, extra = trace_forecasts(method, seed, rows, horizon, lookback, list(hist))
                 score(method, seed, pred, fut, extra)
     m_hist, m_fut = panel_windows(split.test.to_numpy(np.float32), lookback, horizon, stride)
-    for kind, method in (("TraceModel", "Darts TraceModel"), ("NLinear", "Darts NLinear")):
+    for method in DARTS_ARMS:
         for seed in seeds:
             if run(method, seed):
-                pred, extra = darts_forecasts(kind, seed, [rows.to_numpy()], horizon, lookback, list(m_hist))
+                pred, extra = darts_forecasts(method, seed, [rows.to_numpy()], horizon, lookback, list(m_hist))
                 score(method, seed, pred, m_fut, extra)
 
 
@@ -259,21 +273,22 @@ def m4_cell(fraction: float, seeds, methods, done, emit) -> None:
         with timed() as t:
             pred = revin_ridge(train, HORIZON, 2 * HORIZON, histories)  # NLinear's input length: short series
         score("RevIN ridge", None, pred, {"fit_seconds": t(), "lookback": 2 * HORIZON})
-    for method, params in TRACE_ARMS.items():
+    for method in TRACE_ARMS:
         for seed in seeds_for(method, seeds):
             if run(method, seed):
-                pred, extra = trace_forecasts(params, seed, train, HORIZON, lookback, histories)
+                pred, extra = trace_forecasts(method, seed, train, HORIZON, lookback, histories)
                 score(method, seed, pred, extra)
     for seed in seeds:
-        if run("Darts TraceModel", seed):
-            pred, extra = darts_forecasts("TraceModel", seed, train, HORIZON, lookback, histories)
-            score("Darts TraceModel", seed, pred[..., 0], extra)
+        for method in ("Darts TraceModel", "Darts TraceModel, sign-symmetric fine-tune"):
+            if run(method, seed):
+                pred, extra = darts_forecasts(method, seed, train, HORIZON, lookback, histories)
+                score(method, seed, pred[..., 0], extra)
         if run("Darts NLinear", seed):
             # per-series min-max scaling, as the M4 suite does (scales differ by orders of magnitude)
             lo = [np.min(s) for s in train]
             span = [max(np.ptp(s), 1e-9) for s in train]
             scaled = [(s - a) / b for s, a, b in zip(train, lo, span, strict=True)]
-            pred, extra = darts_forecasts("NLinear", seed, scaled, HORIZON, 2 * HORIZON,
+            pred, extra = darts_forecasts("Darts NLinear", seed, scaled, HORIZON, 2 * HORIZON,
                                           [(h - a) / b for h, a, b in zip(histories, lo, span, strict=True)])
             score("Darts NLinear", seed, pred[..., 0] * np.array(span)[:, None] + np.array(lo)[:, None], extra)
 
@@ -305,7 +320,7 @@ def short_series(seeds, methods, done, emit) -> None:
                 if not wanted(method, methods) or ("short series", name, horizon, method, seed) in done:
                     continue
                 start = time.perf_counter()
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), arm_setting(method):
                     warnings.simplefilter("ignore")
                     result = evaluate(make(seed), cv=cv, y=y, scoring=MeanAbsoluteScaledError(sp=sp))
                 emit({"dataset": "short series", "fraction": name, "horizon": horizon, "method": method,
@@ -345,7 +360,8 @@ def run(args, record: Record) -> None:
 
 
 # ---------------------------------------------------------------------------- the page
-ORDER = ("TRACE (defaults)", "Darts TraceModel", "TRACE zero-shot", "head only", "LoRA (PEFT)", "full fine-tuning",
+ORDER = ("TRACE (defaults)", "TRACE, sign-symmetric fine-tune", "Darts TraceModel",
+         "Darts TraceModel, sign-symmetric fine-tune", "TRACE zero-shot", "head only", "LoRA (PEFT)", "full fine-tuning",
          "RevIN ridge", "Darts NLinear", "seasonal naive", "AutoETS", "Theta")
 
 
