@@ -37,6 +37,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import numpy as np
 import pandas as pd
@@ -61,18 +62,27 @@ TRACE_ARMS = {  # TraceForecaster parameters of each TRACE-family arm
     "head only": {"adapter": "none"},
     "LoRA (PEFT)": {"adapter": "lora"},
     "full fine-tuning": {"adapter": "full"},
-    "TRACE, sign-symmetric fine-tune": {},
+    "TRACE, plain fine-tune": {},
+    "TRACE, sign-symmetric fine-tune, both signs": {},
 }
-DARTS_ARMS = {  # method -> (Darts model, its TraceModel's sign-symmetric fine-tune)
-    "Darts TraceModel": ("TraceModel", False),
-    "Darts TraceModel, sign-symmetric fine-tune": ("TraceModel", True),
-    "Darts NLinear": ("NLinear", False),
+DARTS_ARMS = {  # method -> Darts model
+    "Darts TraceModel": "TraceModel",
+    "Darts TraceModel, plain fine-tune": "TraceModel",
+    "Darts TraceModel, sign-symmetric fine-tune, both signs": "TraceModel",
+    "Darts NLinear": "NLinear",
 }
-# arms whose fine-tune averages the head's features of x and -x (the default's candidate:
-# heads.reconstruction.SIGN_SYMMETRIC_FINE_TUNE flipped for the arm's fit and forecasts)
-SIGN_SYMMETRIC_ARMS = ("TRACE, sign-symmetric fine-tune", "Darts TraceModel, sign-symmetric fine-tune")
+ARM_SETTINGS = {  # method -> the design constants of heads.reconstruction it flips (the rest: defaults)
+    # the fine-tune before it became sign-symmetric: the head reads x's features only
+    "TRACE, plain fine-tune": {"SIGN_SYMMETRIC_FINE_TUNE": False},
+    "Darts TraceModel, plain fine-tune": {"SIGN_SYMMETRIC_FINE_TUNE": False},
+    # the exact average in training too: the backbone runs on x and -x every step
+    "TRACE, sign-symmetric fine-tune, both signs": {"SIGN_SYMMETRIC_FINE_TUNE": True, "SIGN_SYMMETRIC_TRAINING": "both"},
+    "Darts TraceModel, sign-symmetric fine-tune, both signs": {"SIGN_SYMMETRIC_FINE_TUNE": True,
+                                                               "SIGN_SYMMETRIC_TRAINING": "both"},
+}
 DETERMINISTIC = ("TRACE zero-shot", "RevIN ridge", "seasonal naive", "AutoETS", "Theta")
-SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning")  # the first seed only: CPU time goes to the defaults
+SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning",  # the first seed only: CPU time goes to the defaults
+             "TRACE, sign-symmetric fine-tune, both signs", "Darts TraceModel, sign-symmetric fine-tune, both signs")
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -95,7 +105,10 @@ def arm_setting(method: str):
     """The design constants ``method`` runs under (a context manager)."""
     from trace_forecast.heads import reconstruction
 
-    return setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", method in SIGN_SYMMETRIC_ARMS)
+    stack = ExitStack()
+    for name, value in ARM_SETTINGS.get(method, {}).items():
+        stack.enter_context(setting(reconstruction, name, value))
+    return stack
 
 
 def trace_forecasts(method: str, seed: int, train: list[np.ndarray] | pd.DataFrame, horizon: int, lookback: int,
@@ -174,7 +187,7 @@ def darts_forecasts(method: str, seed: int, train: list[np.ndarray], horizon: in
 
     from trace_forecast.darts import TraceModel
 
-    kind = DARTS_ARMS[method][0]
+    kind = DARTS_ARMS[method]
     as_ts = lambda a: TimeSeries.from_values(np.asarray(a, np.float32))  # noqa: E731
     quiet = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
     with tempfile.TemporaryDirectory() as work, warnings.catch_warnings(), arm_setting(method):
@@ -279,7 +292,7 @@ def m4_cell(fraction: float, seeds, methods, done, emit) -> None:
                 pred, extra = trace_forecasts(method, seed, train, HORIZON, lookback, histories)
                 score(method, seed, pred, extra)
     for seed in seeds:
-        for method in ("Darts TraceModel", "Darts TraceModel, sign-symmetric fine-tune"):
+        for method in (m for m, kind in DARTS_ARMS.items() if kind == "TraceModel"):
             if run(method, seed):
                 pred, extra = darts_forecasts(method, seed, train, HORIZON, lookback, histories)
                 score(method, seed, pred[..., 0], extra)
@@ -360,8 +373,9 @@ def run(args, record: Record) -> None:
 
 
 # ---------------------------------------------------------------------------- the page
-ORDER = ("TRACE (defaults)", "TRACE, sign-symmetric fine-tune", "Darts TraceModel",
-         "Darts TraceModel, sign-symmetric fine-tune", "TRACE zero-shot", "head only", "LoRA (PEFT)", "full fine-tuning",
+ORDER = ("TRACE (defaults)", "TRACE, plain fine-tune", "TRACE, sign-symmetric fine-tune, both signs",
+         "Darts TraceModel", "Darts TraceModel, plain fine-tune", "Darts TraceModel, sign-symmetric fine-tune, both signs",
+         "TRACE zero-shot", "head only", "LoRA (PEFT)", "full fine-tuning",
          "RevIN ridge", "Darts NLinear", "seasonal naive", "AutoETS", "Theta")
 
 

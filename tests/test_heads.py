@@ -273,3 +273,29 @@ def test_validation_chooses_how_the_fit_weighs_windows():
     validation = _stats(x_val, x_val @ true.T)
     assert choose_head_start({"fit": wrong, "series units": right}, validation, None).weighting == "series units"
     assert choose_head_start({"fit": right, "series units": wrong}, validation, None).weighting == "fit"
+
+
+def test_sign_symmetric_head_averages_and_can_train_on_one_sign_per_window(backbone, monkeypatch):
+    """Evaluated, the features are the average of those of x and, negated back, of -x. Training
+    with ``SIGN_SYMMETRIC_TRAINING = "sampled"`` reads one of the two per window (one pass)."""
+    from dataclasses import replace
+
+    from trace_forecast.heads import reconstruction
+
+    spec = NetworkSpec(horizon=16, context_length=64, adapter="none", future_patches=2)
+    plain = build_network(backbone, spec, seed=0).eval()
+    symmetric = build_network(backbone, replace(spec, sign_symmetric=True), seed=0).eval()
+    x, mask = torch.randn(8, 1, 64), torch.ones(8, 64)
+    with torch.no_grad():
+        up, mean, std = plain.forecast_features(x, mask)
+        down, _, _ = plain.forecast_features(-x, mask)
+        both, sym_mean, sym_std = symmetric.forecast_features(x, mask)
+        torch.testing.assert_close(both, (up - down) / 2)
+        torch.testing.assert_close((sym_mean, sym_std), (mean, std))
+        monkeypatch.setattr(reconstruction, "SIGN_SYMMETRIC_TRAINING", "sampled")
+        torch.manual_seed(0)
+        one, one_mean, one_std = symmetric.train().forecast_features(x, mask)
+    picked_up = torch.isclose(one, up, atol=1e-5).flatten(1).all(1)
+    picked_down = torch.isclose(one, -down, atol=1e-5).flatten(1).all(1)
+    assert (picked_up | picked_down).all() and picked_up.any() and picked_down.any()
+    torch.testing.assert_close((one_mean, one_std), (mean, std))

@@ -53,9 +53,13 @@ MAX_FUTURE_PATCHES = 24  # the longest hidden tail the embedded backbone was pre
 # negation (ReconstructionForecastHead(sign_symmetric=True); docs/design.md, "Zero-shot forecasts
 # are sign-symmetric").
 SIGN_SYMMETRIC_ZERO_SHOT = True
-# The same average for fine-tuned reconstruction heads (training and prediction read the averaged
-# features; twice the backbone passes). Off: measured on a few cells only (docs/design.md).
-SIGN_SYMMETRIC_FINE_TUNE = False
+# The same average for fine-tuned reconstruction heads: the closed-form start, validation and
+# prediction read the averaged features (docs/design.md, "Fine-tuned forecasts are sign-symmetric").
+SIGN_SYMMETRIC_FINE_TUNE = True
+# How a sign-symmetric head trains: "sampled" runs the backbone on x or on -x, drawn per window,
+# negated back (a plain head's cost; since the map is linear and the loss convex, its loss bounds
+# the average's from above); "both" runs it on both every step (the exact average, twice the passes).
+SIGN_SYMMETRIC_TRAINING = "sampled"
 
 
 def auto_future_patches(horizon: int, context_length: int, patch_len: int) -> int:
@@ -219,6 +223,10 @@ class ReconstructionForecastHead(nn.Module):
         if not self.sign_symmetric:
             return self._encode(backbone, x, input_mask)
         b = x.shape[0]
+        if self.training and SIGN_SYMMETRIC_TRAINING == "sampled":
+            sign = torch.where(torch.rand(b, 1, 1, device=x.device) < 0.5, -1.0, 1.0)
+            features, mean, std = self._encode(backbone, x * sign.to(x.dtype), input_mask)
+            return features * sign.to(features.dtype), mean * sign.to(mean.dtype), std
         features, mean, std = self._encode(backbone, torch.cat([x, -x]), torch.cat([input_mask, input_mask]))
         return (features[:b] - features[b:]) / 2, mean[:b], std[:b]
 
