@@ -240,6 +240,7 @@ def test_an_arm_setting_comes_back_after_the_block_even_when_it_fails():
     with setting(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", not before):
         assert reconstruction.SIGN_SYMMETRIC_ZERO_SHOT is (not before)
     assert reconstruction.SIGN_SYMMETRIC_ZERO_SHOT is before
-    with pytest.raises(RuntimeError), setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", True):
+    fine_tune = reconstruction.SIGN_SYMMETRIC_FINE_TUNE
+    with pytest.raises(RuntimeError), setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", not fine_tune):
         raise RuntimeError("an arm that fails")
-    assert reconstruction.SIGN_SYMMETRIC_FINE_TUNE is False
+    assert reconstruction.SIGN_SYMMETRIC_FINE_TUNE is fine_tune

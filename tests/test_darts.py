@@ -64,11 +64,18 @@ def test_unseen_series_list(fitted):
         assert p.start_time() == s.end_time() + s.freq
 
 
+def last_round(model: TraceModel) -> pd.Series:
+    """Which modules Gated DSIC's last round kept (the fitted model may still keep the head
+    start, with every adapter off, where validation prefers it)."""
+    history = model.selection_history()
+    return history[history["step"] == history["step"].max()]["kept"]
+
+
 def test_gated_dsic_ran_inside_darts_trainer(fitted):
     table = fitted.selected_modules()
     n = len(table)
     assert n == fitted.network.backbone.config.n_layers * 7  # q, k, v, o, wi_0, wi_1, wo per block
-    assert table["kept"].sum() == n // 2  # default budget 0.5
+    assert last_round(fitted).sum() == n // 2  # default budget 0.5
     assert fitted.trainable_parameters() > 0
 
 
@@ -84,7 +91,7 @@ def test_user_callbacks_compose_with_gated_dsic():
     model = TraceModel(**{**FAST, "pl_trainer_kwargs": {**QUIET, "callbacks": [counter]}})
     model.fit(sine(), verbose=False)
     assert counter.steps > 0
-    assert model.selected_modules()["kept"].sum() == len(model.selected_modules()) // 2
+    assert last_round(model).sum() == len(model.selected_modules()) // 2
 
 
 def test_user_trainer_gets_gated_dsic():
@@ -94,7 +101,7 @@ def test_user_trainer_gets_gated_dsic():
                          enable_model_summary=False)
     model = TraceModel(**FAST)
     model.fit(sine(), trainer=trainer, verbose=False)
-    assert model.selected_modules()["kept"].sum() == len(model.selected_modules()) // 2
+    assert last_round(model).sum() == len(model.selected_modules()) // 2
 
 
 def test_historical_forecasts_equal_stacked_predicts(fitted):
@@ -316,7 +323,8 @@ def test_data_parallel_ranks_agree(tmp_path):
         model.fit(series, verbose=False)
         rank = model.trainer.global_rank
         head = model.network.forecast_head.output_layer.weight.detach().numpy()
-        out = {{"rank": rank, "kept": model.selected_modules()["kept"].tolist(),
+        history = model.selection_history()
+        out = {{"rank": rank, "kept": history[history["step"] == history["step"].max()]["kept"].tolist(),
                "head": float(np.abs(head).sum()), "strategy": type(model.trainer.strategy).__name__}}
         with open({str(tmp_path)!r} + f"/rank{{rank}}.json", "w") as fh:
             fh.write(json.dumps(out))

@@ -88,16 +88,12 @@ def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
 
 # Nothing to calibrate intervals on: that warning is asserted in test_calibration.
 @pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
-def test_validation_too_short_to_choose_gives_the_zero_shot_forecast_and_trains_nothing(make, monkeypatch):
+def test_validation_too_short_to_choose_gives_the_zero_shot_forecast_and_trains_nothing(make):
     """A series whose last 20 % is shorter than the horizon holds one validation window: no
     evidence to depart from the pretrained model's forecast, so the fit is the zero-shot map
-    its head starts from -- the plain one (the fine-tuned head reads plain features; the
-    zero-shot estimator forecasts the sign-symmetric average)."""
-    from trace_forecast.heads import reconstruction
-
+    its head starts from, the sign-symmetric one the zero-shot estimator forecasts with."""
     y = _series(120)
     fitted = make().fit(y, fh=np.arange(1, 31))
-    monkeypatch.setattr(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", False)
     zero_shot = make(fit_strategy="zero-shot").fit(y, fh=np.arange(1, 31))
     choices = fitted.get_fitted_params()["fit_choices"]
     assert choices["kept"] == "start" and choices["head_start"]["blend"] == 0.0

@@ -269,13 +269,27 @@ class BestOnValidation(Callback):
 
         network = pl_module.network
         restore_snapshot(network, self.snapshot)
-        if self.kept != "start":
-            return
-        if network.gated_lora is not None:
-            network.gated_lora.switch_off()
-        for name, parameter in network.named_parameters():
-            if not name.startswith("forecast_head."):
-                parameter.requires_grad_(False)
+        if self.kept == "start":
+            if network.gated_lora is not None:
+                network.gated_lora.switch_off()
+            for name, parameter in network.named_parameters():
+                if not name.startswith("forecast_head."):
+                    parameter.requires_grad_(False)
+        rewrite_last_checkpoints(trainer)
+
+
+def rewrite_last_checkpoints(trainer: pl.Trainer) -> None:
+    """Save the kept state over the latest checkpoint each checkpoint callback wrote (its
+    ``last`` file, or the newest file of one that monitors nothing, as Darts' ``last-epoch``
+    callback), so that loading it (Darts' ``load_from_checkpoint(best=False)``) gives the
+    fitted model, not the last epoch's. Every rank calls it (``save_checkpoint`` is collective)."""
+    paths = set()
+    for callback in trainer.checkpoint_callbacks:
+        paths.add(getattr(callback, "last_model_path", ""))
+        if getattr(callback, "monitor", "") is None:
+            paths.add(getattr(callback, "best_model_path", ""))
+    for path in sorted(p for p in paths if p):
+        trainer.save_checkpoint(path)
 
 
 @contextlib.contextmanager
