@@ -22,10 +22,11 @@ backbone predicts the next ones, until the horizon is covered. Every pass's pred
 put in the RevIN space of the visible history and joins the map's inputs, so step ``h`` of
 any horizon has its own predicted value (the zero-shot map reads it; the fine-tuned map may).
 
-Sign symmetry (``sign_symmetric``, the zero-shot model's): the map's inputs are the average
-of those of the series and, negated back, those of the negated series, so the forecast is odd
-in the input. That removes a bias the pretrained backbone has between a series and its
-negation (``docs/design.md``).
+Sign symmetry (``sign_symmetric``, on by default for zero-shot and fine-tuned heads): the
+map's inputs are the average of those of the series and, negated back, those of the negated
+series, so the forecast is odd in the input. That removes a bias the pretrained backbone has
+between a series and its negation (``docs/design.md``). Training may read one of the two per
+window instead (:data:`SIGN_SYMMETRIC_TRAINING`), so that only evaluation pays the second pass.
 
 Variants of the temporal map (chosen by ``temporal_map``):
 
