@@ -77,14 +77,13 @@ DARTS_ARMS = {  # method -> Darts model
     "Darts TraceModel, sign-symmetric fine-tune, both signs": "TraceModel",
     "Darts NLinear": "NLinear",
 }
+PLAIN_FINE_TUNE = {"SIGN_SYMMETRIC_FINE_TUNE": False}  # the default before: the head reads x's features only
+BOTH_SIGNS = {"SIGN_SYMMETRIC_FINE_TUNE": True, "SIGN_SYMMETRIC_TRAINING": "both"}  # x and -x every training step
 ARM_SETTINGS = {  # method -> the design constants of heads.reconstruction it flips (the rest: defaults)
-    # the fine-tune before it became sign-symmetric: the head reads x's features only
-    "TRACE, plain fine-tune": {"SIGN_SYMMETRIC_FINE_TUNE": False},
-    "Darts TraceModel, plain fine-tune": {"SIGN_SYMMETRIC_FINE_TUNE": False},
-    # the exact average in training too: the backbone runs on x and -x every step
-    "TRACE, sign-symmetric fine-tune, both signs": {"SIGN_SYMMETRIC_FINE_TUNE": True, "SIGN_SYMMETRIC_TRAINING": "both"},
-    "Darts TraceModel, sign-symmetric fine-tune, both signs": {"SIGN_SYMMETRIC_FINE_TUNE": True,
-                                                               "SIGN_SYMMETRIC_TRAINING": "both"},
+    "TRACE, plain fine-tune": PLAIN_FINE_TUNE,
+    "Darts TraceModel, plain fine-tune": PLAIN_FINE_TUNE,
+    "TRACE, sign-symmetric fine-tune, both signs": BOTH_SIGNS,
+    "Darts TraceModel, sign-symmetric fine-tune, both signs": BOTH_SIGNS,
 }
 DETERMINISTIC = ("TRACE zero-shot", "RevIN ridge", "seasonal naive", "AutoETS", "Theta")
 SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning",  # the first seed only: CPU time goes to the defaults
