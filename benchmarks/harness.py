@@ -366,6 +366,8 @@ def suite_options(parser: argparse.ArgumentParser) -> None:
 def suite_runner(module_name: str, suite, key: tuple[str, ...] = SUITE_KEY, methods: bool = True):
     """``KEY, options, result_name, run`` of a suite module whose ``suite(profile, record[, methods])``
     runs a profile: its results go to ``results/<suite>_<profile>.json``."""
+    if module_name == "__main__":  # python -m benchmarks.<suite>: the suite's own name, not __main__
+        module_name = sys.modules["__main__"].__spec__.name
     stem = module_name.rsplit(".", 1)[-1]
 
     def result_name(args: argparse.Namespace) -> str:

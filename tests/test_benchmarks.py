@@ -244,3 +244,19 @@ def test_an_arm_setting_comes_back_after_the_block_even_when_it_fails():
     with pytest.raises(RuntimeError), setting(reconstruction, "SIGN_SYMMETRIC_FINE_TUNE", not fine_tune):
         raise RuntimeError("an arm that fails")
     assert reconstruction.SIGN_SYMMETRIC_FINE_TUNE is fine_tune
+
+
+def test_a_suite_run_as_a_module_writes_its_own_result_file(monkeypatch):
+    """``python -m benchmarks.long_horizon`` names its results after the suite, not ``__main__``."""
+    import argparse
+    import importlib.machinery
+    import sys
+    import types
+
+    from benchmarks.harness import suite_runner
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = importlib.machinery.ModuleSpec("benchmarks.long_horizon", None)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    _, _, result_name, _ = suite_runner("__main__", lambda *args, **kwargs: None)
+    assert result_name(argparse.Namespace(profile="quick")) == "long_horizon_quick"
