@@ -299,3 +299,46 @@ def test_sign_symmetric_head_averages_and_can_train_on_one_sign_per_window(backb
     picked_down = torch.isclose(one, -down, atol=1e-5).flatten(1).all(1)
     assert (picked_up | picked_down).all() and picked_up.any() and picked_down.any()
     torch.testing.assert_close((one_mean, one_std), (mean, std))
+
+
+@pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
+def test_a_kept_zero_shot_map_chooses_its_sign_treatment_and_keeps_it_through_saving(tiny_backbone_dir, monkeypatch,
+                                                                                     tmp_path):
+    """Too few windows validate a departure, so the fit keeps the zero-shot map; the map's
+    errors on every window choose plain or sign-symmetric features, and sktime pickles and
+    Darts' save/load keep the choice."""
+    import pickle
+
+    import numpy as np
+    from darts import TimeSeries
+    from helpers import seasonal_series, tiny_forecaster
+
+    import trace_forecast.engine.recipe as recipe
+    from trace_forecast.darts import TraceModel
+
+    y = seasonal_series(80)
+    fitted = tiny_forecaster(tiny_backbone_dir, context_length=32).fit(y, fh=range(1, 9))
+    choice = fitted.get_fitted_params()["fit_choices"]["head_start"]
+    assert choice["validation_windows"] < 16 and choice["sign_symmetric"] is not None
+    assert choice["sign_symmetric"] == fitted.network_.forecast_head.sign_symmetric
+
+    errors = iter([2.0, 1.0] * 2)  # symmetric, then plain (for each fit below): plain is better
+    monkeypatch.setattr(recipe, "zero_shot_error", lambda stats, prior: next(errors))
+    plain = tiny_forecaster(tiny_backbone_dir, context_length=32).fit(y, fh=range(1, 9))
+    assert plain.get_fitted_params()["fit_choices"]["head_start"]["sign_symmetric"] is False
+    network = plain.network_
+    assert not network.forecast_head.sign_symmetric and not network.spec.sign_symmetric
+    again = pickle.loads(pickle.dumps(plain))
+    assert not again.network_.forecast_head.sign_symmetric
+    np.testing.assert_array_equal(again.predict().to_numpy(), plain.predict().to_numpy())
+
+    model = TraceModel(backbone=str(tiny_backbone_dir), input_chunk_length=32, output_chunk_length=8, n_epochs=1,
+                       random_state=0, pl_trainer_kwargs={"enable_progress_bar": False,
+                                                          "enable_model_summary": False})
+    model.fit(TimeSeries.from_values(y.to_numpy().astype("float32")), verbose=False)
+    assert not model.model.network.forecast_head.sign_symmetric
+    path = str(tmp_path / "model.pt")
+    model.save(path)
+    loaded = TraceModel.load(path)
+    assert not loaded.model.network.forecast_head.sign_symmetric and not loaded.model.network.spec.sign_symmetric
+    np.testing.assert_array_equal(loaded.predict(8, verbose=False).values(), model.predict(8, verbose=False).values())
