@@ -304,9 +304,9 @@ def test_sign_symmetric_head_averages_and_can_train_on_one_sign_per_window(backb
 @pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
 def test_a_kept_zero_shot_map_chooses_its_sign_treatment_and_keeps_it_through_saving(tiny_backbone_dir, monkeypatch,
                                                                                      tmp_path):
-    """Too few windows validate a departure, so the fit keeps the zero-shot map; the map's
-    errors on every window choose plain or sign-symmetric features, and sktime pickles and
-    Darts' save/load keep the choice."""
+    """Too few windows validate a departure, so the fit keeps the zero-shot map; with
+    ``SIGN_CHOICE`` the map's errors on every window choose plain or sign-symmetric
+    features, and sktime pickles and Darts' save/load keep the choice."""
     import pickle
 
     import numpy as np
@@ -316,12 +316,15 @@ def test_a_kept_zero_shot_map_chooses_its_sign_treatment_and_keeps_it_through_sa
     import trace_forecast.engine.recipe as recipe
     from trace_forecast.darts import TraceModel
 
-    y = seasonal_series(80)
-    fitted = tiny_forecaster(tiny_backbone_dir, context_length=32).fit(y, fh=range(1, 9))
-    choice = fitted.get_fitted_params()["fit_choices"]["head_start"]
-    assert choice["validation_windows"] < 16 and choice["sign_symmetric"] is not None
-    assert choice["sign_symmetric"] == fitted.network_.forecast_head.sign_symmetric
+    from trace_forecast.heads import reconstruction
 
+    y = seasonal_series(80)
+    by_default = tiny_forecaster(tiny_backbone_dir, context_length=32).fit(y, fh=range(1, 9))
+    choice = by_default.get_fitted_params()["fit_choices"]["head_start"]
+    assert choice["validation_windows"] < 16 and choice["sign_symmetric"] is None  # off by default: nothing chosen
+    assert by_default.network_.forecast_head.sign_symmetric
+
+    monkeypatch.setattr(reconstruction, "SIGN_CHOICE", True)
     errors = iter([2.0, 1.0] * 2)  # symmetric, then plain (for each fit below): plain is better
     monkeypatch.setattr(recipe, "zero_shot_error", lambda stats, prior: next(errors))
     plain = tiny_forecaster(tiny_backbone_dir, context_length=32).fit(y, fh=range(1, 9))
