@@ -102,8 +102,8 @@ class HeadStart:
     (``weighting``, :func:`~trace_forecast.losses.window_weights`; training then weighs them
     the same way), the validation error of the choice and of the zero-shot map alone, and
     how many validation windows chose (``None`` without validation). Where too few windows
-    validate, the zero-shot map is kept and ``sign_symmetric`` records the sign treatment
-    its errors on every window chose (:func:`sign_choosable`)."""
+    validate, the zero-shot map is kept, and with the sign choice on (:func:`sign_choosable`)
+    ``sign_symmetric`` records the treatment its errors on every window chose (else ``None``)."""
 
     alpha: float
     blend: float
