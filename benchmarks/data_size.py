@@ -25,13 +25,10 @@ Protocol (``docs/benchmarks_data_size.md`` says it again):
   Darts ``TraceModel``; Darts NLinear (paper configuration, 10 epochs, best epoch on the
   slice's last 20 %); seasonal naive; on the short series also AutoETS and Theta.
   Side arms that flip a design constant (``ARM_SETTINGS``): the plain fine-tune, the default
-  before the fine-tune became sign-symmetric (both front ends), the sign-symmetric
-  fine-tune that trains on both signs every step, and the sign choice of a kept zero-shot
-  map (``SIGN_CHOICE``; it changes only the cells where too few windows validate, where it
-  was run; "–" elsewhere).
+  before the fine-tune became sign-symmetric (both front ends), and the sign-symmetric
+  fine-tune that trains on both signs every step.
   The defaults (both front ends), the plain fine-tune and NLinear run with 3 seeds; head
-  only, LoRA, full fine-tuning, the both-signs and the sign-choice arms with the first (CPU
-  time). The committed head-only, LoRA and full fine-tuning rows were measured before the
+  only, LoRA, full fine-tuning and the both-signs arms with the first (CPU time). The committed head-only, LoRA and full fine-tuning rows were measured before the
   fine-tune became sign-symmetric (plain features).
 - Test windows: on ETTh1 every ``--test-stride``-th (default 5, coprime with the daily
   period), on ILI every one; MSE and MAE on the train-standardised values.
@@ -71,30 +68,24 @@ TRACE_ARMS = {  # TraceForecaster parameters of each TRACE-family arm
     "full fine-tuning": {"adapter": "full"},
     "TRACE, plain fine-tune": {},
     "TRACE, sign-symmetric fine-tune, both signs": {},
-    "TRACE, sign choice": {},
 }
 DARTS_ARMS = {  # method -> Darts model
     "Darts TraceModel": "TraceModel",
     "Darts TraceModel, plain fine-tune": "TraceModel",
     "Darts TraceModel, sign-symmetric fine-tune, both signs": "TraceModel",
-    "Darts TraceModel, sign choice": "TraceModel",
     "Darts NLinear": "NLinear",
 }
 PLAIN_FINE_TUNE = {"SIGN_SYMMETRIC_FINE_TUNE": False}  # the default before: the head reads x's features only
 BOTH_SIGNS = {"SIGN_SYMMETRIC_FINE_TUNE": True, "SIGN_SYMMETRIC_TRAINING": "both"}  # x and -x every training step
-SIGN_CHOICE = {"SIGN_CHOICE": True}  # a kept zero-shot map chooses plain or sign-symmetric on every window
 ARM_SETTINGS = {  # method -> the design constants of heads.reconstruction it flips (the rest: defaults)
     "TRACE, plain fine-tune": PLAIN_FINE_TUNE,
     "Darts TraceModel, plain fine-tune": PLAIN_FINE_TUNE,
     "TRACE, sign-symmetric fine-tune, both signs": BOTH_SIGNS,
     "Darts TraceModel, sign-symmetric fine-tune, both signs": BOTH_SIGNS,
-    "TRACE, sign choice": SIGN_CHOICE,
-    "Darts TraceModel, sign choice": SIGN_CHOICE,
 }
 DETERMINISTIC = ("TRACE zero-shot", "RevIN ridge", "seasonal naive", "AutoETS", "Theta")
 SIDE_ARMS = ("head only", "LoRA (PEFT)", "full fine-tuning",  # the first seed only: CPU time goes to the defaults
-             "TRACE, sign-symmetric fine-tune, both signs", "Darts TraceModel, sign-symmetric fine-tune, both signs",
-             "TRACE, sign choice", "Darts TraceModel, sign choice")
+             "TRACE, sign-symmetric fine-tune, both signs", "Darts TraceModel, sign-symmetric fine-tune, both signs")
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -385,9 +376,8 @@ def run(args, record: Record) -> None:
 
 
 # ---------------------------------------------------------------------------- the page
-ORDER = ("TRACE (defaults)", "TRACE, plain fine-tune", "TRACE, sign-symmetric fine-tune, both signs", "TRACE, sign choice",
+ORDER = ("TRACE (defaults)", "TRACE, plain fine-tune", "TRACE, sign-symmetric fine-tune, both signs",
          "Darts TraceModel", "Darts TraceModel, plain fine-tune", "Darts TraceModel, sign-symmetric fine-tune, both signs",
-         "Darts TraceModel, sign choice",
          "TRACE zero-shot", "head only", "LoRA (PEFT)", "full fine-tuning",
          "RevIN ridge", "Darts NLinear", "seasonal naive", "AutoETS", "Theta")
 

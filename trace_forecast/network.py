@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -63,14 +62,6 @@ def scheme_patch_mask(
     return (~hide).to(input_mask.dtype).repeat_interleave(patch_len, dim=-1)
 
 
-def _spec_follows_head(network: TraceNetwork, incompatible_keys) -> None:
-    """After loading weights: the spec says what the head's sign treatment now is (a
-    checkpoint carries the choice in the head's ``symmetric`` buffer)."""
-    symmetric = getattr(network.forecast_head, "sign_symmetric", None)
-    if symmetric is not None and network.spec.sign_symmetric != symmetric:
-        network.spec = replace(network.spec, sign_symmetric=symmetric)
-
-
 class TraceNetwork(nn.Module):
     """Backbone + adapter + head. Build it with :func:`build_network`."""
 
@@ -80,13 +71,6 @@ class TraceNetwork(nn.Module):
         self.spec = spec
         self.forecast_head = head
         self._peft: list[nn.Module] = []  # PEFT tuner (not a submodule: it wraps backbone.encoder)
-        self.register_load_state_dict_post_hook(_spec_follows_head)
-
-    def set_sign_symmetric(self, value: bool) -> None:
-        """Switch the reconstruction head's sign treatment; the spec records it, so every
-        format that rebuilds the network from its spec rebuilds it the same way."""
-        self.forecast_head.set_sign_symmetric(value)
-        _spec_follows_head(self, None)
 
     @property
     def patch_len(self) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -41,13 +40,10 @@ from trace_forecast.heads.ridge import (
     RIDGE_WINDOWS,
     HeadStart,
     RidgeStatistics,
-    head_prior,
     ridge_applicable,
     ridge_solve,
     ridge_statistics,
-    sign_choosable,
     too_little_validation,
-    zero_shot_error,
 )
 from trace_forecast.losses import WEIGHTINGS
 from trace_forecast.selection import GatedDSIC
@@ -132,28 +128,6 @@ class ClosedFormHeadStart(Callback):
             return pl_module.head_start_validation_batches()
         return None
 
-    def _choose_sign(self, trainer: pl.Trainer, pl_module, network, features) -> bool:
-        """The sign treatment of the kept zero-shot map: the zero-shot map fits nothing, so
-        every window of the fit data, training and validation alike, is out of sample for it,
-        and its error there (in the series' units) chooses. Sign-symmetric unless the plain
-        treatment is strictly better. ``features`` is the network the features are read from
-        (``network`` itself, or its int8 copy)."""
-        prior = head_prior(network)
-        readers = {id(n): n for n in (network, features)}.values()
-        errors = {}
-        for symmetric in (True, False):
-            for reader in readers:
-                reader.set_sign_symmetric(symmetric)
-            windows = itertools.chain(self._batches(trainer, pl_module), self._validation_batches(pl_module) or ())
-            stats = ridge_statistics(features, windows, ("series units",))
-            if self.dataset is None:  # each rank read its share: add them up
-                stats = all_reduced(trainer, pl_module, stats)
-            errors[symmetric] = zero_shot_error(stats, prior)
-        chosen = not errors[False] < errors[True]
-        for reader in readers:
-            reader.set_sign_symmetric(chosen)
-        return chosen
-
     @torch.no_grad()
     def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
         flag = getattr(pl_module, "head_initialised", None)
@@ -178,9 +152,6 @@ class ClosedFormHeadStart(Callback):
                     validation, selection = (all_reduced(trainer, pl_module, s) for s in (validation, selection))
             if validation is not None and too_little_validation(network, validation):
                 self.choice = ridge_solve(network, None, validation=validation)  # no training windows needed
-                if sign_choosable(network):
-                    symmetric = self._choose_sign(trainer, pl_module, network, features)
-                    self.choice = dataclasses.replace(self.choice, sign_symmetric=symmetric)
             else:  # both weightings of the windows, in one pass: validation chooses between them
                 stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
                 if self.dataset is None:

@@ -27,9 +27,6 @@ map's inputs are the average of those of the series and, negated back, those of 
 series, so the forecast is odd in the input. That removes a bias the pretrained backbone has
 between a series and its negation (``docs/design.md``). Training may read one of the two per
 window instead (:data:`SIGN_SYMMETRIC_TRAINING`), so that only evaluation pays the second pass.
-Where a fit keeps the zero-shot map (too few windows validate a departure), the map's errors
-on every window may choose the plain treatment instead (:data:`SIGN_CHOICE`, off by default);
-the head's ``symmetric`` buffer carries the treatment in its state dict.
 
 Variants of the temporal map (chosen by ``temporal_map``):
 
@@ -60,11 +57,6 @@ SIGN_SYMMETRIC_ZERO_SHOT = True
 # The same average for fine-tuned reconstruction heads: the closed-form start, validation and
 # prediction read the averaged features (docs/design.md, "Fine-tuned forecasts are sign-symmetric").
 SIGN_SYMMETRIC_FINE_TUNE = True
-# Where too few windows validate a departure, the fit keeps the zero-shot map; with SIGN_CHOICE
-# that map's errors on every window of the fit data (it fits nothing, so all are out of sample)
-# choose between the sign-symmetric and the plain treatment. Off: measured, the choice helped
-# short trending series and hurt ETTh1 at H = 720 and ILI (docs/design.md).
-SIGN_CHOICE = False
 # How a sign-symmetric head trains: "sampled" runs the backbone on x or on -x, drawn per window,
 # negated back (a plain head's cost; since the map is linear and the loss convex, its loss bounds
 # the average's from above); "both" runs it on both every step (the exact average, twice the passes).
@@ -150,9 +142,7 @@ class ReconstructionForecastHead(nn.Module):
         sign_symmetric: bool = False,
     ) -> None:
         super().__init__()
-        # A buffer, so that every state dict carries it (Lightning and Darts checkpoints, the
-        # snapshots a fit restores): the closed-form start may change it (set_sign_symmetric).
-        self.register_buffer("symmetric", torch.tensor(bool(sign_symmetric)))
+        self.sign_symmetric = sign_symmetric
         if temporal_map not in TEMPORAL_MAPS:
             raise ValueError(f"temporal_map must be one of {TEMPORAL_MAPS}, got {temporal_map!r}")
         if not 0 <= future_patches < context_length // patch_len:
@@ -197,19 +187,6 @@ class ReconstructionForecastHead(nn.Module):
             self.temporal.weight.mul_(0.01)
             self.temporal.weight[:, max(last_observed, 0)] += 1.0
             self.temporal.bias.zero_()
-
-    @property
-    def sign_symmetric(self) -> bool:
-        """Whether the map reads the average of the features of ``x`` and, negated back, of ``-x``."""
-        return bool(self.symmetric)
-
-    def set_sign_symmetric(self, value: bool) -> None:
-        """Switch the sign treatment (the closed-form start may choose it; ``docs/design.md``)."""
-        self.symmetric.fill_(bool(value))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        state_dict.setdefault(prefix + "symmetric", self.symmetric.clone())  # saved before the flag was kept
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _input_index(self, step: int) -> int:
         """The temporal-map input that holds time step ``step`` of the map's ``n_steps``

@@ -101,9 +101,7 @@ class HeadStart:
     the fitted map; the rest is the zero-shot map) and how the fit weighed windows
     (``weighting``, :func:`~trace_forecast.losses.window_weights`; training then weighs them
     the same way), the validation error of the choice and of the zero-shot map alone, and
-    how many validation windows chose (``None`` without validation). Where too few windows
-    validate, the zero-shot map is kept, and with the sign choice on (:func:`sign_choosable`)
-    ``sign_symmetric`` records the treatment its errors on every window chose (else ``None``)."""
+    how many validation windows chose (``None`` without validation)."""
 
     alpha: float
     blend: float
@@ -111,7 +109,6 @@ class HeadStart:
     zero_shot_error: float | None = None
     validation_windows: int | None = None
     weighting: str = "fit"
-    sign_symmetric: bool | None = None  # the sign treatment chosen for the zero-shot map (None: not chosen)
 
 
 def ridge_applicable(network) -> bool:
@@ -287,21 +284,6 @@ def too_little_validation(network, validation: RidgeStatistics) -> bool:
     """Whether ``validation`` is too thin to choose on and the head has a zero-shot map to keep."""
     return head_prior(network) is not None and (validation.windows < MIN_VALIDATION_WINDOWS
                                                  or validation.weight <= 0)
-
-
-def sign_choosable(network) -> bool:
-    """Whether the head can read plain or sign-symmetric features and starts sign-symmetric
-    (:data:`~trace_forecast.heads.reconstruction.SIGN_CHOICE`): the kept zero-shot map may then
-    switch to the plain treatment."""
-    from trace_forecast.heads import reconstruction
-
-    head = network.forecast_head
-    return reconstruction.SIGN_CHOICE and bool(getattr(head, "sign_symmetric", False)) and head_prior(network) is not None
-
-
-def zero_shot_error(stats: RidgeStatistics, prior: torch.Tensor) -> float:
-    """The squared error of the zero-shot map ``prior`` (no bias) on the windows of ``stats``."""
-    return squared_error(stats, prior, torch.zeros(prior.shape[0], dtype=prior.dtype))
 
 
 Sums = RidgeStatistics | dict[str, RidgeStatistics]
