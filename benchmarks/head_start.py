@@ -138,19 +138,19 @@ KEY = ("variant",)
 
 def run(args, record: Record) -> None:
     import trace_forecast.engine.recipe as recipe
-    import trace_forecast.tasks.forecast as forecast
+    import trace_forecast.heads.ridge as ridge
 
-    original = recipe.ridge_solve, forecast.RIDGE_WINDOWS
+    original = recipe.ridge_solve, ridge.RIDGE_WINDOWS
     assert original[1] == RIDGE_WINDOWS
     record.protocol["seed"] = 0
     try:
         for name, (solve, windows) in variants().items():
             with timed() as seconds:
-                recipe.ridge_solve, forecast.RIDGE_WINDOWS = solve, windows
+                recipe.ridge_solve, ridge.RIDGE_WINDOWS = solve, windows
                 row = {"variant": name, **scores()}
             record.add({**row, "seconds": seconds()})
     finally:
-        recipe.ridge_solve, forecast.RIDGE_WINDOWS = original
+        recipe.ridge_solve, ridge.RIDGE_WINDOWS = original
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import DOCS, PeakMemory, Record, channel_windows, main, timed
+from benchmarks.harness import DOCS, PeakMemory, Record, channel_windows, main, setting, timed
 from trace_forecast.datasets import load_etth1, standard_split
 from trace_forecast.metrics import mae, mse, owa
 from trace_forecast.parameters import default
@@ -176,13 +176,11 @@ def default_rows(split, fh, nl: dict, record: Record) -> None:
 def ridge_rows(split, fh, record: Record, seeds=(0, 1, 2, 3, 4), sizes=(4096, 8192)) -> None:
     """The default ``TraceForecaster()`` with the closed-form head start on ``sizes``
     windows, over ``seeds``: its seed-to-seed spread (every 4th test window)."""
-    import trace_forecast.tasks.forecast as forecast_task
+    import trace_forecast.heads.ridge as ridge
 
     hist, fut = channel_windows(split.test, LOOKBACK, HORIZON, 4)
-    saved = forecast_task.RIDGE_WINDOWS
-    try:
-        for size in sizes:
-            forecast_task.RIDGE_WINDOWS = size
+    for size in sizes:
+        with setting(ridge, "RIDGE_WINDOWS", size):
             for seed in seeds:
                 from trace_forecast import TraceForecaster
 
@@ -191,8 +189,6 @@ def ridge_rows(split, fh, record: Record, seeds=(0, 1, 2, 3, 4), sizes=(4096, 81
                     forecaster.fit(split.train, fh=fh)
                 record.add({"dataset": "ETTh1", "head_start_windows": size, "seed": seed,
                             "fit_seconds": fit_time(), "test_stride": 4, **score_etth1(forecaster, hist, fut)})
-    finally:
-        forecast_task.RIDGE_WINDOWS = saved
 
 
 PARTS = {"grid": "recipe_sweep", "defaults": "recipe_defaults", "ridge": "recipe_ridge"}

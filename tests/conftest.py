@@ -82,6 +82,19 @@ def tiny_backbone_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture
+def small_head_start(monkeypatch):
+    """Default fits solve their closed-form head start on 1,024 training and 256 validation
+    windows instead of 8,192 and 2,048 (:mod:`trace_forecast.heads.ridge`). The examples and
+    the doc pages run every line as a user runs them at about half the CPU time (the head
+    start's forward passes were 63 % of a default fit); ``docs/make_figures.sh`` runs the
+    examples at full size and records what they print."""
+    from trace_forecast.heads import ridge
+
+    monkeypatch.setattr(ridge, "RIDGE_WINDOWS", 1024)
+    monkeypatch.setattr(ridge, "RIDGE_VALIDATION_WINDOWS", 256)
+
+
 def pytest_collection_modifyitems(config, items):
     """Longest first (sktime's conformance suite, then the other ``slow`` tests), so that
     the parallel workers do not end with one of them running alone."""

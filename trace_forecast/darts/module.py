@@ -34,7 +34,7 @@ from trace_forecast.engine.precision import prediction_autocast
 from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import reconstruction
-from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
+from trace_forecast.heads import ridge as head_start_sizes  # read at each fit (tests shrink them)
 from trace_forecast.losses import normalized_mse
 from trace_forecast.network import build_network
 from trace_forecast.parameters import default
@@ -246,7 +246,7 @@ class TraceModule(PLForecastingModule):
                 yield (x.float(), mask.float(), channel_targets(batch.future_target).float(),
                        *(() if units is None else (units.float(),)))
 
-        return limited(windows(), RIDGE_VALIDATION_WINDOWS)
+        return limited(windows(), head_start_sizes.RIDGE_VALIDATION_WINDOWS)
 
     def head_start_batches(self) -> Iterator[tuple[torch.Tensor, ...]]:
         """``(x, input_mask, y, unit)`` windows for the closed-form head start: up to
@@ -261,10 +261,10 @@ class TraceModule(PLForecastingModule):
         dataset = loader.dataset
         pool = dataset.pool if isinstance(dataset, SubsampledTrainingDataset) else dataset
         generator = torch.Generator().manual_seed(self.network_seed + 2)
-        n = min(len(pool), RIDGE_WINDOWS)
+        n = min(len(pool), head_start_sizes.RIDGE_WINDOWS)
         rows = torch.randperm(len(pool), generator=generator)[:n].sort().values
         channels = pool[0].past_target.shape[-1]
-        per_sample = min(channels, -(-RIDGE_WINDOWS // n))
+        per_sample = min(channels, -(-head_start_sizes.RIDGE_WINDOWS // n))
         batch_size = max(1, inference_batch_size(self.device) // per_sample)
         subset = DataLoader(Subset(pool, rows.tolist()), batch_size=batch_size, collate_fn=loader.collate_fn)
         strategy = self.trainer.strategy
@@ -281,4 +281,4 @@ class TraceModule(PLForecastingModule):
                 yield (x[keep].float(), mask[keep].float(), y[keep].float(),
                        *(() if units is None else (units[keep].float(),)))
 
-        return limited(windows())
+        return limited(windows(), head_start_sizes.RIDGE_WINDOWS)

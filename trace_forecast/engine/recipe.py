@@ -37,7 +37,6 @@ from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import head_start_features
 from trace_forecast.heads.ridge import (
     MIN_VALIDATION_WINDOWS,
-    RIDGE_WINDOWS,
     HeadStart,
     RidgeStatistics,
     ridge_applicable,
@@ -353,7 +352,7 @@ class AdaLoraAllocator(Callback):
             tuner.update_and_allocate(trainer.global_step)
 
 
-def limited(batches: Iterable[HeadBatch], windows: int = RIDGE_WINDOWS) -> Iterator[HeadBatch]:
+def limited(batches: Iterable[HeadBatch], windows: int) -> Iterator[HeadBatch]:
     """Batches until ``windows`` windows have been yielded."""
     seen = 0
     for batch in batches:

@@ -35,7 +35,7 @@ from trace_forecast.errors import (
     ShortSeriesWarning,
     UncalibratedIntervalsWarning,
 )
-from trace_forecast.heads.ridge import RIDGE_VALIDATION_WINDOWS, RIDGE_WINDOWS
+from trace_forecast.heads import ridge as head_start_sizes  # read at each fit (tests shrink them)
 from trace_forecast.network import NetworkSpec, TraceNetwork, build_network
 from trace_forecast.tasks.calibration import (  # noqa: F401  (CALIBRATION_WINDOWS: re-exported)
     CALIBRATION_WINDOWS,
@@ -184,8 +184,8 @@ def fit_forecast(
         network = build_network(backbone, spec, seed=settings.random_state)
         if head_init == "ridge":
             # Forward passes only: the closed-form head may see more windows than training does.
-            ridge_rows = subsample(sets.all_train, max(RIDGE_WINDOWS, len(train_ds)), seed + 2)
-            ridge_val = subsample(sets.all_val, max(RIDGE_VALIDATION_WINDOWS, len(val_ds)), seed + 3)
+            ridge_rows = subsample(sets.all_train, max(head_start_sizes.RIDGE_WINDOWS, len(train_ds)), seed + 2)
+            ridge_val = subsample(sets.all_val, max(head_start_sizes.RIDGE_VALIDATION_WINDOWS, len(val_ds)), seed + 3)
             head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
                                              validation=WindowDataset(series, ridge_val, spec.context_length,
                                                                       spec.horizon))
