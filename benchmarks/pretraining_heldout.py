@@ -9,6 +9,12 @@ the windows hide their last 1-32 patches, the others 15-50 % of their patches), 
 figures compare versions:
 
 ``python -m benchmarks.pretraining_heldout --backbone embedded=None v3=runs/v3``
+
+A backbone may also be a campaign checkpoint (``leg6=leg6.ckpt``: its exported weights, the
+moving average). ``--forecast`` runs the held-out forecasting check instead of the pretraining
+mix (:func:`trace_forecast.pretraining.module.forecast_check`: every window hides only its last
+1 to 12 patches, the zero-shot forecast's task on pretraining-only data; each campaign leg
+records it too; ``docs/model_card.md`` compares it with the zero-shot benchmarks).
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from __future__ import annotations
 from benchmarks.harness import Record, main
 from trace_forecast.backbone import load_backbone
 from trace_forecast.datasets import shared_data_dir
-from trace_forecast.pretrain import heldout_loss_by_source
 from trace_forecast.pretraining.corpus import load_corpus, split_heldout
 from trace_forecast.pretraining.mixture import SourceMixture
+from trace_forecast.pretraining.module import forecast_check, heldout_loss_by_source
 from trace_forecast.pretraining.synthetic import generate_corpus
 
 WINDOWS = dict(tail_share=0.5, max_tail_patches=32, mask_ratio=(0.15, 0.5))
@@ -44,14 +50,33 @@ def options(parser) -> None:
     parser.add_argument("--backbone", nargs="+", default=["embedded=None"],
                         help="NAME=CHECKPOINT pairs (None: the embedded backbone)")
     parser.add_argument("--windows", type=int, default=256, help="windows per source")
+    parser.add_argument("--forecast", action="store_true",
+                        help="the held-out forecasting check (windows hide only their last 1-12 patches)")
+
+
+def backbone_from(path: str):
+    """The embedded backbone (``None``), a backbone folder, or a campaign checkpoint's weights."""
+    if not path.endswith(".ckpt"):
+        return load_backbone(None if path == "None" else path)
+    import tempfile
+
+    from trace_forecast.pretraining.campaign import export_weights
+
+    with tempfile.TemporaryDirectory() as folder:
+        return load_backbone(export_weights(path, folder))
 
 
 def run(args, record: Record) -> None:
     held = heldout_mixture()
     for item in args.backbone:
         name, path = item.split("=", 1)
-        backbone = load_backbone(None if path == "None" else path)
-        losses = heldout_loss_by_source(backbone, held, WINDOWS, 512, n_windows=args.windows)
+        backbone = backbone_from(path)
+        if args.forecast:
+            check = forecast_check(backbone, held, 512, n_windows=args.windows)
+            losses = check["by_source"]
+            record.summary.setdefault("mean_over_real_sources", {})[name] = check["mean_over_real_sources"]
+        else:
+            losses = heldout_loss_by_source(backbone, held, WINDOWS, 512, n_windows=args.windows)
         for source, loss in losses.items():
             record.add({"backbone": name, "source": source, "loss": loss}, quiet=True)
         print(name, losses, flush=True)

@@ -122,7 +122,7 @@ def test_a_campaign_leg_killed_and_resumed_ends_where_one_uninterrupted_run_does
     from safetensors.torch import load_file
 
     from trace_forecast.pretrain import main
-    from trace_forecast.pretraining.campaign import read_legs
+    from trace_forecast.pretraining.campaign import export_weights, read_legs
 
     common = ["--synthetic", "20", "--batch-size", "4", "--d-model", "16", "--layers", "1", "--d-ff", "32",
               "--heads", "2", "--checkpoint-every", "3", "--device", "cpu", "--precision", "32-true",
@@ -140,6 +140,9 @@ def test_a_campaign_leg_killed_and_resumed_ends_where_one_uninterrupted_run_does
                                                                                   (7, 12, "finished")]
     assert record[1]["windows_start"] == 28 and record[1]["hardware"]["precision"] == "32-true"
     assert not list((tmp_path / "campaign").glob("*.tmp"))  # written through a rename
+    # The checkpoint's exported weights (the moving average) are the leg's exported backbone.
+    exported = export_weights(tmp_path / "campaign" / "checkpoint.ckpt", tmp_path / "exported", tmp_path / "legs")
+    assert all(torch.equal(legs[k], v) for k, v in load_file(exported / "model.safetensors").items())
 
     # A cool-down leg continues the same checkpoint and stops where its decay reaches 0.
     cooled = main([*campaign, *common, "--steps", "16", "--cooldown", "12", "4"])
@@ -157,3 +160,26 @@ def test_cooldown_decays_the_constant_rate_to_zero():
     assert schedule(104) == pytest.approx(0.5) and schedule(116) == 0.0 and schedule(200) == 0.0
     with pytest.raises(ValueError, match="constant"):
         PretrainModule(MomentBackbone.__new__(MomentBackbone), schedule="one-cycle", cooldown=(1, 1))
+
+
+def test_the_forecast_check_hides_only_tails_and_averages_the_real_sources():
+    """The held-out forecasting check a campaign leg records: windows that hide their last
+    1-12 patches and nothing else, scored per source, averaged over the real sources."""
+    from trace_forecast.backbone import MomentBackbone
+    from trace_forecast.pretraining.mixture import SourceMixture
+    from trace_forecast.pretraining.module import FORECAST_CHECK_WINDOWS, build_config, forecast_check
+    from trace_forecast.pretraining.windows import PretrainWindows
+
+    rng = np.random.default_rng(0)
+    groups = {name: [rng.normal(size=700).cumsum().astype(np.float32)] for name in ("a", "b", "synthetic")}
+    held = SourceMixture(groups, dict.fromkeys(groups, 1.0))
+    torch.manual_seed(0)
+    backbone = MomentBackbone(build_config(d_model=16, layers=1, d_ff=32, heads=2))
+    check = forecast_check(backbone, held, 512, n_windows=6)
+    losses = check["by_source"]
+    assert set(losses) == {"a", "b", "synthetic"} and all(np.isfinite(v) for v in losses.values())
+    assert check["mean_over_real_sources"] == round((losses["a"] + losses["b"]) / 2, 4)
+    windows = PretrainWindows(groups["a"], 6, 512, 8, seed=12345, **FORECAST_CHECK_WINDOWS)
+    for _, _, mask in (windows[i] for i in range(len(windows))):
+        hidden = (mask == 0).nonzero().flatten()
+        assert 8 <= len(hidden) <= 96 and hidden[-1] == 511 and len(hidden) == 512 - int(hidden[0])

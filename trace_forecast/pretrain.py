@@ -50,6 +50,7 @@ from trace_forecast.pretraining.module import (
     SCHEDULES,
     PretrainModule,
     build_config,
+    forecast_check,
     heldout_loss_by_source,
     stream_position,
 )
@@ -304,7 +305,10 @@ def main(argv=None) -> dict:
     }
     if held_mix is not None:
         summary["heldout_loss_by_source"] = heldout_loss_by_source(backbone, held_mix, windows, args.seq_len)
-        callbacks[0].record(trainer, module, "finished", heldout_loss_by_source=summary["heldout_loss_by_source"])
+        check = forecast_check(backbone, held_mix, args.seq_len) if campaign else None
+        callbacks[0].record(trainer, module, "finished", heldout_loss_by_source=summary["heldout_loss_by_source"],
+                            **({} if check is None else {"heldout_forecast_loss": check["mean_over_real_sources"],
+                                                         "heldout_forecast_loss_by_source": check["by_source"]}))
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
     if not args.quiet:
         print(json.dumps(summary, indent=2))

@@ -117,3 +117,17 @@ def update_leg(campaign: Path, row: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(legs, indent=1) + "\n")
     os.replace(tmp, path)
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, architecture: str | Path | None = None) -> Path:
+    """Write a campaign checkpoint's exported weights (the moving average, which Lightning's
+    weight averaging keeps as the checkpoint's ``state_dict``; the raw weights are its
+    ``current_model_state``) as a backbone folder that ``backbone=`` loads. ``architecture``
+    is a backbone folder of the same shape (default: the embedded backbone, which every v4
+    leg continues)."""
+    from trace_forecast.backbone import load_backbone, save_backbone
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    backbone = load_backbone(architecture)
+    backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()})
+    return save_backbone(backbone.eval(), out, moment_compatible=False)
