@@ -127,7 +127,8 @@ def export_weights(checkpoint: str | Path, out: str | Path, architecture: str | 
     leg continues)."""
     from trace_forecast.backbone import load_backbone, save_backbone
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    # weights_only: the restricted unpickler (tensors and plain types only)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     backbone = load_backbone(architecture)
     backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()})
     return save_backbone(backbone.eval(), out, moment_compatible=False)
