@@ -14,7 +14,8 @@ A backbone may also be a campaign checkpoint (``leg6=leg6.ckpt``: its exported w
 moving average). ``--forecast`` runs the held-out forecasting check instead of the pretraining
 mix (:func:`trace_forecast.pretraining.module.forecast_check`: every window hides only its last
 1 to 12 patches, the zero-shot forecast's task on pretraining-only data; each campaign leg
-records it too; ``docs/model_card.md`` compares it with the zero-shot benchmarks).
+records it too; ``results/pretraining_heldout_forecast.json``; ``docs/model_card.md`` compares it
+with the zero-shot benchmarks).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def options(parser) -> None:
     parser.add_argument("--windows", type=int, default=256, help="windows per source")
     parser.add_argument("--forecast", action="store_true",
                         help="the held-out forecasting check (windows hide only their last 1-12 patches)")
+
+
+def result_name(args) -> str:
+    """``results/pretraining_heldout.json``, or ``..._forecast.json`` for the forecasting check."""
+    return "pretraining_heldout_forecast" if args.forecast else "pretraining_heldout"
 
 
 def backbone_from(path: str):
