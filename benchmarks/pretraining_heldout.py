@@ -23,6 +23,7 @@ from __future__ import annotations
 from benchmarks.harness import Record, main
 from trace_forecast.backbone import load_backbone
 from trace_forecast.datasets import shared_data_dir
+from trace_forecast.pretraining.campaign import campaign_backbone
 from trace_forecast.pretraining.corpus import load_corpus, split_heldout
 from trace_forecast.pretraining.mixture import SourceMixture
 from trace_forecast.pretraining.module import forecast_check, heldout_loss_by_source
@@ -62,14 +63,9 @@ def result_name(args) -> str:
 
 def backbone_from(path: str):
     """The embedded backbone (``None``), a backbone folder, or a campaign checkpoint's weights."""
-    if not path.endswith(".ckpt"):
-        return load_backbone(None if path == "None" else path)
-    import tempfile
-
-    from trace_forecast.pretraining.campaign import export_weights
-
-    with tempfile.TemporaryDirectory() as folder:
-        return load_backbone(export_weights(path, folder))
+    if path.endswith(".ckpt"):
+        return campaign_backbone(path)
+    return load_backbone(None if path == "None" else path)
 
 
 def run(args, record: Record) -> None:

@@ -119,16 +119,22 @@ def update_leg(campaign: Path, row: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def export_weights(checkpoint: str | Path, out: str | Path, architecture: str | Path | None = None) -> Path:
-    """Write a campaign checkpoint's exported weights (the moving average, which Lightning's
-    weight averaging keeps as the checkpoint's ``state_dict``; the raw weights are its
-    ``current_model_state``) as a backbone folder that ``backbone=`` loads. ``architecture``
-    is a backbone folder of the same shape (default: the embedded backbone, which every v4
-    leg continues)."""
-    from trace_forecast.backbone import load_backbone, save_backbone
+def campaign_backbone(checkpoint: str | Path, architecture: str | Path | None = None):
+    """A campaign checkpoint's exported weights (the moving average, which Lightning's weight
+    averaging keeps as the checkpoint's ``state_dict``; the raw weights are its
+    ``current_model_state``) in a backbone, in eval mode. ``architecture`` is a backbone folder
+    of the same shape (default: the embedded backbone, which every v4 leg continues)."""
+    from trace_forecast.backbone import load_backbone
 
     # weights_only: the restricted unpickler (tensors and plain types only)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     backbone = load_backbone(architecture)
     backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items()})
-    return save_backbone(backbone.eval(), out, moment_compatible=False)
+    return backbone.eval()
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, architecture: str | Path | None = None) -> Path:
+    """Write :func:`campaign_backbone` as a backbone folder that ``backbone=`` loads."""
+    from trace_forecast.backbone import save_backbone
+
+    return save_backbone(campaign_backbone(checkpoint, architecture), out, moment_compatible=False)
