@@ -28,8 +28,9 @@ Protocol (``docs/benchmarks_data_size.md`` says it again):
   before the fine-tune became sign-symmetric (both front ends), and the sign-symmetric
   fine-tune that trains on both signs every step.
   The defaults (both front ends), the plain fine-tune and NLinear run with 3 seeds; head
-  only, LoRA, full fine-tuning and the both-signs arms with the first (CPU time). The committed head-only, LoRA and full fine-tuning rows were measured before the
-  fine-tune became sign-symmetric (plain features).
+  only, LoRA, full fine-tuning and the both-signs arms with the first (CPU time). The
+  committed head-only, LoRA and full fine-tuning rows were measured before the fine-tune
+  became sign-symmetric (plain features).
 - Test windows: on ETTh1 every ``--test-stride``-th (default 5, coprime with the daily
   period), on ILI every one; MSE and MAE on the train-standardised values.
 """

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import long_horizon, m4, small_data
-from benchmarks.harness import Record, channel_windows, main, timed
+from benchmarks.harness import Record, channel_windows, main, setting, timed
 
 PENALTIES = tuple(10.0 ** k for k in range(-3, 4))
 RIDGE_WINDOWS = 8192  # the package's default (trace_forecast.heads.ridge.RIDGE_WINDOWS)
@@ -140,17 +140,12 @@ def run(args, record: Record) -> None:
     import trace_forecast.engine.recipe as recipe
     import trace_forecast.heads.ridge as ridge
 
-    original = recipe.ridge_solve, ridge.RIDGE_WINDOWS
-    assert original[1] == RIDGE_WINDOWS
+    assert ridge.RIDGE_WINDOWS == RIDGE_WINDOWS
     record.protocol["seed"] = 0
-    try:
-        for name, (solve, windows) in variants().items():
-            with timed() as seconds:
-                recipe.ridge_solve, ridge.RIDGE_WINDOWS = solve, windows
-                row = {"variant": name, **scores()}
-            record.add({**row, "seconds": seconds()})
-    finally:
-        recipe.ridge_solve, ridge.RIDGE_WINDOWS = original
+    for name, (solve, windows) in variants().items():
+        with setting(recipe, "ridge_solve", solve), setting(ridge, "RIDGE_WINDOWS", windows), timed() as seconds:
+            row = {"variant": name, **scores()}
+        record.add({**row, "seconds": seconds()})
 
 
 if __name__ == "__main__":
