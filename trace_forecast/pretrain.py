@@ -305,10 +305,13 @@ def main(argv=None) -> dict:
     }
     if held_mix is not None:
         summary["heldout_loss_by_source"] = heldout_loss_by_source(backbone, held_mix, windows, args.seq_len)
-        check = forecast_check(backbone, held_mix, args.seq_len) if campaign else None
+        forecasting = {}
+        if campaign:  # only a campaign leg keeps a record
+            check = forecast_check(backbone, held_mix, args.seq_len)
+            forecasting = {"heldout_forecast_loss": check["mean_over_real_sources"],
+                           "heldout_forecast_loss_by_source": check["by_source"]}
         callbacks[0].record(trainer, module, "finished", heldout_loss_by_source=summary["heldout_loss_by_source"],
-                            **({} if check is None else {"heldout_forecast_loss": check["mean_over_real_sources"],
-                                                         "heldout_forecast_loss_by_source": check["by_source"]}))
+                            **forecasting)
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))
     if not args.quiet:
         print(json.dumps(summary, indent=2))
