@@ -82,17 +82,31 @@ def tiny_backbone_dir(tmp_path_factory) -> Path:
     return folder
 
 
+SMALL_FIT_WINDOWS = 256
+
+
 @pytest.fixture
-def small_head_start(monkeypatch):
-    """Default fits solve their closed-form head start on 1,024 training and 256 validation
-    windows instead of 8,192 and 2,048 (:mod:`trace_forecast.heads.ridge`). The examples and
-    the doc pages run every line as a user runs them at about half the CPU time (the head
-    start's forward passes were 63 % of a default fit); ``docs/make_figures.sh`` runs the
+def small_fits(monkeypatch):
+    """Default-sized fits at a fraction of their CPU time, every line still run: the closed-form
+    head start reads 1,024 training and 256 validation windows instead of 8,192 and 2,048
+    (:mod:`trace_forecast.heads.ridge`), and gradient training at most ``SMALL_FIT_WINDOWS``
+    windows an epoch instead of ``max_windows`` (1,024 by default), in both front ends. The
+    examples and the doc pages run this way in the suite (the head start's forward passes
+    were 63 % of a default fit, training most of the rest); ``docs/make_figures.sh`` runs the
     examples at full size and records what they print."""
+    from trace_forecast.darts import model as darts_model
+    from trace_forecast.engine import windows
     from trace_forecast.heads import ridge
 
     monkeypatch.setattr(ridge, "RIDGE_WINDOWS", 1024)
     monkeypatch.setattr(ridge, "RIDGE_VALIDATION_WINDOWS", 256)
+
+    def capped(limit: int | None) -> int:
+        return SMALL_FIT_WINDOWS if limit is None else min(limit, SMALL_FIT_WINDOWS)
+
+    subsample, samples_for_windows = windows.subsample, darts_model.samples_for_windows
+    monkeypatch.setattr(windows, "subsample", lambda plan, limit, seed=0: subsample(plan, capped(limit), seed))
+    monkeypatch.setattr(darts_model, "samples_for_windows", lambda limit, width: samples_for_windows(capped(limit), width))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,7 +19,7 @@ def python_blocks(page: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("small_head_start")
+@pytest.mark.usefixtures("small_fits")
 @pytest.mark.parametrize("page", PAGES)
 def test_examples_run(page):
     blocks = python_blocks(DOCS / page)

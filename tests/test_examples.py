@@ -4,8 +4,9 @@
 The scripts run in the test worker (``runpy``) rather than in a fresh interpreter: each fresh
 interpreter spent about 7 CPU-seconds importing torch, sktime and Darts again. A fresh
 interpreter's own behaviour (no output, bit-identical fits) is tested in ``test_console.py``
-and ``test_determinism.py``. Their default fits solve the closed-form head start on fewer
-windows (the ``small_head_start`` fixture); ``docs/make_figures.sh`` runs them at full size."""
+and ``test_determinism.py``. Their default fits read fewer windows for the closed-form head
+start and for training (the ``small_fits`` fixture); ``docs/make_figures.sh`` runs them at
+full size."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_every_example_is_tested():
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("small_head_start")  # conftest.py: the head start on fewer windows
+@pytest.mark.usefixtures("small_fits")  # conftest.py: fewer windows for the head start and training
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_example_runs(script, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
