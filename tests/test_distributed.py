@@ -2,47 +2,48 @@
 same Gated DSIC selection and the same adapter weights, close to a single-process run with
 the same global batch.
 
-The two ranks are launched the way ``torchrun`` launches them (``RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR``/``MASTER_PORT`` in the environment of two processes), each running the
-ordinary ``TraceForecaster(trainer_kwargs={"strategy": "ddp", "devices": 2, ...}).fit``.
+The ranks get the environment ``torchrun`` gives them (``RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR``/``MASTER_PORT``), each in a process forked from the test's (which skips a
+fresh interpreter's 7 s of imports), each running the ordinary
+``TraceForecaster(trainer_kwargs={"strategy": "ddp", "devices": 2, ...}).fit``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
-import subprocess
-import sys
-import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 
-RANK_SCRIPT = """
-import sys, warnings
-import numpy as np, pandas as pd, torch
-from trace_forecast import TraceForecaster
+def fit_rank(env: dict, backbone: str, devices: int, batch: int, out: str) -> None:
+    """One rank's fit (in its own process), its results saved to ``out``."""
+    import numpy as np
+    import pandas as pd
 
-warnings.simplefilter("ignore")
-backbone, devices, batch, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-t = np.arange(400)
-y = pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, 400))
-f = TraceForecaster(backbone=backbone, context_length=64, max_epochs=2, batch_size=batch, max_windows=256,
-                    random_state=0, dsic_interval=2, dsic_draws=4,
-                    trainer_kwargs={"accelerator": "cpu", "devices": devices, "strategy": "ddp", "num_nodes": 1})
-f.fit(y, fh=[1, 2, 3])
-network = f.network_
-torch.save({
-    "kept": f.selected_modules_["kept"].tolist(),
-    "rounds": f.selection_history_.groupby("step")["kept"].apply(list).to_dict(),
-    "importance": f.selection_history_.groupby("step")["importance"].apply(list).to_dict(),
-    "trainable": {n: p.detach().clone() for n, p in network.named_parameters() if p.requires_grad},
-    "prediction": torch.as_tensor(f.predict().to_numpy()),
-}, out)
-"""
+    from trace_forecast import TraceForecaster
+
+    os.environ.update(env)
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    t = np.arange(400)
+    y = pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, 400))
+    f = TraceForecaster(backbone=backbone, context_length=64, max_epochs=2, batch_size=batch, max_windows=256,
+                        random_state=0, dsic_interval=2, dsic_draws=4,
+                        trainer_kwargs={"accelerator": "cpu", "devices": devices, "strategy": "ddp", "num_nodes": 1})
+    f.fit(y, fh=[1, 2, 3])
+    network = f.network_
+    torch.save({
+        "kept": f.selected_modules_["kept"].tolist(),
+        "rounds": f.selection_history_.groupby("step")["kept"].apply(list).to_dict(),
+        "importance": f.selection_history_.groupby("step")["importance"].apply(list).to_dict(),
+        "trainable": {n: p.detach().clone() for n, p in network.named_parameters() if p.requires_grad},
+        "prediction": torch.as_tensor(f.predict().to_numpy()),
+    }, out)
 
 
 def free_port() -> int:
@@ -54,24 +55,23 @@ def free_port() -> int:
 def launch(world_size: int, batch_size: int, backbone: Path, folder: Path) -> list[dict]:
     """Run the fit on ``world_size`` ranks (as torchrun would); each rank's results."""
     port = str(free_port())
+    fork = multiprocessing.get_context("fork")
     procs = []
     for rank in range(world_size):
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": str(world_size),
-               "RANK": str(rank), "LOCAL_RANK": str(rank), "NODE_RANK": "0", "OMP_NUM_THREADS": "1",
-               "HF_HUB_OFFLINE": "1"}
+        env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": str(world_size), "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "NODE_RANK": "0", "OMP_NUM_THREADS": "1"}
         out = folder / f"ws{world_size}_rank{rank}.pt"
-        procs.append((subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(RANK_SCRIPT), str(backbone), str(world_size), str(batch_size),
-             str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out))
+        proc = fork.Process(target=fit_rank, args=(env, str(backbone), world_size, batch_size, str(out)))
+        proc.start()
+        procs.append((proc, out))
     results = []
     for proc, out in procs:
-        try:
-            _, err = proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
+        proc.join(timeout=300)
+        if proc.exitcode is None:
             for p, _ in procs:
                 p.kill()
             pytest.fail("a DDP rank did not finish")
-        assert proc.returncode == 0, err[-3000:]
+        assert proc.exitcode == 0, f"a DDP rank exited with {proc.exitcode}"
         results.append(torch.load(out, weights_only=True))
     return results
 

@@ -1,11 +1,15 @@
 """Fine-tunes that survive interruption: a fit killed with SIGKILL and resumed from its
-checkpoint ends exactly as the uninterrupted fit."""
+checkpoint ends exactly as the uninterrupted fit.
+
+Each fit runs in a child process forked from the test's (``resume_child.py``,
+``resume_darts_child.py``; both also run as scripts): the child shares nothing with the fit it
+resumes but the checkpoint on disk, and skips a fresh interpreter's 7 s of imports."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import multiprocessing
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +19,28 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from trace_forecast.engine.resume import ResumableLoader, atomic_save
 
-CHILD = Path(__file__).resolve().parent / "resume_child.py"
-DARTS_CHILD = Path(__file__).resolve().parent / "resume_darts_child.py"
+
+def _run_quietly(target, *args) -> None:
+    warnings.simplefilter("ignore")
+    target(*args)
 
 
-def _child(folder: str, kill_at: int, out: Path, adapter: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(CHILD), folder, str(kill_at), str(out), adapter],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def _forked(target, *args) -> multiprocessing.Process:
+    """``target(*args)`` in a forked child; its ``exitcode`` is ``-9`` where it killed itself."""
+    child = multiprocessing.get_context("fork").Process(target=_run_quietly, args=(target, *args))
+    child.start()
+    return child
+
+
+def _wait(child: multiprocessing.Process) -> int | None:
+    child.join(timeout=300)
+    return child.exitcode
+
+
+def _child(folder: str, kill_at: int, out: Path, adapter: str) -> multiprocessing.Process:
+    from resume_child import main
+
+    return _forked(main, folder, kill_at, str(out), adapter)
 
 
 @pytest.mark.slow
@@ -34,11 +53,11 @@ def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     kill_at, adapter = int(rng.integers(3, 11)), str(rng.choice(["gated_dsic", "adalora"]))
     reference = _child("-", 0, tmp_path / "reference.json", adapter)  # runs beside the interrupted one
     killed = _child(str(tmp_path / "ckpt"), kill_at, tmp_path / "never.json", adapter)
-    assert killed.wait() == -9, killed.stderr.read()
+    assert _wait(killed) == -9
     assert (tmp_path / "ckpt" / "resume.ckpt").is_file() and not (tmp_path / "never.json").exists()
     resumed = _child(str(tmp_path / "ckpt"), 0, tmp_path / "resumed.json", adapter)
-    assert resumed.wait() == 0, resumed.stderr.read()
-    assert reference.wait() == 0, reference.stderr.read()
+    assert _wait(resumed) == 0
+    assert _wait(reference) == 0
     expected = json.loads((tmp_path / "reference.json").read_text())
     got = json.loads((tmp_path / "resumed.json").read_text())
     assert expected["kept"] != "start", "the fit must train for the test to mean something"
@@ -54,16 +73,17 @@ def test_a_darts_fit_killed_mid_epoch_resumes_from_darts_checkpoint(tmp_path):
     pytest.importorskip("darts")
     kill_at = int(np.random.default_rng().integers(6, 15))
 
-    def child(mode: str, kill: int, out: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(DARTS_CHILD), str(tmp_path / "work"), mode, str(kill),
-                                 str(tmp_path / out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    from resume_darts_child import main
+
+    def child(mode: str, kill: int, out: str) -> multiprocessing.Process:
+        return _forked(main, str(tmp_path / "work"), mode, kill, str(tmp_path / out))
 
     reference = child("plain", 0, "reference.json")
     killed = child("fresh", kill_at, "never.json")
-    assert killed.wait() == -9, killed.stderr.read()
+    assert _wait(killed) == -9
     resumed = child("resume", 0, "resumed.json")
-    assert resumed.wait() == 0, resumed.stderr.read()
-    assert reference.wait() == 0, reference.stderr.read()
+    assert _wait(resumed) == 0
+    assert _wait(reference) == 0
     expected = json.loads((tmp_path / "reference.json").read_text())
     assert expected["steps"] == 15
     assert json.loads((tmp_path / "resumed.json").read_text()) == expected, f"killed after step {kill_at}"
