@@ -77,6 +77,7 @@ def launch(world_size: int, batch_size: int, backbone: Path, folder: Path) -> li
 
 
 @pytest.mark.slow
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forks its ranks (POSIX)")
 def test_two_ranks_agree_and_match_one_process_with_the_same_global_batch(tiny_backbone_dir, tmp_path):
     rank0, rank1 = launch(2, 8, tiny_backbone_dir, tmp_path)
     # Consistency across ranks: the importance is all-reduced before every selection (Gated

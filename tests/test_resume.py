@@ -20,6 +20,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from trace_forecast.engine.resume import ResumableLoader, atomic_save
 
 
+# The interrupted fits run in forked children (POSIX only).
+forks = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork (POSIX)")
+
+
 def _run_quietly(target, *args) -> None:
     warnings.simplefilter("ignore")
     target(*args)
@@ -33,7 +37,10 @@ def _forked(target, *args) -> multiprocessing.Process:
 
 
 def _wait(child: multiprocessing.Process) -> int | None:
+    """The child's exit code; ``None`` (after killing it) where it ran past 5 minutes."""
     child.join(timeout=300)
+    if child.exitcode is None:
+        child.kill()
     return child.exitcode
 
 
@@ -44,6 +51,7 @@ def _child(folder: str, kill_at: int, out: Path, adapter: str) -> multiprocessin
 
 
 @pytest.mark.slow
+@forks
 def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     """10 steps, a checkpoint every 2: killed after a random step in 3..10, resumed from the
     checkpoint before it, the forecasts, losses and Gated DSIC's rounds equal an
@@ -65,6 +73,7 @@ def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
+@forks
 def test_a_darts_fit_killed_mid_epoch_resumes_from_darts_checkpoint(tmp_path):
     """Darts' own convention: ``save_checkpoints=True`` writes a checkpoint per epoch;
     ``TraceModel.load_from_checkpoint(..., best=False)`` and ``fit`` continue from the last
