@@ -137,7 +137,7 @@ def test_checkpoints_are_written_atomically(tmp_path):
         def __init__(self, checkpoint, crash=False):
             self.checkpoint, self.crash = checkpoint, crash
 
-        def save_checkpoint(self, path):
+        def save_checkpoint(self, path, weights_only=None):
             with open(path, "wb") as fh:
                 torch.save(self.checkpoint, fh)
                 if self.crash:

@@ -288,7 +288,7 @@ def rewrite_last_checkpoints(trainer: pl.Trainer) -> None:
         if getattr(callback, "monitor", "") is None:
             paths.add(getattr(callback, "best_model_path", ""))
     for path in sorted(p for p in paths if p):
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # as the callback wrote it
 
 
 @contextlib.contextmanager

@@ -159,7 +159,7 @@ def atomic_save(trainer: pl.Trainer, path: Path) -> None:
     renamed: a kill during the write leaves the previous checkpoint whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=False)  # the whole state: optimiser, loops, callbacks
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
