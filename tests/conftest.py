@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,32 @@ def data_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data set not available here: {path} (set TRACE_DATA_DIR)")
     return path
+
+
+# Tests that fork their children (a fit to kill, DDP ranks): POSIX only.
+needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork (POSIX)")
+
+
+def _quietly(target, *args) -> None:
+    warnings.simplefilter("ignore")
+    target(*args)
+
+
+def forked(target, *args) -> multiprocessing.Process:
+    """``target(*args)`` (warnings off) in a child forked from the test's process: a process of
+    its own without a fresh interpreter's 7 s of imports. Its ``exitcode`` is ``-9`` where it
+    killed itself."""
+    child = multiprocessing.get_context("fork").Process(target=_quietly, args=(target, *args))
+    child.start()
+    return child
+
+
+def finished(child: multiprocessing.Process, timeout: float = 300) -> int | None:
+    """The child's exit code; ``None`` (after killing it) where it ran past ``timeout`` seconds."""
+    child.join(timeout=timeout)
+    if child.exitcode is None:
+        child.kill()
+    return child.exitcode
 
 
 def tiny_config():

@@ -10,14 +10,13 @@ fresh interpreter's 7 s of imports), each running the ordinary
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import finished, forked, needs_fork
 
 
 def fit_rank(env: dict, backbone: str, devices: int, batch: int, out: str) -> None:
@@ -29,7 +28,6 @@ def fit_rank(env: dict, backbone: str, devices: int, batch: int, out: str) -> No
 
     os.environ.update(env)
     torch.set_num_threads(1)
-    warnings.simplefilter("ignore")
     t = np.arange(400)
     y = pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, 400))
     f = TraceForecaster(backbone=backbone, context_length=64, max_epochs=2, batch_size=batch, max_windows=256,
@@ -55,29 +53,26 @@ def free_port() -> int:
 def launch(world_size: int, batch_size: int, backbone: Path, folder: Path) -> list[dict]:
     """Run the fit on ``world_size`` ranks (as torchrun would); each rank's results."""
     port = str(free_port())
-    fork = multiprocessing.get_context("fork")
     procs = []
     for rank in range(world_size):
         env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": str(world_size), "RANK": str(rank),
                "LOCAL_RANK": str(rank), "NODE_RANK": "0", "OMP_NUM_THREADS": "1"}
         out = folder / f"ws{world_size}_rank{rank}.pt"
-        proc = fork.Process(target=fit_rank, args=(env, str(backbone), world_size, batch_size, str(out)))
-        proc.start()
-        procs.append((proc, out))
+        procs.append((forked(fit_rank, env, str(backbone), world_size, batch_size, str(out)), out))
     results = []
     for proc, out in procs:
-        proc.join(timeout=300)
-        if proc.exitcode is None:
+        code = finished(proc)
+        if code is None:
             for p, _ in procs:
                 p.kill()
             pytest.fail("a DDP rank did not finish")
-        assert proc.exitcode == 0, f"a DDP rank exited with {proc.exitcode}"
+        assert code == 0, f"a DDP rank exited with {code}"
         results.append(torch.load(out, weights_only=True))
     return results
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="forks its ranks (POSIX)")
+@needs_fork
 def test_two_ranks_agree_and_match_one_process_with_the_same_global_batch(tiny_backbone_dir, tmp_path):
     rank0, rank1 = launch(2, 8, tiny_backbone_dir, tmp_path)
     # Consistency across ranks: the importance is all-reduced before every selection (Gated

@@ -9,49 +9,25 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import finished, forked, needs_fork
 from torch.utils.data import DataLoader, TensorDataset
 
 from trace_forecast.engine.resume import ResumableLoader, atomic_save
 
 
-# The interrupted fits run in forked children (POSIX only).
-forks = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork (POSIX)")
-
-
-def _run_quietly(target, *args) -> None:
-    warnings.simplefilter("ignore")
-    target(*args)
-
-
-def _forked(target, *args) -> multiprocessing.Process:
-    """``target(*args)`` in a forked child; its ``exitcode`` is ``-9`` where it killed itself."""
-    child = multiprocessing.get_context("fork").Process(target=_run_quietly, args=(target, *args))
-    child.start()
-    return child
-
-
-def _wait(child: multiprocessing.Process) -> int | None:
-    """The child's exit code; ``None`` (after killing it) where it ran past 5 minutes."""
-    child.join(timeout=300)
-    if child.exitcode is None:
-        child.kill()
-    return child.exitcode
-
-
 def _child(folder: str, kill_at: int, out: Path, adapter: str) -> multiprocessing.Process:
     from resume_child import main
 
-    return _forked(main, folder, kill_at, str(out), adapter)
+    return forked(main, folder, kill_at, str(out), adapter)
 
 
 @pytest.mark.slow
-@forks
+@needs_fork
 def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     """10 steps, a checkpoint every 2: killed after a random step in 3..10, resumed from the
     checkpoint before it, the forecasts, losses and Gated DSIC's rounds equal an
@@ -61,11 +37,11 @@ def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
     kill_at, adapter = int(rng.integers(3, 11)), str(rng.choice(["gated_dsic", "adalora"]))
     reference = _child("-", 0, tmp_path / "reference.json", adapter)  # runs beside the interrupted one
     killed = _child(str(tmp_path / "ckpt"), kill_at, tmp_path / "never.json", adapter)
-    assert _wait(killed) == -9
+    assert finished(killed) == -9
     assert (tmp_path / "ckpt" / "resume.ckpt").is_file() and not (tmp_path / "never.json").exists()
     resumed = _child(str(tmp_path / "ckpt"), 0, tmp_path / "resumed.json", adapter)
-    assert _wait(resumed) == 0
-    assert _wait(reference) == 0
+    assert finished(resumed) == 0
+    assert finished(reference) == 0
     expected = json.loads((tmp_path / "reference.json").read_text())
     got = json.loads((tmp_path / "resumed.json").read_text())
     assert expected["kept"] != "start", "the fit must train for the test to mean something"
@@ -73,7 +49,7 @@ def test_a_fit_killed_at_a_random_step_resumes_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
-@forks
+@needs_fork
 def test_a_darts_fit_killed_mid_epoch_resumes_from_darts_checkpoint(tmp_path):
     """Darts' own convention: ``save_checkpoints=True`` writes a checkpoint per epoch;
     ``TraceModel.load_from_checkpoint(..., best=False)`` and ``fit`` continue from the last
@@ -85,14 +61,14 @@ def test_a_darts_fit_killed_mid_epoch_resumes_from_darts_checkpoint(tmp_path):
     from resume_darts_child import main
 
     def child(mode: str, kill: int, out: str) -> multiprocessing.Process:
-        return _forked(main, str(tmp_path / "work"), mode, kill, str(tmp_path / out))
+        return forked(main, str(tmp_path / "work"), mode, kill, str(tmp_path / out))
 
     reference = child("plain", 0, "reference.json")
     killed = child("fresh", kill_at, "never.json")
-    assert _wait(killed) == -9
+    assert finished(killed) == -9
     resumed = child("resume", 0, "resumed.json")
-    assert _wait(resumed) == 0
-    assert _wait(reference) == 0
+    assert finished(resumed) == 0
+    assert finished(reference) == 0
     expected = json.loads((tmp_path / "reference.json").read_text())
     assert expected["steps"] == 15
     assert json.loads((tmp_path / "resumed.json").read_text()) == expected, f"killed after step {kill_at}"
