@@ -118,7 +118,8 @@ def small_fits(monkeypatch):
     """Default-sized fits at a fraction of their CPU time, every line still run: the closed-form
     head start reads 1,024 training and 256 validation windows instead of 8,192 and 2,048
     (:mod:`trace_forecast.heads.ridge`), and gradient training at most ``SMALL_FIT_WINDOWS``
-    windows an epoch instead of ``max_windows`` (1,024 by default), in both front ends. The
+    windows an epoch instead of ``max_windows`` (1,024 by default), in both front ends; the
+    validation windows, a quarter of ``max_windows`` by default, are capped at the same. The
     examples and the doc pages run this way in the suite (the head start's forward passes
     were 63 % of a default fit, training most of the rest); ``docs/make_figures.sh`` runs the
     examples at full size and records what they print."""
