@@ -311,12 +311,28 @@ def parser_for(module: ModuleType) -> argparse.ArgumentParser:
                                                  "benchmark and, for a profile suite, the profile)")
     parser.add_argument("--fresh", action="store_true", help="start the result file over instead of resuming it")
     parser.add_argument("--report", action="store_true", help="write the page from the result file alone and stop")
+    parser.add_argument("--embedded", type=Path, metavar="FOLDER",
+                        help="a candidate backbone (config.json + model.safetensors) in place of the embedded one "
+                             "for every fit of the run; needs --out, so committed results stay the embedded one's")
     if hasattr(module, "options"):
         module.options(parser)
     return parser
 
 
-RUNNER_OPTIONS = ("out", "fresh", "report")
+RUNNER_OPTIONS = ("out", "fresh", "report", "embedded")
+
+
+def use_embedded(folder: Path, out: Path, own: Path) -> None:
+    """Make ``folder`` the embedded backbone of this process (``--embedded``): every fit that
+    names no backbone loads it. Refused when the result would land in the committed file."""
+    from trace_forecast.backbone import io
+
+    if Path(out).resolve() == own.resolve():
+        raise SystemExit(f"--embedded needs --out: {own.name} holds the embedded backbone's results")
+    missing = [name for name in (io.CONFIG_NAME, io.WEIGHTS_NAME) if not (Path(folder) / name).is_file()]
+    if missing:
+        raise SystemExit(f"--embedded {folder}: no {' or '.join(missing)} there")
+    io.EMBEDDED_DIR = Path(folder).resolve()
 
 
 def execute(module: ModuleType, args: argparse.Namespace) -> dict:
@@ -326,10 +342,14 @@ def execute(module: ModuleType, args: argparse.Namespace) -> dict:
     name = module.result_name(args) if hasattr(module, "result_name") else _stem(module)
     own = RESULTS / f"{name}.json"
     out = args.out or own
+    embedded = getattr(args, "embedded", None)
     if not args.report:
         quiet()
         protocol = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                     if k not in RUNNER_OPTIONS}
+        if embedded is not None:
+            use_embedded(embedded, out, own)
+            protocol["backbone"] = f"{embedded} in place of the embedded weights"
         key = getattr(module, "KEY", ())
         record = Record(out, key, _stem(module), protocol, fresh=args.fresh or not key)  # no key: nothing to resume
         seed_everything(0)

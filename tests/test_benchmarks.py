@@ -260,3 +260,29 @@ def test_a_suite_run_as_a_module_writes_its_own_result_file(monkeypatch):
     monkeypatch.setitem(sys.modules, "__main__", main)
     _, _, result_name, _ = suite_runner("__main__", lambda *args, **kwargs: None)
     assert result_name(argparse.Namespace(profile="quick")) == "long_horizon_quick"
+
+
+def test_a_candidate_backbone_replaces_the_embedded_one_only_outside_committed_results(tmp_path, monkeypatch):
+    import argparse
+    import shutil
+    import types
+
+    from benchmarks import harness
+    from trace_forecast.backbone import io
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(io, "EMBEDDED_DIR", io.EMBEDDED_DIR)  # restored after the test
+    module = types.ModuleType("benchmarks.demo")
+    module.KEY = ("arm",)
+    module.run = lambda args, record: record.add({"arm": "a", "folder": str(io.resolve_checkpoint(None))}, quiet=True)
+    candidate = tmp_path / "candidate"
+    with pytest.raises(SystemExit, match="no config.json or model.safetensors"):
+        harness.execute(module, argparse.Namespace(out=tmp_path / "c.json", fresh=False, report=False,
+                                                   embedded=candidate))
+    shutil.copytree(io.EMBEDDED_DIR, candidate)
+    with pytest.raises(SystemExit, match="needs --out"):
+        harness.execute(module, argparse.Namespace(out=None, fresh=False, report=False, embedded=candidate))
+    result = harness.execute(module, argparse.Namespace(out=tmp_path / "c.json", fresh=False, report=False,
+                                                        embedded=candidate))
+    assert result["rows"][0]["folder"] == str(candidate.resolve())
+    assert result["protocol"]["backbone"].startswith(str(candidate))
