@@ -15,7 +15,8 @@ moving average). ``--forecast`` runs the held-out forecasting check instead of t
 mix (:func:`trace_forecast.pretraining.module.forecast_check`: every window hides only its last
 1 to 12 patches, the zero-shot forecast's task on pretraining-only data; each campaign leg
 records it too; ``results/pretraining_heldout_forecast.json``; ``docs/model_card.md`` compares it
-with the zero-shot benchmarks).
+with the zero-shot benchmarks). ``--forecast --short`` runs it on short contexts only (64 to 256
+observed steps: ``SHORT_FORECAST_CHECK_WINDOWS``; ``results/pretraining_heldout_short_forecast.json``).
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ def options(parser) -> None:
     parser.add_argument("--windows", type=int, default=256, help="windows per source")
     parser.add_argument("--forecast", action="store_true",
                         help="the held-out forecasting check (windows hide only their last 1-12 patches)")
+    parser.add_argument("--short", action="store_true", help="with --forecast: short contexts only (64-256 steps)")
 
 
 def result_name(args) -> str:
     """``results/pretraining_heldout.json``, or ``..._forecast.json`` for the forecasting check."""
-    return "pretraining_heldout_forecast" if args.forecast else "pretraining_heldout"
+    if args.forecast:
+        return "pretraining_heldout_short_forecast" if args.short else "pretraining_heldout_forecast"
+    return "pretraining_heldout"
 
 
 def backbone_from(path: str):
@@ -74,7 +78,7 @@ def run(args, record: Record) -> None:
         name, path = item.split("=", 1)
         backbone = backbone_from(path)
         if args.forecast:
-            check = forecast_check(backbone, held, 512, n_windows=args.windows)
+            check = forecast_check(backbone, held, 512, n_windows=args.windows, short=args.short)
             losses = check["by_source"]
             record.summary.setdefault("mean_over_real_sources", {})[name] = check["mean_over_real_sources"]
         else:

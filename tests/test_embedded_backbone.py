@@ -183,3 +183,26 @@ def test_the_forecast_check_hides_only_tails_and_averages_the_real_sources():
     for _, _, mask in (windows[i] for i in range(len(windows))):
         hidden = (mask == 0).nonzero().flatten()
         assert 8 <= len(hidden) <= 96 and hidden[-1] == 511 and len(hidden) == 512 - int(hidden[0])
+
+
+def test_the_short_forecast_check_reads_64_to_256_observed_steps():
+    """The short-context forecasting check: every window left-padded to 64-256 observed steps
+    (what a short series or ``context_length`` gives the zero-shot forecast), its tail hidden.
+    The pretraining stream itself is unchanged by the option: a campaign resumes on the same
+    windows (the fingerprint was taken before ``short_share`` existed)."""
+    import hashlib
+
+    from trace_forecast.pretraining.module import SHORT_FORECAST_CHECK_WINDOWS
+    from trace_forecast.pretraining.windows import PretrainWindows
+
+    rng = np.random.default_rng(1)
+    series = [rng.normal(size=n).astype(np.float32) for n in (100, 700, 2000)]
+    short = PretrainWindows(series[1:], 64, 512, 8, seed=3, **SHORT_FORECAST_CHECK_WINDOWS)
+    observed = [int(m.sum()) for _, m, _ in (short[i] for i in range(64))]
+    assert 64 <= min(observed) and max(observed) <= 256 and len(set(observed)) > 10
+    stream = PretrainWindows(series, 40, 512, 8, seed=3, tail_share=0.5, max_tail_patches=32, mask_ratio=(0.15, 0.5))
+    digest = hashlib.sha256()
+    for i in range(40):
+        for tensor in stream[i]:
+            digest.update(tensor.numpy().tobytes())
+    assert digest.hexdigest()[:16] == "ba9c8d763a9084c5"

@@ -308,8 +308,11 @@ def main(argv=None) -> dict:
         forecasting = {}
         if campaign:  # only a campaign leg keeps a record
             check = forecast_check(backbone, held_mix, args.seq_len)
+            short = forecast_check(backbone, held_mix, args.seq_len, short=True)
             forecasting = {"heldout_forecast_loss": check["mean_over_real_sources"],
-                           "heldout_forecast_loss_by_source": check["by_source"]}
+                           "heldout_forecast_loss_by_source": check["by_source"],
+                           "heldout_short_forecast_loss": short["mean_over_real_sources"],
+                           "heldout_short_forecast_loss_by_source": short["by_source"]}
         callbacks[0].record(trainer, module, "finished", heldout_loss_by_source=summary["heldout_loss_by_source"],
                             **forecasting)
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2))

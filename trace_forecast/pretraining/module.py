@@ -176,12 +176,17 @@ def heldout_loss_by_source(backbone: MomentBackbone, held: SourceMixture, window
 # The held-out forecasting check: every window hides only its last 1 to 12 patches (8 to 96
 # steps), the zero-shot forecast's task, on the held-out slices of the pretraining sources.
 FORECAST_CHECK_WINDOWS = dict(tail_share=1.0, max_tail_patches=12, mask_ratio=(0.15, 0.5))
+# The same with short contexts only: 64 to 256 observed steps (8 to 32 patches, left-padded),
+# what a forecast from a short series or a short ``context_length`` reads.
+SHORT_FORECAST_CHECK_WINDOWS = dict(FORECAST_CHECK_WINDOWS, short_share=1.0, short_max=256)
 
 
 def forecast_check(backbone: MomentBackbone, held: SourceMixture, seq_len: int,
-                   n_windows: int = 1024) -> dict[str, Any]:
-    """:func:`heldout_loss_by_source` on :data:`FORECAST_CHECK_WINDOWS`, and its mean over the
-    real sources (the synthetic group differs between a campaign and the benchmark)."""
-    by_source = heldout_loss_by_source(backbone, held, FORECAST_CHECK_WINDOWS, seq_len, n_windows=n_windows)
+                   n_windows: int = 1024, short: bool = False) -> dict[str, Any]:
+    """:func:`heldout_loss_by_source` on :data:`FORECAST_CHECK_WINDOWS` (``short``:
+    :data:`SHORT_FORECAST_CHECK_WINDOWS`), and its mean over the real sources (the synthetic
+    group differs between a campaign and the benchmark)."""
+    windows = SHORT_FORECAST_CHECK_WINDOWS if short else FORECAST_CHECK_WINDOWS
+    by_source = heldout_loss_by_source(backbone, held, windows, seq_len, n_windows=n_windows)
     real = [loss for source, loss in by_source.items() if source != "synthetic"]
     return {"mean_over_real_sources": round(sum(real) / len(real), 4), "by_source": by_source}

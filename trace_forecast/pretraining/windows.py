@@ -19,6 +19,7 @@ from trace_forecast.network import random_patch_mask
 from trace_forecast.pretraining.mixture import SourceMixture
 
 Window = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+SHORT_SHARE = 0.3  # share of shortened (left-padded) contexts: v3's recipe and the held-out checks'
 
 
 class PretrainWindows(Dataset):
@@ -28,13 +29,18 @@ class PretrainWindows(Dataset):
     else from ``series`` and ``real``. A share ``tail_share`` of windows hides its last 1 to
     ``max_tail_patches`` patches (extending a series, what the forecasting head reads); the
     others hide a ratio of their observed patches drawn from ``mask_ratio`` (a number, or a
-    ``(low, high)`` range). ``real`` series, if given, are drawn with probability ``real_share``.
+    ``(low, high)`` range). A share ``short_share`` of windows is shortened to a length drawn
+    uniformly between 8 patches (or the series' length) and the full context (at most
+    ``short_max`` steps, if given), and left-padded; the others take the full context where
+    the series has it. ``real`` series, if given, are
+    drawn with probability ``real_share``.
     """
 
     def __init__(self, series: list[np.ndarray], n_windows: int, seq_len: int, patch_len: int,
                  mask_ratio: float | tuple[float, float] = 0.3, tail_share: float = 0.3, seed: int = 0,
                  max_tail_patches: int = 12, real: list[np.ndarray] | None = None,
-                 real_share: float = 0.0, mixture: SourceMixture | None = None) -> None:
+                 real_share: float = 0.0, mixture: SourceMixture | None = None,
+                 short_share: float = SHORT_SHARE, short_max: int | None = None) -> None:
         self.series = series
         self.mixture = mixture
         self.n_windows = n_windows
@@ -46,6 +52,8 @@ class PretrainWindows(Dataset):
         self.max_tail_patches = max_tail_patches
         self.real = real or []
         self.real_share = real_share if self.real else 0.0
+        self.short_share = short_share
+        self.short_max = short_max
 
     def __len__(self) -> int:
         return self.n_windows
@@ -62,7 +70,11 @@ class PretrainWindows(Dataset):
         end = int(rng.integers(min_len, len(s) + 1))
         full = min(end, self.seq_len)
         # Mostly full contexts (as MOMENT sees), sometimes short ones (left-padded).
-        length = full if rng.random() < 0.7 else int(rng.integers(min(min_len, end), full + 1))
+        if rng.random() < 1.0 - self.short_share:
+            length = full
+        else:
+            longest = full if self.short_max is None else min(full, self.short_max)
+            length = int(rng.integers(min(min_len, end, longest), longest + 1))
         x, input_mask = left_pad(s[end - length : end], self.seq_len)
         x_t, m_t = torch.from_numpy(x)[None, :], torch.from_numpy(input_mask)
         observed_patches = int(m_t.reshape(-1, self.patch_len).all(-1).sum())
