@@ -12,11 +12,12 @@ A benchmark module states its protocol and its arms, nothing else::
     if __name__ == "__main__":
         main(__name__)
 
-``python -m benchmarks.NAME [options] [--out FILE] [--fresh] [--report]`` then quiets the
+``python -m benchmarks.NAME [options] [--out FILE] [--fresh] [--report] [--embedded FOLDER]`` then quiets the
 libraries' logging, seeds the global generators, records the environment and hardware, times the run, keeps every row in
 ``results/NAME.json`` as it arrives (written atomically, so a killed run resumes where it
 stopped; ``--fresh`` starts over) and writes the page (``--report`` writes it from the file
-alone). Every result file has one schema::
+alone; ``--embedded`` runs a candidate backbone in place of the embedded one, into another
+file). Every result file has one schema::
 
     {"benchmark": NAME, "protocol": {option: value}, "environment": {...},
      "seconds": wall time of the last run, "rows": [{...}, ...], "summary": {...}}
