@@ -10,6 +10,7 @@ import numpy as np
 from trace_forecast.parameters import default
 from trace_forecast.tasks.anomaly import ScoreSettings, StepScores, calibrate_errors
 from trace_forecast.tasks.discord import UNIT_FLOOR, WEIGHT
+from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT
 from trace_forecast.tasks.scoring import (
     ErrorScale,
     moving_average,
@@ -37,14 +38,19 @@ def tail_calibrated(values: np.ndarray, train: np.ndarray, q: float = TAIL_Q) ->
     return (values - center[0]) / unit[0]
 
 
-PACKAGE_VARIANTS = {  # name: (smoothing, discords, discord weight, discord unit floor)
-    "package default": ("two-span", True, WEIGHT, UNIT_FLOOR),
-    "package, discords=False": ("two-span", False, WEIGHT, UNIT_FLOOR),
-    'package, smoothing="multi-scale"': ("multi-scale", True, WEIGHT, UNIT_FLOOR),
-    'package, smoothing="multi-scale", discord weight 1, floor 0.25 (the previous default)':
-        ("multi-scale", True, 1.0, 0.25),
-    'package, smoothing="max"': ("max", True, WEIGHT, UNIT_FLOOR),
-    'package, smoothing="max", discords=False (the old default)': ("max", False, WEIGHT, UNIT_FLOOR),
+PACKAGE_VARIANTS = {  # name: (smoothing, discords, discord weight, discord unit floor, shape-discord weight)
+    "package default": ("two-span", "auto", WEIGHT, UNIT_FLOOR, SHAPE_WEIGHT),
+    "package, no shape discords": ("two-span", "auto", WEIGHT, UNIT_FLOOR, 0.0),
+    "package, shape weight 5": ("two-span", "auto", WEIGHT, UNIT_FLOOR, 5.0),
+    "package, shape weight 20": ("two-span", "auto", WEIGHT, UNIT_FLOOR, 20.0),
+    "package, discords=True": ("two-span", True, WEIGHT, UNIT_FLOOR, SHAPE_WEIGHT),
+    "package, discords=True, no shape discords (the previous default)": ("two-span", True, WEIGHT, UNIT_FLOOR, 0.0),
+    "package, discords=False": ("two-span", False, WEIGHT, UNIT_FLOOR, 0.0),
+    'package, smoothing="multi-scale"': ("multi-scale", "auto", WEIGHT, UNIT_FLOOR, SHAPE_WEIGHT),
+    'package, smoothing="multi-scale", discord weight 1, floor 0.25, discords=True, no shape discords':
+        ("multi-scale", True, 1.0, 0.25, 0.0),
+    'package, smoothing="max"': ("max", "auto", WEIGHT, UNIT_FLOOR, SHAPE_WEIGHT),
+    'package, smoothing="max", discords=False (the old default)': ("max", False, WEIGHT, UNIT_FLOOR, 0.0),
 }
 
 
@@ -55,35 +61,48 @@ VARIANTS = (*PACKAGE_VARIANTS, "default", "no smoothing", "max 8 of mean 2", "mu
             "default + discord (max, floor 0.1)", "default + discord (max, floor 0.25)")
 
 
-def package_steps(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT,
-                  floor: float = UNIT_FLOOR) -> tuple[StepScores, np.ndarray]:
-    """The detector's scored steps and its training scores, from the cached errors and
-    discord distances, through the package's calibration (:func:`calibrate_errors`) and
-    scoring (:meth:`ScoreSettings.from_errors`)."""
+def package_steps(train: np.ndarray, arrays: dict, discord: dict, smoothing: str, discords: bool | str,
+                  weight: float = WEIGHT, floor: float = UNIT_FLOOR, shape_weight: float = SHAPE_WEIGHT
+                  ) -> tuple[StepScores, np.ndarray]:
+    """The detector's scored steps and its training scores, from the training values
+    (``discords="auto"`` reads their contrast), the cached errors and discord distances
+    (``discord["shape"]``: the shape discord's),
+    through the package's calibration (:func:`calibrate_errors`) and scoring
+    (:meth:`ScoreSettings.from_errors`)."""
     scoring = ScoreSettings("block", CONTEXT // 8, default("score_window"), discords=discords, smoothing=smoothing,
-                            discord_weight=weight, discord_floor=floor)
-    train_d = [discord["train_distances"][:, None]]
-    cal = calibrate_errors([arrays["train_errors"][:, None]], [], CONTEXT, scoring, discord_distances=train_d,
-                           references=[np.zeros((0, 1))])
-    return scoring.from_errors(cal, arrays["errors"][:, None], discord["distances"][:, None]), cal.train_scores
+                            discord_weight=weight, discord_floor=floor, shape_weight=shape_weight)
+    train_d, shape = [discord["train_distances"][:, None]], discord["shape"]
+    cal = calibrate_errors([arrays["train_errors"][:, None]], [train[:, None]], CONTEXT, scoring,
+                           discord_distances=train_d, references=[np.zeros((0, 1))],
+                           shape_distances=[shape["train_distances"][:, None]])
+    steps = scoring.from_errors(cal, arrays["errors"][:, None], discord["distances"][:, None],
+                                shape_distances=shape["distances"][:, None])
+    return steps, cal.train_scores
 
 
-def package_scores(arrays: dict, discord: dict, smoothing: str, discords: bool, weight: float = WEIGHT,
-                   floor: float = UNIT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+def package_scores(train: np.ndarray, arrays: dict, discord: dict, smoothing: str, discords: bool | str,
+                   weight: float = WEIGHT, floor: float = UNIT_FLOOR, shape_weight: float = SHAPE_WEIGHT
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """The detector's own score and its training scores (:func:`package_steps`)."""
-    steps, train = package_steps(arrays, discord, smoothing, discords, weight, floor)
-    return steps.scores(), train
+    steps, train_scores = package_steps(train, arrays, discord, smoothing, discords, weight, floor, shape_weight)
+    return steps.scores(), train_scores
 
 
-def auto_threshold_flags(arrays: dict, discord: dict, discords: bool) -> np.ndarray:
+def auto_threshold_flags(series: dict, arrays: dict, discord: dict, discords: bool | str) -> np.ndarray:
     """The steps the default ``threshold="auto"`` flags (default smoothing), as the
     detector's ``predict`` flags them."""
-    steps, train = package_steps(arrays, discord, default("smoothing"), discords)
+    steps, train = package_steps(training_values(series), arrays, discord, default("smoothing"), discords)
     return steps.flags(tail_threshold(train, default("risk")))
 
 
+def training_values(series: dict) -> np.ndarray:
+    """What the detector is fitted on: the series' prefix."""
+    return series["values"][: series["train_end"]]
+
+
 def trace_variants(series: dict, arrays: dict, discord: dict) -> dict[str, np.ndarray]:
-    out = {name: package_scores(arrays, discord, *how)[0] for name, how in PACKAGE_VARIANTS.items()}
+    train = training_values(series)
+    out = {name: package_scores(train, arrays, discord, *how)[0] for name, how in PACKAGE_VARIANTS.items()}
     e, e_train = arrays["errors"][:, None], arrays["train_errors"][:, None]
     scale = ErrorScale.fit([e_train], CONTEXT)
     z, z_train = scale.standardise(e)[:, 0], scale.standardise(e_train)[:, 0]

@@ -28,8 +28,8 @@ Split: each series' *family* (UCR: the archive's source name without its DISTORT
 prefix and trailing digits; NAB and WSD: the series) goes to the tuning split when
 ``crc32(family) % 3 == 0``, else to the held-out split, so no family is in both.
 
-Stage 1 caches what is expensive per series (TRACE's fitted step errors, the embedding
-discord distances, the baselines' scores) under ``$TRACE_BENCH_CACHE`` (default
+Stage 1 caches what is expensive per series (TRACE's fitted step errors, the embedding-
+and shape-discord distances, the baselines' scores) under ``$TRACE_BENCH_CACHE`` (default
 ``~/.cache/trace_forecast/anomaly_suite``); stage 2 turns them into every score variant
 and metric. Results: ``results/anomaly_suite.json`` (each row names its split).
 """
@@ -156,6 +156,20 @@ def discord_arrays(series: dict) -> dict:
     return {"distances": full, "train_distances": train, "seconds": time.perf_counter() - start}
 
 
+def shape_arrays(series: dict) -> dict:
+    """Shape-discord distances (:mod:`trace_forecast.tasks.shape_discord`) of the whole
+    series against the prefix's neighbours, and of the prefix against itself."""
+    from trace_forecast.tasks.shape_discord import SPREAD_FLOOR, dense_neighbours, shape_distances, training_distances
+
+    values, train_end = series["values"].astype(np.float32), series["train_end"]
+    start = time.perf_counter()
+    floor = np.array([SPREAD_FLOOR * float(np.nanstd(values[:train_end]))])
+    train = training_distances([[values[:train_end]]], floor)[0][:, 0]
+    reference, _ = dense_neighbours([values[:train_end]], floor[0])
+    full = shape_distances(values, floor[0], reference)
+    return {"distances": full, "train_distances": train, "seconds": time.perf_counter() - start}
+
+
 def matrix_profile(values: np.ndarray, m: int = MP_WINDOW) -> np.ndarray:
     """stumpy's self-join matrix profile (z-normalised distance of each subsequence to its
     nearest non-trivial neighbour), spread to points as the mean over covering windows."""
@@ -246,6 +260,7 @@ def run(args, record: Record) -> None:
         tuned = _cached(series, "trace_finetuned", lambda: trace_arrays(series, "gated_dsic"))
         zero = None if args.no_zero_shot else _cached(series, "trace_zeroshot", lambda: trace_arrays(series, "none"))
         discord = _cached(series, "discord", lambda: discord_arrays(series))
+        discord["shape"] = _cached(series, "shape_discord", lambda: shape_arrays(series))
         base = {name: baseline_scores(series, name) for name in BASELINES}
         print(f"[{k + 1}/{len(suite)}] {series['name']} n={len(series['values'])} "
               f"{time.perf_counter() - start:.1f}s", flush=True)
@@ -255,9 +270,9 @@ def run(args, record: Record) -> None:
         common = {"dataset": series["name"], "benchmark": series["benchmark"], "split": split}
         rows = [{**common, "method": name, "seconds": float(arrays["seconds"]), **metrics(series, arrays["scores"])}
                 for name, arrays in base.items()]
-        for discords in (True, False):
-            flags = auto_threshold_flags(tuned, discord, discords)
-            thresholds.append({"split": split, "benchmark": series["benchmark"], "discords": discords,
+        for discords in ("auto", True, False):
+            flags = auto_threshold_flags(series, tuned, discord, discords)
+            thresholds.append({"split": split, "benchmark": series["benchmark"], "discords": str(discords),
                                **threshold_outcome(series, flags)})
         if split == "tuning":
             prefix = _cached(series, "discord_prefix", lambda: discord_prefix_arrays(series))

@@ -8,10 +8,12 @@ import pytest
 
 from trace_forecast import TraceAnomalyDetector
 from trace_forecast.tasks.discord import (
+    MIN_CONTRAST,
     discord_distances,
     evenly_spaced,
     nearest_distance,
     reference_descriptors,
+    relative_contrast,
     subsequence_embeddings,
     to_steps,
 )
@@ -142,7 +144,8 @@ def test_detector_options_and_their_fitted_state():
     fast = {"context_length": 64, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
     plain = TraceAnomalyDetector(smoothing="max", discords=False, **fast).fit(x)
     assert plain.multi_scale_ is None and plain.discords_ is None
-    full = TraceAnomalyDetector(**fast).fit(x)
+    full = TraceAnomalyDetector(**fast).fit(x)                    # discords="auto": a periodic series has them
+    assert full.discord_contrast_ > MIN_CONTRAST and plain.discord_contrast_ is None
     assert full.multi_scale_.scales == (8, 128) and len(full.discords_.references) == 1
     assert full.multi_scale_.smoothing == "two-span" and full.discords_.weight == 5.0
     multi = TraceAnomalyDetector(smoothing="multi-scale", **fast).fit(x)
@@ -153,3 +156,69 @@ def test_detector_options_and_their_fitted_state():
     assert 1000 - 128 <= int(np.argmax(s)) <= 1050 + 128
     with pytest.raises(Exception, match="smoothing"):
         TraceAnomalyDetector(smoothing="median").fit(x)
+    with pytest.raises(Exception, match="discords"):
+        TraceAnomalyDetector(discords="yes").fit(x)
+
+
+def test_relative_contrast_tells_a_repeating_series_from_an_irregular_one():
+    """The statistic behind ``discords="auto"``: far above 1 where subsequences repeat, near 1
+    for noise; pooled over several series; NaN where too few subsequences exist."""
+    rng = np.random.default_rng(0)
+    periodic, noise = _periodic(4000, 1), rng.standard_normal(4000)
+    assert relative_contrast([periodic]) > 3 * MIN_CONTRAST
+    assert relative_contrast([noise]) < 1.5 < MIN_CONTRAST
+    assert relative_contrast([periodic[:2000], periodic[2000:]]) > 3 * MIN_CONTRAST
+    assert np.isnan(relative_contrast([periodic[:150]]))
+    gappy = periodic.copy()
+    gappy[500:700] = np.nan
+    assert relative_contrast([gappy]) > 3 * MIN_CONTRAST              # missing values are skipped
+
+
+def test_auto_discords_stay_out_of_an_irregular_series():
+    """On noise every subsequence is a discord of sorts: ``"auto"`` leaves discords out (and
+    says why); ``True`` keeps them."""
+    x = pd.DataFrame({"x": np.random.default_rng(3).standard_normal(1500).astype(np.float32)})
+    fast = {"context_length": 64, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
+    auto = TraceAnomalyDetector(**fast).fit(x)
+    assert auto.discords_ is None and auto.discord_contrast_ < MIN_CONTRAST
+    assert "discord" not in auto.score_components(x).columns
+    forced = TraceAnomalyDetector(discords=True, **fast).fit(x)
+    assert forced.discords_ is not None and "discord" in forced.score_components(x).columns
+
+
+def test_shape_discords_find_a_distorted_cycle_whatever_its_phase():
+    """Neighbours at every step: a normal cycle finds a near-copy whatever its phase (the
+    embedding discord's neighbours every 8 steps cannot), so the distorted cycle stands out;
+    noise on a flat stretch is not stretched into a shape (the spread floor)."""
+    from trace_forecast.tasks.shape_discord import SPREAD_FLOOR, dense_neighbours, shape_distances
+
+    x = np.sin(2 * np.pi * np.arange(6000) / 77).astype(np.float32)    # a period prime to the stride
+    x[4000:4040] = x[4000:4040] ** 3                                    # one distorted cycle
+    floor = SPREAD_FLOOR * float(x[:3000].std())
+    reference, positions = dense_neighbours([x[:3000]], floor)
+    assert len(reference) == 3000 - 128 + 1 and np.array_equal(positions, np.arange(len(reference)))
+    d = shape_distances(x, floor, reference)
+    assert 4000 - 128 <= int(np.argmax(d)) <= 4040 + 128
+    assert np.median(d) < 0.05 * d.max()                                # normal cycles: near-copies
+    flat = np.r_[np.zeros(2000), np.ones(2000)].astype(np.float32)
+    flat += 1e-4 * np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    f = shape_distances(flat, SPREAD_FLOOR * 0.5, None)
+    assert 2000 - 128 <= int(np.argmax(f)) < 2000 + 128                 # the jump, not the noise
+
+
+def test_the_shape_discord_joins_the_score_with_the_embedding_discord():
+    """With discords the score has both discords; each is mapped onto the reconstruction
+    score's units from its own training distances; the same fit scores alike twice."""
+    x = pd.DataFrame({"x": _periodic(1500, 0)})
+    fast = {"context_length": 64, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
+    detector = TraceAnomalyDetector(**fast).fit(x)
+    profile = detector.shape_discords_
+    assert profile is not None and profile.weight == 10.0 and len(profile.training) == 1
+    test = x.copy()
+    test.iloc[1000:1050] = float(test.iloc[1000, 0])                    # a missing cycle
+    parts = detector.score_components(test)
+    assert list(parts.columns)[-2:] == ["discord", "shape discord"]
+    assert 1000 - 128 <= int(np.argmax(parts["shape discord"].to_numpy())) <= 1050 + 128
+    pd.testing.assert_frame_equal(parts, detector.score_components(test))
+    off = TraceAnomalyDetector(discords=False, **fast).fit(x)
+    assert off.shape_discords_ is None and "shape discord" not in off.score_components(test).columns

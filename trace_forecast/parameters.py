@@ -131,6 +131,11 @@ def boolean(name: str, value: Any) -> None:
         _fail(name, "True or False", value)
 
 
+def bool_or_auto(name: str, value: Any) -> None:
+    if not (isinstance(value, bool) or value == "auto"):
+        _fail(name, '"auto", True or False', value)
+
+
 TRAINER_KEYS = ("accelerator", "devices", "strategy", "precision", "num_nodes")
 
 
@@ -310,11 +315,15 @@ _TABLE = [
        "average (an event is seen over its extent). ``\"multi-scale\"``: moving averages over 1,\n"
        "``score_window / 16``, ``/ 4`` and ``score_window`` steps, the largest in units of each\n"
        "span's training level. ``\"max\"``: the long span of ``\"two-span\"`` alone, in raw units."),
-    _p("discords", True, "bool", boolean,
-       "Join embedding discords to the reconstruction score: each 128-step subsequence's\n"
-       "distance to its nearest neighbour in the pretrained backbone's embedding space (a\n"
-       "learned matrix profile), the larger of the two scores in units of its training top.\n"
-       "It finds anomalies that reconstruct well (a missing or repeated cycle)."),
+    _p("discords", "auto", '"auto" or bool', bool_or_auto,
+       "Join discords to the reconstruction score: each 128-step subsequence's distance to\n"
+       "its nearest neighbour, in the pretrained backbone's embedding space (a learned matrix\n"
+       "profile, ``\"discord\"``) and as a z-normalised shape against neighbours at every step\n"
+       "(``\"shape discord\"``); the largest score counts, each in units of its training top.\n"
+       "They find anomalies that reconstruct well (a missing or repeated cycle). ``\"auto\"``\n"
+       "joins them where the training data repeats its shapes (a subsequence's nearest\n"
+       "neighbour at least 2.5 times closer than a random one; ``discord_contrast_``), not on\n"
+       "irregular series, where every subsequence is a discord of sorts."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
     _p("threshold", "auto", options(THRESHOLDS) + " or float", threshold,

@@ -99,7 +99,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         stride: int | None = default("stride"),
         score_window: int = default("score_window"),
         smoothing: str = default("smoothing"),
-        discords: bool = default("discords"),
+        discords: bool | str = default("discords"),
         component_wise: bool = False,
         backbone: str | None = default("backbone"),
         adapter: str = default("adapter"),
@@ -201,7 +201,8 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     def score_components(self, series: TimeSeries) -> TimeSeries:
         """What makes up each step's score: one component per score component, in the score's
         units, on ``series``' time index -- the reconstruction score at each smoothing span
-        (``"reconstruction, 8-step span"``, ...) and, with ``discords=True``, ``"discord"``;
+        (``"reconstruction, 8-step span"``, ...) and, where discords join the score, ``"discord"``
+        and ``"shape discord"``;
         channels by their maximum. A step's score (``score`` with ``component_wise=False``)
         is the largest of its row; the component that reaches it flagged the step."""
         self._check_fit_called()

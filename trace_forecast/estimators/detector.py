@@ -95,7 +95,13 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     multi_scale_ : MultiScale or None
         The training levels of each smoothing span (``None`` with ``smoothing="max"``).
     discords_ : DiscordProfile or None
-        The fitted embedding-discord score (``discords=True``).
+        The fitted embedding-discord score (``None`` where discords do not join the score).
+    shape_discords_ : ShapeProfile or None
+        The fitted shape-discord score, z-normalised subsequences against dense neighbours
+        (with the embedding discords).
+    discord_contrast_ : float or None
+        With ``discords="auto"``, the training data's relative contrast that decided:
+        discords join the score at 2.5 or more (``None`` with ``discords`` True or False).
     threshold_ : float or None
         Fitted threshold (``None`` for the contamination rule).
     trainable_parameters_ : dict
@@ -262,6 +268,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
             calibration = calibrate(self.network_, [values], self._scoring())
         self.error_scale_, self.multi_scale_, self.discords_ = (calibration.scale, calibration.multi_scale,
                                                                 calibration.discords)
+        self.discord_contrast_, self.shape_discords_ = calibration.contrast, calibration.shapes
         self.train_scores_, (self.train_errors_,) = calibration.train_scores, calibration.errors
         if self.threshold == "auto":
             self.threshold_ = tail_threshold(self.train_scores_, self.risk)
@@ -324,7 +331,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         from trace_forecast.tasks.anomaly import Calibration
 
         return Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
-                           [self.train_errors_])
+                           [self.train_errors_], self.discord_contrast_, self.shape_discords_)
 
     def _step_scores(self, X: pd.DataFrame) -> StepScores:
         """The scored steps of ``X`` (:class:`~trace_forecast.tasks.anomaly.StepScores`)."""
@@ -333,8 +340,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def score_components(self, X) -> pd.DataFrame:
         """What makes up each step's score: one column per component, in the score's units,
         indexed like ``X`` -- the reconstruction score at each smoothing span
-        (``"reconstruction, 8-step span"``, ...) and, with ``discords=True``, ``"discord"``.
-        A step's score (``transform_scores``) is the largest of its row; the column that
+        (``"reconstruction, 8-step span"``, ...) and, where discords join the score,
+        ``"discord"`` and ``"shape discord"``. A step's score (``transform_scores``) is the largest of its row; the column that
         reaches it is the component that flagged the step."""
         self.check_is_fitted()
         X = as_frame(self._check_X(X))

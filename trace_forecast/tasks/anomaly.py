@@ -14,8 +14,9 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
-from trace_forecast.tasks.discord import UNIT_FLOOR, WEIGHT, DiscordProfile
+from trace_forecast.tasks.discord import MIN_CONTRAST, UNIT_FLOOR, WEIGHT, DiscordProfile, relative_contrast
 from trace_forecast.tasks.reconstruct import fit_reconstruction
+from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT, ShapeProfile
 from trace_forecast.tasks.scoring import (
     SCORES,
     ErrorScale,
@@ -30,7 +31,8 @@ from trace_forecast.tasks.scoring import (
 @dataclass(frozen=True)
 class ScoreSettings:
     """How a fitted network scores: the ``score`` variant, window stride, smoothing, and
-    whether embedding discords join the score (the pretrained ``backbone`` embeds them;
+    whether embedding discords join the score (``True``, ``False``, or ``"auto"``: where the
+    training data repeats its shapes, :func:`discords_wanted`; the pretrained ``backbone`` embeds them;
     ``discord_weight`` and ``discord_floor``: :mod:`trace_forecast.tasks.discord`'s ``WEIGHT``
     and ``UNIT_FLOOR``)."""
 
@@ -38,15 +40,16 @@ class ScoreSettings:
     stride: int
     score_window: int
     device: str = "cpu"
-    discords: bool = False
+    discords: bool | str = False
     backbone: object = None
     smoothing: str = "max"
     discord_weight: float = WEIGHT
     discord_floor: float = UNIT_FLOOR
+    shape_weight: float = SHAPE_WEIGHT
 
     @classmethod
     def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
-                    device: str, discords: bool = False, backbone: object = None,
+                    device: str, discords: bool | str = False, backbone: object = None,
                     smoothing: str = "max") -> ScoreSettings:
         return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device,
                    discords, backbone, smoothing)
@@ -64,17 +67,22 @@ class ScoreSettings:
         """Score a ``[T, C]`` array: its components and their evidence (:class:`StepScores`).
         A missing step (NaN) scores at most the median training score in each, so a gap is
         never flagged (the observed steps around it keep their own scores)."""
-        distances = None
+        distances = shape = None
         if calibration.discords is not None:
             distances = calibration.discords.distances(self.pretrained(), values)
-        return self.from_errors(calibration, self.errors(network, values), distances, ~np.isfinite(values))
+        if calibration.shapes is not None:
+            shape = calibration.shapes.distances(values)
+        return self.from_errors(calibration, self.errors(network, values), distances, ~np.isfinite(values), shape)
 
     def from_errors(self, calibration: Calibration, errors: np.ndarray, distances: np.ndarray | None = None,
-                    missing: np.ndarray | None = None) -> StepScores:
+                    missing: np.ndarray | None = None, shape_distances: np.ndarray | None = None) -> StepScores:
         """:meth:`step_scores` from the hidden-step errors ``[T, C]`` and, with discords, the
-        discord distances ``[T, C]`` (what the network and the backbone compute)."""
+        embedding- and shape-discord distances ``[T, C]`` (what the network, the backbone and
+        :class:`ShapeProfile` compute)."""
         if calibration.discords is not None and distances is None:
             raise ValueError("a calibration with discords needs the discord distances")
+        if calibration.shapes is not None and shape_distances is None:
+            raise ValueError("a calibration with shape discords needs the shape distances")
         z = calibration.scale.standardise(errors)
         if calibration.multi_scale is not None:
             names = [f"reconstruction, {s}-step span" for s in calibration.multi_scale.scales]
@@ -85,6 +93,8 @@ class ScoreSettings:
             evidence = {"reconstruction": unspread(z, self.score_window)}
         if calibration.discords is not None:
             parts["discord"] = evidence["discord"] = calibration.discords.mapped(distances)
+        if calibration.shapes is not None:
+            parts["shape discord"] = evidence["shape discord"] = calibration.shapes.mapped(shape_distances)
         if missing is not None and missing.any():  # a missing step is never an anomaly by itself
             typical = np.median(calibration.train_scores)
             parts, evidence = ({name: np.where(missing, np.minimum(part, typical), part) for name, part in d.items()}
@@ -141,13 +151,17 @@ class Calibration:
     """What scoring learns from the training series: the error scale, the multi-scale
     levels (``None`` with ``smoothing="max"``), the discord profile (``None`` without
     discords), the training scores (concatenated, channels aggregated: the thresholds'
-    basis) and the raw training errors (``[T, C]`` per series)."""
+    basis), the raw training errors (``[T, C]`` per series), with ``discords="auto"`` the
+    training data's relative contrast that decided (:func:`discords_wanted`), and the
+    shape-discord profile that joins the embedding discords (``None`` without discords)."""
 
     scale: ErrorScale
     multi_scale: MultiScale | None
     discords: DiscordProfile | None
     train_scores: np.ndarray
     errors: list[np.ndarray]
+    contrast: float | None = None
+    shapes: ShapeProfile | None = None
 
 
 def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSettings) -> Calibration:
@@ -160,21 +174,43 @@ def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSet
 
 def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context_length: int,
                      scoring: ScoreSettings, discord_distances: list[np.ndarray] | None = None,
-                     references: list[np.ndarray] | None = None) -> Calibration:
+                     references: list[np.ndarray] | None = None,
+                     shape_distances: list[np.ndarray] | None = None) -> Calibration:
     """:func:`calibrate` from the training errors (``[T, C]`` per series); the discord
-    profile's distances and references are computed from ``series`` unless given."""
+    profiles' training distances (and the embedding references) are computed from ``series``
+    unless given."""
     scale = ErrorScale.fit(errors, context_length)
     z = [scale.standardise(e) for e in errors]
     multi_scale = MultiScale.fit(z, scoring.score_window, scoring.smoothing) if scoring.smoothing != "max" else None
     per_channel = [anomaly_scores(t, scoring.score_window, component_wise=True, multi_scale=multi_scale) for t in z]
-    discords = None
-    if scoring.discords and discord_distances is not None:
-        discords, per_channel = DiscordProfile.from_training(references, discord_distances, per_channel,
-                                                             scoring.discord_weight, scoring.discord_floor)
-    elif scoring.discords:
-        discords, per_channel = DiscordProfile.fit(scoring.pretrained(), series, per_channel, scoring.discord_weight,
-                                                   scoring.discord_floor)
-    return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors)
+    wanted, contrast = discords_wanted(scoring.discords, series)
+    discords = shapes = None
+    if wanted and discord_distances is not None:
+        discords, joined = DiscordProfile.from_training(references, discord_distances, per_channel,
+                                                        scoring.discord_weight, scoring.discord_floor)
+    elif wanted:
+        discords, joined = DiscordProfile.fit(scoring.pretrained(), series, per_channel, scoring.discord_weight,
+                                              scoring.discord_floor)
+    if wanted and scoring.shape_weight > 0:
+        # mapped against the reconstruction scores alone, as the embedding discord is
+        shapes, with_shapes = ShapeProfile.fit(series, per_channel, scoring.shape_weight, scoring.discord_floor,
+                                               shape_distances)
+        joined = [np.maximum(a, b) for a, b in zip(joined, with_shapes, strict=True)]
+    per_channel = joined if wanted else per_channel
+    return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors,
+                       contrast, shapes)
+
+
+def discords_wanted(discords: bool | str, series: list[np.ndarray]) -> tuple[bool, float | None]:
+    """Whether discords join the score, and the contrast that decided with ``"auto"``: the
+    median over channels of the training series' :func:`relative_contrast`, at least
+    ``MIN_CONTRAST`` (a NaN contrast, too little data to tell, is not)."""
+    if discords != "auto":
+        return bool(discords), None
+    channels = series[0].shape[1] if series else 0
+    contrast = float(np.median([relative_contrast([s[:, c] for s in series]) for c in range(channels)])
+                     ) if channels else float("nan")
+    return bool(contrast >= MIN_CONTRAST), contrast
 
 
 def fit_anomaly_model(

@@ -1,0 +1,142 @@
+"""Shape discords: the matrix profile's z-normalised distance, against dense neighbours.
+
+The embedding discord (:mod:`trace_forecast.tasks.discord`) compares subsequences taken
+every 8 steps, so a normal subsequence's nearest neighbour can be up to 4 steps out of
+phase; on a clean periodic series that offset, not the anomaly, then ranks the distances
+(UCR's archive is mostly such series). Here every ``STRIDE``-th ``LENGTH``-step
+subsequence is z-normalised -- its spread counted as at least ``SPREAD_FLOOR`` of the
+training data's, so that noise on a flat stretch is not stretched into a shape (a level
+jump in a flat series stays visible) -- and compared with neighbours taken at *every* step:
+at most ``NEIGHBOURS`` of the training series' subsequences, and as many of the series'
+own (a self-join; overlapping ones excluded, as the matrix profile's trivial-match zone).
+A step takes the mean distance of the subsequences covering it.
+
+Written here rather than taken from ``stumpy``: its exact self-join is quadratic in the
+series' length (10^6 points: hours on a CPU); the capped neighbour sets keep the cost
+linear, and the search is a chunked, exact ``torch.cdist``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trace_forecast.tasks.discord import (
+    LENGTH,
+    STRIDE,
+    evenly_spaced,
+    nearest_distance,
+    observed_starts,
+    subsequence_starts,
+    to_steps,
+    znormalised,
+)
+from trace_forecast.tasks.scoring import tail_level
+
+NEIGHBOURS = 32768  # neighbours of each kind (training, own), evenly spaced over every step
+SPREAD_FLOOR = 0.1  # a subsequence's spread counts as at least this share of the training data's
+# A shape-discord unit counts SHAPE_WEIGHT units of the reconstruction score (the unit: the
+# training distances' tail, at least UNIT_FLOOR times their median, as for the embedding
+# discord). Chosen on the anomaly suite's tuning split (weights 5, 10, 20; docs/design.md).
+SHAPE_WEIGHT = 10.0
+UNIT_FLOOR = 1.5
+
+
+def _usable_starts(series: np.ndarray, stride: int, length: int = LENGTH) -> np.ndarray:
+    starts = subsequence_starts(len(series), length, stride)
+    return starts[observed_starts(np.asarray(series), starts, length)] if len(starts) else starts
+
+
+def dense_neighbours(series: list[np.ndarray], floor: float, limit: int = NEIGHBOURS,
+                     length: int = LENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """``(windows [N, length], positions [N])``: at most ``limit`` of the z-normalised
+    subsequences of ``series`` (univariate) taken at every step, evenly spaced; a position
+    is the start plus an offset per series, so that only overlaps within one series are
+    closer than ``length``."""
+    offsets = np.cumsum([0] + [len(x) + length for x in series])
+    pairs = [(i, s) for i, x in enumerate(series) for s in _usable_starts(x, 1, length)]
+    keep = [pairs[k] for k in evenly_spaced(len(pairs), limit)]
+    windows = [znormalised(x, np.array([s for j, s in keep if j == i], np.int64), length, floor)
+               for i, x in enumerate(series)]
+    positions = np.array([offsets[i] + s for i, s in keep], np.int64)
+    return np.concatenate(windows) if windows else np.zeros((0, length), np.float32), positions
+
+
+def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | None = None,
+                    length: int = LENGTH, stride: int = STRIDE, limit: int = NEIGHBOURS) -> np.ndarray:
+    """Per-step shape-discord distance ``[T]`` of a univariate ``series``: each subsequence's
+    (every ``stride`` steps) distance to its nearest neighbour among the series' own
+    subsequences at every step (overlaps excluded) and the ``reference`` windows."""
+    starts = _usable_starts(series, stride, length)
+    if len(starts) == 0:
+        return np.zeros(len(series))
+    query = znormalised(series, starts, length, floor)
+    own, own_positions = dense_neighbours([series], floor, limit, length)
+    dist = nearest_distance(query, own, starts, own_positions, exclusion=length)
+    if reference is not None and len(reference):
+        dist = np.minimum(dist, nearest_distance(query, reference))
+    return to_steps(starts, dist, len(series), length)
+
+
+def training_distances(training: list[list[np.ndarray]], floor: np.ndarray) -> list[np.ndarray]:
+    """Shape distances ``[T, C]`` of each training series (``training[c][i]``: channel ``c``
+    of series ``i``) to its nearest neighbour among all training subsequences, overlaps
+    within a series excluded."""
+    out = [np.zeros((len(x), len(training))) for x in training[0]]
+    for c, parts in enumerate(training):
+        reference, positions = dense_neighbours(parts, floor[c])
+        offsets = np.cumsum([0] + [len(x) + LENGTH for x in parts])
+        for i, x in enumerate(parts):
+            starts = _usable_starts(x, STRIDE)
+            if len(starts):
+                query = znormalised(x, starts, LENGTH, floor[c])
+                d = nearest_distance(query, reference, offsets[i] + starts, positions, exclusion=LENGTH)
+                out[i][:, c] = to_steps(starts, d, len(x), LENGTH)
+    return out
+
+
+@dataclass
+class ShapeProfile:
+    """A fitted shape-discord score, in the reconstruction score's units (as
+    :class:`~trace_forecast.tasks.discord.DiscordProfile` maps the embedding discord): per
+    channel, the training series (their subsequences are the reference neighbours), the
+    spread floor, and the level and unit of the training distances and of the training
+    scores."""
+
+    training: list[list[np.ndarray]]
+    floor: np.ndarray
+    distance_center: np.ndarray
+    distance_unit: np.ndarray
+    score_center: np.ndarray
+    score_unit: np.ndarray
+    weight: float = SHAPE_WEIGHT
+
+    @classmethod
+    def fit(cls, series: list[np.ndarray], scores: list[np.ndarray], weight: float = SHAPE_WEIGHT,
+            unit_floor: float = UNIT_FLOOR, distances: list[np.ndarray] | None = None
+            ) -> tuple[ShapeProfile, list[np.ndarray]]:
+        """From the training series and their scores (``[T, C]`` arrays each): the profile
+        and the training series' scores with the shape discord joined (their maximum). A
+        training subsequence's distance is to its nearest training neighbour, overlaps
+        excluded (:func:`training_distances`, unless given)."""
+        training = [[np.asarray(s[:, c], np.float32) for s in series] for c in range(series[0].shape[1])]
+        floor = np.array([SPREAD_FLOOR * float(np.nanstd(np.concatenate(t))) for t in training])
+        if distances is None:
+            distances = training_distances(training, floor)
+        d_center, d_unit = tail_level(np.concatenate(distances), unit_floor)
+        s_center, s_unit = tail_level(np.concatenate(scores))
+        profile = cls(training, floor, d_center, d_unit, s_center, s_unit, weight)
+        return profile, [np.maximum(s, profile.mapped(d)) for s, d in zip(scores, distances, strict=True)]
+
+    def mapped(self, dist: np.ndarray) -> np.ndarray:
+        """Shape distances ``[T, C]`` in the reconstruction score's units."""
+        return self.score_center + self.weight * self.score_unit * (dist - self.distance_center) / self.distance_unit
+
+    def distances(self, values: np.ndarray) -> np.ndarray:
+        """Shape distances ``[T, C]`` of a ``[T, C]`` array against the training neighbours."""
+        out = []
+        for c in range(values.shape[1]):
+            reference, _ = dense_neighbours(self.training[c], self.floor[c])
+            out.append(shape_distances(values[:, c], self.floor[c], reference))
+        return np.stack(out, axis=1)
