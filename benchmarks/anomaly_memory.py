@@ -6,8 +6,9 @@
 ``results/anomaly_memory.json``: the peak resident memory above the level before each
 call, the scoring throughput, and the part of the memory that grows with the length (the
 ``[T]`` score and count arrays: 8 bytes per point each). Windows are streamed in batches,
-so the model's activations do not grow with the series. The same series are then scored with
-the previous default smoothing (``"multi-scale"``), for the cost ratio.
+so the model's activations do not grow with the series. The same series are then scored by
+the same fit without the shape discord (the previous default's score), and by a fit with the
+previous default smoothing (``"multi-scale"``), for the cost ratios.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ def synthetic(n: int, seed: int = 0) -> np.ndarray:
 
 
 def run(args, record: Record) -> None:
-    """The default detector, then the previous default smoothing (``"multi-scale"``) on the
-    same series in the same process: the cost ratio of the two scores."""
+    """The default detector, the same fit without its shape discord, and the previous default
+    smoothing (``"multi-scale"``) on the same series in the same process: the cost ratios."""
     from trace_forecast import TraceAnomalyDetector
 
-    for smoothing in ("two-span", "multi-scale"):
-        detector = TraceAnomalyDetector(smoothing=smoothing, random_state=0).fit(pd.DataFrame({"x": synthetic(5_000)}))
+    for smoothing in ("two-span", "two-span, no shape discord", "multi-scale"):
+        detector = TraceAnomalyDetector(smoothing=smoothing.split(",")[0], random_state=0).fit(
+            pd.DataFrame({"x": synthetic(5_000)}))
+        if "no shape discord" in smoothing:
+            detector.shape_discords_ = None
         for n in LENGTHS:
             frame = pd.DataFrame({"x": synthetic(n, seed=1)})
             gc.collect()

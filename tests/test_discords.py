@@ -213,7 +213,7 @@ def test_the_shape_discord_joins_the_score_with_the_embedding_discord():
     fast = {"context_length": 64, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
     detector = TraceAnomalyDetector(**fast).fit(x)
     profile = detector.shape_discords_
-    assert profile is not None and profile.weight == 10.0 and len(profile.training) == 1
+    assert profile is not None and profile.weight == 15.0 and len(profile.training) == 1
     test = x.copy()
     test.iloc[1000:1050] = float(test.iloc[1000, 0])                    # a missing cycle
     parts = detector.score_components(test)
