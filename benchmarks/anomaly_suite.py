@@ -361,7 +361,7 @@ def _table(frame: pd.DataFrame, bench: str, methods: list[str] | None = None) ->
 
 
 def page(result: dict) -> str:
-    from benchmarks.anomaly_scores import PACKAGE_VARIANTS, VARIANTS
+    from benchmarks.anomaly_scores import VARIANTS
 
     out = ["# Anomaly suite: NAB, UCR and WSD",
            "`python -m benchmarks.anomaly_suite --split tuning|held-out` writes the file. Do not edit by hand.", "",
@@ -374,14 +374,19 @@ def page(result: dict) -> str:
         out += [f"## {split.capitalize()} split", "",
                 f"Environment: {env.get('cpu_model', env.get('cpu'))}, torch {env['torch']}, "
                 f"{env.get('torch_threads')} threads.", ""]
+        present = set(frame.method)
         trace = [f"TRACE [{v}]" for v in VARIANTS] + [f"TRACE zero-shot [{v}]" for v in VARIANTS[:2]]
-        methods = sorted(set(BASELINES)) + [m for m in trace if m in set(frame.method)]
+        methods = sorted(set(BASELINES)) + [m for m in trace if m in present]
         if split == "held-out":
-            methods = sorted(set(BASELINES)) + [f"TRACE [{v}]" for v in PACKAGE_VARIANTS]
+            methods = sorted(set(BASELINES)) + sorted(m for m in present if m.startswith("TRACE [package"))
+        default = "TRACE [package default]"
+        if default not in present:  # rows scored before the current default (the result's note says so)
+            default = next(m for m in methods if "the previous default" in m)
+            out += [result["summary"].get("held_out_note", ""), ""]
         out += ["### Ranks by VUS-PR", "",
                 "Mean VUS-PR per suite, each method's rank in it, and the rank averaged over the suites: the "
-                "default detector against the baselines, then with every variant.", "",
-                rank_table(frame, sorted(set(BASELINES)) + ["TRACE [package default]"]), "",
+                f"default detector ({default}) against the baselines, then with every variant.", "",
+                rank_table(frame, sorted(set(BASELINES)) + [default]), "",
                 rank_table(frame, methods), ""]
         for bench in ("UCR", "NAB", "WSD"):
             if (frame.benchmark == bench).any():

@@ -158,7 +158,8 @@ def test_default_threshold_flags_nothing_on_normal_data_and_finds_the_anomaly():
     interval = found["ilocs"].iloc[0]
     assert interval.left <= 2000 and interval.right >= 2020 and interval.length < 300
     parts = detector.score_components(pd.DataFrame({"x": x}))
-    assert list(parts.columns) == ["reconstruction, 8-step span", "reconstruction, 128-step span", "discord"]
+    assert list(parts.columns) == ["reconstruction, 8-step span", "reconstruction, 128-step span", "discord",
+                                   "shape discord"]
     peak = int(interval.left) + int(np.argmax(parts.max(axis=1).to_numpy()[int(interval.left):int(interval.right)]))
     assert found["component"].iloc[0] == parts.iloc[peak].idxmax()
     np.testing.assert_allclose(parts.max(axis=1), detector.transform_scores(pd.DataFrame({"x": x}))["scores"])
@@ -179,7 +180,7 @@ def test_sktime_detector_and_darts_scorer_give_identical_scores(tiny_backbone_di
     sktime_parts = detector.score_components(pd.DataFrame(test, columns=["a", "b"]))
     darts_parts = scorer.score_components(TimeSeries.from_values(test))
     assert list(darts_parts.components) == list(sktime_parts.columns) == [
-        "reconstruction, 2-step span", "reconstruction, 32-step span", "discord"]
+        "reconstruction, 2-step span", "reconstruction, 32-step span", "discord", "shape discord"]
     np.testing.assert_allclose(darts_parts.values(), sktime_parts.to_numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(darts_parts.values().max(axis=1), darts_scores, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="components"):

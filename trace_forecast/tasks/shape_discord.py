@@ -38,7 +38,7 @@ NEIGHBOURS = 32768  # neighbours of each kind (training, own), evenly spaced ove
 SPREAD_FLOOR = 0.1  # a subsequence's spread counts as at least this share of the training data's
 # A shape-discord unit counts SHAPE_WEIGHT units of the reconstruction score (the unit: the
 # training distances' tail, at least UNIT_FLOOR times their median, as for the embedding
-# discord). Chosen on the anomaly suite's tuning split (weights 5 to 40; docs/design.md).
+# discord). Chosen on the anomaly suite's tuning split (weights 5 to 30; docs/design.md).
 SHAPE_WEIGHT = 15.0
 UNIT_FLOOR = 1.5
 
