@@ -222,3 +222,12 @@ def test_the_shape_discord_joins_the_score_with_the_embedding_discord():
     pd.testing.assert_frame_equal(parts, detector.score_components(test))
     off = TraceAnomalyDetector(discords=False, **fast).fit(x)
     assert off.shape_discords_ is None and "shape discord" not in off.score_components(test).columns
+
+
+def test_forced_discords_stay_out_of_a_series_too_short_to_calibrate_them():
+    """Fewer than 8 discord-length subsequences give training distances no spread: a forced
+    ``discords=True`` scored new normal data at 10^12 units; the discords now stay out."""
+    fast = {"context_length": 64, "max_epochs": 1, "max_windows": 32, "batch_size": 16, "random_state": 0}
+    detector = TraceAnomalyDetector(discords=True, **fast).fit(pd.DataFrame({"x": np.sin(np.arange(130) / 5)}))
+    assert detector.discords_ is None and detector.shape_discords_ is None
+    assert detector.transform_scores(pd.DataFrame({"x": np.sin(np.arange(400) / 5)}))["scores"].max() < 100

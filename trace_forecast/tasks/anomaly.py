@@ -14,9 +14,15 @@ from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.network import NetworkSpec, TraceNetwork
-from trace_forecast.tasks.discord import MIN_CONTRAST, UNIT_FLOOR, WEIGHT, DiscordProfile, relative_contrast
+from trace_forecast.tasks.discord import (
+    LENGTH,
+    MIN_CONTRAST,
+    UNIT_FLOOR,
+    WEIGHT,
+    DiscordProfile,
+    relative_contrast,
+)
 from trace_forecast.tasks.reconstruct import fit_reconstruction
-from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT, ShapeProfile
 from trace_forecast.tasks.scoring import (
     SCORES,
     ErrorScale,
@@ -26,6 +32,7 @@ from trace_forecast.tasks.scoring import (
     smooth_errors,
     unspread,
 )
+from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT, ShapeProfile
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,7 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
     multi_scale = MultiScale.fit(z, scoring.score_window, scoring.smoothing) if scoring.smoothing != "max" else None
     per_channel = [anomaly_scores(t, scoring.score_window, component_wise=True, multi_scale=multi_scale) for t in z]
     wanted, contrast = discords_wanted(scoring.discords, series)
+    wanted = wanted and has_subsequences(series)
     discords = shapes = None
     if wanted and discord_distances is not None:
         discords, joined = DiscordProfile.from_training(references, discord_distances, per_channel,
@@ -199,6 +207,13 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
     per_channel = joined if wanted else per_channel
     return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors,
                        contrast, shapes)
+
+
+def has_subsequences(series: list[np.ndarray], least: int = 8) -> bool:
+    """Whether the training series hold ``least`` discord-length subsequences: with fewer,
+    the training distances have no spread to set a unit by, and a forced ``discords=True``
+    on a short series scored new data at 10^12 units; discords then stay out."""
+    return sum(max(0, len(s) - LENGTH + 1) for s in series) >= least
 
 
 def discords_wanted(discords: bool | str, series: list[np.ndarray]) -> tuple[bool, float | None]:

@@ -44,7 +44,7 @@ WEIGHT = 5.0
 # subsequence's nearest neighbour is at least MIN_CONTRAST times closer than a random one
 # (:func:`relative_contrast`). Where it is not (an irregular series, most web-service KPIs),
 # every subsequence is a discord of sorts and the distance ranks noise above the anomalies.
-# Chosen on the anomaly suite's tuning split (contrasts 2 to 3.3; docs/design.md).
+# Chosen on the anomaly suite's tuning split (cuts from 1.8 to 4; docs/design.md).
 MIN_CONTRAST = 2.5
 CONTRAST_SUBSEQUENCES = 2048  # evenly spaced subsequences (and random pairs) the contrast reads
 
