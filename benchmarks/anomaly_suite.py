@@ -159,11 +159,11 @@ def discord_arrays(series: dict) -> dict:
 def shape_arrays(series: dict) -> dict:
     """Shape-discord distances (:mod:`trace_forecast.tasks.shape_discord`) of the whole
     series against the prefix's neighbours, and of the prefix against itself."""
-    from trace_forecast.tasks.shape_discord import SPREAD_FLOOR, dense_neighbours, shape_distances, training_distances
+    from trace_forecast.tasks.shape_discord import dense_neighbours, shape_distances, spread_floors, training_distances
 
     values, train_end = series["values"].astype(np.float32), series["train_end"]
     start = time.perf_counter()
-    floor = np.array([SPREAD_FLOOR * float(np.nanstd(values[:train_end]))])
+    floor = spread_floors([[values[:train_end]]])
     train = training_distances([[values[:train_end]]], floor)[0][:, 0]
     reference, _ = dense_neighbours([values[:train_end]], floor[0])
     full = shape_distances(values, floor[0], reference)

@@ -118,6 +118,28 @@ def znormalised(series: np.ndarray, starts: np.ndarray, length: int, floor: floa
     return np.nan_to_num(z, nan=0.0).astype(np.float32)
 
 
+def usable_starts(series: np.ndarray, stride: int, length: int = LENGTH) -> np.ndarray:
+    """The starts (every ``stride`` steps, :func:`subsequence_starts`) of the subsequences
+    that hold enough observed values (:func:`observed_starts`)."""
+    starts = subsequence_starts(len(series), length, stride)
+    return starts[observed_starts(np.asarray(series), starts, length)] if len(starts) else starts
+
+
+def spaced_subsequences(series: list[np.ndarray], stride: int, limit: int, floor: float | None = None,
+                        length: int = LENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """``(windows [N, length], positions [N])``: at most ``limit`` of the usable subsequences
+    of ``series`` (univariate, pooled; every ``stride`` steps), evenly spaced, z-normalised
+    (:func:`znormalised` with ``floor``). A position is the start plus an offset per series,
+    so that only overlaps within one series are closer than ``length``."""
+    offsets = np.cumsum([0] + [len(x) + length for x in series])
+    pairs = [(i, s) for i, x in enumerate(series) for s in usable_starts(x, stride, length)]
+    keep = [pairs[k] for k in evenly_spaced(len(pairs), limit)]
+    windows = [znormalised(x, np.array([s for j, s in keep if j == i], np.int64), length, floor)
+               for i, x in enumerate(series)]
+    positions = np.array([offsets[i] + s for i, s in keep], np.int64)
+    return (np.concatenate(windows) if windows else np.zeros((0, length), np.float32)), positions
+
+
 def relative_contrast(series: list[np.ndarray], length: int = LENGTH, stride: int = STRIDE,
                       limit: int = CONTRAST_SUBSEQUENCES, seed: int = 0) -> float:
     """How much the training data repeats its shapes: the median distance between random
@@ -126,16 +148,9 @@ def relative_contrast(series: list[np.ndarray], length: int = LENGTH, stride: in
     nearest-neighbour search (He, Kumar and Chang, ICML 2012). A periodic series scores far
     above 1; noise scores near 1 (every neighbour is as far as any other). Univariate
     ``series`` (pooled); at most ``limit`` evenly spaced subsequences; NaN with fewer than 8."""
-    pairs = [(i, s) for i, x in enumerate(series) for s in subsequence_starts(len(x), length, stride)
-             if observed_starts(x, np.array([s]), length)[0]]
-    if len(pairs) < 8:
+    if sum(len(usable_starts(x, stride, length)) for x in series) < 8:
         return float("nan")
-    keep = [pairs[k] for k in evenly_spaced(len(pairs), limit)]
-    z = np.concatenate([znormalised(x, np.array([s for j, s in keep if j == i], np.int64), length)
-                        for i, x in enumerate(series)])
-    # a subsequence's position, with series far apart, so that only overlaps are excluded
-    offsets = np.cumsum([0] + [len(x) + length for x in series])
-    position = np.array([offsets[i] + s for i, s in keep], np.int64)
+    z, position = spaced_subsequences(series, stride, limit, None, length)
     nearest = nearest_distance(z, z, position, position, exclusion=length)
     a, b = np.random.default_rng(seed).integers(len(z), size=(2, len(z)))
     random = np.linalg.norm(z[a] - z[b], axis=1)[a != b]

@@ -25,11 +25,10 @@ import numpy as np
 from trace_forecast.tasks.discord import (
     LENGTH,
     STRIDE,
-    evenly_spaced,
     nearest_distance,
-    observed_starts,
-    subsequence_starts,
+    spaced_subsequences,
     to_steps,
+    usable_starts,
     znormalised,
 )
 from trace_forecast.tasks.scoring import tail_level
@@ -43,24 +42,18 @@ SHAPE_WEIGHT = 15.0
 UNIT_FLOOR = 1.5
 
 
-def _usable_starts(series: np.ndarray, stride: int, length: int = LENGTH) -> np.ndarray:
-    starts = subsequence_starts(len(series), length, stride)
-    return starts[observed_starts(np.asarray(series), starts, length)] if len(starts) else starts
-
-
 def dense_neighbours(series: list[np.ndarray], floor: float, limit: int = NEIGHBOURS,
                      length: int = LENGTH) -> tuple[np.ndarray, np.ndarray]:
     """``(windows [N, length], positions [N])``: at most ``limit`` of the z-normalised
-    subsequences of ``series`` (univariate) taken at every step, evenly spaced; a position
-    is the start plus an offset per series, so that only overlaps within one series are
-    closer than ``length``."""
-    offsets = np.cumsum([0] + [len(x) + length for x in series])
-    pairs = [(i, s) for i, x in enumerate(series) for s in _usable_starts(x, 1, length)]
-    keep = [pairs[k] for k in evenly_spaced(len(pairs), limit)]
-    windows = [znormalised(x, np.array([s for j, s in keep if j == i], np.int64), length, floor)
-               for i, x in enumerate(series)]
-    positions = np.array([offsets[i] + s for i, s in keep], np.int64)
-    return np.concatenate(windows) if windows else np.zeros((0, length), np.float32), positions
+    subsequences of ``series`` (univariate) taken at every step, evenly spaced
+    (:func:`~trace_forecast.tasks.discord.spaced_subsequences`)."""
+    return spaced_subsequences(series, 1, limit, floor, length)
+
+
+def spread_floors(training: list[list[np.ndarray]]) -> np.ndarray:
+    """Per channel (``training[c]``: its series), the least spread a z-normalised
+    subsequence is divided by: ``SPREAD_FLOOR`` of the training data's."""
+    return np.array([SPREAD_FLOOR * float(np.nanstd(np.concatenate(t))) for t in training])
 
 
 def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | None = None,
@@ -68,7 +61,7 @@ def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | No
     """Per-step shape-discord distance ``[T]`` of a univariate ``series``: each subsequence's
     (every ``stride`` steps) distance to its nearest neighbour among the series' own
     subsequences at every step (overlaps excluded) and the ``reference`` windows."""
-    starts = _usable_starts(series, stride, length)
+    starts = usable_starts(series, stride, length)
     if len(starts) == 0:
         return np.zeros(len(series))
     query = znormalised(series, starts, length, floor)
@@ -88,7 +81,7 @@ def training_distances(training: list[list[np.ndarray]], floor: np.ndarray) -> l
         reference, positions = dense_neighbours(parts, floor[c])
         offsets = np.cumsum([0] + [len(x) + LENGTH for x in parts])
         for i, x in enumerate(parts):
-            starts = _usable_starts(x, STRIDE)
+            starts = usable_starts(x, STRIDE)
             if len(starts):
                 query = znormalised(x, starts, LENGTH, floor[c])
                 d = nearest_distance(query, reference, offsets[i] + starts, positions, exclusion=LENGTH)
@@ -121,7 +114,7 @@ class ShapeProfile:
         training subsequence's distance is to its nearest training neighbour, overlaps
         excluded (:func:`training_distances`, unless given)."""
         training = [[np.asarray(s[:, c], np.float32) for s in series] for c in range(series[0].shape[1])]
-        floor = np.array([SPREAD_FLOOR * float(np.nanstd(np.concatenate(t))) for t in training])
+        floor = spread_floors(training)
         if distances is None:
             distances = training_distances(training, floor)
         d_center, d_unit = tail_level(np.concatenate(distances), unit_floor)
