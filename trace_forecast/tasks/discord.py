@@ -192,8 +192,7 @@ def reference_descriptors(backbone, series: list[np.ndarray], length: int, strid
     """The training descriptors kept as neighbours: at most ``MAX_REFERENCE`` of the
     subsequences of ``series`` (univariate), evenly spaced; only those are embedded.
     Float16: they are fitted state."""
-    pairs = [(i, s) for i, x in enumerate(series) for s in subsequence_starts(len(x), length, stride)
-             if observed_starts(x, np.array([s]), length)[0]]
+    pairs = [(i, s) for i, x in enumerate(series) for s in usable_starts(x, stride, length)]
     keep = [pairs[k] for k in evenly_spaced(len(pairs), MAX_REFERENCE)]
     parts = [embed_subsequences(backbone, x, np.array([s for j, s in keep if j == i], np.int64), length)
              for i, x in enumerate(series)]
