@@ -10,7 +10,6 @@ import numpy as np
 from trace_forecast.parameters import default
 from trace_forecast.tasks.anomaly import ScoreSettings, StepScores, calibrate_errors
 from trace_forecast.tasks.discord import UNIT_FLOOR, WEIGHT
-from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT
 from trace_forecast.tasks.scoring import (
     ErrorScale,
     moving_average,
@@ -18,6 +17,7 @@ from trace_forecast.tasks.scoring import (
     tail_level,
     tail_threshold,
 )
+from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT
 
 CONTEXT = 512
 SCALES = (1, 8, 32, 128)
@@ -90,11 +90,13 @@ def package_scores(train: np.ndarray, arrays: dict, discord: dict, smoothing: st
     return steps.scores(), train_scores
 
 
-def auto_threshold_flags(series: dict, arrays: dict, discord: dict, discords: bool | str) -> np.ndarray:
-    """The steps the default ``threshold="auto"`` flags (default smoothing), as the
-    detector's ``predict`` flags them."""
+def auto_threshold_evidence(series: dict, arrays: dict, discord: dict, discords: bool | str
+                            ) -> tuple[np.ndarray, float]:
+    """Each step's evidence (default smoothing; the largest over components and channels)
+    and the default ``threshold="auto"``: the detector's ``predict`` flags the steps whose
+    evidence is above it."""
     steps, train = package_steps(training_values(series), arrays, discord, default("smoothing"), discords)
-    return steps.flags(tail_threshold(train, default("risk")))
+    return steps.strongest_evidence(), tail_threshold(train, default("risk"))
 
 
 def training_values(series: dict) -> np.ndarray:

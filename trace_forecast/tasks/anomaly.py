@@ -144,10 +144,14 @@ class StepScores:
         per_channel = np.max(list(self.parts.values()), axis=0)
         return per_channel if component_wise else per_channel.max(axis=1)
 
+    def strongest_evidence(self) -> np.ndarray:
+        """Each step's largest evidence ``[T]`` over components and channels."""
+        return np.max(list(self.evidence.values()), axis=0).max(axis=1)
+
     def flags(self, threshold: float | None, contamination: float | None = None) -> np.ndarray:
         """Flagged steps ``[T]`` (bool): evidence above ``threshold`` in any component and
         channel, or, with ``threshold=None``, the ``contamination`` share with the most."""
-        evidence = np.max(list(self.evidence.values()), axis=0).max(axis=1)
+        evidence = self.strongest_evidence()
         if threshold is None:
             return evidence >= np.quantile(evidence, 1.0 - contamination)
         return evidence > threshold
