@@ -83,21 +83,27 @@ def subsequence_embeddings(backbone, series: np.ndarray, length: int, stride: in
 
 def nearest_distance(query: np.ndarray, reference: np.ndarray, query_positions: np.ndarray | None = None,
                      reference_positions: np.ndarray | None = None, exclusion: int = 0,
-                     chunk: int = 1024) -> np.ndarray:
+                     block: int = 1 << 21) -> np.ndarray:
     """Distance from each query row to its nearest reference row; with positions, rows
     less than ``exclusion`` steps apart are not neighbours (trivial matches). No
-    admissible neighbour, or an empty reference, gives 0."""
+    admissible neighbour, or an empty reference, gives 0. Queries go in chunks of about
+    ``block`` query-reference pairs, so the memory stays bounded (8 MB of distances)
+    whatever the sizes."""
     limit_worker_threads()
     if len(reference) == 0 or len(query) == 0:
         return np.zeros(len(query), np.float32)
     q = torch.from_numpy(np.ascontiguousarray(query, np.float32))
     r = torch.from_numpy(np.ascontiguousarray(reference, np.float32))
+    excluded = query_positions is not None and exclusion > 0
+    if excluded:
+        q_pos = torch.from_numpy(np.asarray(query_positions, np.int64))
+        r_pos = torch.from_numpy(np.asarray(reference_positions, np.int64))
+    chunk = max(16, block // len(r))
     out = np.empty(len(q), np.float32)
     for i in range(0, len(q), chunk):
         d = torch.cdist(q[i : i + chunk], r)
-        if query_positions is not None and exclusion > 0:
-            gap = torch.from_numpy(query_positions[i : i + chunk, None] - reference_positions[None, :]).abs()
-            d[gap < exclusion] = float("inf")
+        if excluded:
+            d.masked_fill_((q_pos[i : i + chunk, None] - r_pos[None, :]).abs_() < exclusion, float("inf"))
         out[i : i + chunk] = d.min(dim=1).values.numpy()
     out[~np.isfinite(out)] = 0.0
     return out
