@@ -34,6 +34,7 @@ from trace_forecast.tasks.discord import (
 from trace_forecast.tasks.scoring import tail_level
 
 NEIGHBOURS = 32768  # neighbours of each kind (training, own), evenly spaced over every step
+QUERY_CHUNK = 8192  # subsequences z-normalised at a time (8 MB of float64 windows)
 SPREAD_FLOOR = 0.1  # a subsequence's spread counts as at least this share of the training data's
 # A shape-discord unit counts SHAPE_WEIGHT units of the reconstruction score (the unit: the
 # training distances' tail, at least UNIT_FLOOR times their median, as for the embedding
@@ -64,11 +65,14 @@ def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | No
     starts = usable_starts(series, stride, length)
     if len(starts) == 0:
         return np.zeros(len(series))
-    query = znormalised(series, starts, length, floor)
     own, own_positions = dense_neighbours([series], floor, limit, length)
-    dist = nearest_distance(query, own, starts, own_positions, exclusion=length)
-    if reference is not None and len(reference):
-        dist = np.minimum(dist, nearest_distance(query, reference))
+    dist = np.empty(len(starts), np.float32)
+    for i in range(0, len(starts), QUERY_CHUNK):  # z-normalised queries a chunk at a time: bounded memory
+        part = starts[i : i + QUERY_CHUNK]
+        query = znormalised(series, part, length, floor)
+        dist[i : i + QUERY_CHUNK] = nearest_distance(query, own, part, own_positions, exclusion=length)
+        if reference is not None and len(reference):
+            dist[i : i + QUERY_CHUNK] = np.minimum(dist[i : i + QUERY_CHUNK], nearest_distance(query, reference))
     return to_steps(starts, dist, len(series), length)
 
 
