@@ -127,6 +127,23 @@ def test_chunked_search_equals_one_pass(backbone):
                                discord_distances(backbone, x, ref, 128, 8), rtol=1e-4, atol=1e-5)
 
 
+def test_blockwise_nearest_search_equals_one_block(monkeypatch):
+    """The nearest-neighbour search and the shape discord's queries go in blocks (bounded
+    memory) with the same distances, trivial-match exclusion included."""
+    from trace_forecast.tasks import shape_discord
+
+    rng = np.random.default_rng(0)
+    query, reference = rng.standard_normal((300, 16)), rng.standard_normal((500, 16))
+    positions = np.arange(500)
+    one = nearest_distance(query, reference, positions[:300], positions, exclusion=20, block=10**9)
+    np.testing.assert_array_equal(nearest_distance(query, reference, positions[:300], positions, exclusion=20,
+                                                   block=1000), one)
+    x = _periodic(3000, 4)
+    whole = shape_discord.shape_distances(x, 0.1, length=32)
+    monkeypatch.setattr(shape_discord, "QUERY_CHUNK", 7)
+    np.testing.assert_allclose(shape_discord.shape_distances(x, 0.1, length=32), whole, rtol=1e-5)
+
+
 def test_self_join_keeps_a_drifted_series_from_being_one_long_discord(backbone):
     """Against the training descriptors alone, a series at another amplitude and period is
     discordant everywhere; its own subsequences are its neighbours in the self-join."""
