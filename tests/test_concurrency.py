@@ -55,11 +55,12 @@ def test_parallel_threads_leave_the_shared_backbone_untouched(tiny_backbone_dir,
     assert not errors, errors
     assert sorted(results) == [1, 2, 3]
     for seed, result in results.items():
-        # Same draws as a fit on its own (the global generator is locked while seeded); the
-        # floating-point summation order of threads competing for torch's pool may differ, so
-        # not bit for bit (measured: equal, within 2e-4 of the scale, and once 1.06e-3 on a
-        # 2-core AMD EPYC during a full suite run, 2026-12-06). A backbone changed under a fit
-        # moves the forecasts by far more, and the digest below checks the backbone itself.
+        # Not bit for bit: the fine-tune's sampled sign (heads/reconstruction.py) draws from
+        # torch's global generator outside GLOBAL_RNG_LOCK, so concurrent fits interleave
+        # those draws (3 x 3 threaded fits, one torch thread: up to 5.9e-4 of the scale, and
+        # 1.4e-4 with the sign not sampled; once 1.06e-3 in a full suite run, 2026-12-06).
+        # A backbone changed under a fit moves the forecasts by far more, and the digest
+        # below checks the backbone itself.
         alone = _fit_predict(backbone, seed)
         assert np.abs(result - alone).max() <= 3e-3 * np.abs(alone).mean()
     assert _digest(shared_backbone(backbone)) == before, "the cached backbone was modified"

@@ -154,9 +154,9 @@ def relative_contrast(series: list[np.ndarray], length: int = LENGTH, stride: in
     nearest-neighbour search (He, Kumar and Chang, ICML 2012). A periodic series scores far
     above 1; noise scores near 1 (every neighbour is as far as any other). Univariate
     ``series`` (pooled); at most ``limit`` evenly spaced subsequences; NaN with fewer than 8."""
-    if sum(len(usable_starts(x, stride, length)) for x in series) < 8:
-        return float("nan")
     z, position = spaced_subsequences(series, stride, limit, None, length)
+    if len(z) < 8:
+        return float("nan")
     nearest = nearest_distance(z, z, position, position, exclusion=length)
     a, b = np.random.default_rng(seed).integers(len(z), size=(2, len(z)))
     random = np.linalg.norm(z[a] - z[b], axis=1)[a != b]
