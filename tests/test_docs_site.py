@@ -3,8 +3,6 @@ public class and function in its API reference."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,15 +13,22 @@ PUBLIC = ["TraceForecaster", "TraceAnomalyDetector", "TraceModel", "TraceAnomaly
           "TraceError", "CheckpointError", "DataError", "ParameterError", "load_etth1"]
 
 
+# Sphinx's and MyST's own use of APIs that Sphinx 11 removes: theirs to fix (a build warning of
+# ours still fails the build, through -W).
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 @pytest.mark.slow
-def test_docs_build_with_warnings_as_errors(tmp_path):
+def test_docs_build_with_warnings_as_errors(tmp_path, capsys):
     pytest.importorskip("sphinx")
     pytest.importorskip("myst_parser")
+    from sphinx.cmd.build import build_main
+
     out = tmp_path / "html"
-    # The documented command (docs/getting_started.md), into a temporary folder.
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-                           str(ROOT / "docs"), str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # The documented command (docs/getting_started.md: python -m sphinx ...), into a temporary
+    # folder. Run in the test's process: a fresh interpreter spent 10 to 20 s of the suite
+    # importing torch, sktime and Darts again for autodoc.
+    status = build_main(["-W", "--keep-going", "-q", "-b", "html", str(ROOT / "docs"), str(out)])
+    printed = capsys.readouterr()
+    assert status == 0, printed.out[-3000:] + printed.err[-3000:]
     api = (out / "api.html").read_text()
     for name in PUBLIC:
         assert 'id="trace_forecast.' in api and name in api, f"{name} missing from the API reference"
