@@ -29,7 +29,7 @@ from darts import TimeSeries
 from trace_forecast import TraceForecaster
 from trace_forecast.darts import TraceModel
 from trace_forecast.datasets import load_etth1
-y = load_etth1()["OT"].iloc[:1200]
+y = load_etth1()["OT"].iloc[:900]
 TraceForecaster(random_state=0).fit(y, fh=range(1, 25)).predict()
 series = TimeSeries.from_dataframe(load_etth1()[["OT"]].iloc[:1200]).astype("float32")
 model = TraceModel(input_chunk_length=96, output_chunk_length=24, max_windows=256, random_state=0)
