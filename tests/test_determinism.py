@@ -1,6 +1,6 @@
 """Same seed, data and device: bit-identical adapter weights, Gated DSIC selections and
-predictions on CPU, in a fresh process and in a test worker that has already run other fits
-(for the forecaster and the detector)."""
+predictions on CPU, in a fresh process and in the test worker, which may have run other tests
+first (for the forecaster and the detector)."""
 
 from __future__ import annotations
 
@@ -40,14 +40,15 @@ torch.save({
 
 
 @pytest.mark.slow
-def test_a_fresh_process_and_a_used_one_give_bit_identical_fits(tiny_backbone_dir, tmp_path, monkeypatch):
+def test_a_fresh_process_and_the_test_worker_give_bit_identical_fits(tiny_backbone_dir, tmp_path, monkeypatch):
     fresh, used = tmp_path / "fresh.pt", tmp_path / "used.pt"
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), str(tiny_backbone_dir), str(fresh)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     # The same script in this worker, whose torch generator, shared backbone and caches other
-    # tests have used (one torch thread in both: conftest.py sets OMP_NUM_THREADS for both).
+    # tests may have used before (one torch thread in both: conftest.py sets OMP_NUM_THREADS,
+    # which the fresh process inherits).
     monkeypatch.setattr(sys, "argv", ["-c", str(tiny_backbone_dir), str(used)])
     exec(compile(textwrap.dedent(SCRIPT), "determinism script", "exec"), {"__name__": "__main__"})
     first, second = torch.load(fresh, weights_only=True), torch.load(used, weights_only=True)

@@ -7,11 +7,17 @@ import pytest
 from trace_forecast import TraceAnomalyDetector, TraceForecaster
 
 # The forecaster's suite runs once per test configuration, so that the workers share it (about
-# 50, 30 and 20 s instead of 90 s in one test). check_estimator on an instance runs the class's
+# 50, 35 and 25 s in the suite instead of 90 s in one test). check_estimator on an instance runs the class's
 # tests too: the three runs together cover every test-fixture pair of the run on the class
 # (measured: 453 distinct pairs, the same set).
 CASES = [(TraceForecaster, index) for index in range(len(TraceForecaster.get_test_params()))]
 CASES.append((TraceAnomalyDetector, None))  # about 4 s: on the class, every configuration at once
+
+
+def case_id(case) -> str:
+    if isinstance(case, type):
+        return case.__name__
+    return "all" if case is None else f"params{case}"
 
 
 # sktime's suite fits panels of 10-point series at 3-step horizons: our warnings that such
@@ -19,8 +25,7 @@ CASES.append((TraceAnomalyDetector, None))  # about 4 s: on the class, every con
 @pytest.mark.filterwarnings("ignore::trace_forecast.errors.ShortSeriesWarning")
 @pytest.mark.filterwarnings("ignore::trace_forecast.errors.UncalibratedIntervalsWarning")
 @pytest.mark.slow
-@pytest.mark.parametrize(("estimator", "index"), CASES,
-                         ids=lambda case: case.__name__ if isinstance(case, type) else ("all" if case is None else f"params{case}"))
+@pytest.mark.parametrize(("estimator", "index"), CASES, ids=case_id)
 def test_check_estimator(estimator, index):
     from sktime.utils.estimator_checks import check_estimator
 
