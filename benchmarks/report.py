@@ -204,9 +204,6 @@ def anomaly_choice_section() -> str | None:
         rows = [[f"{r['points']:,}", r.get("smoothing", ""), f"{r['seconds']:.1f}", f"{r['points_per_s']:,.0f}",
                  f"{r['peak_rss_mb']:.0f}", f"{r['peak_above_start_mb']:.0f}"] for r in memory["rows"]]
         seconds = {(r.get("smoothing"), r["points"]): r["seconds"] for r in memory["rows"]}
-        ratios = {other: [f"{n:,} points {seconds[('two-span', n)] / seconds[(other, n)]:.2f}"
-                          for s, n in seconds if s == "two-span" and (other, n) in seconds]
-                  for other in ("two-span, no shape discord", "multi-scale")}
         env = memory["environment"]
         out += ["### Long series: memory and throughput",
                 f"`python -m benchmarks.anomaly_memory` ({env.get('cpu_model', env.get('cpu'))}, "
@@ -219,8 +216,10 @@ def anomaly_choice_section() -> str | None:
                 _table(["points", "smoothing", "score s", "points/s", "peak RSS MB", "peak above start MB"], rows)]
         for other, label in (("two-span, no shape discord", "the default over the same fit without its shape discord"),
                              ("multi-scale", "two-span over multi-scale")):
-            if ratios[other]:
-                out.append(f"Time to score, {label}: " + ", ".join(ratios[other]) + ".")
+            ratios = [f"{n:,} points {seconds[('two-span', n)] / seconds[(other, n)]:.2f}"
+                      for s, n in seconds if s == "two-span" and (other, n) in seconds]
+            if ratios:
+                out.append(f"Time to score, {label}: " + ", ".join(ratios) + ".")
     return "\n\n".join(out) if out else None
 
 
