@@ -223,6 +223,28 @@ def test_shape_discords_find_a_distorted_cycle_whatever_its_phase():
     assert 2000 - 128 <= int(np.argmax(f)) < 2000 + 128                 # the jump, not the noise
 
 
+def test_a_shape_profile_keeps_its_neighbour_windows_within_budget_and_out_of_its_pickle(monkeypatch):
+    """Repeated scoring reuses the training neighbour windows (bit-identical to rebuilding
+    them); channels past the cache's budget rebuild per call; a pickle carries the training
+    series only."""
+    import pickle
+
+    from trace_forecast.tasks import shape_discord
+
+    rng = np.random.default_rng(0)
+    train = [np.stack([np.sin(np.arange(3000) / 7), np.cos(np.arange(3000) / 5)], 1) + 0.1 * rng.standard_normal((3000, 2))]
+    scores = [rng.random((3000, 2))]
+    profile, _ = shape_discord.ShapeProfile.fit(train, scores)
+    test = np.stack([np.sin(np.arange(900) / 7), np.cos(np.arange(900) / 5)], 1)
+    monkeypatch.setattr(shape_discord, "REFERENCE_CACHE_BYTES", 1.5 * (3000 - 127) * 128 * 4)  # one channel's windows
+    first = profile.distances(test)
+    assert list(profile._references) == [0]
+    np.testing.assert_array_equal(first, profile.distances(test))
+    restored = pickle.loads(pickle.dumps(profile))
+    assert restored._references == {} and len(pickle.dumps(profile)) < (3000 - 127) * 128 * 4
+    np.testing.assert_array_equal(first, restored.distances(test))
+
+
 def test_the_shape_discord_joins_the_score_with_the_embedding_discord():
     """With discords the score has both discords; each is mapped onto the reconstruction
     score's units from its own training distances; the same fit scores alike twice."""

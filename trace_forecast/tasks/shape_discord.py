@@ -18,7 +18,7 @@ linear, and the search is a chunked, exact ``torch.cdist``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,10 @@ SPREAD_FLOOR = 0.1  # a subsequence's spread counts as at least this share of th
 # discord). Chosen on the anomaly suite's tuning split (weights 5 to 30; docs/design.md).
 SHAPE_WEIGHT = 15.0
 UNIT_FLOOR = 1.5
+# A fitted profile keeps the training neighbour windows it builds for scoring (16 MB per
+# channel at most) while they fit in this budget, so that repeated scoring -- a detector
+# fed one chunk at a time -- does not rebuild them; channels beyond it rebuild per call.
+REFERENCE_CACHE_BYTES = 256 * 2**20
 
 
 def dense_neighbours(series: list[np.ndarray], floor: float, limit: int = NEIGHBOURS,
@@ -108,6 +112,11 @@ class ShapeProfile:
     score_center: np.ndarray
     score_unit: np.ndarray
     weight: float = SHAPE_WEIGHT
+    _references: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """Pickled without the cached neighbour windows (rebuilt from ``training`` on use)."""
+        return {**self.__dict__, "_references": {}}
 
     @classmethod
     def fit(cls, series: list[np.ndarray], scores: list[np.ndarray], weight: float = SHAPE_WEIGHT,
@@ -132,8 +141,16 @@ class ShapeProfile:
 
     def distances(self, values: np.ndarray) -> np.ndarray:
         """Shape distances ``[T, C]`` of a ``[T, C]`` array against the training neighbours."""
-        out = []
-        for c in range(values.shape[1]):
-            reference, _ = dense_neighbours(self.training[c], self.floor[c])
-            out.append(shape_distances(values[:, c], self.floor[c], reference))
-        return np.stack(out, axis=1)
+        return np.stack([shape_distances(values[:, c], self.floor[c], self.reference(c))
+                         for c in range(values.shape[1])], axis=1)
+
+    def reference(self, channel: int) -> np.ndarray:
+        """Channel ``channel``'s training neighbour windows, kept while the cache's budget
+        (``REFERENCE_CACHE_BYTES``) allows."""
+        cached = self._references.get(channel)
+        if cached is not None:
+            return cached
+        reference, _ = dense_neighbours(self.training[channel], self.floor[channel])
+        if sum(r.nbytes for r in self._references.values()) + reference.nbytes <= REFERENCE_CACHE_BYTES:
+            self._references[channel] = reference
+        return reference
