@@ -110,13 +110,13 @@ def tiny_backbone_dir(tmp_path_factory) -> Path:
     return folder
 
 
-SMALL_FIT_WINDOWS = 256
+SMALL_FIT_WINDOWS = 128
 
 
 @pytest.fixture
 def small_fits(monkeypatch):
     """Default-sized fits at a fraction of their CPU time, every line still run: the closed-form
-    head start reads 1,024 training and 256 validation windows instead of 8,192 and 2,048
+    head start reads 512 training and 128 validation windows instead of 8,192 and 2,048
     (:mod:`trace_forecast.heads.ridge`), and gradient training at most ``SMALL_FIT_WINDOWS``
     windows an epoch instead of ``max_windows`` (1,024 by default), in both front ends; the
     validation windows, a quarter of ``max_windows`` by default, are capped at the same. The
@@ -127,8 +127,8 @@ def small_fits(monkeypatch):
     from trace_forecast.engine import windows
     from trace_forecast.heads import ridge
 
-    monkeypatch.setattr(ridge, "RIDGE_WINDOWS", 1024)
-    monkeypatch.setattr(ridge, "RIDGE_VALIDATION_WINDOWS", 256)
+    monkeypatch.setattr(ridge, "RIDGE_WINDOWS", 512)
+    monkeypatch.setattr(ridge, "RIDGE_VALIDATION_WINDOWS", 128)
 
     def capped(limit: int | None) -> int:
         return SMALL_FIT_WINDOWS if limit is None else min(limit, SMALL_FIT_WINDOWS)

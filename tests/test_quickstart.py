@@ -12,8 +12,8 @@ def test_quickstart_beats_seasonal_naive(capsys):
 
     # Every 32nd test window (616): the README's command forecasts all 19,495, after the same
     # default fit at full size (docs/getting_started.md shows a run); here the fit reads fewer
-    # windows (MSE 0.392 at this stride; the full-size command: 0.368 on every window; 14 s
-    # instead of about 40 s in the suite).
+    # windows (MSE 0.389 at this stride; the full-size command: 0.368 on every window; about
+    # 10 s instead of 40 s in the suite).
     result = quickstart.main(["--stride", "32"])
     out = capsys.readouterr().out
     assert "TraceForecaster()" in out and "wall time" in out and "stride 32" in out
