@@ -60,6 +60,25 @@ def test_multivariate_input(make):
     assert d.transform_scores(x).shape == (300, 1)
 
 
+def test_a_channel_constant_in_training_is_left_out_of_the_score(make):
+    """A channel that held one value in training gives the score no unit: the first noise in
+    new data outscored any anomaly and flagged every step. It scores at most the median
+    training score, so the other channel's spike still ranks first; all channels flat is an error."""
+    a = _signal(300)["x"].to_numpy()
+    d = make().fit(pd.DataFrame({"a": a, "b": np.full(300, 5.0)}))
+    assert d.flat_channels_ == ["b"]
+    test = _signal(300, seed=1)["x"].to_numpy().copy()
+    test[200] += 4.0
+    noise = 1e-3 * np.random.default_rng(1).standard_normal(300)
+    noisy = d.transform_scores(pd.DataFrame({"a": test, "b": 5.0 + noise}))["scores"].to_numpy()
+    clean = d.transform_scores(pd.DataFrame({"a": test, "b": np.full(300, 5.0)}))["scores"].to_numpy()
+    typical = np.median(d.train_scores_)
+    np.testing.assert_allclose(np.maximum(noisy, typical), np.maximum(clean, typical))
+    assert noisy.max() < 1e3 and abs(int(np.argmax(noisy)) - 200) <= 32  # the flat channel's noise: orders of magnitude more before
+    with pytest.raises(DataError, match="constant in every channel"):
+        make().fit(pd.DataFrame({"a": np.full(300, 1.0), "b": np.full(300, 5.0)}))
+
+
 def test_zero_shot_mode_trains_nothing(make):
     d = make(adapter="none").fit(_signal(300))
     assert d.get_fitted_params()["total_trainable"] == 0

@@ -102,6 +102,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     discord_contrast_ : float or None
         With ``discords="auto"``, the training data's relative contrast that decided:
         discords join the score at 2.5 or more (``None`` with ``discords`` True or False).
+    flat_channels_ : list
+        The columns that held one value throughout the training data: they teach no normal
+        variation and are left out of the score (every column flat raises ``DataError``).
     threshold_ : float or None
         Fitted threshold (``None`` for the contamination rule).
     trainable_parameters_ : dict
@@ -269,6 +272,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.error_scale_, self.multi_scale_, self.discords_ = (calibration.scale, calibration.multi_scale,
                                                                 calibration.discords)
         self.discord_contrast_, self.shape_discords_ = calibration.contrast, calibration.shapes
+        self.flat_channels_ = [c for c, flat in zip(self.columns_, calibration.flat, strict=True) if flat]
         self.train_scores_, (self.train_errors_,) = calibration.train_scores, calibration.errors
         if self.threshold == "auto":
             self.threshold_ = tail_threshold(self.train_scores_, self.risk)
@@ -330,8 +334,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _calibration(self):
         from trace_forecast.tasks.anomaly import Calibration
 
+        flat = np.array([c in getattr(self, "flat_channels_", ()) for c in self.columns_])  # older pickles: none
         return Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
-                           [self.train_errors_], self.discord_contrast_, self.shape_discords_)
+                           [self.train_errors_], self.discord_contrast_, self.shape_discords_, flat)
 
     def _step_scores(self, X: pd.DataFrame) -> StepScores:
         """The scored steps of ``X`` (:class:`~trace_forecast.tasks.anomaly.StepScores`)."""

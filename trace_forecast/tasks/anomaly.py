@@ -6,6 +6,7 @@ identical scores)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
+from trace_forecast.errors import DataError
 from trace_forecast.network import NetworkSpec, TraceNetwork
 from trace_forecast.tasks.discord import (
     LENGTH,
@@ -102,9 +104,12 @@ class ScoreSettings:
             parts["discord"] = evidence["discord"] = calibration.discords.mapped(distances)
         if calibration.shapes is not None:
             parts["shape discord"] = evidence["shape discord"] = calibration.shapes.mapped(shape_distances)
+        if calibration.flat is not None and calibration.flat.any():  # no notion of normal: never the score
+            flat = np.broadcast_to(calibration.flat, errors.shape)
+            missing = flat if missing is None else missing | flat
         if missing is not None and missing.any():  # a missing step is never an anomaly by itself
             typical = np.median(calibration.train_scores)
-            parts, evidence = ({name: np.where(missing, np.minimum(part, typical), part) for name, part in d.items()}
+            parts, evidence = ({name: np.where(missing, np.fmin(part, typical), part) for name, part in d.items()}
                                for d in (parts, evidence))
         return StepScores(parts, evidence)
 
@@ -163,8 +168,10 @@ class Calibration:
     levels (``None`` with ``smoothing="max"``), the discord profile (``None`` without
     discords), the training scores (concatenated, channels aggregated: the thresholds'
     basis), the raw training errors (``[T, C]`` per series), with ``discords="auto"`` the
-    training data's relative contrast that decided (:func:`discords_wanted`), and the
-    shape-discord profile that joins the embedding discords (``None`` without discords)."""
+    training data's relative contrast that decided (:func:`discords_wanted`), the
+    shape-discord profile that joins the embedding discords (``None`` without discords), and
+    which channels were constant in every training series (``[C]`` bool, :func:`flat_channels`;
+    they score at most the median training score, as missing steps do)."""
 
     scale: ErrorScale
     multi_scale: MultiScale | None
@@ -173,6 +180,7 @@ class Calibration:
     errors: list[np.ndarray]
     contrast: float | None = None
     shapes: ShapeProfile | None = None
+    flat: np.ndarray | None = None
 
 
 def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSettings) -> Calibration:
@@ -190,11 +198,12 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
     """:func:`calibrate` from the training errors (``[T, C]`` per series); the discord
     profiles' training distances (and the embedding references) are computed from ``series``
     unless given."""
+    flat = flat_channels(series) if series else np.zeros(errors[0].shape[1], bool)
     scale = ErrorScale.fit(errors, context_length)
     z = [scale.standardise(e) for e in errors]
     multi_scale = MultiScale.fit(z, scoring.score_window, scoring.smoothing) if scoring.smoothing != "max" else None
     per_channel = [anomaly_scores(t, scoring.score_window, component_wise=True, multi_scale=multi_scale) for t in z]
-    wanted, contrast = discords_wanted(scoring.discords, series)
+    wanted, contrast = discords_wanted(scoring.discords, [s[:, ~flat] for s in series])
     wanted = wanted and has_subsequences(series)
     discords = shapes = None
     if wanted and discord_distances is not None:
@@ -209,8 +218,25 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
                                                shape_distances)
         joined = [np.maximum(a, b) for a, b in zip(joined, with_shapes, strict=True)]
     per_channel = joined if wanted else per_channel
-    return Calibration(scale, multi_scale, discords, np.concatenate([p.max(axis=1) for p in per_channel]), errors,
-                       contrast, shapes)
+    return Calibration(scale, multi_scale, discords, np.concatenate([p[:, ~flat].max(axis=1) for p in per_channel]),
+                       errors, contrast, shapes, flat)
+
+
+def flat_channels(series: list[np.ndarray]) -> np.ndarray:
+    """``[C]`` bool: the channels that hold one value in every training series (``[T, C]``
+    arrays; missing steps aside). Such a channel teaches no normal variation: the score's
+    units come from the training errors' spread, which is zero there, so the first noise in
+    new data, however small, outscored any anomaly and flagged every step of every channel.
+    It is left out of the score, as a missing step is. Every channel flat raises
+    :class:`~trace_forecast.errors.DataError`."""
+    values = np.concatenate(series)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing channel: NaN, not flat
+        flat = np.nanmax(values, axis=0) == np.nanmin(values, axis=0)
+    if flat.all():
+        raise DataError("the anomaly detector's training data are constant in every channel: it learns normal "
+                        "behaviour from the data's variation, and there is none")
+    return flat
 
 
 def has_subsequences(series: list[np.ndarray], least: int = 8) -> bool:
