@@ -250,6 +250,17 @@ def test_non_numeric_column_is_rejected(make):
         make().fit(y, fh=[1])
 
 
+def test_an_irregular_datetime_index_is_rejected_before_the_fit(make):
+    """sktime places the forecast at ``cutoff + k * freq``; without a frequency it failed at
+    ``predict`` with pandas' TypeError, after the whole fit. A regular index without ``freq``
+    set is inferred and works."""
+    days = pd.date_range("2020-01-01", periods=161, freq="D")
+    with pytest.raises(DataError, match="irregular steps"):
+        make().fit(pd.Series(_series().to_numpy(), index=days.delete(50)), fh=[1, 2])
+    regular = pd.Series(_series().to_numpy(), index=pd.DatetimeIndex(list(days[:160])))
+    assert make().fit(regular, fh=[1, 2]).predict().index[0] == days[160]
+
+
 def test_too_short_series_says_how_many_are_needed(make):
     with pytest.raises(DataError, match="at least 16 observations"):
         make().fit(_series(10), fh=[12])

@@ -43,6 +43,20 @@ def check_frame(y: pd.DataFrame, name: str = "y", covariates: bool = False) -> N
                             "(all missing): nothing to learn or forecast from")
 
 
+def check_time_index(y: pd.DataFrame, name: str = "y") -> None:
+    """Raise a specific error where a ``DatetimeIndex`` has irregular steps (no frequency set
+    or inferable): sktime places forecasts ``cutoff + k * freq`` and would fail only at
+    ``predict``, after the fit, with a ``TypeError`` from pandas."""
+    for key, frame in instances(y):
+        index = frame.index
+        if isinstance(index, pd.DatetimeIndex) and index.freq is None and len(index) >= 3 \
+                and pd.infer_freq(index) is None:
+            where = f" of instance {key!r}" if key else ""
+            raise DataError(f"{name}'s DatetimeIndex{where} has irregular steps (no frequency): the forecast's "
+                            f"time stamps cannot be placed; resample it (e.g. {name}.asfreq('h')) or use a "
+                            "RangeIndex")
+
+
 def instances(y: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     """``[(instance key, frame with a plain time index)]``; one ``((), y)`` for a single series."""
     if not isinstance(y.index, pd.MultiIndex):

@@ -13,7 +13,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from trace_forecast.errors import DataError
 from trace_forecast.estimators import conversion
 from trace_forecast.estimators._common import adopt_fit, store_fit
-from trace_forecast.estimators._frames import assemble, channels, check_frame, instances
+from trace_forecast.estimators._frames import assemble, channels, check_frame, check_time_index, instances
 from trace_forecast.parameters import default, document, validate
 from trace_forecast.tasks.persistence import CompactNetworkState
 
@@ -214,6 +214,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _series(self, y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
         check_frame(y, "y")
+        check_time_index(y, "y")
         return self._split(y)
 
     @staticmethod
