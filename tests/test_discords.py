@@ -232,7 +232,8 @@ def test_a_shape_profile_keeps_its_neighbour_windows_within_budget_and_out_of_it
     from trace_forecast.tasks import shape_discord
 
     rng = np.random.default_rng(0)
-    train = [np.stack([np.sin(np.arange(3000) / 7), np.cos(np.arange(3000) / 5)], 1) + 0.1 * rng.standard_normal((3000, 2))]
+    t = np.arange(3000)
+    train = [np.stack([np.sin(t / 7), np.cos(t / 5)], 1) + 0.1 * rng.standard_normal((3000, 2))]
     scores = [rng.random((3000, 2))]
     profile, _ = shape_discord.ShapeProfile.fit(train, scores)
     test = np.stack([np.sin(np.arange(900) / 7), np.cos(np.arange(900) / 5)], 1)

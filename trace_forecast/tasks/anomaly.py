@@ -230,7 +230,7 @@ def flat_channels(series: list[np.ndarray]) -> np.ndarray:
     It is left out of the score, as a missing step is. Every channel flat raises
     :class:`~trace_forecast.errors.DataError`."""
     values = np.concatenate(series)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing channel: NaN, not flat
         flat = np.nanmax(values, axis=0) == np.nanmin(values, axis=0)
     if flat.all():
