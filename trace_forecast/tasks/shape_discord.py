@@ -44,7 +44,9 @@ UNIT_FLOOR = 1.5
 # A fitted profile keeps the training neighbour windows it builds for scoring (16 MB per
 # channel at most) while they fit in this budget, so that repeated scoring -- a detector
 # fed one chunk at a time -- does not rebuild them; channels beyond it rebuild per call.
-REFERENCE_CACHE_BYTES = 256 * 2**20
+# One channel's worth, so that an application holding many fitted detectors does not hold
+# many times that.
+REFERENCE_CACHE_BYTES = 16 * 2**20
 
 
 def dense_neighbours(series: list[np.ndarray], floor: float, limit: int = NEIGHBOURS,
