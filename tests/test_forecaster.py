@@ -261,6 +261,21 @@ def test_an_irregular_datetime_index_is_rejected_before_the_fit(make):
     assert make().fit(regular, fh=[1, 2]).predict().index[0] == days[160]
 
 
+def test_a_panel_whose_time_level_lost_its_frequency_forecasts_at_the_right_stamps(make):
+    """``pd.concat`` and ``MultiIndex.from_tuples`` leave a panel's time level without
+    ``freq``, and one instance may skip a day: sktime could not place the forecast (pandas'
+    TypeError at ``predict``). The frequency now comes from the panel's stamps together."""
+    days = pd.date_range("2020-01-01", periods=162, freq="D")
+    values = _series().to_numpy()
+    panel = pd.concat({"a": pd.DataFrame({"y": values}, index=days[:160]),
+                       "b": pd.DataFrame({"y": values[:-1]}, index=days[:160].delete(50))}, names=["id", "t"])
+    panel = panel.set_axis(pd.MultiIndex.from_tuples(list(panel.index), names=["id", "t"]))
+    assert panel.index.levels[-1].freq is None
+    forecaster = make().fit(panel, fh=[1, 2])
+    for frame in (forecaster.predict(), forecaster.predict_interval(coverage=0.8), forecaster.predict_var()):
+        assert list(frame.index.get_level_values("t").unique()) == list(days[160:162])
+
+
 def test_too_short_series_says_how_many_are_needed(make):
     with pytest.raises(DataError, match="at least 16 observations"):
         make().fit(_series(10), fh=[12])

@@ -43,18 +43,21 @@ def check_frame(y: pd.DataFrame, name: str = "y", covariates: bool = False) -> N
                             "(all missing): nothing to learn or forecast from")
 
 
-def check_time_index(y: pd.DataFrame, name: str = "y") -> None:
-    """Raise a specific error where a ``DatetimeIndex`` has irregular steps (no frequency set
-    or inferable): sktime places forecasts ``cutoff + k * freq`` and would fail only at
-    ``predict``, after the fit, with a ``TypeError`` from pandas."""
-    for key, frame in instances(y):
-        index = frame.index
-        if isinstance(index, pd.DatetimeIndex) and index.freq is None and len(index) >= 3 \
-                and pd.infer_freq(index) is None:
-            where = f" of instance {key!r}" if key else ""
-            raise DataError(f"{name}'s DatetimeIndex{where} has irregular steps (no frequency): the forecast's "
-                            f"time stamps cannot be placed; resample it (e.g. {name}.asfreq('h')) or use a "
-                            "RangeIndex")
+def time_frequency(y: pd.DataFrame, name: str = "y") -> str | None:
+    """The frequency of ``y``'s ``DatetimeIndex`` (a panel's time stamps read together, as
+    one instance may skip some), set or inferred; ``None`` for other indexes. Irregular
+    steps raise a specific error: sktime places forecasts at ``cutoff + k * freq`` and would
+    fail only at ``predict``, after the fit, with a ``TypeError`` from pandas."""
+    panel = isinstance(y.index, pd.MultiIndex)
+    stamps = y.index.get_level_values(-1) if panel else y.index
+    if not isinstance(stamps, pd.DatetimeIndex) or len(stamps) < 3:
+        return None
+    stamps = stamps.unique().sort_values() if panel else stamps
+    freq = stamps.freqstr if stamps.freq is not None else pd.infer_freq(stamps)
+    if freq is None:
+        raise DataError(f"{name}'s DatetimeIndex has irregular steps (no frequency): the forecast's time stamps "
+                        f"cannot be placed; resample it (e.g. {name}.asfreq('h')) or use a RangeIndex")
+    return freq
 
 
 def instances(y: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:

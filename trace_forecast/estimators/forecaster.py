@@ -13,7 +13,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from trace_forecast.errors import DataError
 from trace_forecast.estimators import conversion
 from trace_forecast.estimators._common import adopt_fit, store_fit
-from trace_forecast.estimators._frames import assemble, channels, check_frame, check_time_index, instances
+from trace_forecast.estimators._frames import assemble, channels, check_frame, instances, time_frequency
 from trace_forecast.parameters import default, document, validate
 from trace_forecast.tasks.persistence import CompactNetworkState
 
@@ -202,8 +202,23 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         return train_settings(vars(self), max_epochs=self.max_epochs if max_epochs is None else max_epochs)
 
-    def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
-        steps = np.asarray(fh.to_relative(self.cutoff), dtype=int)
+    def _placed_cutoff(self, y: pd.DataFrame | None = None) -> pd.Index:
+        """sktime's cutoff, with the frequency of ``y`` (default: the history) where it has
+        none: a panel's time level loses its ``freq`` in ``pd.concat`` or
+        ``MultiIndex.from_tuples``, and sktime then cannot place a forecast's time stamps."""
+        cutoff = self.cutoff
+        if isinstance(cutoff, pd.DatetimeIndex) and cutoff.freq is None:
+            freq = time_frequency(self._history if y is None else y, "y")
+            if freq is not None:
+                cutoff = pd.DatetimeIndex(cutoff, freq=freq)
+        return cutoff
+
+    def _future_index(self, fh: ForecastingHorizon) -> pd.Index:
+        """``fh``'s time stamps."""
+        return fh.to_absolute_index(self._placed_cutoff())
+
+    def _horizon(self, fh: ForecastingHorizon, y: pd.DataFrame | None = None) -> np.ndarray:
+        steps = np.asarray(fh.to_relative(self._placed_cutoff(y)), dtype=int)
         if len(steps) == 0:
             raise ValueError("fh is empty")
         if (steps < 1).any():
@@ -214,7 +229,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _series(self, y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
         check_frame(y, "y")
-        check_time_index(y, "y")
+        time_frequency(y, "y")  # irregular time stamps: an error now, not after the fit
         return self._split(y)
 
     @staticmethod
@@ -293,7 +308,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         from trace_forecast.tasks.covariates import corrections
 
         horizon = self.network_.spec.horizon
-        future_index = ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True).to_absolute_index(self.cutoff)
+        future_index = self._future_index(ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True))
         parts = instances(self._history)
         futures = self._covariates(X, {key: future_index for key, _ in parts})
         if all(not np.isfinite(f).any() for f in futures):
@@ -355,7 +370,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _fit(self, y, X=None, fh=None):
         self._check_params()
-        steps = self._horizon(fh)
+        steps = self._horizon(fh, y)
         horizon = int(steps.max())
         self._columns = list(y.columns)
         self._history = y.copy()
@@ -430,7 +445,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         correction = self._covariate_correction(X, pred, histories, mean, std)
         if correction is not None:
             pred = pred + correction
-        index = fh.to_absolute_index(self.cutoff)
+        index = self._future_index(fh)
         columns = pd.Index(self._columns)
         return [
             assemble(keys, columns, index, (pred[:, steps - 1] + offset) * std[:, None] + mean[:, None],
@@ -464,7 +479,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         keys, series = self._split(self._history)
         _, _, std = predict_normalized(self.network_, self._contexts(series), device=self.device)
         var = self.residuals_.variance(steps - 1, len(series))  # [n_series, n_steps]
-        index = fh.to_absolute_index(self.cutoff)
+        index = self._future_index(fh)
         return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var, self._index_names())
 
     def to_detector(self, X=None, **params):
