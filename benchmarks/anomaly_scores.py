@@ -90,13 +90,12 @@ def package_scores(train: np.ndarray, arrays: dict, discord: dict, smoothing: st
     return steps.scores(), train_scores
 
 
-def auto_threshold_evidence(series: dict, arrays: dict, discord: dict, discords: bool | str
-                            ) -> tuple[np.ndarray, float]:
-    """Each step's evidence (default smoothing; the largest over components and channels)
-    and the default ``threshold="auto"``: the detector's ``predict`` flags the steps whose
-    evidence is above it."""
+def auto_threshold_steps(series: dict, arrays: dict, discord: dict, discords: bool | str
+                         ) -> tuple[StepScores, float]:
+    """The scored steps (default smoothing) and the default ``threshold="auto"``: the
+    detector's ``predict`` flags ``steps.flags(threshold)``."""
     steps, train = package_steps(training_values(series), arrays, discord, default("smoothing"), discords)
-    return steps.strongest_evidence(), tail_threshold(train, default("risk"))
+    return steps, tail_threshold(train, default("risk"))
 
 
 def training_values(series: dict) -> np.ndarray:

@@ -247,7 +247,7 @@ def options(parser) -> None:
 
 
 def run(args, record: Record) -> None:
-    from benchmarks.anomaly_scores import VARIANTS, auto_threshold_evidence, tail_calibrated, trace_variants
+    from benchmarks.anomaly_scores import VARIANTS, auto_threshold_steps, tail_calibrated, trace_variants
 
     suite = load_suite(args.split)
     if args.limit:
@@ -271,10 +271,10 @@ def run(args, record: Record) -> None:
         rows = [{**common, "method": name, "seconds": float(arrays["seconds"]), **metrics(series, arrays["scores"])}
                 for name, arrays in base.items()]
         for discords in ("auto", True, False):
-            evidence, threshold = auto_threshold_evidence(series, tuned, discord, discords)
+            steps, threshold = auto_threshold_steps(series, tuned, discord, discords)
             for multiple in MULTIPLES if discords == "auto" else (1.0,):
                 thresholds.append({"split": split, "benchmark": series["benchmark"], "discords": str(discords),
-                                   "multiple": multiple, **threshold_outcome(series, evidence > multiple * threshold)})
+                                   "multiple": multiple, **threshold_outcome(series, steps.flags(multiple * threshold))})
         if split == "tuning":
             prefix = _cached(series, "discord_prefix", lambda: discord_prefix_arrays(series))
             rows.append({**common, "method": "TRACE [discord, training prefix only]",

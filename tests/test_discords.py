@@ -264,6 +264,23 @@ def test_the_shape_discord_joins_the_score_with_the_embedding_discord():
     assert off.shape_discords_ is None and "shape discord" not in off.score_components(test).columns
 
 
+def test_a_discord_flags_its_burst_not_the_subsequences_that_cover_it():
+    """A discord distance is the mean over the 128-step subsequences covering a step, so a
+    5-step burst lifted the evidence, and the flags, over up to 259 steps; each flagged run
+    is narrowed to its core. The scores are the same either way."""
+    t = np.arange(800)
+    x = pd.DataFrame({"v": np.sin(t / 6)}, index=pd.date_range("2020", periods=800, freq="h"))
+    burst = x.copy()
+    burst.iloc[600:605] += 3.0
+    detector = TraceAnomalyDetector(max_windows=64, random_state=0).fit(x.iloc[:500])
+    found = detector.predict_anomaly_segments(burst)
+    assert len(found) == 1 and found["component"].iloc[0] == "shape discord"
+    run = found["ilocs"].iloc[0]
+    assert run.left <= 600 and run.right >= 605 and run.length == 17
+    steps = detector._step_scores(burst)
+    assert (steps.strongest_evidence() > detector.threshold_).sum() > 200   # the spread the flags undo
+
+
 def test_forced_discords_stay_out_of_a_series_too_short_to_calibrate_them():
     """Fewer than 8 discord-length subsequences give training distances no spread: a forced
     ``discords=True`` scored new normal data at 10^12 units; the discords now stay out."""

@@ -357,7 +357,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
     def _flags(self, steps: StepScores) -> np.ndarray:
         """Flagged steps: those whose own evidence crosses the threshold (the score's
-        smoothing spreads an anomaly over its surroundings; the labels do not)."""
+        smoothing and the discords' subsequences spread an anomaly over its surroundings;
+        the labels do not: :meth:`StepScores.flags`)."""
         return steps.flags(self.threshold_, self.contamination)
 
     def _predict_scores(self, X):

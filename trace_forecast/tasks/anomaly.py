@@ -10,15 +10,18 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import minimum_filter1d
 
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings
 from trace_forecast.engine.trainer import FitResult
 from trace_forecast.errors import DataError
+from trace_forecast.metrics import segments
 from trace_forecast.network import NetworkSpec, TraceNetwork
 from trace_forecast.tasks.discord import (
     LENGTH,
     MIN_CONTRAST,
+    STRIDE,
     UNIT_FLOOR,
     WEIGHT,
     DiscordProfile,
@@ -125,6 +128,9 @@ class ScoreSettings:
         return self.step_scores(network, calibration, values).scores(component_wise)
 
 
+DISCORDS = frozenset({"discord", "shape discord"})  # the components measured on subsequences
+
+
 @dataclass(frozen=True)
 class StepScores:
     """One series' scored steps, ``[T, C]`` arrays in the score's units, by component: the
@@ -149,17 +155,39 @@ class StepScores:
         per_channel = np.max(list(self.parts.values()), axis=0)
         return per_channel if component_wise else per_channel.max(axis=1)
 
-    def strongest_evidence(self) -> np.ndarray:
-        """Each step's largest evidence ``[T]`` over components and channels."""
-        return np.max(list(self.evidence.values()), axis=0).max(axis=1)
+    def strongest_evidence(self, core: bool = False) -> np.ndarray:
+        """Each step's largest evidence ``[T]`` over components and channels. ``core``: the
+        discords' evidence at a step is the least within ``LENGTH - 1`` steps to each side --
+        a discord distance is the mean over the subsequences covering a step, so a burst
+        raises it up to ``LENGTH - 1`` steps to each side, and this minimum undoes exactly
+        that spread."""
+        parts = [minimum_filter1d(part, 2 * LENGTH - 1, axis=0, mode="nearest") if core and name in DISCORDS
+                 else part for name, part in self.evidence.items()]
+        return np.max(parts, axis=0).max(axis=1)
 
     def flags(self, threshold: float | None, contamination: float | None = None) -> np.ndarray:
-        """Flagged steps ``[T]`` (bool): evidence above ``threshold`` in any component and
-        channel, or, with ``threshold=None``, the ``contamination`` share with the most."""
+        """Flagged steps ``[T]`` (bool): with ``threshold=None``, the ``contamination`` share
+        with the most evidence. Otherwise the runs whose evidence crosses ``threshold`` in any
+        component and channel, each narrowed to its core: the steps whose core evidence
+        (:meth:`strongest_evidence`) crosses too, or, where none does, the ``STRIDE`` steps to
+        each side of its strongest core step. Each run still flags; a 5-step burst no longer
+        flags the 259 steps its covering subsequences span."""
         evidence = self.strongest_evidence()
         if threshold is None:
             return evidence >= np.quantile(evidence, 1.0 - contamination)
-        return evidence > threshold
+        flagged = evidence > threshold
+        if not flagged.any() or not DISCORDS.intersection(self.evidence):
+            return flagged
+        core = self.strongest_evidence(core=True)
+        out = np.zeros_like(flagged)
+        for a, b in segments(flagged):
+            inside = core[a:b] > threshold
+            if inside.any():
+                out[a:b] = inside
+            else:
+                peak = a + int(np.argmax(core[a:b]))
+                out[max(a, peak - STRIDE) : min(b, peak + STRIDE + 1)] = True
+        return out
 
 
 @dataclass
