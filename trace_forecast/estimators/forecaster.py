@@ -202,23 +202,21 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         return train_settings(vars(self), max_epochs=self.max_epochs if max_epochs is None else max_epochs)
 
-    def _placed_cutoff(self, y: pd.DataFrame | None = None) -> pd.Index:
-        """sktime's cutoff, with the frequency of ``y`` (default: the history) where it has
-        none: a panel's time level loses its ``freq`` in ``pd.concat`` or
-        ``MultiIndex.from_tuples``, and sktime then cannot place a forecast's time stamps."""
-        cutoff = self.cutoff
-        if isinstance(cutoff, pd.DatetimeIndex) and cutoff.freq is None:
-            freq = time_frequency(self._history if y is None else y, "y")
-            if freq is not None:
-                cutoff = pd.DatetimeIndex(cutoff, freq=freq)
+    def _placed_cutoff(self) -> pd.Index:
+        """sktime's cutoff, with the history's frequency (``_freq``, read when the history is
+        stored) where it has none: a panel's time level loses its ``freq`` in ``pd.concat``
+        or ``MultiIndex.from_tuples``, and sktime then cannot place a forecast's time stamps."""
+        cutoff, freq = self.cutoff, getattr(self, "_freq", None)  # older pickles: sktime's cutoff
+        if isinstance(cutoff, pd.DatetimeIndex) and cutoff.freq is None and freq is not None:
+            cutoff = pd.DatetimeIndex(cutoff, freq=freq)
         return cutoff
 
     def _future_index(self, fh: ForecastingHorizon) -> pd.Index:
         """``fh``'s time stamps."""
         return fh.to_absolute_index(self._placed_cutoff())
 
-    def _horizon(self, fh: ForecastingHorizon, y: pd.DataFrame | None = None) -> np.ndarray:
-        steps = np.asarray(fh.to_relative(self._placed_cutoff(y)), dtype=int)
+    def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
+        steps = np.asarray(fh.to_relative(self._placed_cutoff()), dtype=int)
         if len(steps) == 0:
             raise ValueError("fh is empty")
         if (steps < 1).any():
@@ -229,7 +227,6 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _series(self, y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
         check_frame(y, "y")
-        time_frequency(y, "y")  # irregular time stamps: an error now, not after the fit
         return self._split(y)
 
     @staticmethod
@@ -370,7 +367,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _fit(self, y, X=None, fh=None):
         self._check_params()
-        steps = self._horizon(fh, y)
+        self._freq = time_frequency(y, "y")  # irregular time stamps: an error now, not after the fit
+        steps = self._horizon(fh)
         horizon = int(steps.max())
         self._columns = list(y.columns)
         self._history = y.copy()
@@ -409,7 +407,9 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             )
         check_frame(y, "y")
         combined = pd.concat([self._history, y])
-        self._history = combined[~combined.index.duplicated(keep="last")].sort_index()
+        history = combined[~combined.index.duplicated(keep="last")].sort_index()
+        self._freq = time_frequency(history, "y")  # irregular stamps raise before anything changes
+        self._history = history
         if getattr(self, "_X_history", None) is not None and X is not None:
             both = pd.concat([self._X_history, X])
             self._X_history = both[~both.index.duplicated(keep="last")].sort_index()
