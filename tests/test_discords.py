@@ -279,6 +279,32 @@ def test_a_discord_flags_its_burst_not_the_subsequences_that_cover_it():
     assert run.left <= 600 and run.right >= 605 and run.length == 17
     steps = detector._step_scores(burst)
     assert (steps.strongest_evidence() > detector.threshold_).sum() > 200   # the spread the flags undo
+    near_end, near_start = x.copy(), x.iloc[300:].copy()   # every subsequence over the steps after it holds it
+    near_end.iloc[760:765] += 3.0
+    near_start.iloc[50:55] += 3.0
+    for data, start in ((near_end, 760), (near_start, 50)):
+        found = detector.predict_anomaly_segments(data)
+        assert len(found) == 1
+        run = found["ilocs"].iloc[0]
+        assert run.left <= start + 4 and run.right > start and run.length <= 2 * 8 + 1
+
+
+def test_flag_narrowing_keeps_edge_runs_to_the_pointwise_evidence():
+    """Near either end of the series the discords' minimum sees one side only: their core
+    there is set aside; the pointwise evidence places the run, and gaps under 8 steps close."""
+    from trace_forecast.tasks.anomaly import StepScores, bridged, edge_runs
+
+    flags = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1], bool)
+    np.testing.assert_array_equal(edge_runs(flags), [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(bridged(flags, 2), [1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+    T = 600
+    pointwise = np.zeros((T, 1))
+    pointwise[560:565] = 2.0                                  # the burst, under the threshold of 3
+    discord = np.zeros((T, 1))
+    discord[440:] = 5.0                                       # its subsequences' spread, up to the end
+    steps = StepScores({"reconstruction": pointwise, "discord": discord}, {"reconstruction": pointwise, "discord": discord})
+    flagged = np.flatnonzero(steps.flags(3.0))
+    assert flagged.min() == 552 and flagged.max() == 568     # 8 steps either side of the burst's first step
 
 
 def test_forced_discords_stay_out_of_a_series_too_short_to_calibrate_them():

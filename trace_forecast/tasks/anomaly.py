@@ -161,9 +161,21 @@ class StepScores:
         a discord distance is the mean over the subsequences covering a step, so a burst
         raises it up to ``LENGTH - 1`` steps to each side, and this minimum undoes exactly
         that spread."""
-        parts = [minimum_filter1d(part, 2 * LENGTH - 1, axis=0, mode="nearest") if core and name in DISCORDS
-                 else part for name, part in self.evidence.items()]
-        return np.max(parts, axis=0).max(axis=1)
+        return np.maximum(*self._core_evidence()) if core else np.max(list(self.evidence.values()), axis=0).max(axis=1)
+
+    def _core_evidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """The core evidence ``[T]`` of the pointwise components and of the discords (their
+        minimum within ``LENGTH - 1`` steps to each side); ``-inf`` where there are none."""
+        pointwise, discords = [np.full(self._length(), -np.inf)], [np.full(self._length(), -np.inf)]
+        for name, part in self.evidence.items():
+            if name in DISCORDS:
+                discords.append(minimum_filter1d(part, 2 * LENGTH - 1, axis=0, mode="nearest").max(axis=1))
+            else:
+                pointwise.append(part.max(axis=1))
+        return np.max(pointwise, axis=0), np.max(discords, axis=0)
+
+    def _length(self) -> int:
+        return len(next(iter(self.evidence.values())))
 
     def flags(self, threshold: float | None, contamination: float | None = None) -> np.ndarray:
         """Flagged steps ``[T]`` (bool): with ``threshold=None``, the ``contamination`` share
@@ -171,23 +183,52 @@ class StepScores:
         component and channel, each narrowed to its core: the steps whose core evidence
         (:meth:`strongest_evidence`) crosses too, or, where none does, the ``STRIDE`` steps to
         each side of its strongest core step. Each run still flags; a 5-step burst no longer
-        flags the 259 steps its covering subsequences span."""
+        flags the 259 steps its covering subsequences span.
+
+        Within ``LENGTH - 1`` steps of either end of the series the discords' minimum sees one
+        side only, so a discord core that reaches the series' last step locates where the
+        event starts but not where it stops (every subsequence covering those steps holds
+        the event): it keeps its first ``2 * STRIDE + 1`` steps, and one that reaches the
+        first step its last ``2 * STRIDE + 1``. Without this, a burst 100 steps before the
+        end of the scored data flagged every step after it."""
         evidence = self.strongest_evidence()
         if threshold is None:
             return evidence >= np.quantile(evidence, 1.0 - contamination)
         flagged = evidence > threshold
         if not flagged.any() or not DISCORDS.intersection(self.evidence):
             return flagged
-        core = self.strongest_evidence(core=True)
+        pointwise, discords = self._core_evidence()
+        discords = np.where(edge_runs(discords > threshold), -np.inf, discords)
+        core = (pointwise > threshold) | (discords > threshold)
+        strongest = np.maximum(pointwise, discords)
         out = np.zeros_like(flagged)
         for a, b in segments(flagged):
-            inside = core[a:b] > threshold
-            if inside.any():
-                out[a:b] = inside
+            if core[a:b].any():
+                out[a:b] = bridged(core[a:b], STRIDE)
             else:
-                peak = a + int(np.argmax(core[a:b]))
+                peak = a + int(np.argmax(strongest[a:b]))
                 out[max(a, peak - STRIDE) : min(b, peak + STRIDE + 1)] = True
         return out
+
+
+def bridged(flags: np.ndarray, gap: int) -> np.ndarray:
+    """``flags`` with each gap of at most ``gap`` steps between two runs filled: the discords
+    are measured every ``STRIDE`` steps, so they cannot part two events closer than that."""
+    out = flags.copy()
+    runs = segments(flags)
+    for (_, end), (start, _) in zip(runs[:-1], runs[1:], strict=True):
+        if start - end <= gap:
+            out[end:start] = True
+    return out
+
+
+def edge_runs(flags: np.ndarray) -> np.ndarray:
+    """The runs of ``flags`` that reach the first or the last step."""
+    out = np.zeros_like(flags)
+    runs = segments(flags)
+    for a, b in runs[:1] + runs[-1:]:
+        out[a:b] = a == 0 or b == len(flags)
+    return out
 
 
 @dataclass
