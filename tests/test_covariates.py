@@ -98,6 +98,20 @@ def test_bad_covariates_get_clear_errors(tiny_backbone_dir):
         tiny_forecaster(tiny_backbone_dir, max_windows=16).fit(y, X=text, fh=[1])
 
 
+def test_covariates_are_read_by_name(tiny_backbone_dir):
+    """Reordered covariates forecast as in the fitted order (they were read by position and
+    silently swapped); other names raise."""
+    y, X = _driven(200)
+    X = X.assign(noise=np.random.default_rng(1).normal(size=200))
+    f = tiny_forecaster(tiny_backbone_dir, max_windows=16).fit(y.iloc[:190], X=X.iloc[:190], fh=[1, 2])
+    future = X.iloc[190:192]
+    pd.testing.assert_frame_equal(f.predict(X=future[["noise", "driver"]]), f.predict(X=future))
+    with pytest.raises(DataError, match="fitted on covariates"):
+        f.predict(X=future.rename(columns={"noise": "other"}))
+    with pytest.raises(DataError, match="fitted on covariates"):
+        f.update(y.iloc[190:192], X=future[["driver"]], update_params=False)
+
+
 # ---------------------------------------------------------------- Darts: past and future covariates
 def _darts_driven(n: int = 400):
     from darts import TimeSeries

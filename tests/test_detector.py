@@ -57,7 +57,14 @@ def test_fixed_and_percentile_thresholds(make):
 def test_multivariate_input(make):
     x = pd.DataFrame({"a": _signal(300)["x"], "b": 50 + 10 * _signal(300, seed=2)["x"]})
     d = make().fit(x)
-    assert d.transform_scores(x).shape == (300, 1)
+    scores = d.transform_scores(x)
+    assert scores.shape == (300, 1)
+    # columns go by name: reordered they score the same (they were read by position);
+    # other names raise; an array (no names) goes by position
+    pd.testing.assert_frame_equal(d.transform_scores(x[["b", "a"]]), scores)
+    np.testing.assert_array_equal(d.transform_scores(x.to_numpy()).to_numpy(), scores.to_numpy())
+    with pytest.raises(DataError, match=r"columns \['a', 'c'\] but the detector was fitted on \['a', 'b'\]"):
+        d.transform_scores(x.rename(columns={"b": "c"}))
 
 
 def test_a_channel_constant_in_training_is_left_out_of_the_score(make):

@@ -154,11 +154,20 @@ def test_update_moves_the_context_without_refitting(make):
     assert changed
 
 
-def test_update_with_other_columns_is_an_error(make):
-    y = pd.DataFrame({"a": _series().to_numpy()}, index=_series().index)
-    f = make().fit(y.iloc[:150], fh=[1])
-    with pytest.raises(ValueError, match="columns"):
-        f.update(y.iloc[150:].rename(columns={"a": "z"}), update_params=False)
+def test_update_reads_columns_by_name(make):
+    """Columns go by name: reordered they are reordered (``update`` raised), other names
+    raise, and one column (a renamed or unnamed series) is read as the fitted one."""
+    base = _series().to_numpy()
+    y = pd.DataFrame({"a": base, "b": base[::-1].copy()}, index=_series().index)
+    f, g = make().fit(y.iloc[:150], fh=[1]), make().fit(y.iloc[:150], fh=[1])
+    f.update(y.iloc[150:], update_params=False)
+    g.update(y.iloc[150:][["b", "a"]], update_params=False)
+    pd.testing.assert_frame_equal(f.predict(), g.predict())
+    with pytest.raises(DataError, match=r"y has columns \['a', 'z'\] but the forecaster was fitted on"):
+        f.update(y.iloc[150:].rename(columns={"b": "z"}), update_params=False)
+    single = make().fit(y[["a"]].iloc[:150], fh=[1])
+    single.update(y[["a"]].iloc[150:].rename(columns={"a": "z"}), update_params=False)
+    assert list(single.predict().columns) == ["a"]
 
 
 def test_prediction_intervals_are_ordered_and_cover(make):

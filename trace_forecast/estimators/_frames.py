@@ -43,6 +43,28 @@ def check_frame(y: pd.DataFrame, name: str = "y", covariates: bool = False) -> N
                             "(all missing): nothing to learn or forecast from")
 
 
+def aligned(frame: pd.DataFrame, fitted: list, name: str = "X", fitted_on: str = "the estimator was fitted on") -> pd.DataFrame:
+    """``frame`` with the ``fitted`` columns in their order: by name where both sides have
+    names (the same names in another order are reordered; other names raise), by position
+    (renamed) for one column or where either side has the default ``0, 1, ...`` of an
+    array. Reading by position alone silently mixed up reordered columns."""
+    columns = list(frame.columns)
+    if len(columns) != len(fitted):
+        raise DataError(f"{name} has {len(columns)} columns but {fitted_on} {len(fitted)}")
+    if columns == list(fitted):
+        return frame
+    if len(columns) == 1 or _positional(columns) or _positional(fitted):
+        return frame.set_axis(list(fitted), axis=1)
+    if set(columns) != set(fitted):
+        raise DataError(f"{name} has columns {columns} but {fitted_on} {list(fitted)}")
+    return frame[list(fitted)]
+
+
+def _positional(columns: list) -> bool:
+    """Whether column names are the default ``0, 1, ...`` of an array."""
+    return list(columns) == list(range(len(columns)))
+
+
 def time_frequency(y: pd.DataFrame, name: str = "y") -> str | None:
     """The frequency of ``y``'s ``DatetimeIndex`` (a panel's time stamps read together, as
     one instance may skip some), set or inferred; ``None`` for other indexes. Irregular

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
 
-from trace_forecast.errors import DataError, ParameterError
+from trace_forecast.errors import ParameterError
 from trace_forecast.estimators import conversion
 from trace_forecast.estimators._common import adopt_fit, store_fit
-from trace_forecast.estimators._frames import as_frame, check_frame
+from trace_forecast.estimators._frames import aligned, as_frame, check_frame
 from trace_forecast.metrics import segments
 from trace_forecast.parameters import default, document, validate
 from trace_forecast.tasks.persistence import CompactNetworkState
@@ -232,8 +232,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     def _values(self, X) -> np.ndarray:
         X = as_frame(X)
         check_frame(X, "X")
-        if hasattr(self, "columns_") and len(X.columns) != len(self.columns_):
-            raise DataError(f"X has {len(X.columns)} columns but the detector was fitted on {len(self.columns_)}")
+        if hasattr(self, "columns_"):
+            X = aligned(X, self.columns_, "X", "the detector was fitted on")
         return X.to_numpy(dtype=np.float32)
 
     def _backbone(self):
@@ -396,3 +396,4 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
              "contamination": 0.05},
             {**fast, "adapter": "none", "score": "forecast", "threshold": "percentile"},
         ]
+

@@ -13,7 +13,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from trace_forecast.errors import DataError
 from trace_forecast.estimators import conversion
 from trace_forecast.estimators._common import adopt_fit, store_fit
-from trace_forecast.estimators._frames import assemble, channels, check_frame, instances, time_frequency
+from trace_forecast.estimators._frames import aligned, assemble, channels, check_frame, instances, time_frequency
 from trace_forecast.parameters import default, document, validate
 from trace_forecast.tasks.persistence import CompactNetworkState
 
@@ -273,6 +273,10 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             out += [frames[key].reindex(index).to_numpy(dtype=np.float64)] * len(self._columns)
         return out
 
+    def _aligned_covariates(self, X: pd.DataFrame) -> pd.DataFrame:
+        """New rows of ``X`` with the fitted covariates' columns, in their order (:func:`aligned`)."""
+        return aligned(X, list(self._X_history.columns), "X", "the forecaster was fitted on covariates")
+
     def _fit_covariates(self, X: pd.DataFrame | None, series: list[np.ndarray]) -> None:
         """The covariate head on the fitted network's residuals (``None`` without ``X``)."""
         self.covariate_map_ = None
@@ -304,6 +308,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             raise DataError("the forecaster was fitted with covariates X: predict needs X for the forecast rows too")
         from trace_forecast.tasks.covariates import corrections
 
+        X = self._aligned_covariates(X)
         horizon = self.network_.spec.horizon
         future_index = self._future_index(ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True))
         parts = instances(self._history)
@@ -401,17 +406,14 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         return self
 
     def _update(self, y, X=None, update_params=True):
-        if list(y.columns) != self._columns:
-            raise ValueError(
-                f"update got columns {list(y.columns)} but the forecaster was fitted on {self._columns}"
-            )
+        y = aligned(y, self._columns, "y", "the forecaster was fitted on")
         check_frame(y, "y")
         combined = pd.concat([self._history, y])
         history = combined[~combined.index.duplicated(keep="last")].sort_index()
         self._freq = time_frequency(history, "y")  # irregular stamps raise before anything changes
         self._history = history
         if getattr(self, "_X_history", None) is not None and X is not None:
-            both = pd.concat([self._X_history, X])
+            both = pd.concat([self._X_history, self._aligned_covariates(X)])
             self._X_history = both[~both.index.duplicated(keep="last")].sort_index()
         _, series = self._split(self._history)
         if update_params:
