@@ -82,6 +82,15 @@ def test_same_folder_loads_into_the_detector_and_darts(fitted, folder):
     np.testing.assert_allclose(again.predict().to_numpy(), forecaster.predict().to_numpy(), rtol=1e-5)
 
 
+def test_unfitted_estimators_have_no_adapters_to_save(tmp_path):
+    from sktime.exceptions import NotFittedError
+
+    for estimator in (TraceForecaster(), TraceAnomalyDetector()):
+        with pytest.raises(NotFittedError):   # the forecaster raised AttributeError on `residuals_`
+            estimator.save_adapters(tmp_path / "adapters")
+    assert not (tmp_path / "adapters").exists()
+
+
 def test_forecaster_refuses_a_scoring_only_folder(tmp_path):
     X = load_airline().to_frame()
     detector = TraceAnomalyDetector(context_length=32, max_epochs=1, max_windows=32, batch_size=16).fit(X)

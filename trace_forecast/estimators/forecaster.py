@@ -503,7 +503,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         JSON config and ``safetensors`` tensors, kilobytes, that :meth:`load_adapters`,
         ``TraceAnomalyDetector.load_adapters`` and Darts' ``TraceModel.load_adapters`` read
         onto the same backbone (``docs/user_guide.md``, "Adapters as files")."""
-        return conversion.save_adapters(self, folder, self.residuals_)
+        return conversion.save_adapters(self, folder, getattr(self, "residuals_", None))  # unfitted: NotFittedError
 
     @classmethod
     def load_adapters(cls, folder, **params) -> TraceForecaster:
