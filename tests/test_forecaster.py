@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from sktime.forecasting.base import ForecastingHorizon
 
 from trace_forecast import TraceForecaster
 from trace_forecast.errors import DataError, UncalibratedIntervalsWarning
@@ -283,6 +284,23 @@ def test_a_panel_whose_time_level_lost_its_frequency_forecasts_at_the_right_stam
     forecaster = make().fit(panel, fh=[1, 2])
     for frame in (forecaster.predict(), forecaster.predict_interval(coverage=0.8), forecaster.predict_var()):
         assert list(frame.index.get_level_values("t").unique()) == list(days[160:162])
+
+
+def test_a_panel_whose_instances_end_apart_forecasts_each_after_its_own_end(make):
+    """Each instance forecasts the steps after its own data; a shorter one's forecasts were
+    stamped after the panel's last time stamp. As sktime's per-instance forecasters do,
+    relative steps count from each instance's end; an absolute fh is then ambiguous."""
+    values = _series().to_numpy()
+    panel = pd.concat({"a": pd.DataFrame({"y": values}), "b": pd.DataFrame({"y": values[:100]})}, names=["id", "t"])
+    forecaster = make().fit(panel, fh=[1, 2])
+    expected = [("a", 160), ("a", 161), ("b", 100), ("b", 101)]
+    for frame in (forecaster.predict(), forecaster.predict_interval(), forecaster.predict_var(),
+                  forecaster.predict_quantiles()):
+        assert list(frame.index) == expected
+    b = forecaster.predict_histories([values[:100]])                     # b's own history, forecast alone
+    np.testing.assert_allclose(forecaster.predict().loc["b"].to_numpy().ravel(), b.ravel(), rtol=1e-5)
+    with pytest.raises(DataError, match="give fh as steps"):
+        make().fit(panel, fh=ForecastingHorizon([160, 161], is_relative=False))
 
 
 def test_too_short_series_says_how_many_are_needed(make):

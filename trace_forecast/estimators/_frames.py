@@ -100,12 +100,15 @@ def channels(frames: list[pd.DataFrame]) -> list[np.ndarray]:
 
 
 def assemble(
-    keys: list[tuple], columns: pd.Index, index: pd.Index, values: np.ndarray, index_names: list | None = None
+    keys: list[tuple], columns: pd.Index, index: pd.Index | list[pd.Index], values: np.ndarray,
+    index_names: list | None = None,
 ) -> pd.DataFrame:
-    """Predictions ``values [n_instances * n_columns, n_steps]`` back into a frame."""
+    """Predictions ``values [n_instances * n_columns, n_steps]`` back into a frame, at the
+    time stamps ``index`` (one for all instances, or one per instance)."""
     n_cols = len(columns)
+    indexes = index if isinstance(index, list) else [index] * len(keys)
     blocks = []
-    for i, key in enumerate(keys):
+    for i, (key, index) in enumerate(zip(keys, indexes, strict=True)):
         block = pd.DataFrame(values[i * n_cols : (i + 1) * n_cols].T, index=index, columns=columns)
         if key:
             block.index = pd.MultiIndex.from_tuples([(*key, t) for t in index], names=index_names)

@@ -202,11 +202,13 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         return train_settings(vars(self), max_epochs=self.max_epochs if max_epochs is None else max_epochs)
 
-    def _placed_cutoff(self) -> pd.Index:
-        """sktime's cutoff, with the history's frequency (``_freq``, read when the history is
-        stored) where it has none: a panel's time level loses its ``freq`` in ``pd.concat``
-        or ``MultiIndex.from_tuples``, and sktime then cannot place a forecast's time stamps."""
-        cutoff, freq = self.cutoff, getattr(self, "_freq", None)  # older pickles: sktime's cutoff
+    def _placed_cutoff(self, cutoff: pd.Index | None = None) -> pd.Index:
+        """sktime's cutoff (or ``cutoff``), with the history's frequency (``_freq``, read when
+        the history is stored) where it has none: a panel's time level loses its ``freq`` in
+        ``pd.concat`` or ``MultiIndex.from_tuples``, and sktime then cannot place a
+        forecast's time stamps."""
+        cutoff = self.cutoff if cutoff is None else cutoff
+        freq = getattr(self, "_freq", None)  # older pickles: sktime's cutoff
         if isinstance(cutoff, pd.DatetimeIndex) and cutoff.freq is None and freq is not None:
             cutoff = pd.DatetimeIndex(cutoff, freq=freq)
         return cutoff
@@ -214,6 +216,23 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
     def _future_index(self, fh: ForecastingHorizon) -> pd.Index:
         """``fh``'s time stamps."""
         return fh.to_absolute_index(self._placed_cutoff())
+
+    def _future_indexes(self, fh: ForecastingHorizon) -> list[pd.Index]:
+        """``fh``'s time stamps for each instance of the history, counted from the instance's
+        own last time stamp, as sktime's per-instance forecasters count them: in a panel
+        whose instances end at different times, a shorter one's forecasts follow its own
+        data (they were stamped after the panel's last time stamp)."""
+        common = self._future_index(fh)
+        steps = ForecastingHorizon(self._horizon(fh), is_relative=True)
+        cutoff = self._placed_cutoff()
+        parts = instances(self._history)
+        short = [key for key, frame in parts if frame.index[-1] != cutoff[0]]
+        if short and not fh.is_relative:
+            raise DataError(f"fh holds time stamps, but instance(s) {short[:5]} end before the panel's last time stamp "
+                            f"({cutoff[0]}), so a stamp is a different step ahead for each instance; give fh as steps "
+                            "ahead (relative), which count from each instance's own last time stamp")
+        return [common if key not in short else steps.to_absolute_index(self._placed_cutoff(frame.index[-1:]))
+                for key, frame in parts]
 
     def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
         steps = np.asarray(fh.to_relative(self._placed_cutoff()), dtype=int)
@@ -310,11 +329,12 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         X = self._aligned_covariates(X)
         horizon = self.network_.spec.horizon
-        future_index = self._future_index(ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True))
+        future_indexes = self._future_indexes(ForecastingHorizon(np.arange(1, horizon + 1), is_relative=True))
         parts = instances(self._history)
-        futures = self._covariates(X, {key: future_index for key, _ in parts})
+        futures = self._covariates(X, {key: index for (key, _), index in zip(parts, future_indexes, strict=True)})
         if all(not np.isfinite(f).any() for f in futures):
-            raise DataError(f"X has no values for the forecast rows ({future_index[0]} ... {future_index[-1]}): "
+            first, last = min(i[0] for i in future_indexes), max(i[-1] for i in future_indexes)
+            raise DataError(f"X has no values for the forecast rows ({first} ... {last}): "
                             "covariates must be given for the steps to forecast")
         contexts = self._covariates(self._X_history, {key: frame.index[-self.context_length:] for key, frame in parts})
         return corrections(self.covariate_map_, contexts, futures, np.arange(len(futures)) % len(self._columns),
@@ -378,6 +398,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         self._columns = list(y.columns)
         self._history = y.copy()
         _, series = self._series(y)
+        self._future_indexes(fh)  # an absolute fh on a panel whose instances end apart: an error now
         adopted = self.__dict__.pop("_adopted__fit", None)
         if adopted is not None:  # to_forecaster or load_adapters: a fitted network, no training
             adopt_fit(self, adopted)
@@ -447,7 +468,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         correction = self._covariate_correction(X, pred, histories, mean, std)
         if correction is not None:
             pred = pred + correction
-        index = self._future_index(fh)
+        index = self._future_indexes(fh)
         columns = pd.Index(self._columns)
         return [
             assemble(keys, columns, index, (pred[:, steps - 1] + offset) * std[:, None] + mean[:, None],
@@ -481,7 +502,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         keys, series = self._split(self._history)
         _, _, std = predict_normalized(self.network_, self._contexts(series), device=self.device)
         var = self.residuals_.variance(steps - 1, len(series))  # [n_series, n_steps]
-        index = self._future_index(fh)
+        index = self._future_indexes(fh)
         return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var, self._index_names())
 
     def to_detector(self, X=None, **params):
