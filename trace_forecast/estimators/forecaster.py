@@ -223,16 +223,22 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         whose instances end at different times, a shorter one's forecasts follow its own
         data (they were stamped after the panel's last time stamp)."""
         common = self._future_index(fh)
-        steps = ForecastingHorizon(self._horizon(fh), is_relative=True)
+        index = self._history.index
+        if not isinstance(index, pd.MultiIndex):
+            return [common]
+        keys = list(range(index.nlevels - 1))
+        ends = pd.Series(index.get_level_values(-1), index=index.droplevel(-1)).groupby(level=keys, sort=False).max()
         cutoff = self._placed_cutoff()
-        parts = instances(self._history)
-        short = [key for key, frame in parts if frame.index[-1] != cutoff[0]]
-        if short and not fh.is_relative:
-            raise DataError(f"fh holds time stamps, but instance(s) {short[:5]} end before the panel's last time stamp "
-                            f"({cutoff[0]}), so a stamp is a different step ahead for each instance; give fh as steps "
-                            "ahead (relative), which count from each instance's own last time stamp")
-        return [common if key not in short else steps.to_absolute_index(self._placed_cutoff(frame.index[-1:]))
-                for key, frame in parts]
+        short = ends.index[ends.to_numpy() != cutoff[0]]
+        if len(short) == 0:  # every instance ends at the cutoff
+            return [common] * len(ends)
+        if not fh.is_relative:
+            raise DataError(f"fh holds time stamps, but instance(s) {list(short[:5])} end before the panel's last time "
+                            f"stamp ({cutoff[0]}), so a stamp is a different step ahead for each instance; give fh as "
+                            "steps ahead (relative), which count from each instance's own last time stamp")
+        steps = ForecastingHorizon(self._horizon(fh), is_relative=True)
+        return [common if end == cutoff[0] else steps.to_absolute_index(self._placed_cutoff(pd.Index([end])))
+                for end in ends]
 
     def _horizon(self, fh: ForecastingHorizon) -> np.ndarray:
         steps = np.asarray(fh.to_relative(self._placed_cutoff()), dtype=int)
