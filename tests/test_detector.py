@@ -65,6 +65,7 @@ def test_multivariate_input(make):
     np.testing.assert_array_equal(d.transform_scores(x.to_numpy()).to_numpy(), scores.to_numpy())
     with pytest.raises(DataError, match=r"columns \['a', 'c'\] but the detector was fitted on \['a', 'b'\]"):
         d.transform_scores(x.rename(columns={"b": "c"}))
+    assert d.fit(x.rename(columns={"b": "c"})).columns_ == ["a", "c"]   # a refit takes new columns
 
 
 def test_a_channel_constant_in_training_is_left_out_of_the_score(make):

@@ -229,10 +229,12 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         return ScoreSettings.from_params(self.score, self.stride, self.score_window, self.context_length,
                                          self.device, self.discords, self.backbone, self.smoothing)
 
-    def _values(self, X) -> np.ndarray:
+    def _values(self, X, fitting: bool = False) -> np.ndarray:
+        """``X`` as a ``[T, C]`` array: checked, and, unless ``fitting``, in the fitted
+        columns' order (:func:`~trace_forecast.estimators._frames.aligned`)."""
         X = as_frame(X)
         check_frame(X, "X")
-        if hasattr(self, "columns_"):
+        if not fitting:
             X = aligned(X, self.columns_, "X", "the detector was fitted on")
         return X.to_numpy(dtype=np.float32)
 
@@ -249,7 +251,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
         self._check_params()
         X = as_frame(X)
-        values = self._values(X)
+        values = self._values(X, fitting=True)  # a refit may bring other columns
         self.columns_ = list(X.columns)
         adopted = self.__dict__.pop("_adopted__fit", None)
         calibration = None                            # the single-task fit calibrates as it trains
