@@ -398,4 +398,3 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
              "contamination": 0.05},
             {**fast, "adapter": "none", "score": "forecast", "threshold": "percentile"},
         ]
-

@@ -186,11 +186,11 @@ class StepScores:
         flags the 259 steps its covering subsequences span.
 
         Within ``LENGTH - 1`` steps of either end of the series the discords' minimum sees one
-        side only, so a discord core that reaches the series' last step locates where the
-        event starts but not where it stops (every subsequence covering those steps holds
-        the event): it keeps its first ``2 * STRIDE + 1`` steps, and one that reaches the
-        first step its last ``2 * STRIDE + 1``. Without this, a burst 100 steps before the
-        end of the scored data flagged every step after it."""
+        side only: every subsequence covering the steps after a burst near the end holds the
+        burst, so their core cannot say where it stops. A discord core that reaches the first
+        or the last step is set aside, and the pointwise evidence places the run (a burst 100
+        steps before the end flagged every step after it). Core pieces at most ``STRIDE``
+        steps apart, closer than the discords can part, are bridged into one."""
         evidence = self.strongest_evidence()
         if threshold is None:
             return evidence >= np.quantile(evidence, 1.0 - contamination)
