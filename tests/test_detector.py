@@ -100,6 +100,12 @@ def test_bad_input_is_rejected(make):
         make().fit(x)
     with pytest.raises(ValueError, match="threshold"):
         make(threshold="banana").fit(_signal(300))
+    panel = pd.concat({"a": _signal(300), "b": _signal(300, seed=1)})   # sktime's mtype TypeError before
+    with pytest.raises(DataError, match="not a panel: fit one detector per instance"):
+        make().fit(panel)
+    fitted = make().fit(_signal(300))
+    with pytest.raises(DataError, match="not a panel"):
+        fitted.transform_scores(panel)
 
 
 def test_callers_data_is_not_mutated(make):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sktime.detection.base import BaseDetector
 
-from trace_forecast.errors import ParameterError
+from trace_forecast.errors import DataError, ParameterError
 from trace_forecast.estimators import conversion
 from trace_forecast.estimators._common import adopt_fit, store_fit
 from trace_forecast.estimators._frames import aligned, as_frame, check_frame
@@ -353,6 +353,15 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.check_is_fitted()
         X = as_frame(self._check_X(X))
         return pd.DataFrame(self._step_scores(X).components(), index=X.index)
+
+    def _check_X(self, X):
+        """sktime's input check, after a specific error for a panel: sktime's detectors take
+        panels by scitype, then fail converting them with a ``TypeError`` about mtypes."""
+        if isinstance(X, pd.DataFrame) and isinstance(X.index, pd.MultiIndex):
+            raise DataError("TraceAnomalyDetector scores one series (its channels as columns), not a panel: fit one "
+                            "detector per instance, e.g. {key: TraceAnomalyDetector().fit(x.droplevel(0)) for key, x "
+                            "in X.groupby(level=0)}")
+        return super()._check_X(X)
 
     def _transform_scores(self, X):
         return pd.DataFrame({"scores": self._step_scores(X).scores()}, index=as_frame(X).index)
