@@ -12,6 +12,7 @@ from trace_forecast.darts.validation import check_series
 from trace_forecast.parameter_count import parameter_report
 from trace_forecast.parameters import boolean, default, document, validate
 from trace_forecast.tasks.anomaly import ScoreSettings, calibrate, fit_anomaly_model
+from trace_forecast.tasks.conditioning import channel_conditions, conditioned_channels
 from trace_forecast.tasks.setup import (
     backbone_for,
     fitted_attributes,
@@ -161,7 +162,9 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
 
     def _fit_core(self, series: Sequence[TimeSeries], *args, **kwargs) -> None:
         check_series(list(series), "series", 1)
-        arrays = [s.values(copy=False).astype(np.float32) for s in series]
+        raw = [s.values(copy=False) for s in series]
+        self._conditions = channel_conditions(raw)  # brought into range (tasks.conditioning), as scored data will be
+        arrays = [conditioned_channels(a, self._conditions) for a in raw]
         adopted = self.__dict__.pop("_adopted_network", None)
         if adopted is not None:  # TraceModel.to_anomaly_scorer: calibrate the model's network, train nothing
             self.network_ = adopted
@@ -216,7 +219,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         if series.width != self.width_trained_on:
             raise ValueError(f"series has {series.width} components but the scorer was fitted on "
                              f"{self.width_trained_on}")
-        return series.values(copy=False).astype(np.float32)
+        return conditioned_channels(series.values(copy=False), getattr(self, "_conditions", None))  # older pickles
 
     def _scoring(self) -> ScoreSettings:
         return ScoreSettings.from_params(self.scoring, self.stride, self.score_window, self.context_length,

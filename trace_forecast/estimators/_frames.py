@@ -94,9 +94,10 @@ def instances(y: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     return out
 
 
-def channels(frames: list[pd.DataFrame]) -> list[np.ndarray]:
-    """Every column of every frame as a float32 array (channel-independent modelling)."""
-    return [frame[c].to_numpy(dtype=np.float32).copy() for frame in frames for c in frame.columns]
+def channels(frames: list[pd.DataFrame], dtype=np.float32) -> list[np.ndarray]:
+    """Every column of every frame as an array (float32 unless ``dtype``; channel-independent
+    modelling)."""
+    return [frame[c].to_numpy(dtype=dtype).copy() for frame in frames for c in frame.columns]
 
 
 def assemble(

@@ -15,6 +15,7 @@ from trace_forecast.estimators._common import adopt_fit, store_fit
 from trace_forecast.estimators._frames import aligned, as_frame, check_frame
 from trace_forecast.metrics import segments
 from trace_forecast.parameters import default, document, validate
+from trace_forecast.tasks.conditioning import channel_conditions, conditioned_channels
 from trace_forecast.tasks.persistence import CompactNetworkState
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
@@ -230,13 +231,18 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
                                          self.device, self.discords, self.backbone, self.smoothing)
 
     def _values(self, X, fitting: bool = False) -> np.ndarray:
-        """``X`` as a ``[T, C]`` array: checked, and, unless ``fitting``, in the fitted
-        columns' order (:func:`~trace_forecast.estimators._frames.aligned`)."""
+        """``X`` as the network sees it, a float32 ``[T, C]`` array: checked, in the fitted
+        columns' order (:func:`~trace_forecast.estimators._frames.aligned`) and brought into
+        range as the training data were (:mod:`~trace_forecast.tasks.conditioning`);
+        ``fitting`` takes the columns and the conditioning from ``X``."""
         X = as_frame(X)
         check_frame(X, "X")
         if not fitting:
             X = aligned(X, self.columns_, "X", "the detector was fitted on")
-        return X.to_numpy(dtype=np.float32)
+        values = X.to_numpy(dtype=np.float64)
+        if fitting:
+            self._conditions = channel_conditions([values])
+        return conditioned_channels(values, getattr(self, "_conditions", None))  # older pickles: none
 
     def _backbone(self):
         """The pretrained backbone, checked against ``context_length``."""

@@ -15,6 +15,7 @@ from trace_forecast.estimators import conversion
 from trace_forecast.estimators._common import adopt_fit, store_fit
 from trace_forecast.estimators._frames import aligned, assemble, channels, check_frame, instances, time_frequency
 from trace_forecast.parameters import default, document, validate
+from trace_forecast.tasks.conditioning import Conditioning, conditioned, restored
 from trace_forecast.tasks.persistence import CompactNetworkState
 
 if TYPE_CHECKING:  # the training engine (Lightning, transformers, PEFT) loads on the first fit
@@ -252,13 +253,17 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
     def _series(self, y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
         check_frame(y, "y")
-        return self._split(y)
+        keys, series, _ = self._split(y)
+        return keys, series
 
     @staticmethod
-    def _split(y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray]]:
-        """Instance keys and univariate channels of already validated data."""
+    def _split(y: pd.DataFrame) -> tuple[list[tuple], list[np.ndarray], list[Conditioning]]:
+        """Instance keys, univariate channels of already validated data as the network sees
+        them (float32, brought into range: :mod:`~trace_forecast.tasks.conditioning`),
+        and how each was brought there."""
         parts = instances(y)
-        return [k for k, _ in parts], channels([f for _, f in parts])
+        series, conditions = conditioned(channels([f for _, f in parts], np.float64))
+        return [k for k, _ in parts], series, conditions
 
     def _check_params(self) -> None:
         """Every parameter's rule, before any data or backbone is touched."""
@@ -442,7 +447,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         if getattr(self, "_X_history", None) is not None and X is not None:
             both = pd.concat([self._X_history, self._aligned_covariates(X)])
             self._X_history = both[~both.index.duplicated(keep="last")].sort_index()
-        _, series = self._split(self._history)
+        _, series, _ = self._split(self._history)
         if update_params:
             self._store(
                 self._fit_series(series, self.network_.spec.horizon, init=self.network_, max_epochs=self.update_epochs),
@@ -466,7 +471,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         intervals); the network runs once for all of them.
         """
         self._check_horizon(steps)
-        keys, series = self._split(self._history)  # validated when it was stored
+        keys, series, conditions = self._split(self._history)  # validated when it was stored
         histories = self._contexts(series)
         from trace_forecast.tasks.forecast import predict_normalized
 
@@ -477,7 +482,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         index = self._future_indexes(fh)
         columns = pd.Index(self._columns)
         return [
-            assemble(keys, columns, index, (pred[:, steps - 1] + offset) * std[:, None] + mean[:, None],
+            assemble(keys, columns, index,
+                     restored((pred[:, steps - 1] + offset) * std[:, None] + mean[:, None], conditions),
                      self._index_names())
             for offset in offsets
         ]
@@ -505,11 +511,12 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         steps = self._horizon(fh)
         self._check_horizon(steps)
-        keys, series = self._split(self._history)
+        keys, series, conditions = self._split(self._history)
         _, _, std = predict_normalized(self.network_, self._contexts(series), device=self.device)
         var = self.residuals_.variance(steps - 1, len(series))  # [n_series, n_steps]
         index = self._future_indexes(fh)
-        return assemble(keys, pd.Index(self._columns), index, std[:, None] ** 2 * var, self._index_names())
+        return assemble(keys, pd.Index(self._columns), index, restored(std[:, None] ** 2 * var, conditions, power=2),
+                        self._index_names())
 
     def to_detector(self, X=None, **params):
         """A fitted :class:`~trace_forecast.TraceAnomalyDetector` that scores anomalies with
@@ -556,12 +563,13 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         default 0).
         """
         self.check_is_fitted()
-        histories = [np.asarray(h, dtype=np.float32) for h in histories]
+        histories = [np.asarray(h, dtype=np.float64) for h in histories]
         bad = [i for i, h in enumerate(histories)
                if h.ndim != 1 or not np.isfinite(h[-self.context_length:]).any() or np.isinf(h).any()]
         if bad:
             raise DataError(f"histories {bad[:5]} are not 1-d, hold infinite values, or have no observed (finite) "
                             f"value in their last {self.context_length} steps")
+        histories, conditions = conditioned(histories)
         from trace_forecast.tasks.forecast import predict_normalized
 
         pred, mean, std = predict_normalized(self.network_, histories, device=self.device)
@@ -575,7 +583,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
             pred = pred + corrections(self.covariate_map_, [np.asarray(c, np.float64) for c in covariates],
                                       [np.asarray(f, np.float64) for f in future_covariates], columns, pred,
                                       histories, mean, std)
-        return pred * std[:, None] + mean[:, None]
+        return restored(pred * std[:, None] + mean[:, None], conditions)
 
     def _contexts(self, series: list[np.ndarray]) -> list[np.ndarray]:
         """The last ``context_length`` values of each series; a :class:`DataError` names the
