@@ -57,7 +57,9 @@ def window_features(context: np.ndarray, future: np.ndarray | None, past_only: t
         mean = np.nanmean(context, axis=0)
         std = np.nanstd(context, axis=0)
     mean = np.nan_to_num(mean)
-    std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+    # constant: no spread beyond float64's rounding of its level (an absolute 1e-8 read a
+    # covariate in tiny units, around 1e-10, as constant and dropped it)
+    std = np.where(np.isfinite(std) & (std > 1e-12 * np.abs(mean)) & (std > 0), std, 1.0)
     past = context[-PAST_STEPS:]
     if len(past) < PAST_STEPS:
         past = np.concatenate([np.full((PAST_STEPS - len(past), context.shape[1]), np.nan), past])
