@@ -3,6 +3,8 @@ tiny configurations, behaviour checked against Darts' contracts."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +22,7 @@ from darts.models import (  # noqa: E402
 from pytorch_lightning.callbacks import Callback  # noqa: E402
 
 from trace_forecast.darts import TraceAnomalyScorer, TraceModel  # noqa: E402
-from trace_forecast.errors import DataError  # noqa: E402
+from trace_forecast.errors import DataError, SmallUnitsWarning  # noqa: E402
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 FAST = dict(input_chunk_length=32, output_chunk_length=8, n_epochs=1, batch_size=16, random_state=0,
@@ -210,6 +212,16 @@ def test_unusable_values_are_rejected():
     values[:] = np.nan
     with pytest.raises(DataError, match="no observed value"):
         TraceModel(**FAST).fit(TimeSeries.from_values(values))
+
+
+def test_series_in_tiny_units_get_a_warning_to_scale_them():
+    """TraceModel sees Darts' windows, not whole series, so it cannot bring tiny units into
+    range as the sktime estimators do; RevIN's absolute floor would flatten them silently."""
+    with pytest.warns(SmallUnitsWarning, match="Scaler"):
+        TraceModel(**FAST).fit(sine() * 1e-6, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallUnitsWarning)
+        TraceModel(**FAST).fit(sine(), verbose=False)
 
 
 def test_output_chunk_length_beyond_head():

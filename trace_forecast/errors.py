@@ -27,6 +27,12 @@ class ShortSeriesWarning(UserWarning):
     patch of context, and the forecast is unreliable."""
 
 
+class SmallUnitsWarning(UserWarning):
+    """Darts' ``TraceModel`` got a series in tiny units (a spread below ``2**-6``): it sees
+    Darts' windows, not whole series, so it cannot bring them into range, and RevIN's
+    absolute ``1e-5`` floor flattens them. Scale the series first (Darts' ``Scaler``)."""
+
+
 class MemoryRetryWarning(UserWarning):
     """The GPU ran out of memory; the fit is being retried once with half the batch."""
 

@@ -33,6 +33,7 @@ from trace_forecast.darts.validation import (
     check_series,
     series_units,
     split_for_validation,
+    warn_small_units,
 )
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
 from trace_forecast.engine.interrupt import interruptible
@@ -352,6 +353,7 @@ class TraceModel(FoundationModel):
         """
         need = self.min_input_chunk_length + self.output_chunk_length + self.output_chunk_shift
         check_series(series, "series", need)
+        warn_small_units(series, "series")
         if val_series is not None:
             check_series(val_series, "val_series", need)
         if kwargs.get("sample_weight") is not None or kwargs.get("val_sample_weight") is not None:

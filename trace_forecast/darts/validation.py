@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from darts import TimeSeries
 
-from trace_forecast.errors import DataError
+from trace_forecast.errors import DataError, SmallUnitsWarning
+from trace_forecast.tasks.conditioning import Conditioning
 
 
 def as_list(series: TimeSeries | Sequence[TimeSeries]) -> list[TimeSeries]:
@@ -44,6 +46,22 @@ def check_series(series: TimeSeries | Sequence[TimeSeries], name: str, min_lengt
                  if not observed]
         if empty:
             raise DataError(f"{label} has no observed value in component(s) {empty[:5]} (all missing)")
+
+
+def warn_small_units(series: TimeSeries | Sequence[TimeSeries], name: str) -> None:
+    """A :class:`SmallUnitsWarning` naming the first series with a component in tiny units
+    (the range :mod:`trace_forecast.tasks.conditioning` would scale up)."""
+    for i, ts in enumerate(as_list(series)):
+        values = ts.values(copy=False)
+        for k, component in enumerate(ts.components):
+            if Conditioning.of(values[:, k]).scale != 1.0:
+                label = f"`{name}`" if isinstance(series, TimeSeries) else f"`{name}[{i}]`"
+                spread = float(np.nanstd(values[:, k]))
+                warnings.warn(f"{label} component {component!r} has a spread of {spread:.2g}: TraceModel sees Darts' "
+                              "windows, not whole series, so RevIN's absolute 1e-5 floor flattens such small values "
+                              "(the airline data times 1e-6 forecast 2 % off); scale the series first, e.g. with "
+                              "darts.dataprocessing.transformers.Scaler", SmallUnitsWarning, stacklevel=3)
+                return
 
 
 def split_for_validation(
