@@ -81,3 +81,20 @@ def test_covariates_in_tiny_units_are_read(tiny_backbone_dir):
         assert f.covariate_map_.active
         forecasts.append(f.predict(X=X.iloc[190:]).to_numpy())
     np.testing.assert_allclose(forecasts[1], forecasts[0], rtol=1e-6)
+
+
+def test_darts_scorer_scores_do_not_depend_on_the_units(tiny_backbone_dir):
+    from darts import TimeSeries
+
+    from trace_forecast.darts import TraceAnomalyScorer
+
+    t = np.arange(600)
+    x = (np.sin(2 * np.pi * t / 32) + 0.1 * np.random.default_rng(0).normal(size=600)).astype(np.float64)
+    x[450:455] += 3.0
+    params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "max_windows": 32,
+              "random_state": 0}
+    scores = []
+    for scale in (1.0, 1e-12):
+        scorer = TraceAnomalyScorer(**params).fit(TimeSeries.from_values(x[:400] * scale))
+        scores.append(scorer.score(TimeSeries.from_values(x * scale)).values().ravel())
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-2, atol=1e-2 * np.abs(scores[0]).max())
