@@ -14,6 +14,9 @@ from trace_forecast.tasks.conditioning import Conditioning, conditioned, restore
 def test_conditioning_is_exact_and_leaves_ordinary_series_alone():
     ordinary = np.array([3.0, 5.0, 4.0, 7.0])
     assert Conditioning.of(ordinary).identity and Conditioning.of(np.full(5, 1e-12)).identity   # constant: as is
+    rounding = 0.1 * np.arange(1, 50) / np.arange(1, 50) * 3   # 0.3 with float64 rounding noise
+    assert np.std(rounding) > 0 and Conditioning.of(rounding).identity       # not scaled up into a signal
+    assert Conditioning.of(np.array([])).identity and Conditioning.of(np.array([np.nan, 2.0])).identity
     series, [c] = conditioned([ordinary])
     assert series[0].dtype == np.float32 and np.array_equal(series[0], ordinary.astype(np.float32))
     tiny = ordinary * 1e-9

@@ -12,7 +12,9 @@ float32, and the forecasts are brought back:
   its quieter windows), so that it lies in ``[1, 2)``;
 - less its median when that median is more than ``4096`` standard deviations from zero.
 
-Series already in range pass unchanged, bit for bit.
+Series already in range pass unchanged, bit for bit, and so do series whose spread is
+within ``1e-12`` of their level: float rounding of a constant, which scaling up would turn
+into a signal.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 SMALL_SCALE = 2.0**-6   # a spread below this is scaled up: RevIN's floor is 1e-5, 0.06 % of 2**-6
 LARGE_OFFSET = 2.0**12  # a median more standard deviations from zero than this is subtracted
+ROUNDING = 1e-12        # a spread within this share of the level is float rounding: the series is constant
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,10 @@ class Conditioning:
         observed = np.asarray(values, dtype=np.float64)
         observed = observed[np.isfinite(observed)]
         std = float(observed.std()) if len(observed) > 1 else 0.0
-        if std == 0.0:  # constant or empty: RevIN maps it to zeros at any scale
+        median = float(np.median(observed)) if len(observed) else 0.0
+        if std <= ROUNDING * abs(median):  # constant (empty, or float rounding): as is, RevIN maps it to zeros
             return cls()
         scale = 2.0 ** int(np.ceil(-np.log2(std))) if std < SMALL_SCALE else 1.0
-        median = float(np.median(observed))
         return cls(median if abs(median) > LARGE_OFFSET * std else 0.0, scale)
 
     @property
