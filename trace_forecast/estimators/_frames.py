@@ -94,10 +94,10 @@ def instances(y: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     return out
 
 
-def channels(frames: list[pd.DataFrame], dtype=np.float32) -> list[np.ndarray]:
-    """Every column of every frame as an array (float32 unless ``dtype``; channel-independent
-    modelling)."""
-    return [frame[c].to_numpy(dtype=dtype).copy() for frame in frames for c in frame.columns]
+def channels(frames: list[pd.DataFrame]) -> list[np.ndarray]:
+    """Every column of every frame as a float64 array (channel-independent modelling; the
+    network's float32 copies come from :func:`~trace_forecast.tasks.conditioning.conditioned`)."""
+    return [frame[c].to_numpy(dtype=np.float64) for frame in frames for c in frame.columns]
 
 
 def assemble(

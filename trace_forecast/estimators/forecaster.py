@@ -262,7 +262,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         them (float32, brought into range: :mod:`~trace_forecast.tasks.conditioning`),
         and how each was brought there."""
         parts = instances(y)
-        series, conditions = conditioned(channels([f for _, f in parts], np.float64))
+        series, conditions = conditioned(channels([f for _, f in parts]))
         return [k for k, _ in parts], series, conditions
 
     def _check_params(self) -> None:

@@ -155,18 +155,17 @@ class StepScores:
         per_channel = np.max(list(self.parts.values()), axis=0)
         return per_channel if component_wise else per_channel.max(axis=1)
 
-    def strongest_evidence(self, core: bool = False) -> np.ndarray:
-        """Each step's largest evidence ``[T]`` over components and channels. ``core``: the
-        discords' evidence at a step is the least within ``LENGTH - 1`` steps to each side --
-        a discord distance is the mean over the subsequences covering a step, so a burst
-        raises it up to ``LENGTH - 1`` steps to each side, and this minimum undoes exactly
-        that spread."""
-        return np.maximum(*self._core_evidence()) if core else np.max(list(self.evidence.values()), axis=0).max(axis=1)
+    def strongest_evidence(self) -> np.ndarray:
+        """Each step's largest evidence ``[T]`` over components and channels."""
+        return np.max(list(self.evidence.values()), axis=0).max(axis=1)
 
     def _core_evidence(self) -> tuple[np.ndarray, np.ndarray]:
-        """The core evidence ``[T]`` of the pointwise components and of the discords (their
-        minimum within ``LENGTH - 1`` steps to each side); ``-inf`` where there are none."""
-        pointwise, discords = [np.full(self._length(), -np.inf)], [np.full(self._length(), -np.inf)]
+        """The largest evidence ``[T]`` of the pointwise components and the discords' core
+        evidence (``-inf`` where there are none): a discord distance is the mean over the
+        subsequences covering a step, so a burst raises it up to ``LENGTH - 1`` steps to each
+        side, and its least within ``LENGTH - 1`` steps to each side undoes that spread."""
+        length = len(next(iter(self.evidence.values())))
+        pointwise, discords = [np.full(length, -np.inf)], [np.full(length, -np.inf)]
         for name, part in self.evidence.items():
             if name in DISCORDS:
                 discords.append(minimum_filter1d(part, 2 * LENGTH - 1, axis=0, mode="nearest").max(axis=1))
@@ -174,14 +173,11 @@ class StepScores:
                 pointwise.append(part.max(axis=1))
         return np.max(pointwise, axis=0), np.max(discords, axis=0)
 
-    def _length(self) -> int:
-        return len(next(iter(self.evidence.values())))
-
     def flags(self, threshold: float | None, contamination: float | None = None) -> np.ndarray:
         """Flagged steps ``[T]`` (bool): with ``threshold=None``, the ``contamination`` share
         with the most evidence. Otherwise the runs whose evidence crosses ``threshold`` in any
         component and channel, each narrowed to its core: the steps whose core evidence
-        (:meth:`strongest_evidence`) crosses too, or, where none does, the ``STRIDE`` steps to
+        (:meth:`_core_evidence`) crosses too, or, where none does, the ``STRIDE`` steps to
         each side of its strongest core step. Each run still flags; a 5-step burst no longer
         flags the 259 steps its covering subsequences span.
 
