@@ -438,3 +438,18 @@ def test_probabilistic_models_ensemble_with_samples(probabilistic, tmp_path):
     ensemble = NaiveEnsembleModel([probabilistic, other], train_forecasting_models=False)
     forecast = ensemble.predict(n=8, series=noisy_sine(600, seed=0), num_samples=40, verbose=False)
     assert forecast.n_samples == 40 and np.isfinite(forecast.all_values()).all()
+
+
+def test_glitches_in_the_series_do_not_derail_a_fit(monkeypatch):
+    """A -9999 placeholder in the training series is a missing value to the context and to the
+    target (:mod:`trace_forecast.backbone.glitches`), as in the sktime front end."""
+    import trace_forecast.backbone.glitches as glitches
+
+    values = sine(240).values().copy()
+    values[[50, 120, 170, 215]] = -9999.0
+    bad = TimeSeries.from_times_and_values(sine(240).time_index, values)
+    clean = TraceModel(**FAST).fit(sine(240), verbose=False).predict(n=8, verbose=False).values()
+    fitted = TraceModel(**FAST).fit(bad, verbose=False).predict(n=8, verbose=False).values()
+    monkeypatch.setattr(glitches, "GLITCH_SIGMAS", float("inf"))
+    off = TraceModel(**FAST).fit(bad, verbose=False).predict(n=8, verbose=False).values()
+    assert np.abs(fitted - clean).max() < 0.2 < np.abs(off - clean).max()

@@ -14,6 +14,7 @@ from torch import nn
 
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.adapters.peft_adapters import inject_peft
+from trace_forecast.backbone.glitches import without_glitches
 from trace_forecast.backbone.moment import MomentBackbone, patch_view
 from trace_forecast.heads import LinearProbingHead, ReconstructionForecastHead
 from trace_forecast.losses import masked_reconstruction_loss, normalized_mse
@@ -104,11 +105,12 @@ class TraceNetwork(nn.Module):
         self, x: torch.Tensor, input_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Inputs of the head's output layer with the RevIN statistics they are in:
-        ``(features [B, C, n_in], mean, std)``."""
+        ``(features [B, C, n_in], mean, std)``. Glitches in the context are read as missing
+        steps (:mod:`~trace_forecast.backbone.glitches`)."""
         head = self.forecast_head
         if head is None:
             raise RuntimeError("this network was built for reconstruction, not forecasting")
-        return head.encode(self.backbone, x, input_mask)
+        return head.encode(self.backbone, without_glitches(x, input_mask, self.patch_len), input_mask)
 
     def forecast_normalized(
         self, x: torch.Tensor, input_mask: torch.Tensor

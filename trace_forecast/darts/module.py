@@ -27,6 +27,7 @@ from darts.utils.data.torch_datasets.utils import (
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Subset
 
+from trace_forecast.backbone.glitches import target_without_glitches
 from trace_forecast.darts.covariates import batch_corrections
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.batching import inference_batch_size
@@ -188,6 +189,12 @@ class TraceModule(PLForecastingModule):
         out = out.reshape(b, c, out.shape[1], -1).permute(0, 3, 1, 2).to(x_in.past_target.dtype)
         return PLModuleOutput(prediction=out)  # [B, H, C, levels or 1]
 
+    def _training_windows(self, batch: TorchTrainingBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x, input_mask, y)`` of a training batch's univariate windows, the target's glitches
+        missing (:func:`~trace_forecast.backbone.glitches.target_without_glitches`)."""
+        x, mask = channel_windows(batch.past_target, self.context_length)
+        return x, mask, target_without_glitches(x, mask, channel_targets(batch.future_target), self.network.patch_len)
+
     @staticmethod
     def windows_in(batch: TorchTrainingBatch) -> int:
         """Univariate windows in a Darts batch: samples times channels."""
@@ -198,7 +205,8 @@ class TraceModule(PLForecastingModule):
         says (set by the head start's choice; ``weighting="series units"``: the validation
         loss, in each series' own units)."""
         x, mask, pred, mean, std = self._forecast_normalized(batch.past_target)
-        loss = normalized_mse(pred, channel_targets(batch.future_target), mean, std,
+        target = target_without_glitches(x, mask, channel_targets(batch.future_target), self.network.patch_len)
+        loss = normalized_mse(pred, target, mean, std,
                               scale=channel_units(batch.sample_weight), weighting=weighting or self.loss_weighting)
         if self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self.network.masked_reconstruction_loss(
@@ -241,9 +249,9 @@ class TraceModule(PLForecastingModule):
         def windows():
             for batch in loader:
                 batch = strategy.batch_to_device(batch)
-                x, mask = channel_windows(batch.past_target, self.context_length)
+                x, mask, y = self._training_windows(batch)
                 units = channel_units(batch.sample_weight)
-                yield (x.float(), mask.float(), channel_targets(batch.future_target).float(),
+                yield (x.float(), mask.float(), y.float(),
                        *(() if units is None else (units.float(),)))
 
         return limited(windows(), head_start_sizes.RIDGE_VALIDATION_WINDOWS)
@@ -272,8 +280,7 @@ class TraceModule(PLForecastingModule):
         def windows():
             for batch in subset:
                 batch = strategy.batch_to_device(batch)
-                x, mask = channel_windows(batch.past_target, self.context_length)
-                y = channel_targets(batch.future_target)
+                x, mask, y = self._training_windows(batch)
                 b = batch.past_target.shape[0]
                 pick = torch.rand(b, channels, generator=generator).argsort(dim=1)[:, :per_sample]
                 keep = (torch.arange(b)[:, None] * channels + pick).reshape(-1).to(x.device)
