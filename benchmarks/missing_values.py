@@ -12,7 +12,11 @@ Protocol:
   24 and of 168 steps (runs placed at random until 10 % of each channel is missing). The
   same missing steps (one draw per setting, seed 0) in the training rows *and* in the test
   split, so test contexts have gaps too; errors are scored on observed targets only, in the
-  train-standardised units.
+  train-standardised units. **glitches**: 0.2 % of the steps at random hold ``-9999`` (a
+  common placeholder for a failed reading) instead of a gap; there "interpolated" means the
+  user found them, removed them and interpolated (the best case), and two more arms read
+  them as values (:data:`trace_forecast.backbone.glitches.GLITCH_SIGMAS` set to infinity: the
+  package before it read glitches as missing steps).
 - **Arms**: ``TraceForecaster()`` at its defaults fed the series with its gaps (the model's
   own mask); the same after linear interpolation of the training rows and of each test
   context on its own (no value from after the forecast origin; gaps at a context's ends
@@ -24,9 +28,13 @@ Protocol:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
+import trace_forecast.backbone.glitches as glitch_rule
 from benchmarks.data_size import darts_forecasts, long_horizon_split, trace_forecasts
 from benchmarks.harness import Record, main, mean_std_table, panel_windows
 
@@ -34,9 +42,11 @@ KEY = ("setting", "method", "seed")
 PAGE = "benchmarks_missing_values.md"
 LOOKBACK, HORIZON = 512, 96
 SEEDS = (0, 1, 2)
-SETTINGS = ("complete", "10 % at random", "30 % at random", "runs of 24", "runs of 168")
+SETTINGS = ("complete", "10 % at random", "30 % at random", "runs of 24", "runs of 168", "glitches")
 METHODS = ("TRACE (gaps)", "TRACE (interpolated)", "Darts NLinear (interpolated)",
-           "TRACE zero-shot (gaps)", "TRACE zero-shot (interpolated)", "TRACE zero-shot (every gapped patch hidden)")
+           "TRACE zero-shot (gaps)", "TRACE zero-shot (interpolated)", "TRACE zero-shot (every gapped patch hidden)",
+           "TRACE (glitches read as values)", "TRACE zero-shot (glitches read as values)")
+GLITCH, GLITCH_SHARE = -9999.0, 0.002
 
 
 def missing_mask(shape: tuple[int, int], setting: str, seed: int = 0) -> np.ndarray:
@@ -44,8 +54,8 @@ def missing_mask(shape: tuple[int, int], setting: str, seed: int = 0) -> np.ndar
     rng = np.random.default_rng(seed)
     if setting == "complete":
         return np.zeros(shape, dtype=bool)
-    if setting.endswith("at random"):
-        return rng.random(shape) < float(setting.split()[0]) / 100
+    if setting.endswith("at random") or setting == "glitches":
+        return rng.random(shape) < (GLITCH_SHARE if setting == "glitches" else float(setting.split()[0]) / 100)
     run = int(setting.split()[-1])
     mask = np.zeros(shape, dtype=bool)
     for c in range(shape[1]):
@@ -76,21 +86,36 @@ def zero_shot(histories: list[np.ndarray], bridge: bool = True) -> np.ndarray:
         backbone.max_bridged_gap = None
 
 
+@contextlib.contextmanager
+def glitches_read_as_values() -> Iterator[None]:
+    """The ablation: no value is a glitch (:mod:`trace_forecast.backbone.glitches`)."""
+    saved = glitch_rule.GLITCH_SIGMAS
+    glitch_rule.GLITCH_SIGMAS = float("inf")
+    try:
+        yield
+    finally:
+        glitch_rule.GLITCH_SIGMAS = saved
+
+
 def setting_cell(setting: str, stride: int, seeds, record: Record) -> None:
     """Every arm on one setting."""
     split = long_horizon_split("ETTh1")
     train = split.train.to_numpy(np.float32)
     test = split.test.to_numpy(np.float32)
     gaps = missing_mask((len(train) + len(test), train.shape[1]), setting)
-    train = np.where(gaps[: len(train)], np.nan, train)
-    test = np.where(gaps[len(train):], np.nan, test)
+    glitches = setting == "glitches"
+    fill = GLITCH if glitches else np.nan
+    train, removed = np.where(gaps[: len(train)], fill, train), np.where(gaps[: len(train)], np.nan, train)
+    test, test_removed = np.where(gaps[len(train):], fill, test), np.where(gaps[len(train):], np.nan, test)
     hist, fut = panel_windows(test, LOOKBACK, HORIZON, stride)  # [n, L, C], [n, H, C]
-    filled_hist = np.stack([interpolate(h) for h in hist])
+    filled_hist = np.stack([interpolate(h) for h in panel_windows(test_removed, LOOKBACK, HORIZON, stride)[0]])
+    if glitches:
+        fut = np.where(fut == GLITCH, np.nan, fut)  # a glitch is not a value to forecast
     n, _, channels = hist.shape
     univariate = lambda h: list(h.transpose(0, 2, 1).reshape(-1, LOOKBACK))  # noqa: E731  (channel-major per window)
     truth = fut.transpose(0, 2, 1).reshape(-1, HORIZON)
     base = {"dataset": "ETTh1", "setting": setting, "horizon": HORIZON, "test_windows": n * channels,
-            "missing_share": float(np.isnan(train).mean()), "test_stride": stride}
+            "missing_share": float(np.isnan(removed).mean()), "test_stride": stride}
 
     def score(method: str, seed, pred: np.ndarray, extra: dict | None = None) -> None:
         observed = np.isfinite(truth)
@@ -104,20 +129,27 @@ def setting_cell(setting: str, stride: int, seeds, record: Record) -> None:
     frame = pd.DataFrame(train, columns=split.train.columns)
     for seed in seeds:
         if todo("TRACE (gaps)", seed):
-            pred, extra = trace_forecasts({}, seed, frame, HORIZON, LOOKBACK, univariate(hist))
+            pred, extra = trace_forecasts("TRACE (defaults)", seed, frame, HORIZON, LOOKBACK, univariate(hist))
             score("TRACE (gaps)", seed, pred, extra)
+        if glitches and todo("TRACE (glitches read as values)", seed):
+            with glitches_read_as_values():
+                pred, extra = trace_forecasts("TRACE (defaults)", seed, frame, HORIZON, LOOKBACK, univariate(hist))
+            score("TRACE (glitches read as values)", seed, pred, extra)
         if todo("TRACE (interpolated)", seed):
-            filled = pd.DataFrame(interpolate(train), columns=split.train.columns)
-            pred, extra = trace_forecasts({}, seed, filled, HORIZON, LOOKBACK, univariate(filled_hist))
+            filled = pd.DataFrame(interpolate(removed), columns=split.train.columns)
+            pred, extra = trace_forecasts("TRACE (defaults)", seed, filled, HORIZON, LOOKBACK, univariate(filled_hist))
             score("TRACE (interpolated)", seed, pred, extra)
         if todo("Darts NLinear (interpolated)", seed):
-            pred, extra = darts_forecasts("NLinear", seed, [interpolate(train)], HORIZON, LOOKBACK, list(filled_hist))
+            pred, extra = darts_forecasts("Darts NLinear", seed, [interpolate(removed)], HORIZON, LOOKBACK, list(filled_hist))
             score("Darts NLinear (interpolated)", seed, pred.transpose(0, 2, 1).reshape(-1, HORIZON), extra)
     for method, histories, bridge in (("TRACE zero-shot (gaps)", hist, True),
                                       ("TRACE zero-shot (interpolated)", filled_hist, True),
                                       ("TRACE zero-shot (every gapped patch hidden)", hist, False)):
-        if todo(method, None) and (setting != "complete" or bridge):
+        if todo(method, None) and (setting != "complete" or bridge) and not (glitches and not bridge):
             score(method, None, zero_shot(univariate(histories), bridge))
+    if glitches and todo("TRACE zero-shot (glitches read as values)", None):
+        with glitches_read_as_values():
+            score("TRACE zero-shot (glitches read as values)", None, zero_shot(univariate(hist)))
 
 
 # ---------------------------------------------------------------------------- report
@@ -144,11 +176,15 @@ def page(result: dict) -> str:
         interp = stats.loc[(setting, "TRACE (interpolated)"), "mean"] if (setting, "TRACE (interpolated)") in stats.index else np.nan
         nlin = (stats.loc[(setting, "Darts NLinear (interpolated)"), "mean"]
                 if (setting, "Darts NLinear (interpolated)") in stats.index else np.nan)
-        lines.append(f"- **{setting}**: TRACE with the gaps {own:.4f}, {100 * (own / complete - 1):+.1f} % against "
+        what = "glitches" if setting == "glitches" else "gaps"
+        lines.append(f"- **{setting}**: TRACE with the {what} {own:.4f}, {100 * (own / complete - 1):+.1f} % against "
                      f"complete data ({complete:.4f}; target within {100 * limit:.0f} %: "
                      f"{'met' if own <= complete * (1 + limit) else 'missed'}); against TRACE after interpolation "
                      f"{interp:.4f} ({100 * (own / interp - 1):+.1f} %) and NLinear after interpolation {nlin:.4f} "
                      f"({100 * (own / nlin - 1):+.1f} %).")
+        if (setting, "TRACE (glitches read as values)") in stats.index:
+            read = stats.loc[(setting, "TRACE (glitches read as values)"), "mean"]
+            lines.append(f"  Read as values (the package before it read glitches as missing steps): {read:.4f}.")
     return "\n".join(lines)
 
 

@@ -35,7 +35,9 @@ def test_isolated_extremes_are_glitches_and_nothing_else_is():
     run[..., 100:108] = 1e4                                      # a patch long: a regime, not an error
     assert _flags(run) == []
     last = x.clone()
-    last[..., -3:] = 1e4                                         # reaches the end: may be a new level
+    last[..., -3:] = 1e4                                         # at the end too, until it lasts a patch
+    assert _flags(last) == [253, 254, 255]
+    last[..., -8:] = 1e4
     assert _flags(last) == []
     moderate = x.clone()
     moderate[..., 100] = 40.0                                    # about 10 robust sd: a real value

@@ -3,17 +3,17 @@ errors (a sensor's spike, a ``-9999`` placeholder), read as missing steps.
 
 RevIN standardises a window by its own mean and standard deviation, so one value of ``1e4`` in a
 window whose values move by 2 becomes the window's whole scale: everything else is flattened to
-a constant and the forecast loses the series (a 24-step zero-shot forecast 90 times less accurate
-than the same context without it; ``docs/design.md``, "Glitches"). A step is a glitch when
+a constant and the forecast loses the series (``docs/design.md``, "Glitches"). A step is a glitch when
 
 - it lies more than :data:`GLITCH_SIGMAS` robust standard deviations (``1.4826 * MAD``, which
   the glitch itself barely moves) from the window's median: for Gaussian noise that never
   happens, and in a 512-step window such a value alone adds more than three quarters to the
   variance RevIN divides by;
-- it belongs to a run of such steps shorter than a patch (a longer run is a regime, not an
-  error), and
-- the run ends before the window's last step (a jump at the very end may be the start of a new
-  level, which the forecast must follow).
+- it belongs to a run of such steps shorter than a patch: a longer run is a regime, not an
+  error. That holds at the end of the window too, where a jump may be a new level rather than a
+  glitch: the forecast follows it once it has lasted a patch (8 steps). Read as a value, one
+  ``-9999`` as the last step turns the whole forecast to thousands of the series' units, while a
+  real jump held back for a few steps costs the jump's size.
 
 Glitches become missing steps, which the backbone already handles
 (:mod:`~trace_forecast.backbone.missing`): bridged by a straight line between their neighbours
@@ -49,7 +49,7 @@ def glitch_steps(x: torch.Tensor, input_mask: torch.Tensor, max_run: int) -> tor
     steps = torch.arange(length, device=x.device).expand_as(x)
     before = torch.where(far, -1, steps).cummax(-1).values  # the last step at or before that is not far
     after = torch.where(far, length, steps).flip(-1).cummin(-1).values.flip(-1)  # the next one
-    return far & (after - before - 1 <= max_run) & (after < length)
+    return far & (after - before - 1 <= max_run)
 
 
 def without_glitches(x: torch.Tensor, input_mask: torch.Tensor, patch_len: int) -> torch.Tensor:
