@@ -62,18 +62,18 @@ def test_a_glitch_in_the_target_is_a_missing_target():
     assert torch.isnan(clean[..., 10]).all() and torch.equal(clean[..., 11:], y[..., 11:])
 
 
-def test_training_windows_hold_no_glitch_target():
-    from trace_forecast.engine.windows import WindowDataset, WindowPlan
+def test_the_loss_leaves_a_glitch_target_out(tiny_backbone_dir):
+    from trace_forecast.backbone import load_backbone
+    from trace_forecast.network import NetworkSpec, build_network
 
-    series = _window(300)[0, 0].numpy().copy()
-    series[205] = -9999.0
-    plan = WindowPlan(np.array([[0, 200], [0, 210]]))
-    x, _, y, _ = WindowDataset([series], plan, 64, 12, patch_len=8)[0]
-    assert torch.isnan(y[0, 5]) and int(torch.isnan(y).sum()) == 1
-    x, _, y, _ = WindowDataset([series], plan, 64, 12, patch_len=8)[1]
-    assert x[0, -5] == -9999.0 and not torch.isnan(y).any()    # the context's are the forward pass's
-    _, _, raw, _ = WindowDataset([series], plan, 64, 12)[0]      # calibration windows: as they are
-    assert raw[0, 5] == -9999.0
+    network = build_network(load_backbone(tiny_backbone_dir), NetworkSpec(context_length=64, horizon=12), seed=0)
+    x, mask = _window(76)[..., :64], torch.ones(1, 64)
+    y = _window(76)[..., 64:]
+    glitched, missing = y.clone(), y.clone()
+    glitched[..., 5], missing[..., 5] = -9999.0, torch.nan
+    with torch.no_grad():
+        assert torch.equal(network.forecast_loss(x, mask, glitched), network.forecast_loss(x, mask, missing))
+        assert network.forecast_loss(x, mask, glitched) < 10 * network.forecast_loss(x, mask, y)
 
 
 def _series(n: int = 300) -> pd.Series:

@@ -14,7 +14,7 @@ from torch import nn
 
 from trace_forecast.adapters import GatedLoraSet
 from trace_forecast.adapters.peft_adapters import inject_peft
-from trace_forecast.backbone.glitches import without_glitches
+from trace_forecast.backbone.glitches import target_without_glitches, without_glitches
 from trace_forecast.backbone.moment import MomentBackbone, patch_view
 from trace_forecast.heads import LinearProbingHead, ReconstructionForecastHead
 from trace_forecast.losses import masked_reconstruction_loss, normalized_mse
@@ -130,7 +130,9 @@ class TraceNetwork(nn.Module):
                       scale: torch.Tensor | None = None, weighting: str = "fit") -> torch.Tensor:
         """Forecast MSE in each window's RevIN space, its windows weighted by ``weighting``
         (:func:`~trace_forecast.losses.window_weights`) when ``scale`` (each window's series
-        unit) is given."""
+        unit) is given. The target's glitches are not scored
+        (:func:`~trace_forecast.backbone.glitches.target_without_glitches`)."""
+        y = target_without_glitches(x, input_mask, y, self.patch_len)
         pred, mean, std = self.forecast_normalized(x, input_mask)
         return normalized_mse(pred, y, mean, std, scale=scale, weighting=weighting)
 

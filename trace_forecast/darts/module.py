@@ -189,12 +189,6 @@ class TraceModule(PLForecastingModule):
         out = out.reshape(b, c, out.shape[1], -1).permute(0, 3, 1, 2).to(x_in.past_target.dtype)
         return PLModuleOutput(prediction=out)  # [B, H, C, levels or 1]
 
-    def _training_windows(self, batch: TorchTrainingBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x, input_mask, y)`` of a training batch's univariate windows, the target's glitches
-        missing (:func:`~trace_forecast.backbone.glitches.target_without_glitches`)."""
-        x, mask = channel_windows(batch.past_target, self.context_length)
-        return x, mask, target_without_glitches(x, mask, channel_targets(batch.future_target), self.network.patch_len)
-
     @staticmethod
     def windows_in(batch: TorchTrainingBatch) -> int:
         """Univariate windows in a Darts batch: samples times channels."""
@@ -249,9 +243,9 @@ class TraceModule(PLForecastingModule):
         def windows():
             for batch in loader:
                 batch = strategy.batch_to_device(batch)
-                x, mask, y = self._training_windows(batch)
+                x, mask = channel_windows(batch.past_target, self.context_length)
                 units = channel_units(batch.sample_weight)
-                yield (x.float(), mask.float(), y.float(),
+                yield (x.float(), mask.float(), channel_targets(batch.future_target).float(),
                        *(() if units is None else (units.float(),)))
 
         return limited(windows(), head_start_sizes.RIDGE_VALIDATION_WINDOWS)
@@ -280,7 +274,8 @@ class TraceModule(PLForecastingModule):
         def windows():
             for batch in subset:
                 batch = strategy.batch_to_device(batch)
-                x, mask, y = self._training_windows(batch)
+                x, mask = channel_windows(batch.past_target, self.context_length)
+                y = channel_targets(batch.future_target)
                 b = batch.past_target.shape[0]
                 pick = torch.rand(b, channels, generator=generator).argsort(dim=1)[:, :per_sample]
                 keep = (torch.arange(b)[:, None] * channels + pick).reshape(-1).to(x.device)

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trace_forecast.backbone.glitches import target_without_glitches
 from trace_forecast.errors import DataError
 
 
@@ -138,17 +137,13 @@ class WindowDataset(Dataset):
 
     A forecasting window is ``(x [1, L], input_mask [L], y [1, H], scale)``: ``scale`` is
     its series' unit (:func:`series_scale`), with which the loss weighs the window's errors
-    in the series' own units (:func:`trace_forecast.losses.normalized_mse`). With
-    ``patch_len`` (training and validation windows), the target's glitches are missing
-    (:func:`~trace_forecast.backbone.glitches.target_without_glitches`)."""
+    in the series' own units (:func:`trace_forecast.losses.normalized_mse`)."""
 
-    def __init__(self, series: Sequence[np.ndarray], plan: WindowPlan, context_length: int, horizon: int,
-                 patch_len: int | None = None):
+    def __init__(self, series: Sequence[np.ndarray], plan: WindowPlan, context_length: int, horizon: int):
         self.series = [np.asarray(s, dtype=np.float32) for s in series]
         self.plan = plan
         self.context_length = context_length
         self.horizon = horizon
-        self.patch_len = patch_len
         self.scales = np.array([series_scale(s) for s in self.series], dtype=np.float32)
 
     def __len__(self) -> int:
@@ -163,8 +158,6 @@ class WindowDataset(Dataset):
         if self.horizon == 0:
             return x_t, m_t
         y = torch.from_numpy(s[origin : origin + self.horizon].copy())[None, :]
-        if self.patch_len is not None:
-            y = target_without_glitches(x_t[None], m_t[None], y[None], self.patch_len)[0]
         return x_t, m_t, y, torch.tensor(self.scales[i])
 
 
@@ -187,11 +180,9 @@ def make_window_sets(
     stride: int,
     max_windows: int | None,
     seed: int,
-    patch_len: int | None = None,
 ) -> WindowSets:
     """Plan, split in time order, and cap (``max_windows`` for training, a quarter of it
-    for validation) the windows of ``series``; ``horizon=0`` gives reconstruction windows
-    (``patch_len``: :class:`WindowDataset`'s)."""
+    for validation) the windows of ``series``; ``horizon=0`` gives reconstruction windows."""
     check_observed(series)
     train_plan, val_plan = plan_windows([len(s) for s in series], horizon, min_context, validation_fraction, stride,
                                         context_length)
@@ -207,8 +198,8 @@ def make_window_sets(
                 "missing to learn from them")
     val_cap = None if max_windows is None else max(1, max_windows // 4)
     return WindowSets(
-        WindowDataset(series, subsample(train_plan, max_windows, seed), context_length, horizon, patch_len),
-        WindowDataset(series, subsample(val_plan, val_cap, seed + 1), context_length, horizon, patch_len),
+        WindowDataset(series, subsample(train_plan, max_windows, seed), context_length, horizon),
+        WindowDataset(series, subsample(val_plan, val_cap, seed + 1), context_length, horizon),
         train_plan,
         val_plan,
     )

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import torch
 
+from trace_forecast.backbone.glitches import target_without_glitches
 from trace_forecast.losses import TARGET_CLIP, window_weights
 
 MAX_RIDGE_FEATURES = 16384
@@ -157,6 +158,7 @@ def ridge_statistics(network, batches: Iterable[tuple[torch.Tensor, ...]],
     rows = 0
     for batch in batches:
         x, input_mask, y = batch[:3]
+        y = target_without_glitches(x, input_mask, y, network.patch_len)
         feats, mean, std = network.forecast_features(x, input_mask)
         feats = feats[:, 0].double()
         feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=feats.dtype, device=feats.device)], dim=1)

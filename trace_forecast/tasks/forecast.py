@@ -171,7 +171,7 @@ def fit_forecast(
     """
     seed = settings.random_state or 0
     sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
-                            max_windows, seed, backbone.patch_len)
+                            max_windows, seed)
     if fit_strategy == "zero-shot":
         return zero_shot_forecast(series, backbone, spec, settings, sets)
     train_ds, val_ds = sets.train, sets.val
@@ -186,9 +186,9 @@ def fit_forecast(
             # Forward passes only: the closed-form head may see more windows than training does.
             ridge_rows = subsample(sets.all_train, max(head_start_sizes.RIDGE_WINDOWS, len(train_ds)), seed + 2)
             ridge_val = subsample(sets.all_val, max(head_start_sizes.RIDGE_VALIDATION_WINDOWS, len(val_ds)), seed + 3)
-            head_start = ClosedFormHeadStart(
-                WindowDataset(series, ridge_rows, spec.context_length, spec.horizon, backbone.patch_len),
-                validation=WindowDataset(series, ridge_val, spec.context_length, spec.horizon, backbone.patch_len))
+            head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
+                                             validation=WindowDataset(series, ridge_val, spec.context_length,
+                                                                      spec.horizon))
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
