@@ -651,8 +651,11 @@ def main(argv=None) -> None:
         parts += ["## Long-horizon forecasting", long_horizon_section(lh[0]), caveat, cost_section(lh[0])]
     m4 = _load("m4", p)
     if m4 is not None:
+        other = env is not None and m4[1].get("cpu_model") != env.get("cpu_model")
         env = env or m4[1]
-        parts += ["## Short-horizon forecasting", m4_section(m4[0])]
+        parts += ["## Short-horizon forecasting",
+                  f"Ran on another machine: {m4[1].get('cpu_model')}, {m4[1].get('torch_threads')} thread(s)."
+                  if other else None, m4_section(m4[0])]
     an = _load("anomaly", p)
     if an is not None:
         env = env or an[1]
