@@ -428,7 +428,8 @@ def verdicts(stats: pd.DataFrame, dataset: str, metric_name: str) -> list[str]:
             if other in by.index:
                 o = by.loc[other]["mean"]
                 if other == "TRACE zero-shot":
-                    verdict = ("no worse" if trace["mean"] <= o + trace["std"] else "worse")
+                    spread = max(np.nan_to_num(trace["std"]), 1e-9 * abs(o))  # a mean's float rounding is no spread
+                    verdict = "no worse" if trace["mean"] <= o + spread else "worse"
                 else:
                     verdict = "better" if trace["mean"] < o else "worse"
                 parts.append(f"{verdict} than {other} ({o:.3f})")
@@ -475,6 +476,9 @@ def page(result: dict) -> str:
              "`benchmarks/data_size.py`: every method sees only the **last** fraction of the training windows "
              "(the rows they cover) and selects on the last 20 % of that slice; test on the standard test split. "
              "Mean ± standard deviation over seeds where an arm is stochastic; best of each column in bold.", ""]
+    reruns = result.get("summary", {}).get("reruns", [])
+    lines += [f"Rows re-run since on another machine: {r['what']} (`{r['file']}`, {r['cpu_model']}, "
+              f"{r['threads']} thread(s), {r['date']})." for r in reruns] + ([""] if reruns else [])
     lines += ["## At a glance", "", "Test MSE (M4: OWA) of the cells a newcomer asks about first; the README shows "
               "this table. Lower is better.", ""] + headline(rows) + [""]
     mse_stats = summary(rows, "mse")
