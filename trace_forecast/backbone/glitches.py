@@ -3,7 +3,8 @@ errors (a sensor's spike, a ``-9999`` placeholder), read as missing steps.
 
 RevIN standardises a window by its own mean and standard deviation, so one value of ``1e4`` in a
 window whose values move by 2 becomes the window's whole scale: everything else is flattened to
-a constant and the forecast loses the series (``docs/design.md``, "Glitches"). A step is a glitch when
+a constant and the forecast loses the series (``docs/design.md``, "Glitches"). A step is a glitch
+when
 
 - it lies more than :data:`GLITCH_SIGMAS` robust standard deviations (``1.4826 * MAD``, which
   the glitch itself barely moves) from the window's median: for Gaussian noise that never
@@ -15,14 +16,16 @@ a constant and the forecast loses the series (``docs/design.md``, "Glitches"). A
   ``-9999`` as the last step turns the whole forecast to thousands of the series' units, while a
   real jump held back for a few steps costs the jump's size.
 
-Glitches become missing steps, which the backbone already handles
+A window whose MAD is 0 (intermittent or mostly constant series) has no robust scale and keeps
+every value. Glitches become missing steps, which the backbone already handles
 (:mod:`~trace_forecast.backbone.missing`): bridged by a straight line between their neighbours
-and left out of RevIN's statistics. A training window's target is read with its context (the rule
-on the whole window), so a glitch there is a missing target, which the loss, the ridge head
-start and validation leave out, instead of an error thousands of times the series' scale. A window whose MAD is 0 (intermittent or mostly constant
-series) has no robust scale and keeps every value. This applies to forecasting contexts only:
-reconstruction, and so anomaly scoring, sees every value. Written here rather than taken from a
-library: it runs per window and channel on tensors inside the forward pass.
+and left out of RevIN's statistics. A training window's target is read with its context (the
+rule on the whole window), so a glitch there is a missing target, which the loss, the ridge head
+start and validation leave out, instead of an error thousands of times the series' scale.
+
+This applies to forecasting only: reconstruction, and so anomaly scoring, sees every value.
+Written here rather than taken from a library: it runs per window and channel on tensors inside
+the forward pass.
 """
 
 from __future__ import annotations
