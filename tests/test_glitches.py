@@ -120,3 +120,16 @@ def test_anomaly_scores_still_see_a_glitch(tiny_backbone_dir, value):
                                     max_windows=32, random_state=0).fit(y.iloc[:200])
     scores = detector.transform_scores(y)
     assert abs(int(np.argmax(np.asarray(scores).ravel())) - 300) <= 8
+
+
+def test_a_glitch_target_does_not_set_the_variances(tiny_backbone_dir):
+    """Calibration residuals skip glitch targets: one 1e5 among the validation windows' targets
+    set predict_var to about 1e8 for a series of variance 0.1."""
+    y = _series(400)
+    params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "max_windows": 64,
+              "random_state": 0}
+    clean = TraceForecaster(**params).fit(y, fh=[1, 2, 3]).predict_var().to_numpy()
+    bad = y.copy()
+    bad.iloc[[350, 380]] = 1e5
+    glitched = TraceForecaster(**params).fit(bad, fh=[1, 2, 3]).predict_var().to_numpy()
+    assert glitched.max() < 3 * clean.max()

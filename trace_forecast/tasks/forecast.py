@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from trace_forecast.backbone.glitches import target_without_glitches
 from trace_forecast.backbone.moment import MomentBackbone
 from trace_forecast.engine import TrainSettings, WindowDataset, fit_network, subsample
 from trace_forecast.engine.batching import inference_batch_size
@@ -127,7 +128,9 @@ def predict_normalized(
 
 
 def window_residuals(network: TraceNetwork, dataset: WindowDataset, device: str = "cpu") -> np.ndarray:
-    """Signed RevIN-space errors ``y - pred`` of every window in ``dataset``."""
+    """Signed RevIN-space errors ``y - pred`` of every window in ``dataset``; NaN where a target
+    is missing or a glitch (:func:`~trace_forecast.backbone.glitches.target_without_glitches`:
+    one glitch in the pool would otherwise set the variances by itself)."""
     if len(dataset) == 0:
         return np.zeros((0, network.spec.horizon), dtype=np.float32)
     histories, targets = [], []
@@ -136,7 +139,12 @@ def window_residuals(network: TraceNetwork, dataset: WindowDataset, device: str 
         histories.append(s[:origin][-dataset.context_length :])
         targets.append(s[origin : origin + dataset.horizon])
     pred, mean, std = predict_normalized(network, histories, device=device)
-    y = (np.stack(targets) - mean[:, None]) / std[:, None]
+    padded = [left_pad(np.asarray(h, dtype=np.float32), dataset.context_length) for h in histories]
+    clean = target_without_glitches(torch.from_numpy(np.stack([p[0] for p in padded]))[:, None, :],
+                                    torch.from_numpy(np.stack([p[1] for p in padded])),
+                                    torch.from_numpy(np.stack(targets).astype(np.float32))[:, None, :],
+                                    network.patch_len)[:, 0].numpy()
+    y = (clean - mean[:, None]) / std[:, None]
     return (y - pred).astype(np.float32)
 
 
