@@ -123,8 +123,8 @@ def test_anomaly_scores_still_see_a_glitch(tiny_backbone_dir, value):
 
 
 def test_a_glitch_target_does_not_set_the_variances(tiny_backbone_dir):
-    """Calibration residuals skip glitch targets: one 1e5 among the validation windows' targets
-    set predict_var to about 1e8 for a series of variance 0.1."""
+    """Calibration residuals skip glitch targets: read as values, two 1e5 among the validation
+    windows' targets set predict_var by themselves."""
     y = _series(400)
     params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "max_windows": 64,
               "random_state": 0}
