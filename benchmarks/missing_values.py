@@ -22,7 +22,8 @@ Protocol:
   forecast origins spread over each one's second half, zero-shot, L = 512, H = 48; the error
   is the MAE over the context's mean absolute step (a MASE), glitches read as missing or as
   values. Nothing was chosen on these series: the threshold comes from the variance argument
-  in :mod:`trace_forecast.backbone.glitches`.
+  in :mod:`trace_forecast.backbone.glitches`. ``--settings where`` counts the windows of
+  ETTh1, ILI and M4 Hourly (context then target) that hold a glitch at all.
 - **Arms**: ``TraceForecaster()`` at its defaults fed the series with its gaps (the model's
   own mask); the same after linear interpolation of the training rows and of each test
   context on its own (no value from after the forecast origin; gaps at a context's ends
@@ -160,7 +161,7 @@ def setting_cell(setting: str, stride: int, seeds, record: Record) -> None:
 
 # ---------------------------------------------------------------------------- report
 def summary(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame([r for r in rows if r["setting"] != "spiky"], columns=["setting", "method", "mse"])
+    frame = pd.DataFrame([r for r in rows if r["setting"] not in ("spiky", "where")], columns=["setting", "method", "mse"])
     return frame.groupby(["setting", "method"], sort=False)["mse"].agg(["mean", "std", "count"])
 
 
@@ -192,6 +193,29 @@ def spiky_series(record: Record) -> None:
                     "better": int((own < read)[changed].sum()), "worse": int((own > read)[changed].sum())})
 
 
+def glitch_counts(record: Record) -> None:
+    """How many windows of the forecasting benchmarks' data hold a glitch (context then target)."""
+    import torch
+
+    from benchmarks.m4 import load_m4_hourly
+    from trace_forecast.backbone.glitches import glitch_steps
+    from trace_forecast.datasets import load_etth1, shared_data_dir
+
+    ili = pd.read_csv(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv").iloc[:, 1:]
+    data = {"ETTh1": [c.to_numpy(np.float32) for _, c in load_etth1().items()],
+            "ILI": [c.to_numpy(np.float32) for _, c in ili.items()], "M4 Hourly": load_m4_hourly()[0]}
+    for name, length in (("ETTh1", 512 + 720), ("ETTh1", 336 + 96), ("ILI", 104 + 60), ("ILI", 512 + 60),
+                         ("M4 Hourly", 512 + 48)):
+        windows = hit = 0
+        for series in data[name]:
+            if len(series) >= length:
+                w = torch.as_tensor(series, dtype=torch.float32).unfold(0, length, 1)[:, None, :]
+                windows += len(w)
+                hit += int(glitch_steps(w, torch.ones(len(w), length), 7).any(-1).sum())
+        record.add({"dataset": name, "setting": "where", "method": f"windows of {length} steps", "seed": None,
+                    "windows": windows, "with_glitch": hit})
+
+
 def page(result: dict) -> str:
     stats = summary(result["rows"])
     methods = [m for m in METHODS if m in stats.index.get_level_values(1)]
@@ -221,6 +245,11 @@ def page(result: dict) -> str:
         if (setting, "TRACE (glitches read as values)") in stats.index:
             read = stats.loc[(setting, "TRACE (glitches read as values)"), "mean"]
             lines.append(f"  Read as values (the package before it read glitches as missing steps): {read:.4f}.")
+    counts = [r for r in result["rows"] if r["setting"] == "where"]
+    if counts:
+        lines += ["", "## Where the benchmarks' data hold glitches", "",
+                  "Windows (context then target, every start) with at least one glitch: " + "; ".join(
+                      f"{r['dataset']}, {r['method']}: {r['with_glitch']:,} of {r['windows']:,}" for r in counts) + "."]
     spiky = {r["method"]: r for r in result["rows"] if r["setting"] == "spiky"}
     if len(spiky) == 2:
         own, read = spiky["TRACE zero-shot (gaps)"], spiky["TRACE zero-shot (glitches read as values)"]
@@ -232,7 +261,8 @@ def page(result: dict) -> str:
 
 
 def options(parser) -> None:
-    parser.add_argument("--settings", nargs="*", default=[*SETTINGS, "spiky"], choices=[*SETTINGS, "spiky"])
+    parser.add_argument("--settings", nargs="*", default=[*SETTINGS, "spiky", "where"],
+                        choices=[*SETTINGS, "spiky", "where"])
     parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
     parser.add_argument("--test-stride", type=int, default=5)
 
@@ -242,6 +272,8 @@ def run(args, record) -> None:
         if setting == "spiky":
             if not record.done({"setting": "spiky", "method": "TRACE zero-shot (gaps)", "seed": None}):
                 spiky_series(record)
+        elif setting == "where":
+            glitch_counts(record)
         else:
             setting_cell(setting, args.test_stride, args.seeds, record)
 
