@@ -47,12 +47,16 @@ def lookback_of(name: str) -> int:
     return DATASETS[name].get("lookback", LOOKBACK)
 
 
+def load_ili() -> pd.DataFrame:
+    """ILI (``../shared/data/forecasting/illness``), its 7 columns as floats, indexed by date."""
+    path = require(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv")
+    return pd.read_csv(path, index_col="date", parse_dates=True).astype("float64")
+
+
 def load_split(name: str) -> Split:
     if name == "ETTh1":
         return standard_split(load_etth1(), LOOKBACK)
-    path = require(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv")
-    frame = pd.read_csv(path, index_col="date", parse_dates=True).astype("float64")
-    return ratio_split(frame, lookback_of(name))
+    return ratio_split(load_ili(), lookback_of(name))
 
 
 def fit_rows(split: Split, lookback: int = LOOKBACK) -> tuple[pd.DataFrame, float]:

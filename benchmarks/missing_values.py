@@ -36,7 +36,6 @@ Protocol:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -44,6 +43,7 @@ import pandas as pd
 import trace_forecast.backbone.glitches as glitch_rule
 from benchmarks.data_size import darts_forecasts, long_horizon_split, trace_forecasts
 from benchmarks.harness import Record, main, mean_std_table, panel_windows
+from benchmarks.harness import setting as design_constant
 
 KEY = ("setting", "method", "seed")
 PAGE = "benchmarks_missing_values.md"
@@ -93,15 +93,9 @@ def zero_shot(histories: list[np.ndarray], bridge: bool = True, horizon: int = H
         backbone.max_bridged_gap = None
 
 
-@contextlib.contextmanager
-def glitches_read_as_values() -> Iterator[None]:
+def glitches_read_as_values() -> contextlib.AbstractContextManager:
     """The ablation: no value is a glitch (:mod:`trace_forecast.backbone.glitches`)."""
-    saved = glitch_rule.GLITCH_SIGMAS
-    glitch_rule.GLITCH_SIGMAS = float("inf")
-    try:
-        yield
-    finally:
-        glitch_rule.GLITCH_SIGMAS = saved
+    return design_constant(glitch_rule, "GLITCH_SIGMAS", float("inf"))
 
 
 def setting_cell(setting: str, stride: int, seeds, record: Record) -> None:
@@ -197,13 +191,13 @@ def glitch_counts(record: Record) -> None:
     """How many windows of the forecasting benchmarks' data hold a glitch (context then target)."""
     import torch
 
+    from benchmarks.long_horizon import load_ili
     from benchmarks.m4 import load_m4_hourly
     from trace_forecast.backbone.glitches import glitch_steps
-    from trace_forecast.datasets import load_etth1, shared_data_dir
+    from trace_forecast.datasets import load_etth1
 
-    ili = pd.read_csv(shared_data_dir() / "forecasting" / "illness" / "national_illness.csv").iloc[:, 1:]
     data = {"ETTh1": [c.to_numpy(np.float32) for _, c in load_etth1().items()],
-            "ILI": [c.to_numpy(np.float32) for _, c in ili.items()], "M4 Hourly": load_m4_hourly()[0]}
+            "ILI": [c.to_numpy(np.float32) for _, c in load_ili().items()], "M4 Hourly": load_m4_hourly()[0]}
     for name, length in (("ETTh1", 512 + 720), ("ETTh1", 336 + 96), ("ILI", 104 + 60), ("ILI", 512 + 60),
                          ("M4 Hourly", 512 + 48)):
         windows = hit = 0
