@@ -162,6 +162,7 @@ def summary(rows: list[dict]) -> pd.DataFrame:
 def spiky_series(record: Record) -> None:
     """Zero-shot on NAB's series, glitches read as missing steps or as values (module docstring)."""
     from trace_forecast.datasets import shared_data_dir
+    from trace_forecast.metrics import mase
 
     horizon, contexts, futures = 48, [], []
     for path in sorted((shared_data_dir() / "anomaly" / "NAB").glob("*/*.csv")):
@@ -173,12 +174,11 @@ def spiky_series(record: Record) -> None:
                 if np.ptp(values[origin - LOOKBACK : origin]) > 0:  # a flat line has no MASE unit
                     contexts.append(values[origin - LOOKBACK : origin])
                     futures.append(values[origin : origin + horizon])
-    unit = np.array([np.mean(np.abs(np.diff(c))) for c in contexts])
     errors = {}
     for method in ("TRACE zero-shot (gaps)", "TRACE zero-shot (glitches read as values)"):
         with glitches_read_as_values() if "values" in method else contextlib.nullcontext():
             pred = zero_shot(contexts, horizon=horizon)
-        errors[method] = np.mean(np.abs(pred - np.array(futures)), axis=1) / unit
+        errors[method] = np.array([mase(f, p, c, 1) for f, p, c in zip(futures, pred, contexts, strict=True)])
     own, read = errors.values()
     changed = np.abs(own - read) > 1e-9 * read
     for method, err in errors.items():
