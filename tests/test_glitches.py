@@ -5,9 +5,9 @@ target is a missing target. Anomaly scores still see every value."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from helpers import seasonal_series
 
 import trace_forecast.backbone.glitches as glitches
 from trace_forecast import TraceAnomalyDetector, TraceForecaster
@@ -76,15 +76,10 @@ def test_the_loss_leaves_a_glitch_target_out(tiny_backbone_dir):
         assert network.forecast_loss(x, mask, glitched) < 10 * network.forecast_loss(x, mask, y)
 
 
-def _series(n: int = 300) -> pd.Series:
-    t = np.arange(n)
-    return pd.Series(10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.3, n))
-
-
 def test_a_glitch_in_the_context_is_read_as_missing(tiny_backbone_dir, monkeypatch):
     """Zero-shot on a context holding a -9999 forecasts as the context with that step
     interpolated does; read as a value, it moved the forecast by about the whole signal."""
-    y = _series()
+    y = seasonal_series(300)
     glitched, bridged = y.copy(), y.copy()
     glitched.iloc[-20] = -9999.0
     bridged.iloc[-20] = (y.iloc[-21] + y.iloc[-19]) / 2
@@ -99,7 +94,7 @@ def test_a_glitch_in_the_context_is_read_as_missing(tiny_backbone_dir, monkeypat
 
 
 def test_glitches_in_the_training_data_do_not_derail_a_fine_tune(tiny_backbone_dir, monkeypatch):
-    y = _series(400)
+    y = seasonal_series(400)
     bad = y.copy()
     bad.iloc[[60, 130, 190, 250, 290, 330]] = -9999.0
     params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "max_windows": 64,
@@ -114,7 +109,7 @@ def test_glitches_in_the_training_data_do_not_derail_a_fine_tune(tiny_backbone_d
 
 @pytest.mark.parametrize("value", [1e4, -9999.0])
 def test_anomaly_scores_still_see_a_glitch(tiny_backbone_dir, value):
-    y = _series(400)
+    y = seasonal_series(400)
     y.iloc[300] = value
     detector = TraceAnomalyDetector(backbone=str(tiny_backbone_dir), context_length=64, max_epochs=1,
                                     max_windows=32, random_state=0).fit(y.iloc[:200])
@@ -125,7 +120,7 @@ def test_anomaly_scores_still_see_a_glitch(tiny_backbone_dir, value):
 def test_a_glitch_target_does_not_set_the_variances(tiny_backbone_dir):
     """Calibration residuals skip glitch targets: read as values, two 1e5 among the validation
     windows' targets set predict_var by themselves."""
-    y = _series(400)
+    y = seasonal_series(400)
     params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "max_windows": 64,
               "random_state": 0}
     clean = TraceForecaster(**params).fit(y, fh=[1, 2, 3]).predict_var().to_numpy()
