@@ -27,6 +27,11 @@ Protocol:
   weeks interpolated linearly for them, as they take no gaps); seasonal naive (the
   same hour a week earlier). TRACE runs 3 seeds, the Darts models ``--darts-seeds``. The
   design ablation (a covariate head that reads the covariates alone) runs the first seed.
+- **Glitches in the covariates** (first seed): 0.2 % of the covariate values at random (one
+  draw, in the training rows and the test windows alike) hold ``-9999``, a common placeholder
+  for a failed reading; ``TraceForecaster()`` with these covariates reads them as missing
+  values (:mod:`trace_forecast.heads.covariates`), and the ablation reads them as values
+  (``GLITCH_RUN = 0``: the package before covariates' glitches were read as missing).
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+import trace_forecast.heads.covariates as covariate_head
 from benchmarks.harness import Record, main, mean_std_table, require, timed
+from benchmarks.harness import setting as design_constant
 from trace_forecast.datasets import shared_data_dir
 
 KEY = ("dataset", "method", "seed")
@@ -48,6 +55,8 @@ DATASETS = ("EPF FR", "EPF BE", "GEFCom 2012 load")
 METHODS = ("TRACE", "TRACE + covariates", "Darts TiDE + covariates", "Darts NLinear + covariates", "seasonal naive")
 DARTS_TRACE = ("TRACE in Darts", "TRACE in Darts + covariates")  # TraceModel, the same head through Darts
 DESIGN_ARM = "TRACE + covariates, head reads the covariates only"
+GLITCH_ARMS = ("TRACE + covariates with glitches", "TRACE + covariates with glitches read as values")
+GLITCH, GLITCH_SHARE = -9999.0, 0.002
 
 
 def load(name: str) -> tuple[list[np.ndarray], list[np.ndarray], pd.DatetimeIndex | None]:
@@ -64,6 +73,18 @@ def load(name: str) -> tuple[list[np.ndarray], list[np.ndarray], pd.DatetimeInde
         index="step", columns="series_id", values="value").reindex(load_.index)
     temps = temp.to_numpy(np.float64)
     return [load_[c].to_numpy(np.float64) for c in load_.columns], [temps] * load_.shape[1], None
+
+
+def with_glitches(covariates: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """Copies of ``covariates`` with :data:`GLITCH_SHARE` of their values set to :data:`GLITCH`
+    (series sharing one covariate array share its glitches)."""
+    rng, out = np.random.default_rng(seed), {}
+    for x in covariates:
+        if id(x) not in out:
+            glitchy = x.copy()
+            glitchy[rng.random(x.shape) < GLITCH_SHARE] = GLITCH
+            out[id(x)] = glitchy
+    return [out[id(x)] for x in covariates]
 
 
 def origins(n: int) -> np.ndarray:
@@ -195,6 +216,12 @@ def darts_trace_arm(targets, covariates, seed: int, use_covariates: bool) -> tup
     return np.stack([p.values()[:, 0] for p in preds]), np.stack(truth), extra
 
 
+def as_values(arm, *args):
+    """``arm(*args)`` with covariates' glitches read as values."""
+    with design_constant(covariate_head, "GLITCH_RUN", 0):
+        return arm(*args)
+
+
 def naive_arm(targets) -> tuple[np.ndarray, np.ndarray, dict]:
     pred, truth = [], []
     for t in targets:
@@ -221,6 +248,9 @@ def run(args, record: Record) -> None:
             arms += [("TRACE", seed, lambda s: trace_arm(targets, covariates, index, s, False)),
                      ("TRACE + covariates", seed, lambda s: trace_arm(targets, covariates, index, s, True))]
         arms += [(DESIGN_ARM, seeds[0], lambda s: trace_arm(targets, covariates, index, s, "covariates only"))]
+        glitchy = with_glitches(covariates)
+        arms += [(GLITCH_ARMS[0], seeds[0], lambda s: trace_arm(targets, glitchy, index, s, True)),
+                 (GLITCH_ARMS[1], seeds[0], lambda s: as_values(trace_arm, targets, glitchy, index, s, True))]
         arms += [(DARTS_TRACE[0], seeds[0], lambda s: darts_trace_arm(targets, covariates, s, False)),
                  (DARTS_TRACE[1], seeds[0], lambda s: darts_trace_arm(targets, covariates, s, True))]
         for seed in darts_seeds:
@@ -275,6 +305,16 @@ def page(result: dict) -> str:
             full = frame[(frame.dataset == name) & (frame.method == "TRACE + covariates") & (frame.seed == 0)]["mae"].mean()
             lines.append(f"| {name} | {plain:.3f} | {only:.3f} ({100 * (1 - only / plain):+.1f} %) | "
                          f"{full:.3f} ({100 * (1 - full / plain):+.1f} %) |")
+    glitches = [name for name in DATASETS if all((name, m) in stats.index for m in GLITCH_ARMS)]
+    if glitches:
+        lines += ["", "## Glitches in the covariates", "",
+                  "0.2 % of the covariate values hold `-9999` (training rows and test windows alike); first seed.", "",
+                  "| data set | TRACE | TRACE + clean covariates | glitches read as missing values (the default) | "
+                  "glitches read as values |", "|---|---|---|---|---|"]
+        for name in glitches:
+            first = frame[(frame.dataset == name) & (frame.seed == 0)].groupby("method")["mae"].mean()
+            lines.append(f"| {name} | {first['TRACE']:.3f} | {first['TRACE + covariates']:.3f} | "
+                         f"{first[GLITCH_ARMS[0]]:.3f} | {first[GLITCH_ARMS[1]]:.3f} |")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import tiny_forecaster
 
 from trace_forecast.errors import DataError
-from trace_forecast.heads.covariates import PAST_STEPS, fit_column, window_features
+from trace_forecast.heads.covariates import PAST_STEPS, features, fit_column, window_features
 
 
 def _driven(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -111,6 +111,39 @@ def test_covariates_are_read_by_name(tiny_backbone_dir):
     with pytest.raises(DataError, match="fitted on covariates"):
         f.update(y.iloc[190:192], X=future[["driver"]], update_params=False)
 
+
+
+def test_a_glitch_in_a_covariate_is_a_missing_value():
+    """A ``-9999`` in a covariate's context or future is read as a missing value (0, the context
+    mean), not as the spread that standardises the rest; clean windows are read as before."""
+    rng = np.random.default_rng(0)
+    context, future = rng.normal(size=(64, 2)), rng.normal(size=(4, 2))
+    clean = features([context], [future])
+    assert np.array_equal(clean[0], window_features(context, future))
+    for where in ("context", "future"):
+        glitchy, missing = (context.copy(), future.copy()), (context.copy(), future.copy())
+        part = 0 if where == "context" else 1
+        glitchy[part][2, 0], missing[part][2, 0] = -9999.0, np.nan
+        got = features([glitchy[0]], [glitchy[1]])
+        np.testing.assert_array_equal(got, features([missing[0]], [missing[1]]))
+        assert np.abs(got - clean).max() < 0.5, where
+
+
+def test_a_glitch_in_the_training_covariates_keeps_the_driver(tiny_backbone_dir):
+    """One ``-9999`` in the driver's training rows: the head still uses the driver (it was
+    standardised away and the head dropped it, as without covariates)."""
+    y, X = _driven()
+    train, test = slice(0, 376), slice(376, 400)
+    fh = list(range(1, 25))
+    truth = y.iloc[test].to_numpy()
+    glitchy = X.iloc[train].copy()
+    glitchy.iloc[370, 0] = -9999.0  # in the context of the last training windows and of the forecast
+    errors = {}
+    for name, covariates in (("clean", X.iloc[train]), ("glitch", glitchy)):
+        f = tiny_forecaster(tiny_backbone_dir, max_windows=64).fit(y.iloc[train], X=covariates, fh=fh)
+        errors[name] = np.abs(f.predict(X=X.iloc[test]).to_numpy() - truth).mean()
+    plain = tiny_forecaster(tiny_backbone_dir, max_windows=64).fit(y.iloc[train], fh=fh).predict()
+    assert errors["glitch"] < 1.5 * errors["clean"] < np.abs(plain.to_numpy() - truth).mean()
 
 # ---------------------------------------------------------------- Darts: past and future covariates
 def _darts_driven(n: int = 400):

@@ -23,6 +23,10 @@ and left out of RevIN's statistics. A training window's target is read with its 
 rule on the whole window), so a glitch there is a missing target, which the loss, the ridge head
 start and validation leave out, instead of an error thousands of times the series' scale.
 
+The covariate head reads covariates and the target's recent values with the same rule
+(:func:`arrays_without_glitches`): one ``-9999`` in a driver would otherwise set the spread it is
+standardised by, or be read as ten standard deviations at every step of the map.
+
 This applies to forecasting only: reconstruction, and so anomaly scoring, sees every value.
 Written here rather than taken from a library: it runs per window and channel on tensors inside
 the forward pass.
@@ -30,6 +34,9 @@ the forward pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 #: How many robust standard deviations from the window's median a value must lie to be a glitch.
@@ -75,3 +82,26 @@ def target_without_glitches(x: torch.Tensor, input_mask: torch.Tensor, y: torch.
     if not bool(glitches.any()):
         return y
     return torch.where(glitches, torch.nan, y)
+
+
+
+def arrays_without_glitches(windows: Sequence[np.ndarray], max_run: int, chunk: int = 1024) -> list[np.ndarray]:
+    """Windows ``[T, K]`` (steps by columns, NaN missing), each with its glitches
+    (:func:`glitch_steps`, runs of at most ``max_run`` steps) set to NaN per column; a window
+    without any is returned as it is. Windows of one shape are read together, ``chunk`` at a time."""
+    out = list(windows)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, window in enumerate(out):
+        if window.size:
+            by_shape.setdefault(window.shape, []).append(i)
+    for shape, members in by_shape.items():
+        for start in range(0, len(members), chunk):
+            part = members[start : start + chunk]
+            x = torch.from_numpy(np.stack([out[i] for i in part]).transpose(0, 2, 1))
+            glitches = glitch_steps(x, torch.ones(len(part), shape[0], dtype=torch.bool), max_run)
+            if not bool(glitches.any()):
+                continue
+            for i, found in zip(part, glitches.numpy().transpose(0, 2, 1), strict=True):
+                if found.any():
+                    out[i] = np.where(found, np.nan, out[i])
+    return out

@@ -11,6 +11,10 @@ its channel-independent forecast. For a forecast origin, the head reads
 - the fitted network's forecast and the target's last :data:`PAST_STEPS` values, in the
   target window's RevIN space,
 
+each with its glitches read as missing values, as the network reads its context
+(:mod:`trace_forecast.backbone.glitches`: one ``-9999`` in a driver would otherwise set the
+spread it is standardised by, or enter the map as ten standard deviations),
+
 and a ridge regression per target column maps them to what the forecast missed (``y_norm -
 pred_norm``). Reading the forecast lets the head lean on the covariates where they explain
 more than the series' own history (on French day-ahead prices, a gain in MAE from the
@@ -27,11 +31,15 @@ is tiny (``features x H`` numbers per column).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from trace_forecast.backbone.glitches import arrays_without_glitches
+
 PAST_STEPS = 8  # one patch of each covariate's most recent history
+GLITCH_RUN = PAST_STEPS - 1  # glitches are runs shorter than a patch, as in the network's context
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # relative to the mean feature energy
 
 
@@ -68,6 +76,18 @@ def window_features(context: np.ndarray, future: np.ndarray | None, past_only: t
     if future is None or not past_only:
         return z.ravel()
     return np.concatenate([row[:PAST_STEPS] if k in past_only else row for k, row in enumerate(z)])
+
+
+def features(contexts: Sequence[np.ndarray], futures: Sequence[np.ndarray | None],
+             past_only: tuple[int, ...] = ()) -> np.ndarray:
+    """:func:`window_features` ``[n, F]`` of windows ``contexts[i] [L_i, K]`` and ``futures[i]
+    [H, K]`` (``None``: past covariates only), each read with its glitches (on the whole window,
+    context then future) as missing values."""
+    windows = [np.asarray(c, dtype=np.float64) if f is None else np.concatenate([c, f]).astype(np.float64)
+               for c, f in zip(contexts, futures, strict=True)]
+    clean = arrays_without_glitches(windows, GLITCH_RUN)
+    return np.asarray([window_features(w[: len(c)], None if f is None else w[len(c) :], past_only)
+                       for w, c, f in zip(clean, contexts, futures, strict=True)])
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trace_forecast.backbone.glitches import arrays_without_glitches
 from trace_forecast.engine.windows import (
     WindowPlan,
     observed_windows,
@@ -17,11 +18,12 @@ from trace_forecast.engine.windows import (
 )
 from trace_forecast.errors import DataError
 from trace_forecast.heads.covariates import (
+    GLITCH_RUN,
     PAST_STEPS,
     CovariateMap,
+    features,
     fit_column,
     mixer_inputs,
-    window_features,
 )
 from trace_forecast.network import TraceNetwork
 from trace_forecast.tasks.calibration import ResidualPool
@@ -35,25 +37,23 @@ COVARIATE_VALIDATION_WINDOWS = 1024
 def features_at(covariates: list[np.ndarray], origins: np.ndarray, context_length: int, horizon: int,
                 future_known: bool, past_only: tuple[int, ...] = ()) -> np.ndarray:
     """Features ``[n, F]`` of the windows at ``origins`` (``[n, 2]`` series, origin)."""
-    rows = []
-    for i, origin in origins.tolist():
-        cov = covariates[i]
-        future = cov[origin : origin + horizon] if future_known else None
-        rows.append(window_features(cov[max(0, origin - context_length) : origin], future, past_only))
-    if not rows:
+    if not len(origins):
         known = covariates[0].shape[1] - len(past_only) if covariates and future_known else 0
         width = covariates[0].shape[1] * PAST_STEPS + known * horizon if covariates else 0
         return np.zeros((0, width))
-    return np.asarray(rows)
+    pairs = origins.tolist()
+    contexts = [covariates[i][max(0, o - context_length) : o] for i, o in pairs]
+    return features(contexts, [covariates[i][o : o + horizon] if future_known else None for i, o in pairs], past_only)
 
 
 def head_inputs(covariate_features: np.ndarray, pred: np.ndarray, histories: list[np.ndarray], mean: np.ndarray,
                 std: np.ndarray, reads_forecast: bool = True) -> np.ndarray:
     """The covariate head's inputs for forecasts ``pred [n, H]`` (RevIN space, with the
-    statistics ``mean``/``std [n]`` of their ``histories``)."""
-    recent = np.stack([np.pad(np.asarray(h[-PAST_STEPS:], np.float64), (PAST_STEPS - min(len(h), PAST_STEPS), 0),
-                              constant_values=np.nan) for h in histories]) if len(histories) else \
-        np.zeros((0, PAST_STEPS))
+    statistics ``mean``/``std [n]`` of their ``histories``); a glitch among the recent values,
+    read on the whole history as the network reads it, is a missing value."""
+    clean = arrays_without_glitches([np.asarray(h, np.float64)[:, None] for h in histories], GLITCH_RUN)
+    recent = np.stack([np.pad(h[-PAST_STEPS:, 0], (PAST_STEPS - min(len(h), PAST_STEPS), 0), constant_values=np.nan)
+                       for h in clean]) if len(histories) else np.zeros((0, PAST_STEPS))
     return mixer_inputs(covariate_features, pred, (recent - mean[:, None]) / std[:, None], reads_forecast)
 
 
@@ -147,7 +147,7 @@ def corrections(covariate_map: CovariateMap, contexts: list[np.ndarray], futures
     """RevIN-space corrections ``[n, H]`` of the forecasts ``pred`` (RevIN space, from
     ``histories`` with statistics ``mean``/``std``) whose covariates are ``contexts``
     (``[L, K]`` up to the origin) and ``futures`` (``[H, K]`` over the horizon)."""
-    features = np.asarray([window_features(c, f if covariate_map.future_known else None, covariate_map.past_only)
-                           for c, f in zip(contexts, futures or [None] * len(contexts), strict=True)])
-    inputs = head_inputs(features, pred, histories, mean, std, covariate_map.reads_forecast)
+    known = futures if covariate_map.future_known and futures is not None else [None] * len(contexts)
+    inputs = head_inputs(features(contexts, known, covariate_map.past_only), pred, histories, mean, std,
+                         covariate_map.reads_forecast)
     return covariate_map.correction(inputs, np.asarray(columns))
