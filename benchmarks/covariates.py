@@ -125,7 +125,7 @@ def trace_arm(targets, covariates, index, seed: int, use_covariates: bool | str)
         from trace_forecast.estimators._frames import instances
         from trace_forecast.tasks.covariates import fit_covariate_map
 
-        _, series = forecaster._split(forecaster._history)
+        _, series, _ = forecaster._split(forecaster._history)
         covs = forecaster._covariates(train_x, {key: frame.index for key, frame in instances(forecaster._history)})
         forecaster.covariate_map_, _ = fit_covariate_map(forecaster.network_, series, covs, np.zeros(len(series), int),
                                                          1, forecaster.validation_fraction, seed=seed,

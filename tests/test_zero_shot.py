@@ -11,7 +11,7 @@ import torch
 from helpers import seasonal_series, tiny_forecaster
 
 from trace_forecast.backbone import load_backbone
-from trace_forecast.errors import ParameterError
+from trace_forecast.errors import DataError, ParameterError, UncalibratedIntervalsWarning
 
 H = 16
 
@@ -75,6 +75,25 @@ def test_sktime_zero_shot_in_evaluate(tiny_backbone_dir):
     cv = ExpandingWindowSplitter(fh=np.arange(1, 9), initial_window=120, step_length=20)
     results = evaluate(tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot"), cv, y)
     assert len(results) == 4 and np.isfinite(results.iloc[:, 0]).all()
+
+
+def test_zero_shot_forecasts_further_ahead_than_the_series_reach(tiny_backbone_dir):
+    """Zero-shot learns nothing, so a 60-step forecast from 40 observations works; intervals
+    are calibrated only as far as 8 held-out windows reach, and further ahead raise. A
+    fine-tune still needs a window of the horizon to learn from."""
+    y = seasonal_series(40)
+    with pytest.warns(UncalibratedIntervalsWarning, match="calibrated for the first 25 steps only"):
+        forecaster = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=np.arange(1, 61))
+    forecast = forecaster.predict()
+    assert len(forecast) == 60 and np.isfinite(forecast.to_numpy()).all()
+    for ask in (forecaster.predict_interval, forecaster.predict_var):
+        with pytest.raises(DataError, match="step 26 cannot be calibrated"):
+            ask()
+    near = tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, fh=np.arange(1, 26))
+    bounds = near.predict_interval(coverage=0.9).to_numpy()
+    assert np.isfinite(bounds).all() and (bounds[:, 1] > bounds[:, 0]).all()
+    with pytest.raises(DataError, match="too short to learn a 60-step forecast"):
+        tiny_forecaster(tiny_backbone_dir).fit(y, fh=np.arange(1, 61))
 
 
 def test_zero_shot_needs_the_reconstruction_head(tiny_backbone_dir):

@@ -273,7 +273,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         from trace_forecast.tasks.forecast import fit_forecast, learnable_context
         from trace_forecast.tasks.setup import backbone_for, network_spec
 
-        min_context = learnable_context(series, horizon, "y")
+        min_context = learnable_context(series, horizon, "y", zero_shot=self.fit_strategy == "zero-shot")
         backbone = backbone_for(self.backbone, self.context_length)
         return fit_forecast(
             series,
@@ -492,8 +492,19 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         steps = self._horizon(fh)
         return self._forecast_at(fh, steps, [np.zeros(len(steps))], X)[0]
 
+    def _check_calibrated(self, steps: np.ndarray) -> None:
+        """Intervals only at steps that have residuals to calibrate on (a zero-shot fit on series
+        shorter than its horizon has none further ahead than the data reach)."""
+        reached = self.residuals_.calibrated(steps - 1)
+        if not reached.all():
+            every = np.flatnonzero(self.residuals_.calibrated(np.arange(self.network_.spec.horizon)))
+            raise DataError(
+                f"prediction intervals at step {steps[~reached][0]} cannot be calibrated: no series was long enough "
+                f"to hold out a target that far ahead (calibrated steps: up to {every[-1] + 1 if len(every) else 0})")
+
     def _predict_quantiles(self, fh, X=None, alpha=None):
         steps = self._horizon(fh)
+        self._check_calibrated(steps)
         q = self.residuals_.quantiles(list(alpha), steps - 1, len(self._scored_lengths))  # [n_series, n_alpha, n_steps]
         frames = self._forecast_at(fh, steps, list(q.transpose(1, 0, 2)), X)
         for frame, a in zip(frames, alpha, strict=True):
@@ -511,6 +522,7 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
 
         steps = self._horizon(fh)
         self._check_horizon(steps)
+        self._check_calibrated(steps)
         keys, series, conditions = self._split(self._history)
         _, _, std = predict_normalized(self.network_, self._contexts(series), device=self.device)
         var = self.residuals_.variance(steps - 1, len(series))  # [n_series, n_steps]

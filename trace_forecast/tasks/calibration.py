@@ -152,6 +152,13 @@ class ResidualPool:
         scales = self.scales(n_series)
         return self.residuals / scales[self.series][:, None], scales
 
+    def calibrated(self, steps: np.ndarray) -> np.ndarray:
+        """Boolean ``[len(steps)]`` (0-based): which steps have a residual to calibrate on (all, for
+        an empty pool, whose intervals collapse to the point forecast by design)."""
+        if len(self) == 0:
+            return np.ones(len(steps), dtype=bool)
+        return np.isfinite(self.residuals[:, steps]).any(axis=0)
+
     def quantiles(self, alphas: list[float], steps: np.ndarray, n_series: int) -> np.ndarray:
         """Offsets ``[n_series, len(alphas), len(steps)]`` in RevIN units (``steps`` 0-based),
         at the finite-sample levels of :func:`conformal_levels`. With no residuals,

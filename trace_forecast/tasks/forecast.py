@@ -59,12 +59,15 @@ MIN_HELD_OUT_WINDOWS = 8
 MIN_CONTEXT_FLOOR = 4
 
 
-def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y") -> int:
+def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y", zero_shot: bool = False) -> int:
     """The minimum context of training windows for ``series`` at ``horizon``.
 
     ``MIN_CONTEXT`` (one patch) when the longest series has ``horizon + 8`` observations;
     down to ``MIN_CONTEXT_FLOOR`` with a :class:`ShortSeriesWarning` for shorter series;
-    below that, a :class:`DataError` naming the minimum.
+    below that, a :class:`DataError` naming the minimum. A ``zero_shot`` forecast learns
+    nothing, so shorter series only need ``MIN_CONTEXT_FLOOR + 1`` observations (context, and
+    one target to calibrate on); its intervals are calibrated as far as the data reach
+    (:func:`zero_shot_forecast`).
     """
     longest = max((len(s) for s in series), default=0)
     if longest >= horizon + MIN_CONTEXT:
@@ -78,6 +81,8 @@ def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y") -
             stacklevel=3,
         )
         return longest - horizon
+    if zero_shot and longest > MIN_CONTEXT_FLOOR:
+        return min(MIN_CONTEXT, longest - 1)
     raise DataError(
         f"{name} is too short to learn a {horizon}-step forecast: it needs at least {horizon + MIN_CONTEXT_FLOOR} "
         f"observations ({MIN_CONTEXT_FLOOR} of context plus {horizon} targets; {horizon + MIN_CONTEXT} for a full "
@@ -137,7 +142,8 @@ def window_residuals(network: TraceNetwork, dataset: WindowDataset, device: str 
     for i, origin in dataset.plan.origins:
         s = dataset.series[i]
         histories.append(s[:origin][-dataset.context_length :])
-        targets.append(s[origin : origin + dataset.horizon])
+        target = s[origin : origin + dataset.horizon]  # shorter at a series' end: missing targets after it
+        targets.append(np.pad(target.astype(np.float32), (0, dataset.horizon - len(target)), constant_values=np.nan))
     pred, mean, std = predict_normalized(network, histories, device=device)
     padded = [left_pad(np.asarray(h, dtype=np.float32), dataset.context_length) for h in histories]
     clean = target_without_glitches(torch.from_numpy(np.stack([p[0] for p in padded]))[:, None, :],
@@ -178,6 +184,9 @@ def fit_forecast(
     ``fit_strategy="zero-shot"`` trains nothing (:func:`zero_shot_forecast`).
     """
     seed = settings.random_state or 0
+    full_windows = sum(max(0, len(s) - spec.horizon - min_context + 1) for s in series)
+    if fit_strategy == "zero-shot" and full_windows < MIN_HELD_OUT_WINDOWS:
+        return zero_shot_forecast(series, backbone, spec, settings, None, min_context)
     sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
                             max_windows, seed)
     if fit_strategy == "zero-shot":
@@ -232,14 +241,21 @@ def calibration_pool(network: TraceNetwork, series: list[np.ndarray], sets: Wind
 
 
 def zero_shot_forecast(
-    series: list[np.ndarray], backbone: MomentBackbone, spec: NetworkSpec, settings: TrainSettings, sets: WindowSets
+    series: list[np.ndarray], backbone: MomentBackbone, spec: NetworkSpec, settings: TrainSettings,
+    sets: WindowSets | None, min_context: int = MIN_CONTEXT,
 ) -> ForecastFit:
     """A forecasting network that trains nothing: the head reads the pretrained backbone's
     own prediction of the hidden future patches (:meth:`ReconstructionForecastHead.prior_weight`,
     MOMENT's zero-shot route), averaged with its forecast of the negated series, negated back
     (:data:`~trace_forecast.heads.reconstruction.SIGN_SYMMETRIC_ZERO_SHOT`). Residuals for
     intervals come from the windows of ``sets``, none of which the model has seen, so every
-    window is out of sample."""
+    window is out of sample.
+
+    ``sets=None``: the series hold fewer than ``MIN_HELD_OUT_WINDOWS`` windows of the horizon
+    (or none). Residuals then come from every origin with ``min_context`` values before it, as
+    far as the series reach, and a step is calibrated where at least ``MIN_HELD_OUT_WINDOWS``
+    of them reach it; :meth:`ResidualPool.calibrated` says which (an
+    :class:`UncalibratedIntervalsWarning` here when some are not)."""
     from trace_forecast.heads import reconstruction
     from trace_forecast.parameter_count import parameter_report
 
@@ -247,11 +263,32 @@ def zero_shot_forecast(
     spec = replace(spec, adapter="none", sign_symmetric=reconstruction.SIGN_SYMMETRIC_ZERO_SHOT)
     network = build_network(backbone, spec, seed=settings.random_state)
     reconstruction.use_zero_shot_map(network)
-    every = np.concatenate([sets.all_train.origins, sets.all_val.origins])
-    residuals = residual_pool(network, series, spread_in_time(every, ZERO_SHOT_RESIDUAL_WINDOWS), settings.device)
+    if sets is not None:
+        every = np.concatenate([sets.all_train.origins, sets.all_val.origins])
+    else:
+        every = np.array([(i, o) for i, s in enumerate(series) for o in range(min_context, len(s))], dtype=np.int64)
+    residuals = residual_pool(network, series, spread_in_time(every.reshape(-1, 2), ZERO_SHOT_RESIDUAL_WINDOWS),
+                              settings.device)
+    if sets is None:
+        residuals = _calibrated_steps_only(residuals, spec.horizon)
     result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
                        parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0)
     return ForecastFit(result, residuals)
+
+
+def _calibrated_steps_only(pool: ResidualPool, horizon: int) -> ResidualPool:
+    """``pool`` with no residual at the steps that fewer than ``MIN_HELD_OUT_WINDOWS`` windows
+    reach (a few residuals from the shortest contexts are not a calibration), and a warning
+    naming how far intervals are calibrated when that leaves some steps without."""
+    reached = np.isfinite(pool.residuals).sum(axis=0) >= MIN_HELD_OUT_WINDOWS
+    calibrated = int(np.argmin(reached)) if not reached.all() else horizon
+    if calibrated < horizon:
+        warnings.warn(
+            f"the series are too short to hold out {MIN_HELD_OUT_WINDOWS} windows of {horizon} steps, so prediction "
+            f"intervals are calibrated for the first {calibrated} steps only; intervals further ahead raise an "
+            "error (point forecasts are not affected)", UncalibratedIntervalsWarning, stacklevel=4)
+        pool.residuals[:, calibrated:] = np.nan
+    return pool
 
 
 def realised_residuals(
