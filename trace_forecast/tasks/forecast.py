@@ -265,30 +265,49 @@ def zero_shot_forecast(
     reconstruction.use_zero_shot_map(network)
     if sets is not None:
         every = np.concatenate([sets.all_train.origins, sets.all_val.origins])
+        residuals = residual_pool(network, series, spread_in_time(every, ZERO_SHOT_RESIDUAL_WINDOWS), settings.device)
     else:
-        every = np.array([(i, o) for i, s in enumerate(series) for o in range(min_context, len(s))], dtype=np.int64)
-    residuals = residual_pool(network, series, spread_in_time(every.reshape(-1, 2), ZERO_SHOT_RESIDUAL_WINDOWS),
-                              settings.device)
-    if sets is None:
-        residuals = _calibrated_steps_only(residuals, spec.horizon)
+        residuals = _short_series_pool(network, series, min_context, settings.device)
     result = FitResult(network=network.eval(), train_loss=[], val_loss=[], selection=[],
                        parameters=parameter_report(network), fit_seconds=time.perf_counter() - start, steps=0)
     return ForecastFit(result, residuals)
 
 
-def _calibrated_steps_only(pool: ResidualPool, horizon: int) -> ResidualPool:
-    """``pool`` with no residual at the steps that fewer than ``MIN_HELD_OUT_WINDOWS`` windows
-    reach (a few residuals from the shortest contexts are not a calibration), and a warning
-    naming how far intervals are calibrated when that leaves some steps without."""
-    reached = np.isfinite(pool.residuals).sum(axis=0) >= MIN_HELD_OUT_WINDOWS
-    calibrated = int(np.argmin(reached)) if not reached.all() else horizon
-    if calibrated < horizon:
-        warnings.warn(
-            f"the series are too short to hold out {MIN_HELD_OUT_WINDOWS} windows of {horizon} steps, so prediction "
-            f"intervals are calibrated for the first {calibrated} steps only; intervals further ahead raise an "
-            "error (point forecasts are not affected)", UncalibratedIntervalsWarning, stacklevel=4)
-        pool.residuals[:, calibrated:] = np.nan
-    return pool
+def _short_series_pool(network: TraceNetwork, series: list[np.ndarray], min_context: int,
+                       device: str = "cpu") -> ResidualPool:
+    """Calibration of a zero-shot forecast on series too short for ``MIN_HELD_OUT_WINDOWS``
+    windows of its horizon: the residuals of every window with ``min_context`` values of
+    context, their targets cut where the series end. A step that fewer than
+    ``MIN_HELD_OUT_WINDOWS`` of them reach is calibrated on the naive (last value) forecast's
+    errors instead, as :func:`calibration_pool` does for short series, and a step that not
+    even those reach is left without residuals (its intervals raise); both with a warning."""
+    horizon = network.spec.horizon
+
+    def origins(first: int) -> np.ndarray:
+        every = np.array([(i, o) for i, s in enumerate(series) for o in range(first, len(s))], dtype=np.int64)
+        return spread_in_time(every.reshape(-1, 2), ZERO_SHOT_RESIDUAL_WINDOWS)
+
+    model = residual_pool(network, series, origins(min_context), device)
+    by_model = np.isfinite(model.residuals).sum(axis=0) >= MIN_HELD_OUT_WINDOWS
+    if by_model.all():
+        return model
+    naive_origins = origins(2)  # the naive forecast needs two values of context
+    padded = [np.concatenate([s, np.full(horizon, np.nan, dtype=np.float32)]) for s in series]
+    naive = naive_residuals(padded, naive_origins, network.spec.context_length, horizon)
+    by_naive = ~by_model & (np.isfinite(naive).sum(axis=0) >= MIN_HELD_OUT_WINDOWS)
+    model.residuals[:, ~by_model] = np.nan
+    naive[:, ~by_naive] = np.nan
+    calibrated = np.flatnonzero(by_model | by_naive)
+    reach = int(calibrated[-1]) + 1 if len(calibrated) else 0
+    what = []
+    if by_naive.any():
+        what.append(f"steps {int(np.argmin(by_model)) + 1} to {reach} are calibrated on the naive (last value) "
+                    "forecast's errors instead")
+    if reach < horizon:
+        what.append(f"intervals beyond step {reach} raise an error (point forecasts are not affected)")
+    warnings.warn(f"the series are too short to hold out {MIN_HELD_OUT_WINDOWS} windows of the zero-shot forecast "
+                  f"at every step: {'; '.join(what)}", UncalibratedIntervalsWarning, stacklevel=4)
+    return model.concat(ResidualPool(naive, naive_origins[:, 0].copy()))
 
 
 def realised_residuals(
