@@ -43,7 +43,10 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     of flagged points as intervals. The default ``threshold="auto"`` fits a tail model to
     the training scores, so normal data flags nothing with high probability (about
     ``risk`` per step); lower ``risk`` for fewer false alarms, raise it (or use
-    ``threshold="contamination"``) to catch weaker anomalies.
+    ``threshold="contamination"``) to catch weaker anomalies. Fit on data taken as normal:
+    the ``"auto"`` level lies above every training score, so scoring the data the detector
+    was fitted on (``fit_transform``, ``fit_predict``) flags nothing there, however strong an
+    anomaly it holds; to label a series' own anomalies, use ``threshold="contamination"``.
 
     Parameters
     ----------
