@@ -84,7 +84,6 @@ def target_without_glitches(x: torch.Tensor, input_mask: torch.Tensor, y: torch.
     return torch.where(glitches, torch.nan, y)
 
 
-
 def arrays_without_glitches(windows: Sequence[np.ndarray], max_run: int, chunk: int = 1024) -> list[np.ndarray]:
     """Windows ``[T, K]`` (steps by columns, NaN missing), each with its glitches
     (:func:`glitch_steps`, runs of at most ``max_run`` steps) set to NaN per column; a window

@@ -81,8 +81,12 @@ def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y", z
             stacklevel=3,
         )
         return longest - horizon
-    if zero_shot and longest > MIN_CONTEXT_FLOOR:
-        return min(MIN_CONTEXT, longest - 1)
+    if zero_shot:
+        if longest > MIN_CONTEXT_FLOOR:
+            return min(MIN_CONTEXT, longest - 1)
+        raise DataError(f"{name} is too short for a zero-shot forecast: it needs at least {MIN_CONTEXT_FLOOR + 1} "
+                        f"observations ({MIN_CONTEXT_FLOOR} of context and one to calibrate on), the longest series "
+                        f"has {longest}")
     raise DataError(
         f"{name} is too short to learn a {horizon}-step forecast: it needs at least {horizon + MIN_CONTEXT_FLOOR} "
         f"observations ({MIN_CONTEXT_FLOOR} of context plus {horizon} targets; {horizon + MIN_CONTEXT} for a full "
@@ -252,10 +256,7 @@ def zero_shot_forecast(
     window is out of sample.
 
     ``sets=None``: the series hold fewer than ``MIN_HELD_OUT_WINDOWS`` windows of the horizon
-    (or none). Residuals then come from every origin with ``min_context`` values before it, as
-    far as the series reach, and a step is calibrated where at least ``MIN_HELD_OUT_WINDOWS``
-    of them reach it; :meth:`ResidualPool.calibrated` says which (an
-    :class:`UncalibratedIntervalsWarning` here when some are not)."""
+    (or none), and the residuals come from :func:`_short_series_pool`."""
     from trace_forecast.heads import reconstruction
     from trace_forecast.parameter_count import parameter_report
 
