@@ -93,6 +93,8 @@ def test_bad_covariates_get_clear_errors(tiny_backbone_dir):
         f.predict()
     with pytest.raises(DataError, match="no values for the forecast rows"):
         f.predict(X=X.iloc[:10])
+    with pytest.raises(DataError, match="covariates need a window of 208 observations"):
+        tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, X=X, fh=np.arange(1, 201))
     text = X.assign(driver=X["driver"].astype(str))
     with pytest.raises((DataError, TypeError, ValueError), match="numeric"):
         tiny_forecaster(tiny_backbone_dir, max_windows=16).fit(y, X=text, fh=[1])

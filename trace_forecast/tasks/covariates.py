@@ -117,6 +117,11 @@ def fit_covariate_map(network: TraceNetwork, series: list[np.ndarray], covariate
     intervals on (empty where the head stayed zero: the forecast's own calibration stands)."""
     check_covariates(covariates, series)
     spec = network.spec
+    longest = max((len(s) for s in series), default=0)
+    if longest < spec.horizon + MIN_CONTEXT:
+        raise DataError(f"covariates need a window of {spec.horizon + MIN_CONTEXT} observations to learn from "
+                        f"({MIN_CONTEXT} of context plus the {spec.horizon}-step horizon), the longest series has "
+                        f"{longest}: fit without them, or forecast fewer steps")
     train, val = _covariate_plans(series, spec.context_length, spec.horizon, validation_fraction, seed)
 
     def data(plan: WindowPlan):
