@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from helpers import tiny_forecaster
 
-from trace_forecast.errors import DataError
+from trace_forecast.errors import DataError, UncalibratedIntervalsWarning
 from trace_forecast.heads.covariates import PAST_STEPS, features, fit_column, window_features
 
 
@@ -93,7 +93,8 @@ def test_bad_covariates_get_clear_errors(tiny_backbone_dir):
         f.predict()
     with pytest.raises(DataError, match="no values for the forecast rows"):
         f.predict(X=X.iloc[:10])
-    with pytest.raises(DataError, match="covariates need a window of 208 observations"):
+    with pytest.raises(DataError, match="covariates need a window of 208 observations"), \
+            pytest.warns(UncalibratedIntervalsWarning):  # the zero-shot fit before the covariates
         tiny_forecaster(tiny_backbone_dir, fit_strategy="zero-shot").fit(y, X=X, fh=np.arange(1, 201))
     text = X.assign(driver=X["driver"].astype(str))
     with pytest.raises((DataError, TypeError, ValueError), match="numeric"):
