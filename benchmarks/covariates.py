@@ -272,8 +272,6 @@ def page(result: dict) -> str:
              "Protocol: the module docstring of "
              "`benchmarks/covariates.py`; in short, the last 10 % of each series (held out of pretraining), one "
              "24-hour forecast a day from midnight, context 512, MAE in the series' units (mean ± std over seeds).",
-             ""] + [f"Rows from an earlier run on another machine: {r['what']} ({r['cpu_model']}, {r['threads']} "
-                    f"thread(s), {r['date']})." for r in result.get("summary", {}).get("earlier_rows", [])] + [
              ""] + mean_std_table(stats, "data set", DATASETS, METHODS, 3)
     lines += ["", "## Against the targets", ""]
     for name in DATASETS:

@@ -476,9 +476,6 @@ def page(result: dict) -> str:
              "`benchmarks/data_size.py`: every method sees only the **last** fraction of the training windows "
              "(the rows they cover) and selects on the last 20 % of that slice; test on the standard test split. "
              "Mean ± standard deviation over seeds where an arm is stochastic; best of each column in bold.", ""]
-    reruns = result.get("summary", {}).get("reruns", [])
-    lines += [f"Rows re-run since on another machine: {r['what']} (`{r['file']}`, {r['cpu_model']}, "
-              f"{r['threads']} thread(s), {r['date']})." for r in reruns] + ([""] if reruns else [])
     lines += ["## At a glance", "", "Test MSE (M4: OWA) of the cells a newcomer asks about first; the README shows "
               "this table. Lower is better.", ""] + headline(rows) + [""]
     mse_stats = summary(rows, "mse")

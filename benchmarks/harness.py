@@ -401,7 +401,9 @@ def suite_runner(module_name: str, suite, key: tuple[str, ...] = SUITE_KEY, meth
 
 
 def page_text(module: ModuleType, result: dict, path: Path) -> str:
-    """The page: the benchmark's body under a line naming its command, file and hardware."""
+    """The page: the benchmark's body under a line naming its command, file and hardware, and
+    the rows that ran on other machines (the result's ``summary["other_machines"]``: what,
+    cpu_model, threads, date, and the file they came from where it is another)."""
     body = module.page(result)
     title, _, rest = body.partition("\n")
     env = result.get("environment", {})
@@ -410,7 +412,10 @@ def page_text(module: ModuleType, result: dict, path: Path) -> str:
             f"({env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}, {env.get('torch_threads', '?')} "
             f"thread{'' if env.get('torch_threads') == 1 else 's'}{', ' + env['gpu'] if env.get('gpu') else ''}; torch {env.get('torch', '?')}, "
             f"trace_forecast {env.get('trace_forecast', '?')}).")
-    return f"{title}\n\n{line}\n{rest}".rstrip() + "\n"
+    others = "".join(f"Rows run on another machine: {o['what']} ({'`' + o['file'] + '`, ' if o.get('file') else ''}"
+                     f"{o['cpu_model']}, {o['threads']} thread(s), {o['date']}).\n"
+                     for o in result.get("summary", {}).get("other_machines", []))
+    return f"{title}\n\n{line}\n{others}{rest}".rstrip() + "\n"
 
 
 def write_page(module: ModuleType, result: dict, path: Path, page: Path | None = None) -> str:
