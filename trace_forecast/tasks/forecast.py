@@ -188,9 +188,9 @@ def fit_forecast(
     ``fit_strategy="zero-shot"`` trains nothing (:func:`zero_shot_forecast`).
     """
     seed = settings.random_state or 0
-    full_windows = sum(max(0, len(s) - spec.horizon - min_context + 1) for s in series)
-    if fit_strategy == "zero-shot" and full_windows < MIN_HELD_OUT_WINDOWS:
-        return zero_shot_forecast(series, backbone, spec, settings, None, min_context)
+    if fit_strategy == "zero-shot" and \
+            sum(max(0, len(s) - spec.horizon - min_context + 1) for s in series) < MIN_HELD_OUT_WINDOWS:
+        return zero_shot_forecast(series, backbone, spec, settings, None, min_context)  # too few full windows
     sets = make_window_sets(series, spec.context_length, spec.horizon, min_context, validation_fraction, stride,
                             max_windows, seed)
     if fit_strategy == "zero-shot":
