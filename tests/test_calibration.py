@@ -100,6 +100,20 @@ def test_finite_sample_levels_widen_small_pools_and_leave_large_ones_alone():
     np.testing.assert_allclose(conformal_levels([0.1, 0.9], 5), [0.0, 1.0])  # 5 residuals: their extremes
 
 
+def test_a_step_with_fewer_residuals_gets_the_finite_sample_levels_of_its_own_count():
+    """Targets cut at a series' end leave later steps fewer residuals: each step's levels
+    follow its own count, so a step with 9 residuals reaches their extremes at 90 %."""
+    from trace_forecast.tasks.calibration import conformal_levels
+
+    residuals = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+    residuals[9:, 1] = np.nan  # step 2: 9 residuals
+    pool = ResidualPool(residuals, np.zeros(100, dtype=np.int64))
+    q = pool.quantiles([0.1, 0.9], np.array([0, 1]), 1)[0]
+    scale = pool.scales(1)[0]
+    np.testing.assert_allclose(q[:, 0], scale * np.quantile(residuals[:, 0] / scale, conformal_levels([0.1, 0.9], 100)), rtol=1e-5)
+    np.testing.assert_allclose(q[:, 1], [residuals[:9, 1].min(), residuals[:9, 1].max()], rtol=1e-5)
+
+
 def test_only_windows_no_training_window_repeats_calibrate():
     from trace_forecast.tasks.calibration import out_of_sample
 

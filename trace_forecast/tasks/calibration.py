@@ -166,14 +166,17 @@ class ResidualPool:
         if len(self) == 0:
             return np.zeros((n_series, len(alphas), len(steps)))
         z, scales = self.normalised(n_series)
-        levels = conformal_levels(alphas, len(self))
         z = z[:, steps]
-        if np.isnan(z).any():  # missing targets: each step's quantiles over its observed residuals
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        if not np.isnan(z).any():
+            return scales[:, None, None] * np.quantile(z, conformal_levels(alphas, len(self)), axis=0)[None]
+        # Missing targets: each step's quantiles over its observed residuals, at the levels of its own count.
+        counts = np.isfinite(z).sum(axis=0)
+        q = np.zeros((len(alphas), z.shape[1]))
+        for count in np.unique(counts[counts > 0]):
+            columns = counts == count
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                q = np.nan_to_num(np.nanquantile(z, levels, axis=0))
-        else:
-            q = np.quantile(z, levels, axis=0)
+                q[:, columns] = np.nanquantile(z[:, columns], conformal_levels(alphas, int(count)), axis=0)
         return scales[:, None, None] * q[None]
 
     def variance(self, steps: np.ndarray, n_series: int) -> np.ndarray:
