@@ -489,7 +489,7 @@ def page(result: dict) -> str:
     return "\n".join(lines)
 
 
-def suite_protocol(record: Record, suite: str, **protocol) -> None:
+def suite_protocol(record: Record, suite: str, /, **protocol) -> None:
     """A suite's own protocol and environment (the suites run separately)."""
     record.summary.setdefault("suites", {})[suite] = {**protocol, "environment": environment()}
 
