@@ -57,6 +57,39 @@ def test_a_long_gap_is_hidden_behind_the_mask_token(tiny_backbone_dir):
     assert torch.isfinite(masked.tokens).all()
 
 
+def test_a_missing_value_beside_padding_or_the_hidden_future_is_its_nearest_observed_one(tiny_backbone_dir):
+    """A gap at either end of the series is bridged with the nearest observed value: the
+    forecast's hidden future (placeholder zeros) and the left padding are no neighbours."""
+    from trace_forecast.heads.reconstruction import extend_with_hidden_future
+
+    backbone = shared_backbone(str(tiny_backbone_dir)).eval()
+    x = 5 + torch.sin(torch.arange(64.0) / 5).reshape(1, 1, 64)
+    padded = torch.ones(1, 64)
+    padded[:, :8] = 0  # one patch of left padding
+    gappy, carried = x.clone(), x.clone()
+    gappy[..., [8, 9, -1]] = NAN  # the first two observed steps and the last one
+    carried[..., [8, 9]], carried[..., -1] = x[..., 10], x[..., -2]
+    with torch.no_grad():
+        encoded = [backbone.encode(*extend_with_hidden_future(v, padded, 16)) for v in (gappy, carried)]
+    assert torch.allclose(encoded[0].tokens, encoded[1].tokens, atol=1e-6)
+    assert torch.allclose(encoded[0].mean, encoded[1].mean) and torch.allclose(encoded[0].std, encoded[1].std)
+
+
+def test_a_missing_last_value_leaves_the_forecast_where_it_was():
+    """A not-yet-reported last value: the embedded backbone's forecast past it stays close to
+    its forecast of the same months from the series without it (it was dragged towards zero,
+    to about half the series' level, before)."""
+    from sktime.datasets import load_airline
+
+    from trace_forecast import TraceForecaster
+
+    y = load_airline()
+    gappy = pd.concat([y, pd.Series([NAN], index=pd.PeriodIndex(["1961-01"], freq="M"))])
+    plain = TraceForecaster(fit_strategy="zero-shot").fit(y, fh=[2, 3]).predict().to_numpy()
+    after_gap = TraceForecaster(fit_strategy="zero-shot").fit(gappy, fh=[1, 2]).predict().to_numpy()
+    np.testing.assert_allclose(after_gap, plain, rtol=0.05)
+
+
 def test_missing_targets_are_not_scored_and_gradients_stay_finite():
     pred = torch.zeros(2, 1, 4, requires_grad=True)
     y = torch.tensor([[[1.0, NAN, 1.0, NAN]], [[1.0, 1.0, NAN, 1.0]]])

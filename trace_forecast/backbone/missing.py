@@ -25,25 +25,35 @@ from __future__ import annotations
 import torch
 
 
-def bridge_short_gaps(x: torch.Tensor, finite: torch.Tensor, max_gap: int) -> tuple[torch.Tensor, torch.Tensor]:
+def bridge_short_gaps(x: torch.Tensor, finite: torch.Tensor, max_gap: int,
+                      within: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill the gaps of at most ``max_gap`` steps of ``x [..., L]``: linearly between their
-    observed neighbours, or with the nearest observed value at either end of the window.
+    observed neighbours, or with the nearest observed value at either end of the series.
+
+    ``within`` (``[..., L]``, default everywhere) marks the steps that belong to the series:
+    left padding and hidden steps (the appended future of a forecast, patches hidden for
+    reconstruction) do not, so they are never a gap's neighbour and a gap beside them is an
+    edge gap of its own length (a last value missing before the hidden future is the last
+    observed value, not a line towards the future's placeholder zeros).
 
     Returns ``(x, filled)``: ``x`` with those steps filled (other missing steps 0) and the
     mask ``[..., L]`` of steps that now hold a value (observed or bridged).
     """
     length = x.shape[-1]
+    within = torch.ones_like(finite) if within is None else within.expand_as(finite).bool()
+    known, missing = finite & within, ~finite & within
     steps = torch.arange(length, device=x.device).expand_as(x)
-    prev = torch.where(finite, steps, torch.full_like(steps, -1)).cummax(-1).values
-    nxt = torch.where(finite, steps, torch.full_like(steps, length)).flip(-1).cummin(-1).values.flip(-1)
-    has_prev, has_next = prev >= 0, nxt < length
-    gap = torch.where(has_prev & has_next, nxt - prev - 1,
-                      torch.where(has_prev, length - prev - 1, nxt))  # an edge gap runs to the window's end
-    bridge = ~finite & (has_prev | has_next) & (gap <= max_gap)
+    # each missing run's bounds (the steps just outside it) and whether they are observed neighbours
+    before = torch.where(missing, torch.full_like(steps, -1), steps).cummax(-1).values
+    after = torch.where(missing, torch.full_like(steps, length), steps).flip(-1).cummin(-1).values.flip(-1)
+    has_prev = (before >= 0) & known.gather(-1, before.clamp(min=0))
+    has_next = (after < length) & known.gather(-1, after.clamp(max=length - 1))
+    gap = after - before - 1
+    bridge = missing & (has_prev | has_next) & (gap <= max_gap)
     values = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
-    left = values.gather(-1, prev.clamp(min=0))
-    right = values.gather(-1, nxt.clamp(max=length - 1))
-    share = (steps - prev).to(x.dtype) / (nxt - prev).clamp(min=1).to(x.dtype)
+    left = values.gather(-1, before.clamp(min=0))
+    right = values.gather(-1, after.clamp(max=length - 1))
+    share = (steps - before).to(x.dtype) / (after - before).clamp(min=1).to(x.dtype)
     share = torch.where(has_prev, torch.where(has_next, share, 0.0), 1.0)  # edges: the nearest value
     filled_values = torch.where(bridge, left + share * (right - left), values)
     return filled_values, finite | bridge
@@ -55,13 +65,13 @@ def complete_patches(present: torch.Tensor, patch_len: int) -> torch.Tensor:
     return complete.repeat_interleave(patch_len, dim=-1)
 
 
-def fill_for_encoder(x: torch.Tensor, patch_len: int, max_gap: int | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fill_for_encoder(x: torch.Tensor, patch_len: int, max_gap: int | None = None,
+                     within: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the encoder sees of ``x [B, C, L]`` with missing (non-finite) steps:
     ``(values, present, visible)`` -- short gaps bridged, other missing steps 0; the
     observed and bridged steps (for RevIN); the steps of patches shown to the encoder (the others take
     the mask token). ``max_gap``: the longest gap bridged (default ``patch_len - 1``; 0
     hides every patch with a missing step, the ablation)."""
     finite = torch.isfinite(x)
-    values, present = bridge_short_gaps(x, finite, patch_len - 1 if max_gap is None else max_gap)
+    values, present = bridge_short_gaps(x, finite, patch_len - 1 if max_gap is None else max_gap, within)
     return values, present, complete_patches(present, patch_len)

@@ -138,7 +138,8 @@ class MomentBackbone(nn.Module):
         if bool(finite.all()):  # complete data: the plain MOMENT path
             statistics_mask, shown = mask * input_mask, patch_view(mask, self.patch_len)
         else:
-            x, present, complete = fill_for_encoder(x, self.patch_len, self.max_bridged_gap)
+            within = (input_mask * mask)[:, None, :] > 0  # not padding, not hidden: a gap's possible neighbours
+            x, present, complete = fill_for_encoder(x, self.patch_len, self.max_bridged_gap, within)
             visible = mask[:, None, :] * complete.to(x.dtype)
             statistics_mask = mask[:, None, :] * input_mask[:, None, :] * present.to(x.dtype)
             shown = patch_view(visible, self.patch_len)
