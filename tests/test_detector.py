@@ -54,6 +54,18 @@ def test_fixed_and_percentile_thresholds(make):
     assert d.threshold_ == pytest.approx(np.percentile(d.train_scores_, 90.0))
 
 
+@pytest.mark.parametrize("as_series", [True, False])
+def test_update_refits_on_the_data_so_far(make, as_series):
+    """sktime's default update: the new data joins the old and the detector refits on both
+    (a pd.Series failed in sktime's combine of the old and new data)."""
+    x = _signal(600)["x"] if as_series else _signal(600)
+    d = make().fit(x.iloc[:300])
+    before = len(d.train_scores_)
+    d.update(x.iloc[300:])
+    assert len(d.train_scores_) == 2 * before == 600
+    assert d.transform_scores(x).shape == (600, 1)
+
+
 def test_multivariate_input(make):
     x = pd.DataFrame({"a": _signal(300)["x"], "b": 50 + 10 * _signal(300, seed=2)["x"]})
     d = make().fit(x)

@@ -260,6 +260,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
         self._check_params()
         X = as_frame(X)
+        # sktime's update() combines new data with _X, which its fit() left as the caller's
+        # input: a pd.Series there cannot take a frame's combine_first, so keep the inner frame.
+        self._X = X
         values = self._values(X, fitting=True)  # a refit may bring other columns
         self.columns_ = list(X.columns)
         adopted = self.__dict__.pop("_adopted__fit", None)
