@@ -22,10 +22,10 @@ NAN = float("nan")
 # --------------------------------------------------------------------------- the backbone
 def test_short_gaps_are_bridged_and_long_ones_left_to_the_mask_token():
     x = torch.tensor([[NAN, 1.0, 2.0, NAN, 4.0, NAN, NAN, 7.0, NAN, NAN, NAN, 11.0]])
-    values, present = bridge_short_gaps(x, torch.isfinite(x), max_gap=2)
+    values, present, _ = bridge_short_gaps(x, torch.isfinite(x), max_gap=2)
     assert values.tolist() == [[1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0, 0.0, 0.0, 11.0]]
     assert present.tolist() == [[True] * 8 + [False] * 3 + [True]]
-    filled, present, visible = fill_for_encoder(x.reshape(1, 1, 12)[..., :8].repeat(1, 1, 2), patch_len=4, max_gap=0)
+    filled, present, visible, _ = fill_for_encoder(x.reshape(1, 1, 12)[..., :8].repeat(1, 1, 2), patch_len=4, max_gap=0)
     assert not visible.any(), "with max_gap=0 every patch with a missing step is hidden"
 
 
@@ -57,9 +57,10 @@ def test_a_long_gap_is_hidden_behind_the_mask_token(tiny_backbone_dir):
     assert torch.isfinite(masked.tokens).all()
 
 
-def test_a_missing_value_beside_padding_or_the_hidden_future_is_its_nearest_observed_one(tiny_backbone_dir):
-    """A gap at either end of the series is bridged with the nearest observed value: the
-    forecast's hidden future (placeholder zeros) and the left padding are no neighbours."""
+def test_a_gap_after_the_padding_is_its_nearest_value_and_one_before_the_hidden_future_the_models(tiny_backbone_dir):
+    """The left padding is no gap's neighbour: a gap after it takes the first observed value.
+    A gap before the forecast's hidden future (the placeholder zeros are no neighbours either)
+    is what the model reconstructs with that patch hidden, as pretraining taught it."""
     from trace_forecast.heads.reconstruction import extend_with_hidden_future
 
     backbone = shared_backbone(str(tiny_backbone_dir)).eval()
@@ -67,12 +68,23 @@ def test_a_missing_value_beside_padding_or_the_hidden_future_is_its_nearest_obse
     padded = torch.ones(1, 64)
     padded[:, :8] = 0  # one patch of left padding
     gappy, carried = x.clone(), x.clone()
-    gappy[..., [8, 9, -1]] = NAN  # the first two observed steps and the last one
-    carried[..., [8, 9]], carried[..., -1] = x[..., 10], x[..., -2]
+    gappy[..., [8, 9]] = NAN  # the first two observed steps
+    carried[..., [8, 9]] = x[..., 10]
     with torch.no_grad():
-        encoded = [backbone.encode(*extend_with_hidden_future(v, padded, 16)) for v in (gappy, carried)]
-    assert torch.allclose(encoded[0].tokens, encoded[1].tokens, atol=1e-6)
-    assert torch.allclose(encoded[0].mean, encoded[1].mean) and torch.allclose(encoded[0].std, encoded[1].std)
+        first = [backbone.encode(*extend_with_hidden_future(v, padded, 16)) for v in (gappy, carried)]
+    assert torch.allclose(first[0].tokens, first[1].tokens, atol=1e-6)
+
+    gappy = x.clone()
+    gappy[..., -3:] = NAN  # the last three steps
+    x_ext, observed, shown = extend_with_hidden_future(gappy, padded, 16)
+    hide_last = shown.clone()
+    hide_last[:, 64 - 16 - 8 : 64 - 16] = 0  # their patch, beside the hidden future
+    with torch.no_grad():
+        reconstructed = backbone.reconstruct(torch.nan_to_num(x_ext), observed, hide_last)
+        filled_ext = torch.where(torch.isfinite(x_ext), x_ext, reconstructed)
+        model, reference = backbone.encode(x_ext, observed, shown), backbone.encode(filled_ext, observed, shown)
+    assert torch.allclose(model.tokens, reference.tokens, atol=1e-5)
+    assert torch.allclose(model.mean, reference.mean) and torch.allclose(model.std, reference.std)
 
 
 def test_a_missing_last_value_leaves_the_forecast_where_it_was():

@@ -23,7 +23,7 @@ from transformers.models.t5.modeling_t5 import T5Stack
 
 from trace_forecast.backbone.config import MomentConfig
 from trace_forecast.backbone.embedding import PatchEmbedding
-from trace_forecast.backbone.missing import fill_for_encoder
+from trace_forecast.backbone.missing import complete_patches, fill_for_encoder
 from trace_forecast.backbone.revin import RevIN
 
 
@@ -133,16 +133,18 @@ class MomentBackbone(nn.Module):
         """
         input_mask = self._check_input(x, input_mask)
         mask = torch.ones_like(input_mask) if mask is None else mask.to(x.dtype)
-        batch, channels, _ = x.shape
         finite = torch.isfinite(x)
         if bool(finite.all()):  # complete data: the plain MOMENT path
             statistics_mask, shown = mask * input_mask, patch_view(mask, self.patch_len)
         else:
-            within = (input_mask * mask)[:, None, :] > 0  # not padding, not hidden: a gap's possible neighbours
-            x, present, complete = fill_for_encoder(x, self.patch_len, self.max_bridged_gap, within)
-            visible = mask[:, None, :] * complete.to(x.dtype)
-            statistics_mask = mask[:, None, :] * input_mask[:, None, :] * present.to(x.dtype)
-            shown = patch_view(visible, self.patch_len)
+            x, statistics_mask, shown = self._fill_missing(x, input_mask, mask)
+        return self._encode_filled(x, input_mask, statistics_mask, shown)
+
+    def _encode_filled(self, x: torch.Tensor, input_mask: torch.Tensor, statistics_mask: torch.Tensor,
+                       shown: torch.Tensor) -> Encoded:
+        """The encoder on finite ``x``: RevIN over ``statistics_mask``, the mask token on the
+        patches that ``shown`` hides."""
+        batch, channels, _ = x.shape
         mean, std = self.normalizer.statistics(x, statistics_mask)
         z = self.normalizer.normalize(x, mean, std)
         patches = z.unfold(-1, self.patch_len, self.patch_len)
@@ -152,6 +154,29 @@ class MomentBackbone(nn.Module):
         attention = attention_mask(input_mask, self.patch_len).repeat_interleave(channels, dim=0)
         out = self.encoder(inputs_embeds=emb, attention_mask=attention).last_hidden_state
         return Encoded(out.reshape(batch, channels, n_patches, -1), mean, std)
+
+    def _fill_missing(self, x: torch.Tensor, input_mask: torch.Tensor, mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(values, statistics mask [B, C, L], shown patches [B, C, N])`` of ``x`` with missing
+        steps (:func:`~trace_forecast.backbone.missing.fill_for_encoder`). A short gap beside
+        hidden steps (the last values before a forecast's hidden future) is the model's to fill,
+        as pretraining taught it: a first pass with the gap's patch hidden too reconstructs it,
+        then it counts as bridged (the whole batch runs: DSIC's draws hold one gate per row)."""
+        within = (input_mask * mask)[:, None, :] > 0         # not padding, not hidden
+        hidden = (input_mask * (1 - mask))[:, None, :] > 0   # hidden steps of the series
+        x, present, complete, deferred = fill_for_encoder(x, self.patch_len, self.max_bridged_gap, within, hidden)
+        if bool(deferred.any()):
+            gap_patches = complete_patches(~deferred.any(1), self.patch_len).to(mask.dtype)  # [B, L]: 0 on their patches
+            first = mask * gap_patches
+            with torch.no_grad():
+                enc = self._encode_filled(x, input_mask, first[:, None, :] * input_mask[:, None, :] * present.to(x.dtype),
+                                          patch_view(first[:, None, :] * complete.to(x.dtype), self.patch_len))
+                rec = self.normalizer.denormalize(self.head(enc.tokens).to(x.dtype), enc.mean, enc.std)
+            x = torch.where(deferred, rec, x)
+            present = present | deferred
+            complete = complete_patches(present, self.patch_len)
+        statistics_mask = mask[:, None, :] * input_mask[:, None, :] * present.to(x.dtype)
+        return x, statistics_mask, patch_view(mask[:, None, :] * complete.to(x.dtype), self.patch_len)
 
     def reconstruct(
         self,
