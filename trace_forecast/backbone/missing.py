@@ -41,12 +41,14 @@ def bridge_short_gaps(x: torch.Tensor, finite: torch.Tensor, max_gap: int,
 
     ``within`` (``[..., L]``, default everywhere) marks the steps that belong to the series:
     left padding and hidden steps (the appended future of a forecast, patches hidden for
-    reconstruction) do not, so they are never a gap's neighbour and a gap beside them is an
-    edge gap of its own length (a last value missing before the hidden future is the last
-    observed value, not a line towards the future's placeholder zeros).
+    reconstruction) do not, so they are never a gap's neighbour (not the future's placeholder
+    zeros) and a gap beside them is an edge gap of its own length. ``hidden`` marks the hidden
+    steps: a short gap beside one is *deferred* (left unfilled, for the model to reconstruct)
+    instead of taking the nearest value.
 
-    Returns ``(x, filled)``: ``x`` with those steps filled (other missing steps 0) and the
-    mask ``[..., L]`` of steps that now hold a value (observed or bridged).
+    Returns ``(x, filled, deferred)``: ``x`` with the bridged steps filled (other missing steps
+    0), the mask ``[..., L]`` of steps that now hold a value (observed or bridged), and the
+    mask of deferred steps.
     """
     length = x.shape[-1]
     within = torch.ones_like(finite) if within is None else within.expand_as(finite).bool()
@@ -84,10 +86,11 @@ def fill_for_encoder(x: torch.Tensor, patch_len: int, max_gap: int | None = None
                      within: torch.Tensor | None = None, hidden: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the encoder sees of ``x [B, C, L]`` with missing (non-finite) steps:
-    ``(values, present, visible)`` -- short gaps bridged, other missing steps 0; the
+    ``(values, present, visible, deferred)`` -- short gaps bridged, other missing steps 0; the
     observed and bridged steps (for RevIN); the steps of patches shown to the encoder (the others take
-    the mask token). ``max_gap``: the longest gap bridged (default ``patch_len - 1``; 0
-    hides every patch with a missing step, the ablation)."""
+    the mask token); the short gaps beside ``hidden`` steps, left for the model
+    (:func:`bridge_short_gaps`). ``max_gap``: the longest gap bridged (default ``patch_len - 1``;
+    0 hides every patch with a missing step, the ablation)."""
     finite = torch.isfinite(x)
     values, present, deferred = bridge_short_gaps(x, finite, patch_len - 1 if max_gap is None else max_gap,
                                                   within, hidden)

@@ -129,7 +129,8 @@ class MomentBackbone(nn.Module):
         statistics and from attention). ``mask [B, L]`` marks steps shown to the model
         (0 = hidden behind the mask token, as in masked-reconstruction pretraining).
         Missing values (NaN or infinite steps of ``x``, per channel): gaps shorter than a patch are bridged and the patches of longer ones
-        hidden behind the mask token (:func:`~trace_forecast.backbone.missing.fill_for_encoder`).
+        hidden behind the mask token (:func:`~trace_forecast.backbone.missing.fill_for_encoder`); a short
+        gap beside hidden steps is reconstructed first (:meth:`_fill_missing`).
         """
         input_mask = self._check_input(x, input_mask)
         mask = torch.ones_like(input_mask) if mask is None else mask.to(x.dtype)
