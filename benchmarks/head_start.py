@@ -44,6 +44,7 @@ EVERY_WINDOW = 10**9
 def variants() -> dict:
     from trace_forecast.heads.ridge import (
         DEFAULT_ALPHA,
+        HeadStart,
         head_prior,
         ridge_solution,
         ridge_solve,
@@ -85,17 +86,28 @@ def variants() -> dict:
         set_output_layer(network, *ridge_solution(stats + validation, prior if use_prior else None, best_alpha))
         return use_prior
 
+    def as_recipe_calls(rule):
+        """``rule`` on the training-weighted sums, answering as the recipe's ``ridge_solve`` does
+        (the recipe now passes a sum per window weighting and wants a ``HeadStart`` back)."""
+        def solve(network, stats, alpha=DEFAULT_ALPHA, validation=None, selection=None):
+            fit = (lambda sums: sums["fit"] if isinstance(sums, dict) else sums)
+            if stats is None:  # too few validation windows: the recipe's own answer, the zero-shot map
+                return ridge_solve(network, None, alpha, validation)
+            rule(network, fit(stats), alpha, fit(validation))
+            return HeadStart(alpha, 1.0)  # these rules never blend: the solved map is the start
+        return solve
+
     return {
-        "zero target, training windows": (zero_train, RIDGE_WINDOWS),
-        "zero target, + validation windows": (zero_joined, RIDGE_WINDOWS),
-        "prior target, training windows": (prior_train, RIDGE_WINDOWS),
-        "target chosen on validation, + validation windows (default)": (target_chosen, RIDGE_WINDOWS),
-        "target and penalty chosen on validation": (penalty_too, RIDGE_WINDOWS),
-        "default, penalty 0.1": (lambda n, st, alpha=DEFAULT_ALPHA, validation=None:
-                                 target_chosen(n, st, 0.1, validation), RIDGE_WINDOWS),
-        "default, penalty 0.01": (lambda n, st, alpha=DEFAULT_ALPHA, validation=None:
-                                  target_chosen(n, st, 0.01, validation), RIDGE_WINDOWS),
-        "default, every training window": (target_chosen, EVERY_WINDOW),
+        "zero target, training windows": (as_recipe_calls(zero_train), RIDGE_WINDOWS),
+        "zero target, + validation windows": (as_recipe_calls(zero_joined), RIDGE_WINDOWS),
+        "prior target, training windows": (as_recipe_calls(prior_train), RIDGE_WINDOWS),
+        "target chosen on validation, + validation windows (default)": (as_recipe_calls(target_chosen), RIDGE_WINDOWS),
+        "target and penalty chosen on validation": (as_recipe_calls(penalty_too), RIDGE_WINDOWS),
+        "default, penalty 0.1": (as_recipe_calls(lambda n, st, alpha, validation: target_chosen(n, st, 0.1, validation)),
+                                 RIDGE_WINDOWS),
+        "default, penalty 0.01": (as_recipe_calls(lambda n, st, alpha, validation: target_chosen(n, st, 0.01, validation)),
+                                  RIDGE_WINDOWS),
+        "default, every training window": (as_recipe_calls(target_chosen), EVERY_WINDOW),
         "blend and penalty chosen on validation (the data-size recipe)": (ridge_solve, RIDGE_WINDOWS),
     }
 
