@@ -273,9 +273,7 @@ def page(result: dict) -> str:
     lines = ["# Missing values: the model's own mask against interpolation",
              "Protocol: the module docstring of `benchmarks/missing_values.py`; in short, ETTh1 standard split, "
              "L = 512, H = 96, the same gaps in the training rows and in the test split, MSE on observed targets "
-             "(train-standardised), mean ± std over 3 seeds for the fine-tuned arms. The glitches and spiky-series "
-             "rows were added later, on the machine named above; the other settings' rows ran on 2 threads of an "
-             "Intel Xeon with AVX-512 (the file keeps the last run's machine).", ""
+             "(train-standardised), mean ± std over 3 seeds for the fine-tuned arms.", ""
              ] + mean_std_table(stats, "setting", SETTINGS, methods, 4)
     lines += ["", "## Against the targets", ""]
     complete = stats.loc[("complete", "TRACE (gaps)"), "mean"] if ("complete", "TRACE (gaps)") in stats.index else None
