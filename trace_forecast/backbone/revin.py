@@ -10,10 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# A spread within this share of a series' level is float64 rounding of a constant, not a spread:
-# the front ends' conditioning and the covariate features both read such a series as constant.
-ROUNDING = 1e-12
-
 
 class RevIN(nn.Module):
     """Per-window, per-channel standardisation that can be inverted."""

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from trace_forecast.backbone.glitches import arrays_without_glitches
-from trace_forecast.backbone.revin import ROUNDING
 
 PAST_STEPS = 8  # one patch of each covariate's most recent history
 GLITCH_RUN = PAST_STEPS - 1  # glitches are runs shorter than a patch, as in the network's context
@@ -68,7 +67,7 @@ def window_features(context: np.ndarray, future: np.ndarray | None, past_only: t
     mean = np.nan_to_num(mean)
     # constant: no spread beyond float64's rounding of its level (an absolute 1e-8 read a
     # covariate in tiny units, around 1e-10, as constant and dropped it)
-    std = np.where(np.isfinite(std) & (std > ROUNDING * np.abs(mean)) & (std > 0), std, 1.0)
+    std = np.where(np.isfinite(std) & (std > 1e-12 * np.abs(mean)) & (std > 0), std, 1.0)
     past = context[-PAST_STEPS:]
     if len(past) < PAST_STEPS:
         past = np.concatenate([np.full((PAST_STEPS - len(past), context.shape[1]), np.nan), past])

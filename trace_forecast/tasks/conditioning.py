@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trace_forecast.backbone.revin import ROUNDING
-
 SMALL_SCALE = 2.0**-6   # a spread below this is scaled up: RevIN's floor is 1e-5, 0.06 % of 2**-6
 LARGE_OFFSET = 2.0**12  # a median more standard deviations from zero than this is subtracted
+ROUNDING = 1e-12        # a spread within this share of the level is float rounding: the series is constant
 
 
 @dataclass(frozen=True)
