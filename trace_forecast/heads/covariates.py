@@ -66,7 +66,9 @@ def window_features(context: np.ndarray, future: np.ndarray | None, past_only: t
         std = np.nanstd(context, axis=0)
     mean = np.nan_to_num(mean)
     # constant: no spread beyond float64's rounding of its level (an absolute 1e-8 read a
-    # covariate in tiny units, around 1e-10, as constant and dropped it)
+    # covariate in tiny units, around 1e-10, as constant and dropped it); the share is
+    # tasks.conditioning.ROUNDING's, written here because heads sit below tasks and a shared
+    # home in backbone/ would load the encoder's libraries on `import trace_forecast`
     std = np.where(np.isfinite(std) & (std > 1e-12 * np.abs(mean)) & (std > 0), std, 1.0)
     past = context[-PAST_STEPS:]
     if len(past) < PAST_STEPS:
