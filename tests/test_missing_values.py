@@ -57,10 +57,11 @@ def test_a_long_gap_is_hidden_behind_the_mask_token(tiny_backbone_dir):
     assert torch.isfinite(masked.tokens).all()
 
 
-def test_a_gap_after_the_padding_is_its_nearest_value_and_one_before_the_hidden_future_the_models(tiny_backbone_dir):
+def test_gaps_beside_the_padding_and_before_the_hidden_future(tiny_backbone_dir):
     """The left padding is no gap's neighbour: a gap after it takes the first observed value.
-    A gap before the forecast's hidden future (the placeholder zeros are no neighbours either)
-    is what the model reconstructs with that patch hidden, as pretraining taught it."""
+    Before the forecast's hidden future (the placeholder zeros are no neighbours either), one
+    missing step takes the last observed value, and a longer gap is what the model
+    reconstructs with that patch hidden, as pretraining taught it."""
     from trace_forecast.heads.reconstruction import extend_with_hidden_future
 
     backbone = shared_backbone(str(tiny_backbone_dir)).eval()
@@ -74,8 +75,15 @@ def test_a_gap_after_the_padding_is_its_nearest_value_and_one_before_the_hidden_
         first = [backbone.encode(*extend_with_hidden_future(v, padded, 16)) for v in (gappy, carried)]
     assert torch.allclose(first[0].tokens, first[1].tokens, atol=1e-6)
 
+    gappy, carried = x.clone(), x.clone()
+    gappy[..., -1] = NAN  # one missing last step: the last observed value
+    carried[..., -1] = x[..., -2]
+    with torch.no_grad():
+        last = [backbone.encode(*extend_with_hidden_future(v, padded, 16)) for v in (gappy, carried)]
+    assert torch.allclose(last[0].tokens, last[1].tokens, atol=1e-6)
+
     gappy = x.clone()
-    gappy[..., -3:] = NAN  # the last three steps
+    gappy[..., -3:] = NAN  # the last three steps: the model's
     x_ext, observed, shown = extend_with_hidden_future(gappy, padded, 16)
     hide_last = shown.clone()
     hide_last[:, 64 - 16 - 8 : 64 - 16] = 0  # their patch, beside the hidden future

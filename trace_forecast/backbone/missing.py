@@ -12,13 +12,14 @@ Gaps are told apart by their length and their place (``docs/design.md``, "Missin
   pretraining gave it. There a straight line is a poor guess (a day of hourly data drawn flat).
 - **Short gaps at an end.** After the left padding or at the start of the window, a gap takes
   the nearest observed value. Beside hidden steps -- the last values before a forecast's hidden
-  future, or a patch hidden for reconstruction -- it is *deferred*: the backbone fills it with
-  its own reconstruction from a first pass with the gap's patch hidden too
-  (:meth:`~trace_forecast.backbone.moment.MomentBackbone.encode`). Neither the hidden steps'
-  placeholder values nor a flat copy of the last value are a good neighbour there: a missing
-  last value bridged towards the future's zeros halved airline's forecast, and a flat copy of
-  the last value drags a seasonal forecast off as the gap grows
-  (``docs/benchmarks_missing_values.md``, "Missing last values").
+  future, or a patch hidden for reconstruction -- a single missing step takes the last
+  observed value too, and a gap of two or more is *deferred*: the backbone fills it with its
+  own reconstruction from a first pass with the gap's patch hidden too
+  (:meth:`~trace_forecast.backbone.moment.MomentBackbone.encode`). The hidden steps'
+  placeholder values are no neighbour there (a missing last value bridged towards the
+  future's zeros halved airline's forecast), and a flat copy of the last value drags a
+  seasonal forecast off as the gap grows (``docs/benchmarks_missing_values.md``, "Missing
+  last values").
 
 RevIN's statistics use the observed and bridged steps (a bridged step lies between two
 observed ones; in a development run, counting them matched interpolate-then-forecast at
@@ -43,8 +44,8 @@ def bridge_short_gaps(x: torch.Tensor, finite: torch.Tensor, max_gap: int,
     left padding and hidden steps (the appended future of a forecast, patches hidden for
     reconstruction) do not, so they are never a gap's neighbour (not the future's placeholder
     zeros) and a gap beside them is an edge gap of its own length. ``hidden`` marks the hidden
-    steps: a short gap beside one is *deferred* (left unfilled, for the model to reconstruct)
-    instead of taking the nearest value.
+    steps: a short gap of two or more steps beside one is *deferred* (left unfilled, for the
+    model to reconstruct) instead of taking the nearest value.
 
     Returns ``(x, filled, deferred)``: ``x`` with the bridged steps filled (other missing steps
     0), the mask ``[..., L]`` of steps that now hold a value (observed or bridged), and the
@@ -62,10 +63,10 @@ def bridge_short_gaps(x: torch.Tensor, finite: torch.Tensor, max_gap: int,
     gap = after - before - 1
     bridge = missing & (has_prev | has_next) & (gap <= max_gap)
     deferred = torch.zeros_like(bridge)
-    if hidden is not None:  # a short gap beside hidden steps: left for the model to fill
+    if hidden is not None:  # a short gap of 2 or more beside hidden steps: left for the model to fill
         hidden = hidden.expand_as(finite).bool()
-        deferred = bridge & (((before >= 0) & hidden.gather(-1, before.clamp(min=0)))
-                             | ((after < length) & hidden.gather(-1, after.clamp(max=length - 1))))
+        deferred = bridge & (gap >= 2) & (((before >= 0) & hidden.gather(-1, before.clamp(min=0)))
+                                          | ((after < length) & hidden.gather(-1, after.clamp(max=length - 1))))
         bridge = bridge & ~deferred
     values = torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device))
     left = values.gather(-1, before.clamp(min=0))

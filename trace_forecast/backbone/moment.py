@@ -130,7 +130,7 @@ class MomentBackbone(nn.Module):
         (0 = hidden behind the mask token, as in masked-reconstruction pretraining).
         Missing values (NaN or infinite steps of ``x``, per channel): gaps shorter than a patch are bridged and the patches of longer ones
         hidden behind the mask token (:func:`~trace_forecast.backbone.missing.fill_for_encoder`); a short
-        gap beside hidden steps is reconstructed first (:meth:`_fill_missing`).
+        gap of two or more steps beside hidden steps is reconstructed first (:meth:`_fill_missing`).
         """
         input_mask = self._check_input(x, input_mask)
         mask = torch.ones_like(input_mask) if mask is None else mask.to(x.dtype)
@@ -159,8 +159,8 @@ class MomentBackbone(nn.Module):
     def _fill_missing(self, x: torch.Tensor, input_mask: torch.Tensor, mask: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(values, statistics mask [B, C, L], shown patches [B, C, N])`` of ``x`` with missing
-        steps (:func:`~trace_forecast.backbone.missing.fill_for_encoder`). A short gap beside
-        hidden steps (the last values before a forecast's hidden future) is the model's to fill,
+        steps (:func:`~trace_forecast.backbone.missing.fill_for_encoder`). A short gap of two or
+        more steps beside hidden steps (the last values before a forecast's hidden future) is the model's to fill,
         as pretraining taught it: a first pass with the gap's patch hidden too reconstructs it,
         then it counts as bridged (the whole batch runs: DSIC's draws hold one gate per row)."""
         within = (input_mask * mask)[:, None, :] > 0         # not padding, not hidden
