@@ -196,18 +196,8 @@ def recent_table(rows: list[dict]) -> list[str]:
     if frame.empty:
         return []
     stats = frame.groupby(["method", "setting"], sort=False)["mse"].agg(["mean", "std", "count"])
-    columns = [f"missing last {k}" for k in RECENT]
-    lines = ["| arm | " + " | ".join(f"{k} missing" for k in RECENT) + " |", "|---|" + "---|" * len(RECENT)]
-    for method in dict.fromkeys(frame["method"]):
-        cells = []
-        for column in columns:
-            if (method, column) not in stats.index:
-                cells.append("–")
-                continue
-            mean, std = stats.loc[(method, column), ["mean", "std"]]
-            cells.append(f"{mean:.4f}" + (f" ± {std:.4f}" if np.isfinite(std) and std > 0 else ""))
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines
+    return mean_std_table(stats, "arm", list(dict.fromkeys(frame["method"])),
+                          [f"missing last {k}" for k in RECENT], 4)
 
 
 # ---------------------------------------------------------------------------- report
