@@ -75,7 +75,7 @@ def package_steps(train: np.ndarray, arrays: dict, discord: dict, smoothing: str
                             discord_weight=weight, discord_floor=floor, shape_weight=shape_weight)
     train_d, shape = [discord["train_distances"][:, None]], discord["shape"]
     cal = calibrate_errors([arrays["train_errors"][:, None]], [train[:, None]], CONTEXT, scoring,
-                           discord_distances=train_d, references=[np.zeros((0, 1))],
+                           discord_distances=train_d, references=[(np.zeros((0, 1)), np.zeros(0, np.int64))],
                            shape_distances=[shape["train_distances"][:, None]])
     steps = scoring.from_errors(cal, arrays["errors"][:, None], discord["distances"][:, None],
                                 shape_distances=shape["distances"][:, None])

@@ -142,31 +142,34 @@ def trace_arrays(series: dict, adapter: str, seed: int = 0) -> dict:
 
 def discord_arrays(series: dict) -> dict:
     """Embedding-discord distances (the pretrained backbone, :mod:`trace_forecast.tasks.discord`)
-    of the whole series against the prefix's reference descriptors, and of the prefix
-    against itself."""
+    of the whole series against the prefix's reference descriptors (the prefix's own
+    subsequences not matching themselves, as in the package), and of the prefix against itself."""
     from trace_forecast.backbone import shared_backbone
-    from trace_forecast.tasks.discord import discord_distances, reference_descriptors
+    from trace_forecast.tasks.discord import SubsequenceIndex, discord_distances, reference_descriptors
 
     backbone = shared_backbone(None)
     values, train_end = series["values"].astype(np.float32), series["train_end"]
     start = time.perf_counter()
-    reference = reference_descriptors(backbone, [values[:train_end]], DISCORD_LENGTH, DISCORD_STRIDE)
+    reference, positions = reference_descriptors(backbone, [values[:train_end]], DISCORD_LENGTH, DISCORD_STRIDE)
     train = discord_distances(backbone, values[:train_end], None, DISCORD_LENGTH, DISCORD_STRIDE)
-    full = discord_distances(backbone, values, reference, DISCORD_LENGTH, DISCORD_STRIDE)
+    full = discord_distances(backbone, values, reference, DISCORD_LENGTH, DISCORD_STRIDE, reference_positions=positions,
+                             index=SubsequenceIndex.of([values[:train_end]]))
     return {"distances": full, "train_distances": train, "seconds": time.perf_counter() - start}
 
 
 def shape_arrays(series: dict) -> dict:
     """Shape-discord distances (:mod:`trace_forecast.tasks.shape_discord`) of the whole
     series against the prefix's neighbours, and of the prefix against itself."""
+    from trace_forecast.tasks.discord import SubsequenceIndex
     from trace_forecast.tasks.shape_discord import dense_neighbours, shape_distances, spread_floors, training_distances
 
     values, train_end = series["values"].astype(np.float32), series["train_end"]
     start = time.perf_counter()
     floor = spread_floors([[values[:train_end]]])
     train = training_distances([[values[:train_end]]], floor)[0][:, 0]
-    reference, _ = dense_neighbours([values[:train_end]], floor[0])
-    full = shape_distances(values, floor[0], reference)
+    reference, positions = dense_neighbours([values[:train_end]], floor[0])
+    full = shape_distances(values, floor[0], reference, reference_positions=positions,
+                           index=SubsequenceIndex.of([values[:train_end]]))
     return {"distances": full, "train_distances": train, "seconds": time.perf_counter() - start}
 
 
@@ -188,7 +191,7 @@ def discord_prefix_arrays(series: dict) -> dict:
 
     backbone = shared_backbone(None)
     values, train_end = series["values"].astype(np.float32), series["train_end"]
-    reference = reference_descriptors(backbone, [values[:train_end]], DISCORD_LENGTH, DISCORD_STRIDE)
+    reference, _ = reference_descriptors(backbone, [values[:train_end]], DISCORD_LENGTH, DISCORD_STRIDE)
     starts, full = subsequence_embeddings(backbone, values, DISCORD_LENGTH, DISCORD_STRIDE)
     dist = nearest_distance(full, reference.astype(np.float32))
     return {"distances": to_steps(starts, dist, len(values), DISCORD_LENGTH)}
@@ -244,12 +247,14 @@ def options(parser) -> None:
                         help="skip zero-shot TRACE (fine-tuned and zero-shot tie on the tuning split)")
     parser.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("K", "N"),
                         help="stage 1 of every N-th series from the K-th (parallel processes)")
+    parser.add_argument("--benchmarks", nargs="+", choices=SUITES, default=list(SUITES),
+                        help="only these suites: their rows and threshold lines replace theirs in the file")
 
 
 def run(args, record: Record) -> None:
     from benchmarks.anomaly_scores import VARIANTS, auto_threshold_steps, tail_calibrated, trace_variants
 
-    suite = load_suite(args.split)
+    suite = [s for s in load_suite(args.split) if s["benchmark"] in args.benchmarks]
     if args.limit:
         suite = [s for b in ("NAB", "UCR", "WSD") for s in [x for x in suite if x["benchmark"] == b][: args.limit]]
     if args.stage1_only:
@@ -290,8 +295,9 @@ def run(args, record: Record) -> None:
         return
     record.protocol["variants"] = list(VARIANTS)
     for split in {t["split"] for t in thresholds}:
-        record.summary.setdefault("threshold", {})[split] = threshold_table(
-            [t for t in thresholds if t["split"] == split])
+        table = threshold_table([t for t in thresholds if t["split"] == split])
+        old = record.summary.setdefault("threshold", {}).get(split)
+        record.summary["threshold"][split] = table if old is None else merged_lines(old, table, set(args.benchmarks))
         record.summary.setdefault("environments", {})[split] = environment()
     record.save()
     summary(record.rows)
@@ -349,6 +355,32 @@ def threshold_table(outcomes: list[dict]) -> str:
                      for m in sorted(auto.multiple.unique())]
             lines.append(f"| {bench} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def merged_lines(old: str, new: str, replaced: set[str]) -> str:
+    """``new``'s table rows for the ``replaced`` benchmarks, ``old``'s for the others (a run
+    of some suites keeps the others' lines; each row is one benchmark's means)."""
+    def rows(text: str) -> dict[tuple[int, str], str]:
+        out, table = {}, 0
+        for line in text.splitlines():
+            table += line.startswith("| benchmark |")
+            bench = line.split("|")[1].strip() if line.startswith("| ") else ""
+            if bench in SUITES:
+                out.setdefault((table, bench), []).append(line)
+        return out
+
+    old_rows, new_rows = rows(old), rows(new)
+    lines, table = [], 0
+    for line in new.splitlines():
+        table += line.startswith("| benchmark |")
+        bench = line.split("|")[1].strip() if line.startswith("| ") else ""
+        if bench not in SUITES:
+            lines.append(line)
+            if line.startswith("|---"):  # the table's rows, benchmark by benchmark
+                for b in sorted(SUITES):
+                    lines += (new_rows if b in replaced else old_rows).get((table, b), [])
+    return "\n".join(lines)
+
 
 
 # VUS-PR first: the headline metric, as TSB-AD ranks detectors (AUC-ROC flatters rare anomalies).

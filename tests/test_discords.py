@@ -9,6 +9,8 @@ import pytest
 from trace_forecast import TraceAnomalyDetector
 from trace_forecast.tasks.discord import (
     MIN_CONTRAST,
+    NOWHERE,
+    SubsequenceIndex,
     discord_distances,
     evenly_spaced,
     nearest_distance,
@@ -114,15 +116,59 @@ def test_a_missing_cycle_is_the_top_discord(backbone):
     train = _periodic(3000, 0)
     test = _periodic(3000, 1)
     test[1500:1550] = test[1500]
-    ref = reference_descriptors(backbone, [train], 128, 8)
+    ref, _ = reference_descriptors(backbone, [train], 128, 8)
     d = discord_distances(backbone, test, ref, 128, 8)
     assert 1500 - 128 <= int(np.argmax(d)) <= 1550 + 128
     assert len(ref) == len(subsequence_embeddings(backbone, train, 128, 8)[0])   # under the cap: all kept
 
 
+def test_the_index_locates_training_subsequences_and_only_those_seen_once():
+    train = [_periodic(400, 0), _periodic(300, 1)]
+    train[1][:200] = 1.0                        # a flat stretch: the same values at many starts
+    index = SubsequenceIndex.of(train, length=32, stride=8)
+    gap = 400 + 32                              # the second series' offset on the position axis
+    starts = np.array([0, 16, 368, 200])
+    assert index.locate(train[0], starts).tolist() == [0, 16, 368, 200]
+    scored = np.concatenate([_periodic(64, 9), train[1]])  # a new beginning, then the second series
+    assert index.locate(scored, np.array([0, 64, 64 + 200, 64 + 208])).tolist() == [
+        NOWHERE,  # new values
+        NOWHERE,  # flat: the training data repeat it, its other copies are neighbours
+        gap + 200, gap + 208]
+    gappy = train[0].copy()
+    gappy[40] = np.nan
+    assert SubsequenceIndex.of([gappy], 32, 8).locate(gappy, np.array([24, 32])).tolist() == [24, 32]
+    assert index.locate(gappy, np.array([24, 32])).tolist() == [NOWHERE, NOWHERE]
+
+
+def test_a_detector_scoring_its_own_training_data_does_not_match_the_anomaly_with_itself():
+    """fit(X).transform_scores(X): each training subsequence used to find itself among the
+    training neighbours, at distance 0, and an anomaly in X scored as normal data."""
+    x = np.sin(np.arange(2000) / 4)
+    x[1500] += 3.0
+    detector = TraceAnomalyDetector(discords=True, max_epochs=1, max_windows=64, random_state=0).fit(pd.Series(x))
+    parts = detector.score_components(pd.Series(x))
+    for name in ("discord", "shape discord"):
+        assert 1500 - 128 < int(parts[name].to_numpy().argmax()) < 1500 + 128, name
+        assert parts[name].iloc[1500] > 10 * parts[name].median(), name
+    assert 1500 - 128 < int(detector.transform_scores(pd.Series(x)).to_numpy().argmax()) < 1500 + 128
+
+
+def test_a_chunk_too_short_for_its_own_neighbours_is_compared_with_the_training_data(backbone):
+    """A series under two subsequences long has no neighbour of its own (every other one
+    overlaps it); its distances come from the training descriptors alone instead of 0."""
+    train = _periodic(3000, 0)
+    ref, positions = reference_descriptors(backbone, [train], 128, 8)
+    chunk = _periodic(200, 1)
+    chunk[60:120] = chunk[60]
+    d = discord_distances(backbone, chunk, ref, 128, 8, reference_positions=positions,
+                          index=SubsequenceIndex.of([train]))
+    normal = discord_distances(backbone, train, None, 128, 8)
+    assert d.min() > 2 * np.median(normal)
+
+
 def test_chunked_search_equals_one_pass(backbone):
     """Scoring streams subsequences in chunks (bounded memory) with the same distances."""
-    x, ref = _periodic(2000, 3), reference_descriptors(backbone, [_periodic(1000, 0)], 128, 8)
+    x, (ref, _) = _periodic(2000, 3), reference_descriptors(backbone, [_periodic(1000, 0)], 128, 8)
     np.testing.assert_allclose(discord_distances(backbone, x, ref, 128, 8, chunk=37),
                                discord_distances(backbone, x, ref, 128, 8), rtol=1e-4, atol=1e-5)
 
@@ -149,7 +195,7 @@ def test_self_join_keeps_a_drifted_series_from_being_one_long_discord(backbone):
     discordant everywhere; its own subsequences are its neighbours in the self-join."""
     train = _periodic(3000, 0)
     drifted = 2.0 * _periodic(3000, 2, period=70)
-    ref = reference_descriptors(backbone, [train], 128, 8)
+    ref, _ = reference_descriptors(backbone, [train], 128, 8)
     starts, desc = subsequence_embeddings(backbone, drifted, 128, 8)
     prefix_only = np.median(nearest_distance(desc, ref.astype(np.float32)))
     with_self = np.median(discord_distances(backbone, drifted, ref, 128, 8))

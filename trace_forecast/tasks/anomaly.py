@@ -25,6 +25,7 @@ from trace_forecast.tasks.discord import (
     UNIT_FLOOR,
     WEIGHT,
     DiscordProfile,
+    SubsequenceIndex,
     relative_contrast,
 )
 from trace_forecast.tasks.reconstruct import fit_reconstruction
@@ -258,10 +259,11 @@ def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSet
 
 def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context_length: int,
                      scoring: ScoreSettings, discord_distances: list[np.ndarray] | None = None,
-                     references: list[np.ndarray] | None = None,
+                     references: list[tuple[np.ndarray, np.ndarray]] | None = None,
                      shape_distances: list[np.ndarray] | None = None) -> Calibration:
     """:func:`calibrate` from the training errors (``[T, C]`` per series); the discord
-    profiles' training distances (and the embedding references) are computed from ``series``
+    profiles' training distances (and the embedding references with their positions,
+    :func:`~trace_forecast.tasks.discord.reference_descriptors`) are computed from ``series``
     unless given."""
     flat = flat_channels(series) if series else np.zeros(errors[0].shape[1], bool)
     scale = ErrorScale.fit(errors, context_length)
@@ -272,8 +274,9 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
     wanted = wanted and has_subsequences(series)
     discords = shapes = None
     if wanted and discord_distances is not None:
+        indexes = [SubsequenceIndex.of([s[:, c] for s in series]) for c in range(series[0].shape[1])]
         discords, joined = DiscordProfile.from_training(references, discord_distances, per_channel,
-                                                        scoring.discord_weight, scoring.discord_floor)
+                                                        scoring.discord_weight, scoring.discord_floor, indexes)
     elif wanted:
         discords, joined = DiscordProfile.fit(scoring.pretrained(), series, per_channel, scoring.discord_weight,
                                               scoring.discord_floor)

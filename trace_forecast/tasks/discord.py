@@ -11,6 +11,13 @@ nearest neighbour among the series' own subsequences (overlapping ones excluded:
 matrix profile's trivial-match zone) and the training series' descriptors. A step takes
 the mean distance of the subsequences that cover it.
 
+A subsequence of the scored series that *is* a training subsequence -- a detector scoring
+the data it was fitted on, ``fit(X).transform(X)``, or a series that begins with its
+training prefix -- would find itself among the training descriptors at distance 0, and an
+anomaly inside the training data would vanish. :class:`SubsequenceIndex` recognises such a
+subsequence by its values, and its trivial-match zone in the training data is excluded as in
+the self-join.
+
 Written here rather than taken from a matrix-profile library (``stumpy``) because the
 vectors are the backbone's embeddings, not raw subsequences; the nearest-neighbour search
 is a chunked, exact ``torch.cdist``.
@@ -83,15 +90,15 @@ def subsequence_embeddings(backbone, series: np.ndarray, length: int, stride: in
 
 def nearest_distance(query: np.ndarray, reference: np.ndarray, query_positions: np.ndarray | None = None,
                      reference_positions: np.ndarray | None = None, exclusion: int = 0,
-                     block: int = 1 << 21) -> np.ndarray:
+                     block: int = 1 << 21, none: float = 0.0) -> np.ndarray:
     """Distance from each query row to its nearest reference row; with positions, rows
     less than ``exclusion`` steps apart are not neighbours (trivial matches). No
-    admissible neighbour, or an empty reference, gives 0. Queries go in chunks of about
+    admissible neighbour, or an empty reference, gives ``none``. Queries go in chunks of about
     ``block`` query-reference pairs, so the memory stays bounded (8 MB of distances)
     whatever the sizes."""
     limit_worker_threads()
     if len(reference) == 0 or len(query) == 0:
-        return np.zeros(len(query), np.float32)
+        return np.full(len(query), none, np.float32)
     q = torch.from_numpy(np.ascontiguousarray(query, np.float32))
     r = torch.from_numpy(np.ascontiguousarray(reference, np.float32))
     excluded = query_positions is not None and exclusion > 0
@@ -105,7 +112,7 @@ def nearest_distance(query: np.ndarray, reference: np.ndarray, query_positions: 
         if excluded:
             d.masked_fill_((q_pos[i : i + chunk, None] - r_pos[None, :]).abs_() < exclusion, float("inf"))
         out[i : i + chunk] = d.min(dim=1).values.numpy()
-    out[~np.isfinite(out)] = 0.0
+    out[~np.isfinite(out)] = none
     return out
 
 
@@ -131,13 +138,18 @@ def usable_starts(series: np.ndarray, stride: int, length: int = LENGTH) -> np.n
     return starts[observed_starts(np.asarray(series), starts, length)] if len(starts) else starts
 
 
+def series_offsets(series: list[np.ndarray], length: int = LENGTH) -> np.ndarray:
+    """Where each of several pooled series begins in one position axis: a position is a
+    start plus its series' offset, so that only subsequences of one series overlap."""
+    return np.cumsum([0] + [len(x) + length for x in series])
+
+
 def spaced_subsequences(series: list[np.ndarray], stride: int, limit: int, floor: float | None = None,
                         length: int = LENGTH) -> tuple[np.ndarray, np.ndarray]:
     """``(windows [N, length], positions [N])``: at most ``limit`` of the usable subsequences
     of ``series`` (univariate, pooled; every ``stride`` steps), evenly spaced, z-normalised
-    (:func:`znormalised` with ``floor``). A position is the start plus an offset per series,
-    so that only overlaps within one series are closer than ``length``."""
-    offsets = np.cumsum([0] + [len(x) + length for x in series])
+    (:func:`znormalised` with ``floor``); positions as :func:`series_offsets` lays them."""
+    offsets = series_offsets(series, length)
     pairs = [(i, s) for i, x in enumerate(series) for s in usable_starts(x, stride, length)]
     keep = [pairs[k] for k in evenly_spaced(len(pairs), limit)]
     windows = [znormalised(x, np.array([s for j, s in keep if j == i], np.int64), length, floor)
@@ -194,26 +206,97 @@ def observed_starts(series: np.ndarray, starts: np.ndarray, length: int) -> np.n
     return (counts[starts + length] - counts[starts]) >= MIN_OBSERVED_SHARE * length
 
 
-def reference_descriptors(backbone, series: list[np.ndarray], length: int, stride: int) -> np.ndarray:
-    """The training descriptors kept as neighbours: at most ``MAX_REFERENCE`` of the
-    subsequences of ``series`` (univariate), evenly spaced; only those are embedded.
-    Float16: they are fitted state."""
+def reference_descriptors(backbone, series: list[np.ndarray], length: int, stride: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """``(descriptors, positions)``: the training descriptors kept as neighbours, at most
+    ``MAX_REFERENCE`` of the subsequences of ``series`` (univariate), evenly spaced (only
+    those are embedded; float16: they are fitted state), and their positions
+    (:func:`series_offsets`)."""
     pairs = [(i, s) for i, x in enumerate(series) for s in usable_starts(x, stride, length)]
     keep = [pairs[k] for k in evenly_spaced(len(pairs), MAX_REFERENCE)]
     parts = [embed_subsequences(backbone, x, np.array([s for j, s in keep if j == i], np.int64), length)
              for i, x in enumerate(series)]
-    return np.concatenate(parts).astype(np.float16)
+    offsets = series_offsets(series, length)
+    positions = np.array([offsets[i] + s for i, s in keep], np.int64)
+    return np.concatenate(parts).astype(np.float16), positions
+
+
+#: The position of a subsequence that is not (exactly once) in the training data: farther
+#: than any exclusion zone from every training position.
+NOWHERE = -(1 << 50)
+
+
+def fingerprints(series: np.ndarray, starts: np.ndarray, length: int, chunk: int = 8192) -> np.ndarray:
+    """A 64-bit fingerprint ``[len(starts)]`` of each subsequence ``series[s : s + length]``:
+    a random linear hash of its float32 bit patterns (equal subsequences, missing values
+    included, get equal fingerprints; two different ones collide with probability about
+    2^-32)."""
+    bits = np.ascontiguousarray(series, np.float32).view(np.uint32).astype(np.uint64)
+    weights = np.random.default_rng(length).integers(1, 1 << 62, size=length, dtype=np.uint64) | np.uint64(1)
+    out = np.empty(len(starts), np.uint64)
+    for i in range(0, len(starts), chunk):  # wraps modulo 2^64, as a hash should
+        out[i : i + chunk] = (bits[starts[i : i + chunk, None] + np.arange(length)] * weights).sum(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class SubsequenceIndex:
+    """Where a scored subsequence stands in the training data, if it is one of its
+    subsequences: the fingerprints (sorted) of every training subsequence at the discord
+    stride, with their positions (:func:`series_offsets`). A scored series aligned with its
+    training data -- the same series, or one that begins with it -- has its subsequences at
+    the same starts; one shifted by a part of the stride is not recognised, and its
+    overlapping training neighbours, a few steps out of phase, are as far as any other
+    near neighbour."""
+
+    keys: np.ndarray
+    positions: np.ndarray
+    length: int = LENGTH
+
+    @classmethod
+    def of(cls, series: list[np.ndarray], length: int = LENGTH, stride: int = STRIDE) -> SubsequenceIndex:
+        offsets = series_offsets(series, length)
+        starts = [subsequence_starts(len(x), length, stride) for x in series]
+        keys = np.concatenate([fingerprints(x, s, length) for x, s in zip(series, starts, strict=True)])
+        positions = np.concatenate([offsets[i] + s for i, s in enumerate(starts)]).astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], positions[order], length)
+
+    def locate(self, series: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The training position ``[len(starts)]`` of each subsequence of ``series`` that
+        occurs exactly once in the training data; :data:`NOWHERE` for the others (new data,
+        and a shape the training data repeats exactly: its other copies are its neighbours)."""
+        keys = fingerprints(series, starts, self.length)
+        first, last = np.searchsorted(self.keys, keys, "left"), np.searchsorted(self.keys, keys, "right")
+        once = last - first == 1
+        out = np.full(len(keys), NOWHERE, np.int64)
+        out[once] = self.positions[first[once]]
+        return out
+
+
+def reference_distance(query: np.ndarray, reference: np.ndarray, query_positions: np.ndarray | None,
+                       reference_positions: np.ndarray | None, length: int) -> np.ndarray:
+    """Each query's distance to its nearest training neighbour (``reference``), the
+    neighbours within ``length`` steps of the query's own training position excluded
+    (``query_positions`` from :meth:`SubsequenceIndex.locate`; None: nothing excluded). A
+    query with no admissible neighbour gets infinity: it has only its self-join."""
+    reference = np.asarray(reference, np.float32)
+    if query_positions is None or reference_positions is None:
+        return nearest_distance(query, reference, none=np.inf)
+    return nearest_distance(query, reference, query_positions, reference_positions, exclusion=length, none=np.inf)
 
 
 def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None, length: int,
-                      stride: int, chunk: int = 8192) -> np.ndarray:
+                      stride: int, chunk: int = 8192, reference_positions: np.ndarray | None = None,
+                      index: SubsequenceIndex | None = None) -> np.ndarray:
     """Per-step discord distance ``[T]`` of a univariate ``series``: each subsequence's
     distance to its nearest neighbour among the series' own subsequences (a self-join,
     trivial matches excluded; at most ``MAX_REFERENCE`` evenly spaced neighbours) and the
-    ``reference`` descriptors of the training data, if any. The self-join is what keeps a
-    series that has drifted from its training data from being one long discord.
-    Subsequences are embedded and searched ``chunk`` at a time: memory does not grow
-    with the series."""
+    ``reference`` descriptors of the training data, if any -- with their positions and the
+    training data's ``index``, a subsequence of the training data does not match itself
+    (:func:`reference_distance`). The self-join is what keeps a series that has drifted
+    from its training data from being one long discord. Subsequences are embedded and
+    searched ``chunk`` at a time: memory does not grow with the series."""
     starts = subsequence_starts(len(series), length, stride)
     usable = observed_starts(np.asarray(series), starts, length)
     own = np.flatnonzero(usable)[evenly_spaced(int(usable.sum()), MAX_REFERENCE)]
@@ -221,10 +304,11 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
     dist = np.zeros(len(starts), np.float32)
     for i in range(0, len(starts), chunk):
         part = embed_subsequences(backbone, series, starts[i : i + chunk], length)
-        d = nearest_distance(part, neighbours, starts[i : i + chunk], starts[own], exclusion=length)
+        d = nearest_distance(part, neighbours, starts[i : i + chunk], starts[own], exclusion=length, none=np.inf)
         if reference is not None and len(reference):
-            d = np.minimum(d, nearest_distance(part, reference.astype(np.float32)))
-        dist[i : i + chunk] = d
+            where = None if index is None else index.locate(series, starts[i : i + chunk])
+            d = np.minimum(d, reference_distance(part, reference, where, reference_positions, length))
+        dist[i : i + chunk] = np.where(np.isinf(d), 0.0, d)  # no neighbour at all: no evidence
     dist[~usable] = np.nan  # mostly missing: no distance (to_steps skips it)
     return to_steps(starts, dist, len(series), length)
 
@@ -233,7 +317,9 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
 class DiscordProfile:
     """A fitted discord score, calibrated to join the reconstruction score.
 
-    Per channel: the training series' reference descriptors, and the level and unit
+    Per channel: the training series' reference descriptors (with their positions and the
+    training data's :class:`SubsequenceIndex`, so that a training subsequence scored again
+    does not match itself; ``None`` in a profile pickled before them), and the level and unit
     (median, 99th percentile above it: :func:`~trace_forecast.tasks.scoring.tail_level`)
     of two training scores -- the discord distances (a self-join of the training series)
     and the reconstruction scores. :meth:`mapped` puts the discord distance in the
@@ -251,18 +337,23 @@ class DiscordProfile:
     length: int = LENGTH
     stride: int = STRIDE
     weight: float = WEIGHT
+    positions: list[np.ndarray] | None = None
+    indexes: list[SubsequenceIndex] | None = None
 
     @classmethod
-    def from_training(cls, references: list[np.ndarray], distances: list[np.ndarray], scores: list[np.ndarray],
-                      weight: float = WEIGHT, floor: float = UNIT_FLOOR) -> tuple[DiscordProfile, list[np.ndarray]]:
-        """From each channel's reference descriptors and each training series' discord
-        distances and reconstruction scores (``[T, C]``): the profile and the training
-        series' combined scores (``[T, C]``)."""
+    def from_training(cls, references: list[tuple[np.ndarray, np.ndarray]], distances: list[np.ndarray],
+                      scores: list[np.ndarray], weight: float = WEIGHT, floor: float = UNIT_FLOOR,
+                      indexes: list[SubsequenceIndex] | None = None) -> tuple[DiscordProfile, list[np.ndarray]]:
+        """From each channel's reference descriptors and positions
+        (:func:`reference_descriptors`), each training series' discord distances and
+        reconstruction scores (``[T, C]``) and each channel's :class:`SubsequenceIndex`:
+        the profile and the training series' combined scores (``[T, C]``)."""
         from trace_forecast.tasks.scoring import tail_level
 
         d_center, d_unit = tail_level(np.concatenate(distances), floor)
         s_center, s_unit = tail_level(np.concatenate(scores))
-        profile = cls(references, d_center, d_unit, s_center, s_unit, weight=weight)
+        profile = cls([r for r, _ in references], d_center, d_unit, s_center, s_unit, weight=weight,
+                      positions=[p for _, p in references], indexes=indexes)
         return profile, [profile.combine(s, d) for s, d in zip(scores, distances, strict=True)]
 
     @classmethod
@@ -271,11 +362,12 @@ class DiscordProfile:
         """From the training series (``[T, C]`` arrays) and their per-channel
         reconstruction scores (``[T, C]``); the training series' discord distances come
         from their self-join, since each is in the reference."""
-        channels = series[0].shape[1]
-        refs = [reference_descriptors(backbone, [s[:, c] for s in series], LENGTH, STRIDE) for c in range(channels)]
-        distances = [np.stack([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for c in range(channels)],
+        channels = [[s[:, c] for s in series] for c in range(series[0].shape[1])]
+        refs = [reference_descriptors(backbone, parts, LENGTH, STRIDE) for parts in channels]
+        distances = [np.stack([discord_distances(backbone, s[:, c], None, LENGTH, STRIDE) for c in range(len(channels))],
                               axis=1) for s in series]
-        return cls.from_training(refs, distances, scores, weight, floor)
+        indexes = [SubsequenceIndex.of(parts, LENGTH, STRIDE) for parts in channels]
+        return cls.from_training(refs, distances, scores, weight, floor, indexes)
 
     def combine(self, scores: np.ndarray, dist: np.ndarray) -> np.ndarray:
         """The larger of the two in the reconstruction score's units."""
@@ -288,5 +380,8 @@ class DiscordProfile:
 
     def distances(self, backbone, values: np.ndarray) -> np.ndarray:
         """Discord distances ``[T, C]`` of a ``[T, C]`` array against the training references."""
-        return np.stack([discord_distances(backbone, values[:, c], self.references[c], self.length, self.stride)
+        positions, indexes = getattr(self, "positions", None), getattr(self, "indexes", None)
+        return np.stack([discord_distances(backbone, values[:, c], self.references[c], self.length, self.stride,
+                                           reference_positions=None if positions is None else positions[c],
+                                           index=None if indexes is None else indexes[c])
                          for c in range(values.shape[1])], axis=1)

@@ -9,7 +9,9 @@ training data's, so that noise on a flat stretch is not stretched into a shape (
 jump in a flat series stays visible) -- and compared with neighbours taken at *every* step:
 at most ``NEIGHBOURS`` of the training series' subsequences, and as many of the series'
 own (a self-join; overlapping ones excluded, as the matrix profile's trivial-match zone).
-A step takes the mean distance of the subsequences covering it.
+A step takes the mean distance of the subsequences covering it. A scored subsequence that
+is one of the training data's does not match itself or its overlaps there
+(:class:`~trace_forecast.tasks.discord.SubsequenceIndex`).
 
 Written here rather than taken from ``stumpy``: its exact self-join is quadratic in the
 series' length (10^6 points: hours on a CPU); the capped neighbour sets keep the cost
@@ -25,7 +27,9 @@ import numpy as np
 from trace_forecast.tasks.discord import (
     LENGTH,
     STRIDE,
+    SubsequenceIndex,
     nearest_distance,
+    reference_distance,
     spaced_subsequences,
     to_steps,
     usable_starts,
@@ -64,10 +68,14 @@ def spread_floors(training: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | None = None,
-                    length: int = LENGTH, stride: int = STRIDE, limit: int = NEIGHBOURS) -> np.ndarray:
+                    length: int = LENGTH, stride: int = STRIDE, limit: int = NEIGHBOURS,
+                    reference_positions: np.ndarray | None = None, index: SubsequenceIndex | None = None
+                    ) -> np.ndarray:
     """Per-step shape-discord distance ``[T]`` of a univariate ``series``: each subsequence's
     (every ``stride`` steps) distance to its nearest neighbour among the series' own
-    subsequences at every step (overlaps excluded) and the ``reference`` windows."""
+    subsequences at every step (overlaps excluded) and the ``reference`` windows (with their
+    positions and the training data's ``index``, a training subsequence's own overlaps
+    excluded: :func:`~trace_forecast.tasks.discord.reference_distance`)."""
     starts = usable_starts(series, stride, length)
     if len(starts) == 0:
         return np.zeros(len(series))
@@ -76,9 +84,11 @@ def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | No
     for i in range(0, len(starts), QUERY_CHUNK):  # z-normalised queries a chunk at a time: bounded memory
         part = starts[i : i + QUERY_CHUNK]
         query = znormalised(series, part, length, floor)
-        dist[i : i + QUERY_CHUNK] = nearest_distance(query, own, part, own_positions, exclusion=length)
+        d = nearest_distance(query, own, part, own_positions, exclusion=length, none=np.inf)
         if reference is not None and len(reference):
-            dist[i : i + QUERY_CHUNK] = np.minimum(dist[i : i + QUERY_CHUNK], nearest_distance(query, reference))
+            where = None if index is None else index.locate(series, part)
+            d = np.minimum(d, reference_distance(query, reference, where, reference_positions, length))
+        dist[i : i + QUERY_CHUNK] = np.where(np.isinf(d), 0.0, d)  # no neighbour at all: no evidence
     return to_steps(starts, dist, len(series), length)
 
 
@@ -114,7 +124,7 @@ class ShapeProfile:
     score_center: np.ndarray
     score_unit: np.ndarray
     weight: float = SHAPE_WEIGHT
-    _references: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _references: dict[int, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
         """Pickled without the cached neighbour windows (rebuilt from ``training`` on use)."""
@@ -143,16 +153,22 @@ class ShapeProfile:
 
     def distances(self, values: np.ndarray) -> np.ndarray:
         """Shape distances ``[T, C]`` of a ``[T, C]`` array against the training neighbours."""
-        return np.stack([shape_distances(values[:, c], self.floor[c], self.reference(c))
-                         for c in range(values.shape[1])], axis=1)
+        out = []
+        for c in range(values.shape[1]):
+            reference, positions, index = self.reference(c)
+            out.append(shape_distances(values[:, c], self.floor[c], reference, reference_positions=positions,
+                                       index=index))
+        return np.stack(out, axis=1)
 
-    def reference(self, channel: int) -> np.ndarray:
-        """Channel ``channel``'s training neighbour windows, kept while the cache's budget
-        (``REFERENCE_CACHE_BYTES``) allows."""
+    def reference(self, channel: int) -> tuple[np.ndarray, np.ndarray, SubsequenceIndex]:
+        """Channel ``channel``'s training neighbour windows, their positions and the training
+        data's :class:`~trace_forecast.tasks.discord.SubsequenceIndex`, kept while the
+        cache's budget (``REFERENCE_CACHE_BYTES``) allows."""
         cached = self._references.get(channel)
         if cached is not None:
             return cached
-        reference, _ = dense_neighbours(self.training[channel], self.floor[channel])
-        if sum(r.nbytes for r in self._references.values()) + reference.nbytes <= REFERENCE_CACHE_BYTES:
-            self._references[channel] = reference
-        return reference
+        reference, positions = dense_neighbours(self.training[channel], self.floor[channel])
+        built = (reference, positions, SubsequenceIndex.of(self.training[channel]))
+        if sum(r[0].nbytes for r in self._references.values()) + reference.nbytes <= REFERENCE_CACHE_BYTES:
+            self._references[channel] = built
+        return built
