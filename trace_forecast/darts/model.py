@@ -401,7 +401,22 @@ class TraceModel(FoundationModel):
         dsic = next((cb for cb in getattr(self.trainer, "callbacks", []) if isinstance(cb, GatedDSIC)), None)
         if dsic is not None:  # kept on the model (saved with it), the trainer is not
             self._selection_history = history_frame(dsic.selection_history(), dsic.module_names)
+        self._checkpoint_the_fitted_state()
         return self
+
+    def _checkpoint_the_fitted_state(self) -> None:
+        """With ``save_checkpoints``: the fitted state as Darts' newest ``best-*`` and
+        ``last-*`` checkpoints, so that ``load_from_checkpoint`` gives the fitted model.
+        The recipe keeps the state its validation windows prefer, which Lightning's files
+        need not hold: the closed-form start trains no epoch at all (a short series: no
+        checkpoint was written, and ``load_from_checkpoint`` found no file), and a trained
+        epoch the start beat is in them. The conformal offsets are in the state too."""
+        if not self.save_checkpoints or self.trainer is None:
+            return
+        for callback in self.trainer.checkpoint_callbacks:
+            if isinstance(callback, pl.callbacks.ModelCheckpoint) and callback.dirpath:
+                name = "last-epoch=0.ckpt" if callback.monitor is None else "best-kept.ckpt"
+                self.trainer.save_checkpoint(callback.best_model_path or str(Path(callback.dirpath) / name))
 
     def _fit_covariate_head(self, series, past_covariates, future_covariates) -> None:
         """The covariate head (:mod:`trace_forecast.darts.covariates`) on the fitted network's
