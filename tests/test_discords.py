@@ -145,12 +145,15 @@ def test_a_detector_scoring_its_own_training_data_does_not_match_the_anomaly_wit
     training neighbours, at distance 0, and an anomaly in X scored as normal data."""
     x = np.sin(np.arange(1200) / 4)
     x[900] += 3.0
-    detector = TraceAnomalyDetector(adapter="none", discords=True, random_state=0).fit(pd.Series(x))  # no training
+    detector = TraceAnomalyDetector(adapter="none", discords=True, threshold="contamination",  # no training
+                                    random_state=0).fit(pd.Series(x))
     parts = detector.score_components(pd.Series(x))
     for name in ("discord", "shape discord"):
         assert 900 - 128 < int(parts[name].to_numpy().argmax()) < 900 + 128, name
         assert parts[name].iloc[900] > 10 * parts[name].median(), name
     assert 900 - 128 < int(detector.transform_scores(pd.Series(x)).to_numpy().argmax()) < 900 + 128
+    flagged = detector.predict(pd.Series(x))["ilocs"].to_numpy()  # the documented way to label X's own anomalies
+    assert len(flagged) and np.all(np.abs(flagged - 900) < 64)
 
 
 def test_a_chunk_too_short_for_its_own_neighbours_is_compared_with_the_training_data(backbone):
