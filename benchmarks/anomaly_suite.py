@@ -2,8 +2,9 @@
 scorer in one run, with a tuning split for choosing defaults and a held-out split for
 reporting.
 
-``python -m benchmarks.anomaly_suite [--split tuning|held-out|all] [--no-zero-shot] [--limit N]``
-(``--stage1-only --shard K N`` fills the cache in N parallel processes; ``--report`` writes
+``python -m benchmarks.anomaly_suite [--split tuning|held-out|all] [--no-zero-shot] [--limit N]
+[--benchmarks UCR WSD NAB]`` (``--stage1-only --shard K N`` fills the cache in N parallel
+processes; ``--benchmarks`` re-scores some suites and keeps the others' rows; ``--report`` writes
 ``docs/benchmarks_anomaly.md`` from the result file alone). The held-out split ran without zero-shot TRACE, which ties
 the fine-tuned detector on the tuning split. sktime's ``MomentFMAnomalyDetector`` is not
 in the suite: it scores about 400 points/s, about 4 hours for the suite's 5.6 million

@@ -286,3 +286,19 @@ def test_a_candidate_backbone_replaces_the_embedded_one_only_outside_committed_r
                                                         embedded=candidate))
     assert result["rows"][0]["folder"] == str(candidate.resolve())
     assert result["protocol"]["backbone"].startswith(str(candidate))
+
+
+def test_a_run_of_some_anomaly_suites_keeps_the_other_suites_threshold_lines():
+    from benchmarks.anomaly_suite import merged_lines, threshold_table
+
+    def outcomes(caught: float) -> list[dict]:
+        return [{"benchmark": b, "discords": d, "multiple": m, "caught": caught, "caught_after_fit": caught,
+                 "false_alarm": 0.1} for b in ("NAB", "UCR", "WSD") for d in ("auto", "False")
+                for m in ((0.5, 1.0) if d == "auto" else (1.0,))]
+
+    old, new = threshold_table(outcomes(0.2)), threshold_table(outcomes(0.6))
+    merged = merged_lines(old, new, {"NAB", "WSD"})
+    assert merged.count("\n") == old.count("\n")
+    assert "| UCR | auto | 20% |" in merged and "| NAB | auto | 60% |" in merged and "| WSD | False | 60% |" in merged
+    assert "| UCR | 20% / 10% | 20% / 10% |" in merged and "| NAB | 60% / 10% |" in merged
+    assert merged_lines(old, new, set()) == old and merged_lines(old, new, {"NAB", "UCR", "WSD"}) == new
