@@ -361,7 +361,7 @@ def threshold_table(outcomes: list[dict]) -> str:
 def merged_lines(old: str, new: str, replaced: set[str]) -> str:
     """``new``'s table rows for the ``replaced`` benchmarks, ``old``'s for the others (a run
     of some suites keeps the others' lines; each row is one benchmark's means)."""
-    def rows(text: str) -> dict[tuple[int, str], str]:
+    def rows(text: str) -> dict[tuple[int, str], list[str]]:
         out, table = {}, 0
         for line in text.splitlines():
             table += line.startswith("| benchmark |")
@@ -381,7 +381,6 @@ def merged_lines(old: str, new: str, replaced: set[str]) -> str:
                 for b in sorted(SUITES):
                     lines += (new_rows if b in replaced else old_rows).get((table, b), [])
     return "\n".join(lines)
-
 
 
 # VUS-PR first: the headline metric, as TSB-AD ranks detectors (AUC-ROC flatters rare anomalies).
