@@ -361,25 +361,24 @@ def threshold_table(outcomes: list[dict]) -> str:
 def merged_lines(old: str, new: str, replaced: set[str]) -> str:
     """``new``'s table rows for the ``replaced`` benchmarks, ``old``'s for the others (a run
     of some suites keeps the others' lines; each row is one benchmark's means)."""
-    def rows(text: str) -> dict[tuple[int, str], list[str]]:
-        out, table = {}, 0
+    def tagged(text: str):
+        """``(table, benchmark, line)`` per line: which table it is in, the benchmark of its row."""
+        table = 0
         for line in text.splitlines():
             table += line.startswith("| benchmark |")
-            bench = line.split("|")[1].strip() if line.startswith("| ") else ""
-            if bench in SUITES:
-                out.setdefault((table, bench), []).append(line)
-        return out
+            yield table, line.split("|")[1].strip() if line.startswith("| ") else "", line
 
-    old_rows, new_rows = rows(old), rows(new)
-    lines, table = [], 0
-    for line in new.splitlines():
-        table += line.startswith("| benchmark |")
-        bench = line.split("|")[1].strip() if line.startswith("| ") else ""
+    rows: dict[tuple[bool, int, str], list[str]] = {}
+    for is_new, text in ((False, old), (True, new)):
+        for table, bench, line in tagged(text):
+            rows.setdefault((is_new, table, bench), []).append(line)
+    lines = []
+    for table, bench, line in tagged(new):
         if bench not in SUITES:
             lines.append(line)
             if line.startswith("|---"):  # the table's rows, benchmark by benchmark
                 for b in sorted(SUITES):
-                    lines += (new_rows if b in replaced else old_rows).get((table, b), [])
+                    lines += rows.get((b in replaced, table, b), [])
     return "\n".join(lines)
 
 

@@ -274,16 +274,22 @@ class SubsequenceIndex:
         return out
 
 
-def reference_distance(query: np.ndarray, reference: np.ndarray, query_positions: np.ndarray | None,
-                       reference_positions: np.ndarray | None, length: int) -> np.ndarray:
-    """Each query's distance to its nearest training neighbour (``reference``), the
-    neighbours within ``length`` steps of the query's own training position excluded
-    (``query_positions`` from :meth:`SubsequenceIndex.locate`; None: nothing excluded). A
-    query with no admissible neighbour gets infinity: it has only its self-join."""
-    reference = np.asarray(reference, np.float32)
-    if query_positions is None or reference_positions is None:
-        return nearest_distance(query, reference, none=np.inf)
-    return nearest_distance(query, reference, query_positions, reference_positions, exclusion=length, none=np.inf)
+def neighbour_distance(series: np.ndarray, starts: np.ndarray, query: np.ndarray, own: np.ndarray,
+                       own_positions: np.ndarray, reference: np.ndarray | None,
+                       reference_positions: np.ndarray | None, index: SubsequenceIndex | None,
+                       length: int) -> np.ndarray:
+    """Each query's (the subsequences of ``series`` at ``starts``) distance to its nearest
+    neighbour among the series' own subsequences ``own`` (a self-join, overlaps excluded)
+    and the training data's ``reference`` -- with their positions and the training data's
+    ``index``, the neighbours within ``length`` steps of the query's own training position
+    excluded (:meth:`SubsequenceIndex.locate`). A query with no admissible neighbour in
+    either set gets 0: no evidence."""
+    d = nearest_distance(query, own, starts, own_positions, exclusion=length, none=np.inf)
+    if reference is not None and len(reference):
+        where = None if index is None or reference_positions is None else index.locate(series, starts)
+        d = np.minimum(d, nearest_distance(query, reference, where, reference_positions,
+                                           exclusion=0 if where is None else length, none=np.inf))
+    return np.where(np.isinf(d), 0.0, d)
 
 
 def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None, length: int,
@@ -294,7 +300,7 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
     trivial matches excluded; at most ``MAX_REFERENCE`` evenly spaced neighbours) and the
     ``reference`` descriptors of the training data, if any -- with their positions and the
     training data's ``index``, a subsequence of the training data does not match itself
-    (:func:`reference_distance`). The self-join is what keeps a series that has drifted
+    (:func:`neighbour_distance`). The self-join is what keeps a series that has drifted
     from its training data from being one long discord. Subsequences are embedded and
     searched ``chunk`` at a time: memory does not grow with the series."""
     starts = subsequence_starts(len(series), length, stride)
@@ -304,11 +310,8 @@ def discord_distances(backbone, series: np.ndarray, reference: np.ndarray | None
     dist = np.zeros(len(starts), np.float32)
     for i in range(0, len(starts), chunk):
         part = embed_subsequences(backbone, series, starts[i : i + chunk], length)
-        d = nearest_distance(part, neighbours, starts[i : i + chunk], starts[own], exclusion=length, none=np.inf)
-        if reference is not None and len(reference):
-            where = None if index is None else index.locate(series, starts[i : i + chunk])
-            d = np.minimum(d, reference_distance(part, reference, where, reference_positions, length))
-        dist[i : i + chunk] = np.where(np.isinf(d), 0.0, d)  # no neighbour at all: no evidence
+        dist[i : i + chunk] = neighbour_distance(series, starts[i : i + chunk], part, neighbours, starts[own],
+                                                 reference, reference_positions, index, length)
     dist[~usable] = np.nan  # mostly missing: no distance (to_steps skips it)
     return to_steps(starts, dist, len(series), length)
 
@@ -380,8 +383,7 @@ class DiscordProfile:
 
     def distances(self, backbone, values: np.ndarray) -> np.ndarray:
         """Discord distances ``[T, C]`` of a ``[T, C]`` array against the training references."""
-        positions, indexes = getattr(self, "positions", None), getattr(self, "indexes", None)
         return np.stack([discord_distances(backbone, values[:, c], self.references[c], self.length, self.stride,
-                                           reference_positions=None if positions is None else positions[c],
-                                           index=None if indexes is None else indexes[c])
+                                           reference_positions=None if self.positions is None else self.positions[c],
+                                           index=None if self.indexes is None else self.indexes[c])
                          for c in range(values.shape[1])], axis=1)

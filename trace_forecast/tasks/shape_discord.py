@@ -29,7 +29,7 @@ from trace_forecast.tasks.discord import (
     STRIDE,
     SubsequenceIndex,
     nearest_distance,
-    reference_distance,
+    neighbour_distance,
     spaced_subsequences,
     to_steps,
     usable_starts,
@@ -75,7 +75,7 @@ def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | No
     (every ``stride`` steps) distance to its nearest neighbour among the series' own
     subsequences at every step (overlaps excluded) and the ``reference`` windows (with their
     positions and the training data's ``index``, a training subsequence's own overlaps
-    excluded: :func:`~trace_forecast.tasks.discord.reference_distance`)."""
+    excluded: :func:`~trace_forecast.tasks.discord.neighbour_distance`)."""
     starts = usable_starts(series, stride, length)
     if len(starts) == 0:
         return np.zeros(len(series))
@@ -84,11 +84,8 @@ def shape_distances(series: np.ndarray, floor: float, reference: np.ndarray | No
     for i in range(0, len(starts), QUERY_CHUNK):  # z-normalised queries a chunk at a time: bounded memory
         part = starts[i : i + QUERY_CHUNK]
         query = znormalised(series, part, length, floor)
-        d = nearest_distance(query, own, part, own_positions, exclusion=length, none=np.inf)
-        if reference is not None and len(reference):
-            where = None if index is None else index.locate(series, part)
-            d = np.minimum(d, reference_distance(query, reference, where, reference_positions, length))
-        dist[i : i + QUERY_CHUNK] = np.where(np.isinf(d), 0.0, d)  # no neighbour at all: no evidence
+        dist[i : i + QUERY_CHUNK] = neighbour_distance(series, part, query, own, own_positions, reference,
+                                                       reference_positions, index, length)
     return to_steps(starts, dist, len(series), length)
 
 
