@@ -133,7 +133,8 @@ def trace_forecasts(method: str, seed: int, train: list[np.ndarray] | pd.DataFra
     choices = fitted.get("fit_choices") or {}
     start = choices.get("head_start") or {}
     return pred, {"fit_seconds": fit_time(), "trainable_parameters": int(fitted["total_trainable"]),
-                  "kept": choices.get("kept"), "blend": start.get("blend"), "alpha": start.get("alpha")}
+                  "kept": choices.get("kept"), "blend": start.get("blend"), "alpha": start.get("alpha"),
+                  "persistence": start.get("persistence", 0.0)}
 
 
 def revin_ridge(train: list[np.ndarray], horizon: int, lookback: int, histories: list[np.ndarray]) -> np.ndarray:

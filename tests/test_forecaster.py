@@ -80,7 +80,7 @@ def test_a_fit_keeps_its_best_state_on_validation_and_says_which(make):
     choices = f.get_fitted_params()["fit_choices"]
     assert choices["kept"] == "start"
     assert set(choices["head_start"]) == {"alpha", "blend", "validation_error", "zero_shot_error", "validation_windows",
-                                          "weighting"}
+                                          "weighting", "persistence"}
     assert choices["head_start"]["validation_error"] <= choices["head_start"]["zero_shot_error"]
     assert not f.get_fitted_params()["selected_modules"]["kept"].any()
     assert f.get_fitted_params()["adapter_trainable"] == 0

@@ -192,6 +192,33 @@ def test_validation_windows_choose_the_blend_with_the_zero_shot_map_then_join_th
     assert isinstance(val, RidgeStatistics)
 
 
+def test_validation_that_prefers_the_last_value_mixes_it_into_the_start(backbone):
+    """A random walk's best forecast is its last value, which neither the zero-shot map nor a
+    ridge fit on few windows gives: where validation prefers it, the start mixes in the
+    persistence map (here all of it); where it does not, the share stays 0 and the start is
+    exactly the blend chosen before."""
+    from trace_forecast.heads.ridge import ridge_solve
+
+    spec = NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1)
+    net = build_network(backbone, spec, seed=0)
+    head = net.forecast_head
+    persistence, prior = head.persistence_weight(), head.prior_weight()
+    assert not torch.equal(persistence, prior) and (persistence.sum(dim=1) == 1).all()
+    n = head.output_layer.in_features
+    g = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.randn(6, n, generator=g), torch.randn(40, n, generator=g)
+    last = lambda x: x @ persistence.T  # noqa: E731 - targets: the last observed value
+    train = _stats(x_train, last(x_train) + 0.3 * torch.randn(6, 4, generator=g))
+    chosen = ridge_solve(net, train, validation=_stats(x_val, last(x_val)))
+    assert chosen.persistence == 1.0 and chosen.validation_error == pytest.approx(0.0, abs=1e-9)
+    assert chosen.validation_error < chosen.zero_shot_error
+    layer = head.output_layer
+    assert torch.allclose(layer.weight.detach(), persistence) and not layer.bias.any()
+    zero_shot = ridge_solve(net, train, validation=_stats(x_val, x_val @ prior.T))
+    assert (zero_shot.blend, zero_shot.persistence) == (0.0, 0.0)
+    assert torch.equal(layer.weight.detach(), prior)
+
+
 def test_weighted_statistics_ignore_constant_windows(backbone):
     """A window whose context is constant (RevIN divides by almost zero) gets next to no
     weight (1e-8 of an ordinary window's): adding one with absurd normalised targets changes

@@ -74,6 +74,7 @@ def run(horizon: int = 96, seed: int = 0, verbose: bool = False, quiet: bool = T
         "kept_modules": int(params["selected_modules"]["kept"].sum()),
         "gated_modules": len(params["selected_modules"]),
         "blend": (params["fit_choices"]["head_start"] or {}).get("blend"),
+        "persistence": (params["fit_choices"]["head_start"] or {}).get("persistence", 0.0),
         "kept": params["fit_choices"]["kept"],
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,
@@ -98,7 +99,8 @@ def main(argv=None) -> dict:
     print(f"  seasonal naive (period 24):                                            MSE {r['seasonal_naive_mse']:.3f}  MAE {r['seasonal_naive_mae']:.3f}")
     kept = ("the closed-form start (fine-tuning did not improve validation)" if r["kept"] == "start"
             else f"the fine-tuned state ({r['kept']}; {r['kept_modules']}/{r['gated_modules']} gated modules)")
-    print(f"  head start: {r['blend']:.0%} fitted map, {1 - r['blend']:.0%} zero-shot map; kept: {kept}")
+    last = f", then {r['persistence']:.0%} last value" if r["persistence"] else ""
+    print(f"  head start: {r['blend']:.0%} fitted map, {1 - r['blend']:.0%} zero-shot map{last}; kept: {kept}")
     print(f"  trainable parameters: {r['trainable_parameters']:,}")
     print(f"  wall time: fit {r['fit_seconds']:.0f} s, predict {r['predict_seconds']:.0f} s")
     return r

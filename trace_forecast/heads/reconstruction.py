@@ -208,6 +208,14 @@ class ReconstructionForecastHead(nn.Module):
             weight[h, self._input_index(step)] = 1.0
         return weight
 
+    def persistence_weight(self) -> torch.Tensor:
+        """The persistence map ``[H, n_in]``: every step reads the last observed
+        (reconstructed) value. The closed-form head start may shrink its choice toward it
+        where validation prefers the last value (a random walk, exchange rates)."""
+        weight = torch.zeros(self.horizon, self.n_in)
+        weight[:, self._input_index(self.context_length - 1)] = 1.0
+        return weight
+
     @property
     def output_layer(self) -> nn.Linear:
         """The final linear map (what :func:`trace_forecast.heads.ridge.ridge_solve` solves for)."""

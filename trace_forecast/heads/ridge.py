@@ -99,10 +99,11 @@ class RidgeStatistics:
 @dataclass(frozen=True)
 class HeadStart:
     """What the closed-form start chose: the penalty ``alpha``, the blend ``blend`` (share of
-    the fitted map; the rest is the zero-shot map) and how the fit weighed windows
-    (``weighting``, :func:`~trace_forecast.losses.window_weights`; training then weighs them
-    the same way), the validation error of the choice and of the zero-shot map alone, and
-    how many validation windows chose (``None`` without validation)."""
+    the fitted map; the rest is the zero-shot map), the share ``persistence`` of the last
+    observed value mixed into that blend, and how the fit weighed windows (``weighting``,
+    :func:`~trace_forecast.losses.window_weights`; training then weighs them the same way),
+    the validation error of the choice and of the zero-shot map alone, and how many
+    validation windows chose (``None`` without validation)."""
 
     alpha: float
     blend: float
@@ -110,6 +111,7 @@ class HeadStart:
     zero_shot_error: float | None = None
     validation_windows: int | None = None
     weighting: str = "fit"
+    persistence: float = 0.0
 
 
 def ridge_applicable(network) -> bool:
@@ -183,6 +185,21 @@ def head_prior(network) -> torch.Tensor | None:
     """The output layer's prior weight ``[H, n]`` (``None``: shrink toward zero)."""
     prior = getattr(network.forecast_head, "prior_weight", None)
     return None if prior is None else prior().detach().double().cpu()
+
+
+def head_persistence(network) -> torch.Tensor | None:
+    """The output layer's persistence map ``[H, n]`` (``None``: the head has none)."""
+    persistence = getattr(network.forecast_head, "persistence_weight", None)
+    return None if persistence is None else persistence().detach().double().cpu()
+
+
+def with_persistence(solution: tuple[torch.Tensor, torch.Tensor], persistence: torch.Tensor | None,
+                     share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``share * persistence + (1 - share) * solution`` (the persistence map has no bias)."""
+    weight, bias = solution
+    if persistence is None or share == 0.0:
+        return weight, bias
+    return share * persistence.to(weight.dtype) + (1.0 - share) * weight, (1.0 - share) * bias
 
 
 def _centred(stats: RidgeStatistics):
@@ -264,22 +281,30 @@ def blend(fitted: tuple[torch.Tensor, torch.Tensor], prior: torch.Tensor | None,
 
 def choose_head_start(stats: RidgeStatistics | dict[str, RidgeStatistics], validation: RidgeStatistics,
                       prior: torch.Tensor | None, alphas: Iterable[float] = ALPHAS,
-                      blends: Iterable[float] = BLENDS) -> HeadStart:
+                      blends: Iterable[float] = BLENDS, persistence: torch.Tensor | None = None) -> HeadStart:
     """The weighting, penalty and blend whose solution on ``stats`` (one set of sums, or one
     per weighting of the windows) has the smallest squared error on ``validation`` (ties go
-    to the first weighting, the smaller penalty, then the larger share of the prior)."""
+    to the first weighting, the smaller penalty, then the larger share of the prior); then,
+    with a ``persistence`` map, the share of it (from ``blends``) mixed into that choice,
+    where validation prefers one (ties keep none)."""
     alphas = tuple(alphas)
     shares = tuple(blends) if prior is not None else (1.0,)
     candidates = stats if isinstance(stats, dict) else {"fit": stats}
-    best: tuple[float, str, float, float] | None = None
+    best: tuple[float, str, float, float, tuple] | None = None
     for weighting, sums in candidates.items():
         for alpha, fitted in zip(alphas, ridge_path(sums, alphas), strict=True):
             for share in sorted(shares):
-                error = squared_error(validation, *blend(fitted, prior, share))
+                solution = blend(fitted, prior, share)
+                error = squared_error(validation, *solution)
                 if best is None or error < best[0] - 1e-12:
-                    best = (error, weighting, alpha, share)
+                    best = (error, weighting, alpha, share, solution)
+    error, last_value = best[0], 0.0
+    for share in sorted(tuple(blends)) if persistence is not None else ():
+        candidate = squared_error(validation, *with_persistence(best[4], persistence, share))
+        if candidate < error - 1e-12:
+            error, last_value = candidate, share
     zero_shot = None if prior is None else squared_error(validation, prior, torch.zeros(prior.shape[0]))
-    return HeadStart(best[2], best[3], best[0], zero_shot, validation.windows, best[1])
+    return HeadStart(best[2], best[3], error, zero_shot, validation.windows, best[1], last_value)
 
 
 def too_little_validation(network, validation: RidgeStatistics) -> bool:
@@ -320,9 +345,11 @@ def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, valid
     if first is None or default.weight <= 0 or first.weight <= 0:
         set_output_layer(network, *ridge_solution(default, None, alpha))
         return HeadStart(alpha, 1.0, validation_windows=None if first is None else first.windows)
-    choice = choose_head_start(stats, selection, prior)
+    persistence = head_persistence(network)
+    choice = choose_head_start(stats, selection, prior, persistence=persistence)
     joined = stats[choice.weighting] + validation[choice.weighting]
-    set_output_layer(network, *blend(ridge_solution(joined, None, choice.alpha), prior, choice.blend))
+    solution = blend(ridge_solution(joined, None, choice.alpha), prior, choice.blend)
+    set_output_layer(network, *with_persistence(solution, persistence, choice.persistence))
     return choice
 
 
