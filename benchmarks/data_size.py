@@ -15,9 +15,11 @@ Protocol (``docs/benchmarks_data_size.md`` says it again):
   standard validation split. The test split is the standard one.
 - **Data sets**: ETTh1 (L = 512) at 5, 10, 25 and 100 %, H = 96/192/336/720; ILI with the
   standard L = 104 at 25 and 100 %, H = 24/36/48/60; M4 Hourly (414 series, the last
-  fraction of each one's windows) at 10 and 100 %, H = 48, OWA; and the short-series suite
+  fraction of each one's windows) at 10 and 100 %, H = 48, OWA; the short-series suite
   (sktime's airline, shampoo sales, lynx, US real GDP) through sktime ``evaluate`` with 4
-  refitting folds, MASE.
+  refitting folds, MASE; and random walks (:func:`random_walks`: synthetic, shaped like the
+  long-horizon suite's exchange rates, whose best forecast is the last value, which
+  ``seasonal naive`` with period 1 is) at 5 and 100 %, H = 96/192/336/720, split 70/10/20.
 - **Arms**: TRACE zero-shot; ``TraceForecaster()`` at its defaults; head only
   (``adapter="none"``); PEFT LoRA (``adapter="lora"``); full fine-tuning
   (``adapter="full"``), all on the embedded backbone with the reconstruction head; a RevIN
@@ -25,18 +27,20 @@ Protocol (``docs/benchmarks_data_size.md`` says it again):
   Darts ``TraceModel``; Darts NLinear (paper configuration, 10 epochs, best epoch on the
   slice's last 20 %); seasonal naive; on the short series also AutoETS and Theta.
   Side arms that flip a design constant (``ARM_SETTINGS``): the plain fine-tune, the default
-  before the fine-tune became sign-symmetric (both front ends), and the sign-symmetric
-  fine-tune that trains on both signs every step.
+  before the fine-tune became sign-symmetric (both front ends), the sign-symmetric
+  fine-tune that trains on both signs every step, and the default without the last-value
+  share of the head start (the default before it).
   The defaults (both front ends), the plain fine-tune and NLinear run with 3 seeds; head
   only, LoRA, full fine-tuning and the both-signs arms with the first (CPU time). The
   committed head-only, LoRA and full fine-tuning rows were measured before the fine-tune
   became sign-symmetric (plain features).
-- Test windows: on ETTh1 every ``--test-stride``-th (default 5, coprime with the daily
-  period), on ILI every one; MSE and MAE on the train-standardised values.
+- Test windows: on ETTh1 and the random walks every ``--test-stride``-th (default 5, coprime
+  with the daily period), on ILI every one; MSE and MAE on the train-standardised values.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import tempfile
 import time
@@ -60,10 +64,13 @@ SETTINGS = {  # data set -> (fractions, horizons, lookback, seasonal period)
     "ETTh1": ((0.05, 0.1, 0.25, 1.0), (96, 192, 336, 720), 512, 24),
     "ILI (L = 104)": ((0.25, 1.0), (24, 36, 48, 60), 104, 52),
     "M4 Hourly": ((0.1, 1.0), (48,), 512, 24),
+    "random walks": ((0.05, 1.0), (96, 192, 336, 720), 512, 1),
 }
+STRIDED = ("ETTh1", "random walks")  # data sets whose test windows are every --test-stride-th
 TRACE_ARMS = {  # TraceForecaster parameters of each TRACE-family arm
     "TRACE zero-shot": {"fit_strategy": "zero-shot"},
     "TRACE (defaults)": {},
+    "TRACE, no last-value share": {},
     "head only": {"adapter": "none"},
     "LoRA (PEFT)": {"adapter": "lora"},
     "full fine-tuning": {"adapter": "full"},
@@ -76,9 +83,11 @@ DARTS_ARMS = {  # method -> Darts model
     "Darts TraceModel, sign-symmetric fine-tune, both signs": "TraceModel",
     "Darts NLinear": "NLinear",
 }
-PLAIN_FINE_TUNE = {"SIGN_SYMMETRIC_FINE_TUNE": False}  # the default before: the head reads x's features only
-BOTH_SIGNS = {"SIGN_SYMMETRIC_FINE_TUNE": True, "SIGN_SYMMETRIC_TRAINING": "both"}  # x and -x every training step
-ARM_SETTINGS = {  # method -> the design constants of heads.reconstruction it flips (the rest: defaults)
+PLAIN_FINE_TUNE = {"reconstruction.SIGN_SYMMETRIC_FINE_TUNE": False}  # the default before: x's features only
+BOTH_SIGNS = {"reconstruction.SIGN_SYMMETRIC_FINE_TUNE": True,  # x and -x every training step
+              "reconstruction.SIGN_SYMMETRIC_TRAINING": "both"}
+ARM_SETTINGS = {  # method -> the design constants of trace_forecast.heads it flips, as "module.NAME" (the rest: defaults)
+    "TRACE, no last-value share": {"ridge.LAST_VALUE_SHARES": (0.0,)},  # the head start before the share
     "TRACE, plain fine-tune": PLAIN_FINE_TUNE,
     "Darts TraceModel, plain fine-tune": PLAIN_FINE_TUNE,
     "TRACE, sign-symmetric fine-tune, both signs": BOTH_SIGNS,
@@ -107,11 +116,10 @@ def validation_cut(rows: int) -> int:
 # ---------------------------------------------------------------------------- arms
 def arm_setting(method: str):
     """The design constants ``method`` runs under (a context manager)."""
-    from trace_forecast.heads import reconstruction
-
     stack = ExitStack()
-    for name, value in ARM_SETTINGS.get(method, {}).items():
-        stack.enter_context(setting(reconstruction, name, value))
+    for qualified, value in ARM_SETTINGS.get(method, {}).items():
+        module, name = qualified.split(".")
+        stack.enter_context(setting(importlib.import_module(f"trace_forecast.heads.{module}"), name, value))
     return stack
 
 
@@ -228,8 +236,21 @@ def darts_forecasts(method: str, seed: int, train: list[np.ndarray], horizon: in
 # ---------------------------------------------------------------------------- data sets
 def long_horizon_split(name: str) -> Split:
     from benchmarks.long_horizon import load_split
+    from trace_forecast.datasets import ratio_split
 
+    if name == "random walks":
+        return ratio_split(random_walks(), SETTINGS[name][2])
     return load_split("ETTh1" if name == "ETTh1" else name)
+
+
+def random_walks(steps: int = 7588, channels: int = 8, seed: int = 0) -> pd.DataFrame:
+    """Geometric random walks shaped like the long-horizon suite's exchange rates (8 daily
+    series of 7,588 steps, 0.6 % daily volatility, levels between 0.5 and 2), seeded: no
+    model beats their last value, so a fine-tune should match it."""
+    rng = np.random.default_rng(seed)
+    levels = np.exp(np.cumsum(rng.normal(0.0, 0.006, (steps, channels)), axis=0)) * rng.uniform(0.5, 2.0, channels)
+    return pd.DataFrame(levels, index=pd.date_range("1990-01-01", periods=steps, freq="D"),
+                        columns=[f"rate {k}" for k in range(channels)])
 
 
 def long_horizon_cell(name: str, fraction: float, horizon: int, stride: int, seeds, methods, done, emit) -> None:
@@ -373,12 +394,12 @@ def run(args, record: Record) -> None:
                 m4_cell(fraction, args.seeds, args.methods, done, record.add)
                 continue
             for horizon in args.horizons or hs:  # ILI's test split is small: every window
-                long_horizon_cell(name, fraction, horizon, args.test_stride if name == "ETTh1" else 1, args.seeds,
+                long_horizon_cell(name, fraction, horizon, args.test_stride if name in STRIDED else 1, args.seeds,
                                   args.methods, done, record.add)
 
 
 # ---------------------------------------------------------------------------- the page
-ORDER = ("TRACE (defaults)", "TRACE, plain fine-tune", "TRACE, sign-symmetric fine-tune, both signs",
+ORDER = ("TRACE (defaults)", "TRACE, no last-value share", "TRACE, plain fine-tune", "TRACE, sign-symmetric fine-tune, both signs",
          "Darts TraceModel", "Darts TraceModel, plain fine-tune", "Darts TraceModel, sign-symmetric fine-tune, both signs",
          "TRACE zero-shot", "head only", "LoRA (PEFT)", "full fine-tuning",
          "RevIN ridge", "Darts NLinear", "seasonal naive", "AutoETS", "Theta")
@@ -470,6 +491,13 @@ def headline(rows: list[dict]) -> list[str]:
     return lines
 
 
+NOTES = {  # what a data set's section says before its table
+    "random walks": ["Synthetic geometric random walks shaped like exchange rates (`random_walks()`); "
+                     "`seasonal naive` has period 1 here: it is the last value, which no model beats on "
+                     "average.", ""],
+}
+
+
 def page(result: dict) -> str:
     rows = result["rows"]
     lines = ["# Fine-tuning at every data size",
@@ -480,13 +508,13 @@ def page(result: dict) -> str:
     lines += ["## At a glance", "", "Test MSE (M4: OWA) of the cells a newcomer asks about first; the README shows "
               "this table. Lower is better.", ""] + headline(rows) + [""]
     mse_stats = summary(rows, "mse")
-    for name in ("ETTh1", "ILI (L = 104)"):
+    for name in ("ETTh1", "ILI (L = 104)", "random walks"):
         sub = mse_stats[mse_stats["dataset"] == name] if not mse_stats.empty else mse_stats
         if sub.empty:
             continue
         columns = list(dict.fromkeys(zip(sub["fraction"], sub["horizon"], strict=True)))
         labels = [f"{f:.0%}, H = {h}" for f, h in columns]
-        lines += [f"## {name}: test MSE", ""] + table(mse_stats, name, columns, labels) + [""]
+        lines += [f"## {name}: test MSE", ""] + NOTES.get(name, []) + table(mse_stats, name, columns, labels) + [""]
         lines += ["What the default fine-tune does in each cell:", ""] + verdicts(mse_stats, name, "MSE") + [""]
     owa_stats = summary(rows, "owa")
     if not owa_stats.empty:
@@ -507,7 +535,8 @@ def page(result: dict) -> str:
 
 
 def options(parser) -> None:
-    parser.add_argument("--datasets", nargs="+", default=["ETTh1", "ILI (L = 104)", "M4 Hourly", "short series"])
+    parser.add_argument("--datasets", nargs="+",
+                        default=["ETTh1", "ILI (L = 104)", "M4 Hourly", "short series", "random walks"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--fractions", nargs="+", type=float, default=None)
     parser.add_argument("--horizons", nargs="+", type=int, default=None)

@@ -246,6 +246,23 @@ def test_an_arm_setting_comes_back_after_the_block_even_when_it_fails():
     assert reconstruction.SIGN_SYMMETRIC_FINE_TUNE is fine_tune
 
 
+def test_every_data_size_arm_setting_names_a_design_constant():
+    """Each side arm flips a constant that exists (a renamed one would otherwise be set on
+    nothing and the arm would silently run the default), and puts it back."""
+    import importlib
+
+    from benchmarks.data_size import ARM_SETTINGS, arm_setting, random_walks
+
+    for method, flips in ARM_SETTINGS.items():
+        modules = {q: importlib.import_module(f"trace_forecast.heads.{q.split('.')[0]}") for q in flips}
+        before = {q: getattr(modules[q], q.split(".")[1]) for q in flips}
+        with arm_setting(method):
+            assert all(getattr(modules[q], q.split(".")[1]) == v for q, v in flips.items()), method
+        assert all(getattr(modules[q], q.split(".")[1]) == v for q, v in before.items()), method
+    walks = random_walks(steps=300)
+    assert walks.shape == (300, 8) and (walks > 0).all().all() and walks.equals(random_walks(steps=300))
+
+
 def test_a_suite_run_as_a_module_writes_its_own_result_file(monkeypatch):
     """``python -m benchmarks.long_horizon`` names its results after the suite, not ``__main__``."""
     import argparse

@@ -60,6 +60,8 @@ DEFAULT_ALPHA = 1.0
 # The penalties and blends validation windows choose from.
 ALPHAS = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# The shares of the last observed value validation may mix into the chosen start (0: none).
+LAST_VALUE_SHARES = BLENDS
 # Fewer validation windows than this do not choose (the zero-shot map is kept).
 MIN_VALIDATION_WINDOWS = 16
 # Windows whose features are multiplied into the normal-equation sums at once.
@@ -281,12 +283,14 @@ def blend(fitted: tuple[torch.Tensor, torch.Tensor], prior: torch.Tensor | None,
 
 def choose_head_start(stats: RidgeStatistics | dict[str, RidgeStatistics], validation: RidgeStatistics,
                       prior: torch.Tensor | None, alphas: Iterable[float] = ALPHAS,
-                      blends: Iterable[float] = BLENDS, persistence: torch.Tensor | None = None) -> HeadStart:
+                      blends: Iterable[float] = BLENDS, persistence: torch.Tensor | None = None,
+                      last_value_shares: Iterable[float] | None = None) -> HeadStart:
     """The weighting, penalty and blend whose solution on ``stats`` (one set of sums, or one
     per weighting of the windows) has the smallest squared error on ``validation`` (ties go
     to the first weighting, the smaller penalty, then the larger share of the prior); then,
-    with a ``persistence`` map, the share of it (from ``blends``) mixed into that choice,
-    where validation prefers one (ties keep none)."""
+    with a ``persistence`` map, the share of it (from ``last_value_shares``, default
+    :data:`LAST_VALUE_SHARES`) mixed into that choice, where validation prefers one (ties
+    keep none)."""
     alphas = tuple(alphas)
     shares = tuple(blends) if prior is not None else (1.0,)
     candidates = stats if isinstance(stats, dict) else {"fit": stats}
@@ -299,7 +303,8 @@ def choose_head_start(stats: RidgeStatistics | dict[str, RidgeStatistics], valid
                 if best is None or error < best[0] - 1e-12:
                     best = (error, weighting, alpha, share, solution)
     error, last_value = best[0], 0.0
-    for share in sorted(tuple(blends)) if persistence is not None else ():
+    last_shares = LAST_VALUE_SHARES if last_value_shares is None else last_value_shares
+    for share in sorted(last_shares) if persistence is not None else ():
         candidate = squared_error(validation, *with_persistence(best[4], persistence, share))
         if candidate < error - 1e-12:
             error, last_value = candidate, share
