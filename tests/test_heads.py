@@ -192,11 +192,12 @@ def test_validation_windows_choose_the_blend_with_the_zero_shot_map_then_join_th
     assert isinstance(val, RidgeStatistics)
 
 
-def test_validation_that_prefers_the_last_value_mixes_it_into_the_start(backbone):
+def test_windows_that_prefer_the_last_value_mix_it_into_the_prior(backbone):
     """A random walk's best forecast is its last value, which neither the zero-shot map nor a
-    ridge fit on few windows gives: where validation prefers it, the start mixes in the
-    persistence map (here all of it); where it does not, the share stays 0 and the start is
-    exactly the blend chosen before."""
+    ridge fit on few windows gives: where the windows (training and validation: neither map
+    is fitted on them) prefer it, the prior the fit blends with mixes in the persistence map
+    (here all of it); where they do not, the share stays 0 and the start is exactly the one
+    chosen before."""
     from trace_forecast.heads.ridge import ridge_solve
 
     spec = NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1)
@@ -207,15 +208,16 @@ def test_validation_that_prefers_the_last_value_mixes_it_into_the_start(backbone
     n = head.output_layer.in_features
     g = torch.Generator().manual_seed(0)
     x_train, x_val = torch.randn(6, n, generator=g), torch.randn(40, n, generator=g)
+    noise = 0.3 * torch.randn(6, 4, generator=g)
     last = lambda x: x @ persistence.T  # noqa: E731 - targets: the last observed value
-    train = _stats(x_train, last(x_train) + 0.3 * torch.randn(6, 4, generator=g))
-    chosen = ridge_solve(net, train, validation=_stats(x_val, last(x_val)))
+    chosen = ridge_solve(net, _stats(x_train, last(x_train) + noise), validation=_stats(x_val, last(x_val)))
     assert chosen.persistence == 1.0 and chosen.validation_error == pytest.approx(0.0, abs=1e-9)
     assert chosen.validation_error < chosen.zero_shot_error
     layer = head.output_layer
     assert torch.allclose(layer.weight.detach(), persistence) and not layer.bias.any()
-    zero_shot = ridge_solve(net, train, validation=_stats(x_val, x_val @ prior.T))
-    assert (zero_shot.blend, zero_shot.persistence) == (0.0, 0.0)
+    zero = lambda x: x @ prior.T  # noqa: E731 - targets: the zero-shot forecast
+    kept = ridge_solve(net, _stats(x_train, zero(x_train) + noise), validation=_stats(x_val, zero(x_val)))
+    assert (kept.blend, kept.persistence) == (0.0, 0.0)
     assert torch.equal(layer.weight.detach(), prior)
 
 

@@ -42,6 +42,7 @@ matrix in memory and has no validated blend. Each penalty is one Cholesky solve.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -101,8 +102,8 @@ class RidgeStatistics:
 @dataclass(frozen=True)
 class HeadStart:
     """What the closed-form start chose: the penalty ``alpha``, the blend ``blend`` (share of
-    the fitted map; the rest is the zero-shot map), the share ``persistence`` of the last
-    observed value mixed into that blend, and how the fit weighed windows (``weighting``,
+    the fitted map; the rest is the prior: the zero-shot map with a share ``persistence`` of
+    the last observed value mixed in), and how the fit weighed windows (``weighting``,
     :func:`~trace_forecast.losses.window_weights`; training then weighs them the same way),
     the validation error of the choice and of the zero-shot map alone, and how many
     validation windows chose (``None`` without validation)."""
@@ -195,15 +196,6 @@ def head_persistence(network) -> torch.Tensor | None:
     return None if persistence is None else persistence().detach().double().cpu()
 
 
-def with_persistence(solution: tuple[torch.Tensor, torch.Tensor], persistence: torch.Tensor | None,
-                     share: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``share * persistence + (1 - share) * solution`` (the persistence map has no bias)."""
-    weight, bias = solution
-    if persistence is None or share == 0.0:
-        return weight, bias
-    return share * persistence.to(weight.dtype) + (1.0 - share) * weight, (1.0 - share) * bias
-
-
 def _centred(stats: RidgeStatistics):
     xtx, xty = stats.xtx.double().cpu(), stats.xty.double().cpu()
     count = xtx[-1, -1].clamp_min(1e-12)  # the total weight of the windows
@@ -283,33 +275,38 @@ def blend(fitted: tuple[torch.Tensor, torch.Tensor], prior: torch.Tensor | None,
 
 def choose_head_start(stats: RidgeStatistics | dict[str, RidgeStatistics], validation: RidgeStatistics,
                       prior: torch.Tensor | None, alphas: Iterable[float] = ALPHAS,
-                      blends: Iterable[float] = BLENDS, persistence: torch.Tensor | None = None,
-                      last_value_shares: Iterable[float] | None = None) -> HeadStart:
+                      blends: Iterable[float] = BLENDS) -> HeadStart:
     """The weighting, penalty and blend whose solution on ``stats`` (one set of sums, or one
     per weighting of the windows) has the smallest squared error on ``validation`` (ties go
-    to the first weighting, the smaller penalty, then the larger share of the prior); then,
-    with a ``persistence`` map, the share of it (from ``last_value_shares``, default
-    :data:`LAST_VALUE_SHARES`) mixed into that choice, where validation prefers one (ties
-    keep none)."""
+    to the first weighting, the smaller penalty, then the larger share of the prior)."""
     alphas = tuple(alphas)
     shares = tuple(blends) if prior is not None else (1.0,)
     candidates = stats if isinstance(stats, dict) else {"fit": stats}
-    best: tuple[float, str, float, float, tuple] | None = None
+    best: tuple[float, str, float, float] | None = None
     for weighting, sums in candidates.items():
         for alpha, fitted in zip(alphas, ridge_path(sums, alphas), strict=True):
             for share in sorted(shares):
-                solution = blend(fitted, prior, share)
-                error = squared_error(validation, *solution)
+                error = squared_error(validation, *blend(fitted, prior, share))
                 if best is None or error < best[0] - 1e-12:
-                    best = (error, weighting, alpha, share, solution)
-    error, last_value = best[0], 0.0
-    last_shares = LAST_VALUE_SHARES if last_value_shares is None else last_value_shares
-    for share in sorted(last_shares) if persistence is not None else ():
-        candidate = squared_error(validation, *with_persistence(best[4], persistence, share))
-        if candidate < error - 1e-12:
-            error, last_value = candidate, share
+                    best = (error, weighting, alpha, share)
     zero_shot = None if prior is None else squared_error(validation, prior, torch.zeros(prior.shape[0]))
-    return HeadStart(best[2], best[3], error, zero_shot, validation.windows, best[1], last_value)
+    return HeadStart(best[2], best[3], best[0], zero_shot, validation.windows, best[1])
+
+
+def choose_last_value_share(prior: torch.Tensor, persistence: torch.Tensor, windows: RidgeStatistics,
+                            shares: Iterable[float] | None = None) -> float:
+    """The share ``s`` of the last observed value in the prior ``s * persistence + (1 - s) *
+    prior`` (from ``shares``, default :data:`LAST_VALUE_SHARES`) with the smallest squared
+    error on ``windows`` (ties go to the smaller share). Neither map is fitted, so every
+    window, training and validation alike, is out of sample for both: the choice reads them
+    all, not the validation windows' short stretch alone."""
+    zero = torch.zeros(prior.shape[0], dtype=torch.float64)
+    best = (None, 0.0)
+    for share in sorted(LAST_VALUE_SHARES if shares is None else shares):
+        error = squared_error(windows, share * persistence + (1.0 - share) * prior, zero)
+        if best[0] is None or error < best[0] - 1e-12:
+            best = (error, share)
+    return best[1]
 
 
 def too_little_validation(network, validation: RidgeStatistics) -> bool:
@@ -350,11 +347,16 @@ def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, valid
     if first is None or default.weight <= 0 or first.weight <= 0:
         set_output_layer(network, *ridge_solution(default, None, alpha))
         return HeadStart(alpha, 1.0, validation_windows=None if first is None else first.windows)
-    persistence = head_persistence(network)
-    choice = choose_head_start(stats, selection, prior, persistence=persistence)
+    last_value, persistence = 0.0, head_persistence(network)
+    if persistence is not None:  # every window in series units, as the choice weighs them
+        last_value = choose_last_value_share(prior, persistence, stats.get("series units", default) + selection)
+    mixed = prior if last_value == 0.0 else last_value * persistence + (1.0 - last_value) * prior
+    choice = choose_head_start(stats, selection, mixed)
+    if last_value > 0.0:  # the zero-shot map alone, not the prior it was mixed into
+        zero_shot = squared_error(selection, prior, torch.zeros(prior.shape[0]))
+        choice = dataclasses.replace(choice, zero_shot_error=zero_shot, persistence=last_value)
     joined = stats[choice.weighting] + validation[choice.weighting]
-    solution = blend(ridge_solution(joined, None, choice.alpha), prior, choice.blend)
-    set_output_layer(network, *with_persistence(solution, persistence, choice.persistence))
+    set_output_layer(network, *blend(ridge_solution(joined, None, choice.alpha), mixed, choice.blend))
     return choice
 
 
