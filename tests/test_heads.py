@@ -271,6 +271,25 @@ def test_too_few_validation_windows_keep_the_zero_shot_map(backbone):
     assert torch.equal(layer.weight.detach(), net.forecast_head.prior_weight()) and not layer.bias.any()
 
 
+def test_too_few_validation_windows_still_let_the_training_windows_choose_the_last_value(backbone):
+    """Too few validation windows choose no penalty or blend, but the last value's share
+    needs no validation: neither map is fitted, so the training windows are evidence."""
+    from trace_forecast.heads.ridge import MIN_VALIDATION_WINDOWS, ridge_solve
+
+    net = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1),
+                        seed=0)
+    head = net.forecast_head
+    persistence = head.persistence_weight()
+    n = head.output_layer.in_features
+    g = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.randn(40, n, generator=g), torch.randn(MIN_VALIDATION_WINDOWS - 1, n, generator=g)
+    choice = ridge_solve(net, _stats(x_train, x_train @ persistence.T),
+                         validation=_stats(x_val, torch.randn(len(x_val), 4, generator=g)))
+    assert (choice.blend, choice.persistence, choice.validation_windows) == (0.0, 1.0, MIN_VALIDATION_WINDOWS - 1)
+    layer = head.output_layer
+    assert torch.equal(layer.weight.detach(), persistence) and not layer.bias.any()
+
+
 def test_a_short_history_is_read_through_its_mask_only(backbone):
     """A history shorter than the context is left-padded with input_mask = 0: what lies
     behind the mask never reaches the forecast, rolled out or not, and the RevIN statistics

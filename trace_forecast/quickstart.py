@@ -99,8 +99,9 @@ def main(argv=None) -> dict:
     print(f"  seasonal naive (period 24):                                            MSE {r['seasonal_naive_mse']:.3f}  MAE {r['seasonal_naive_mae']:.3f}")
     kept = ("the closed-form start (fine-tuning did not improve validation)" if r["kept"] == "start"
             else f"the fine-tuned state ({r['kept']}; {r['kept_modules']}/{r['gated_modules']} gated modules)")
-    last = f", then {r['persistence']:.0%} last value" if r["persistence"] else ""
-    print(f"  head start: {r['blend']:.0%} fitted map, {1 - r['blend']:.0%} zero-shot map{last}; kept: {kept}")
+    share = r["persistence"]
+    prior = (f"prior ({share:.0%} last value, {1 - share:.0%} zero-shot map)" if share else "zero-shot map")
+    print(f"  head start: {r['blend']:.0%} fitted map, {1 - r['blend']:.0%} {prior}; kept: {kept}")
     print(f"  trainable parameters: {r['trainable_parameters']:,}")
     print(f"  wall time: fit {r['fit_seconds']:.0f} s, predict {r['predict_seconds']:.0f} s")
     return r

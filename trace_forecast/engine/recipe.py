@@ -149,16 +149,17 @@ class ClosedFormHeadStart(Callback):
                 validation, selection = both["fit"], both["series units"]
                 if self.dataset is None:  # each rank read its share: add them up
                     validation, selection = (all_reduced(trainer, pl_module, s) for s in (validation, selection))
+            # both weightings of the windows, in one pass: validation chooses between them
+            stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
+            if self.dataset is None:
+                stats = {w: all_reduced(trainer, pl_module, s) for w, s in stats.items()}
             if validation is not None and too_little_validation(network, validation):
-                self.choice = ridge_solve(network, None, validation=validation)  # no training windows needed
-            else:  # both weightings of the windows, in one pass: validation chooses between them
-                stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
-                if self.dataset is None:
-                    stats = {w: all_reduced(trainer, pl_module, s) for w, s in stats.items()}
-                if stats["fit"].windows > 0:
-                    candidates = stats if validation is not None else stats["fit"]
-                    joined = None if validation is None else {"fit": validation, "series units": selection}
-                    self.choice = ridge_solve(network, candidates, validation=joined, selection=selection)
+                # nothing to choose on validation; the last value's share reads every window
+                self.choice = ridge_solve(network, stats, validation=validation, selection=selection)
+            elif stats["fit"].windows > 0:
+                candidates = stats if validation is not None else stats["fit"]
+                joined = None if validation is None else {"fit": validation, "series units": selection}
+                self.choice = ridge_solve(network, candidates, validation=joined, selection=selection)
         if self.choice is not None and hasattr(pl_module, "loss_weighting"):
             pl_module.loss_weighting = self.choice.weighting  # training weighs windows as the start did
         network.to(dtype)

@@ -210,8 +210,8 @@ class ReconstructionForecastHead(nn.Module):
 
     def persistence_weight(self) -> torch.Tensor:
         """The persistence map ``[H, n_in]``: every step reads the last observed
-        (reconstructed) value. The closed-form head start may shrink its choice toward it
-        where validation prefers the last value (a random walk, exchange rates)."""
+        (reconstructed) value. The closed-form head start mixes it into the zero-shot prior
+        where the windows prefer the last value (a random walk; :mod:`trace_forecast.heads.ridge`)."""
         weight = torch.zeros(self.horizon, self.n_in)
         weight[:, self._input_index(self.context_length - 1)] = 1.0
         return weight

@@ -16,9 +16,17 @@ How much to trust the data (``docs/design.md``, "A head start that adapts to the
   * prior`` of a ridge fit (penalty ``alpha``, toward zero) and that prior: a combination of
   two forecasts, which on few windows beats either of them (ETTh1, 5 % of the windows:
   0.375 against 0.395 for zero-shot and 0.40 for the ridge alone).
+- **The last value may join the prior.** A random walk's best forecast is its last value,
+  which neither the zero-shot map nor a ridge fit on few windows gives. The prior is
+  ``s * persistence + (1 - s) * zero-shot`` (a head's ``persistence_weight()``: every step
+  reads the last observed value), with ``s`` from :data:`LAST_VALUE_SHARES` chosen on *every*
+  window, training and validation: neither map is fitted, so all are out of sample. (A
+  first version chose it on the validation windows' short stretch alone, and mixed 25 % of
+  the last value into ETTh1's start at 25 % of its windows, H = 336, which the test split
+  then scored worse than none; that run is not kept.)
 - **Validation windows choose** ``alpha`` from :data:`ALPHAS`, ``lambda`` from
-  :data:`BLENDS` (``lambda = 0`` is the zero-shot map itself, so the start is never worse
-  than zero-shot on validation) and how the fit weighs windows (RevIN's scale-free loss, or
+  :data:`BLENDS` (``lambda = 0`` is the prior itself, so with ``s = 0`` the start is never
+  worse than zero-shot on validation) and how the fit weighs windows (RevIN's scale-free loss, or
   errors in each series' units), by the squared error in each series' own units. Small
   data then keeps the prior and a strong penalty; large data the fitted map.
 - **Then the validation windows join the solve** with the chosen ``alpha`` and ``lambda``,
@@ -61,7 +69,7 @@ DEFAULT_ALPHA = 1.0
 # The penalties and blends validation windows choose from.
 ALPHAS = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
-# The shares of the last observed value validation may mix into the chosen start (0: none).
+# The shares of the last observed value the windows may mix into the zero-shot prior (0: none).
 LAST_VALUE_SHARES = BLENDS
 # Fewer validation windows than this do not choose (the zero-shot map is kept).
 MIN_VALIDATION_WINDOWS = 16
@@ -309,6 +317,23 @@ def choose_last_value_share(prior: torch.Tensor, persistence: torch.Tensor, wind
     return best[1]
 
 
+def last_value_prior(network, prior: torch.Tensor | None, stats: dict[str, RidgeStatistics] | None,
+                     selection: RidgeStatistics | None) -> tuple[float, torch.Tensor | None]:
+    """The share of the last value in the prior and the prior with it mixed in
+    (:func:`choose_last_value_share` on the training windows ``stats`` and the validation
+    windows ``selection`` together, in series units where the sums have them; a share of 0
+    without a persistence map or with fewer than :data:`MIN_VALIDATION_WINDOWS` windows)."""
+    persistence = head_persistence(network)
+    if prior is None or persistence is None or not stats:
+        return 0.0, prior
+    windows = stats.get("series units", next(iter(stats.values())))
+    windows = windows if selection is None else windows + selection
+    if windows.windows < MIN_VALIDATION_WINDOWS or windows.weight <= 0:
+        return 0.0, prior
+    share = choose_last_value_share(prior, persistence, windows)
+    return share, prior if share == 0.0 else share * persistence + (1.0 - share) * prior
+
+
 def too_little_validation(network, validation: RidgeStatistics) -> bool:
     """Whether ``validation`` is too thin to choose on and the head has a zero-shot map to keep."""
     return head_prior(network) is not None and (validation.windows < MIN_VALIDATION_WINDOWS
@@ -323,10 +348,12 @@ def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, valid
                 selection: RidgeStatistics | None = None) -> HeadStart:
     """Set the head's output layer to its closed-form start; returns what was chosen.
 
+    Where the head has a zero-shot map, the prior is that map with a share of the last value
+    mixed in (:func:`last_value_prior`, on ``stats`` and the validation windows together).
     Without ``validation`` (none requested): the ridge solution with penalty ``alpha``, toward
     zero. With fewer than :data:`MIN_VALIDATION_WINDOWS` validation windows, or none with any
-    weight: the zero-shot map where the head has one (``stats`` may then be ``None``). Otherwise (the later windows):
-    :func:`choose_head_start` picks the penalty and the blend with the zero-shot map on them,
+    weight: the prior (``stats`` may be ``None``: then the zero-shot map). Otherwise (the later
+    windows): :func:`choose_head_start` picks the penalty and the blend with the prior on them,
     and the system is solved again on training and validation windows together, so the head
     also learns from the most recent data. ``stats`` and ``validation`` may hold one set of
     sums per weighting of the windows (``{"fit": ..., "series units": ...}``): the weighting is
@@ -341,16 +368,14 @@ def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, valid
     first = None if validation is None else next(iter(validation.values()))
     selection = first if selection is None else selection
     if first is not None and too_little_validation(network, first):
-        set_output_layer(network, prior, torch.zeros(prior.shape[0], dtype=prior.dtype))
-        return HeadStart(alpha, 0.0, validation_windows=first.windows)
+        last_value, mixed = last_value_prior(network, prior, stats, selection)
+        set_output_layer(network, mixed, torch.zeros(prior.shape[0], dtype=prior.dtype))
+        return HeadStart(alpha, 0.0, validation_windows=first.windows, persistence=last_value)
     default = next(iter(stats.values()))
     if first is None or default.weight <= 0 or first.weight <= 0:
         set_output_layer(network, *ridge_solution(default, None, alpha))
         return HeadStart(alpha, 1.0, validation_windows=None if first is None else first.windows)
-    last_value, persistence = 0.0, head_persistence(network)
-    if persistence is not None:  # every window in series units, as the choice weighs them
-        last_value = choose_last_value_share(prior, persistence, stats.get("series units", default) + selection)
-    mixed = prior if last_value == 0.0 else last_value * persistence + (1.0 - last_value) * prior
+    last_value, mixed = last_value_prior(network, prior, stats, selection)
     choice = choose_head_start(stats, selection, mixed)
     if last_value > 0.0:  # the zero-shot map alone, not the prior it was mixed into
         zero_shot = squared_error(selection, prior, torch.zeros(prior.shape[0]))
