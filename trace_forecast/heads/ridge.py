@@ -20,10 +20,9 @@ How much to trust the data (``docs/design.md``, "A head start that adapts to the
   which neither the zero-shot map nor a ridge fit on few windows gives. The prior is
   ``s * persistence + (1 - s) * zero-shot`` (a head's ``persistence_weight()``: every step
   reads the last observed value), with ``s`` from :data:`LAST_VALUE_SHARES` chosen on *every*
-  window, training and validation: neither map is fitted, so all are out of sample. (A
-  first version chose it on the validation windows' short stretch alone, and mixed 25 % of
-  the last value into ETTh1's start at 25 % of its windows, H = 336, which the test split
-  then scored worse than none; that run is not kept.)
+  window, training and validation (neither map is fitted, so all are out of sample), and
+  only where the last value alone forecasts them better than the zero-shot map alone
+  (:func:`choose_last_value_share`; ``docs/design.md`` has what the rules before it did).
 - **Validation windows choose** ``alpha`` from :data:`ALPHAS`, ``lambda`` from
   :data:`BLENDS` (``lambda = 0`` is the prior itself, so with ``s = 0`` the start is never
   worse than zero-shot on validation) and how the fit weighs windows (RevIN's scale-free loss, or
