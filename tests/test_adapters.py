@@ -165,3 +165,32 @@ def test_every_mode_builds_and_reports(tiny_backbone_dir, adapter):
         assert report["backbone_trainable"] > 0
     x = torch.randn(2, 1, 64)
     assert net(x).shape == (2, 1, 8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_draw_gives_each_item_its_own_gates_with_both_signs_in_one_batch(tiny_backbone_dir, channels):
+    """Gated DSIC's batched draws: an item's forecast in a batch, each item with its own gates,
+    equals its forecast alone with those gates. The sign-symmetric head runs each window and its
+    negation in one batch, and a sample's channels are several windows: every row of an item
+    must get that item's gates (they did not while the two signs were concatenated)."""
+    from trace_forecast.backbone import load_backbone
+
+    spec = NetworkSpec(horizon=8, context_length=64, sign_symmetric=True)
+    network = build_network(load_backbone(tiny_backbone_dir), spec, seed=0).eval()
+    assert network.forecast_head.sign_symmetric
+    lora = network.gated_lora
+    with torch.no_grad():
+        for m in lora.modules:
+            m.lora_B.normal_(0.0, 0.5)
+    items = 4
+    x = torch.randn(items * channels, 1, 64, generator=torch.Generator().manual_seed(0)).cumsum(-1)
+    mask = torch.ones(items * channels, 64)
+    gates = torch.rand(len(lora), items, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        with lora.draw(gates):
+            together = network.forecast_normalized(x, mask)[0]
+        for i in range(items):
+            rows = slice(i * channels, (i + 1) * channels)
+            with lora.draw(gates[:, i : i + 1]):
+                alone = network.forecast_normalized(x[rows], mask[rows])[0]
+            torch.testing.assert_close(together[rows], alone, atol=1e-5, rtol=1e-4)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from trace_forecast.adapters import GatedLoraLinear, GatedLoraSet
 from trace_forecast.selection import GatedDSIC, KeepSchedule
-from trace_forecast.selection.gated_dsic import random_subset_masks, top_k_mask
+from trace_forecast.selection.gated_dsic import assign_draws, random_subset_masks, top_k_mask
 
 N_BRANCHES, DIM = 6, 8
 
@@ -201,3 +201,30 @@ def test_importance_is_averaged_only_over_draws_where_module_is_active():
     dsic.update_importance((torch.tensor([4.0, 0.0, 9.0]), torch.tensor([2.0, 0.0, 3.0])))
     assert dsic.importance.tolist() == [2.0, 0.0, 3.0]
     assert dsic.seen.tolist() == [True, False, True]
+
+
+def test_draws_split_many_channel_samples_by_window_instead_of_repeating_them():
+    """Enough items: each draw owns whole items. A few samples of many channels (a Darts batch
+    of a 321-channel series holds one sample): the draws share its windows, contiguous and
+    near-equal, so an evaluation runs the batch once and not once per draw (19 GB -> 4.5 GB on
+    an Electricity-shaped series). Items repeat only when there are fewer windows than draws."""
+    cpu = torch.device("cpu")
+    batch = (torch.arange(10.0)[:, None], torch.zeros(10, 2))
+    taken, owner = assign_draws(batch, 4, 10, cpu)
+    assert taken[0].ravel().tolist() == list(range(8)) and owner.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+    one_sample = (torch.zeros(1, 8, 321),)
+    taken, owner = assign_draws(one_sample, 8, 321, cpu)
+    assert taken[0].shape[0] == 1 and len(owner) == 321
+    counts = torch.bincount(owner).tolist()
+    assert len(counts) == 8 and max(counts) - min(counts) <= 1
+    assert (owner.diff() >= 0).all()
+
+    few_windows = (torch.arange(2.0)[:, None],)  # 2 samples x 3 channels = 6 windows < 8 draws
+    taken, owner = assign_draws(few_windows, 8, 6, cpu)
+    assert taken[0].ravel().tolist() == [0.0, 1.0, 0.0, 1.0] and len(owner) == 12
+    assert sorted(set(owner.tolist())) == list(range(8))
+
+    single_windows = (torch.arange(3.0)[:, None],)  # univariate items: repeated, one per draw
+    taken, owner = assign_draws(single_windows, 8, 3, cpu)
+    assert taken[0].ravel().tolist() == [0, 1, 2, 0, 1, 2, 0, 1] and owner.tolist() == list(range(8))

@@ -53,7 +53,8 @@ class GatedLoraLinear(nn.Module):
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         # Set by Gated DSIC during its Monte-Carlo draws: one effective gate per batch item
-        # (``[items]``, rows of the input repeat it), replacing ``mask * gate`` when not None.
+        # (``[items]``), replacing ``mask * gate`` when not None. An item's rows of the input
+        # (its channels, its two signs) are contiguous, so each gate repeats over its block.
         self.draw_gate: torch.Tensor | None = None
         # Set while the closed-form head start reads frozen-backbone features.
         self.bypassed = False

@@ -236,8 +236,11 @@ class ReconstructionForecastHead(nn.Module):
             sign = torch.where(torch.rand(b, 1, 1, device=x.device) < 0.5, -1.0, 1.0)
             features, mean, std = self._encode(backbone, x * sign.to(x.dtype), input_mask)
             return features * sign.to(features.dtype), mean * sign.to(mean.dtype), std
-        features, mean, std = self._encode(backbone, torch.cat([x, -x]), torch.cat([input_mask, input_mask]))
-        return (features[:b] - features[b:]) / 2, mean[:b], std[:b]
+        # Each window's two signs side by side (item-major), so that rows that belong to one
+        # window stay together: Gated DSIC's draws give each item its own gates by row blocks.
+        both = torch.stack([x, -x], dim=1).flatten(0, 1)
+        features, mean, std = self._encode(backbone, both, input_mask.repeat_interleave(2, dim=0))
+        return (features[0::2] - features[1::2]) / 2, mean[0::2], std[0::2]
 
     def _encode(
         self, backbone: nn.Module, x: torch.Tensor, input_mask: torch.Tensor

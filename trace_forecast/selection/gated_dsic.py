@@ -7,7 +7,8 @@ modules to keep; the keep budget decays on a cubic schedule to its target, and a
 the final step the selection is frozen and pruned modules stop training.
 
 Importance (one evaluation): ``draws`` Monte-Carlo draws that share one validation
-batch, each on its own equal share of the batch's items, all in one batched pass
+batch, each on its own share of the batch's items (of its windows, where a few items
+hold several: :func:`assign_draws`), all in one batched pass
 (per-draw copies of the gates separate their gradients). A draw switches on a
 uniformly random subset of ``k`` modules, where ``k`` is the number the schedule will
 keep at the *next* evaluation, and switches the rest off (pruned modules included, so
@@ -94,6 +95,29 @@ def history_frame(history: list[dict[str, Any]], names: list[str]) -> pd.DataFra
         for i, name in enumerate(names)
     ]
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def assign_draws(batch, draws: int, windows: int, device: torch.device) -> tuple[Any, torch.Tensor]:
+    """The batch the draws share and the draw that owns each of its items or windows.
+
+    With at least ``draws`` items, each draw owns ``items // draws`` whole items (the rest
+    are left out). A batch of fewer items whose items hold several univariate windows (a
+    Darts sample holds one per channel) is split by window instead: repeating a sample of
+    ``C`` channels for every draw would run ``draws * C`` windows (19 GB for 321 channels).
+    Items are repeated only when there are fewer windows than draws.
+    """
+    items = batch_items(batch)
+    per_item = max(1, windows // max(items, 1))
+    if items >= draws or per_item == 1:
+        per_draw = max(1, items // draws)
+        index = torch.arange(draws * per_draw, device=device)
+        return take_items(batch, index % items), index // per_draw  # short batches repeat items
+    copies = -(-draws // windows)  # ceil: repeat the items only if there are fewer windows than draws
+    if copies > 1:
+        batch = take_items(batch, torch.arange(items * copies, device=device) % items)
+    total = items * copies * per_item
+    # Contiguous, near-equal runs of windows (window w of item i is row i * per_item + w).
+    return batch, torch.arange(total, device=device) * draws // total
 
 
 def random_subset_masks(n: int, k: int, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -329,11 +353,12 @@ class GatedDSIC(Callback):
         """Scores ``[draws, n_modules]``: draw ``d`` scores every module on its own items."""
         batch = trainer.strategy.batch_to_device(batch)
         draws, n = masks.shape
-        items = batch_items(batch)
-        per_draw = max(1, items // draws)
         device = lora.gates[0].device
-        index = torch.arange(draws * per_draw, device=device)
-        batch = take_items(batch, index % items)  # short batches repeat items
+        windows = getattr(pl_module, "windows_in", batch_items)(batch)  # univariate windows in the batch
+        batch, owner = assign_draws(batch, draws, windows, device)
+        # Each draw's share of the batch: the loss is a mean over windows, so the gradient of
+        # ``loss * windows / share`` for a draw's gates is the mean over that draw's windows.
+        share = torch.bincount(owner, minlength=draws).float()
         gates = torch.stack([p.detach().float() for p in lora.gates]).to(device)  # [n]
         z = masks.to(device)
         loss_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator))
@@ -341,15 +366,14 @@ class GatedDSIC(Callback):
         def draw_gradients(offset: torch.Tensor) -> torch.Tensor:
             """Every draw's ``dL_d/dg`` at gates ``g + offset`` (``offset [draws, n]``)."""
             draw_gates = (gates + offset).requires_grad_(True)  # one copy of the gates per draw
-            item_gates = (z * draw_gates)[index // per_draw].T  # [n, items]
+            item_gates = (z * draw_gates)[owner].T  # [n, items or windows]
             # The same random state in every pass (the reconstruction loss draws patch masks).
             with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]), lora.draw(item_gates), torch.enable_grad(), \
                     trainer.precision_plugin.forward_context():
                 torch.manual_seed(loss_seed)
-                # The batch mean is the mean of the equal-sized draws' losses: times draws, their sum.
-                loss = pl_module.compute_loss(batch).float() * draws
+                loss = pl_module.compute_loss(batch).float()
                 (grad,) = torch.autograd.grad(loss, draw_gates)
-            return grad.detach()
+            return grad.detach() * (len(owner) / share)[:, None]
 
         if self.importance_rule == "magnitude":
             return (gates * draw_gradients(torch.zeros(draws, n, device=device))).abs().cpu()
