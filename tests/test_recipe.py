@@ -147,6 +147,45 @@ def test_batched_draws_equal_separate_per_draw_gradients():
     lora.set_masks(torch.ones(n))
 
 
+class ChannelBranches(Branches):
+    """``Branches`` on samples of several channels (``xs [B, C, n, dim]``), flattened
+    sample-major into ``B * C`` univariate windows as a Darts batch is."""
+
+    @staticmethod
+    def windows_in(batch) -> int:
+        return batch[0].shape[0] * batch[0].shape[1]
+
+    def compute_loss(self, batch):
+        xs, y = batch
+        return super().compute_loss((xs.flatten(0, 1), y.flatten(0, 1)))
+
+
+def test_draws_over_the_windows_of_one_sample_equal_separate_per_draw_gradients():
+    """One sample of 11 channels and 4 draws: each draw owns a run of its windows (3, 3, 3
+    and 2 of them), and its score is the gradient of the mean loss over those windows alone."""
+    torch.manual_seed(0)
+    model = ChannelBranches()
+    lora = GatedLoraSet.find(model)
+    draws, channels, n = 4, 11, len(lora)
+    batch = (torch.randn(1, channels, n, 6), torch.randn(1, channels, 6))
+    masks = random_subset_masks(n, 3, draws, torch.Generator().manual_seed(1))
+    dsic = GatedDSIC(draws=draws, importance_rule="magnitude")
+    dsic._generator = torch.Generator().manual_seed(2)
+    batched = dsic._draw_scores(_fake_trainer(), model, lora, masks, batch)
+    owner = torch.arange(channels) * draws // channels
+    assert torch.bincount(owner).tolist() == [3, 3, 3, 2]
+    for d in range(draws):
+        rows = owner == d
+        lora.set_masks(masks[d])
+        loss = model.compute_loss((batch[0][:, rows], batch[1][:, rows]))
+        grads = torch.autograd.grad(loss, lora.gates, allow_unused=True)
+        expected = torch.stack([torch.zeros(()) if gr is None else (g.detach() * gr).abs()
+                                for g, gr in zip(lora.gates, grads, strict=True)])
+        on = masks[d] > 0
+        torch.testing.assert_close(batched[d][on], expected[on], rtol=1e-5, atol=1e-7)
+    lora.set_masks(torch.ones(n))
+
+
 def test_second_order_scores_match_exact_double_backward():
     """The central-difference Hessian-vector product gives the same second-order scores
     as double backward (the estimator used before), for the same Rademacher vector."""
