@@ -206,8 +206,9 @@ def test_importance_is_averaged_only_over_draws_where_module_is_active():
 def test_draws_split_many_channel_samples_by_window_instead_of_repeating_them():
     """Enough items: each draw owns whole items. A few samples of many channels (a Darts batch
     of a 321-channel series holds one sample): the draws share its windows, contiguous and
-    near-equal, so an evaluation runs the batch once and not once per draw (19 GB -> 4.5 GB on
-    an Electricity-shaped series). Items repeat only when there are fewer windows than draws."""
+    near-equal, so an evaluation runs the batch once and not once per draw (17.4 GB -> 3.3 GB
+    on an Electricity-shaped series, ``benchmarks.many_channels``). Items repeat only when
+    there are fewer windows than draws."""
     cpu = torch.device("cpu")
     batch = (torch.arange(10.0)[:, None], torch.zeros(10, 2))
     taken, owner = assign_draws(batch, 4, 10, cpu)
