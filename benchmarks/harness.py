@@ -152,9 +152,10 @@ def _rss_bytes() -> int:
 
 class PeakMemory:
     """Peak resident memory (sampled every 20 ms) and, on CUDA, ``max_memory_allocated``
-    while the block runs."""
+    while the block runs; ``start_rss`` is the level the block started from."""
 
     def __init__(self) -> None:
+        self.start_rss = 0
         self.peak_rss = 0
         self.peak_cuda: int | None = None
         self._stop = threading.Event()
@@ -169,7 +170,7 @@ class PeakMemory:
 
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        self.peak_rss = _rss_bytes()
+        self.start_rss = self.peak_rss = _rss_bytes()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self

@@ -16,7 +16,7 @@ import gc
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import PeakMemory, Record, _rss_bytes, main, timed
+from benchmarks.harness import PeakMemory, Record, main, timed
 
 CHANNELS = (7, 64, 321)
 STEPS, CONTEXT, HORIZON = 26_304, 512, 96
@@ -49,12 +49,11 @@ def run(args, record: Record) -> None:
         model = TraceModel(input_chunk_length=CONTEXT, output_chunk_length=HORIZON, random_state=0,
                            pl_trainer_kwargs={"enable_progress_bar": False, "enable_model_summary": False})
         gc.collect()
-        before = _rss_bytes()
         with PeakMemory() as memory, timed() as seconds:
             model.fit(train, val_series=val)
         forecast = model.predict(HORIZON, series=series[:val_end], verbose=False).values()
         record.add({"channels": channels, "fit_seconds": round(seconds(), 1),
-                    "peak_above_start_gb": round((memory.peak_rss - before) / 2**30, 2),
+                    "peak_above_start_gb": round((memory.peak_rss - memory.start_rss) / 2**30, 2),
                     "finite": bool(np.isfinite(forecast).all())})
         del model, series, train, val
 
