@@ -273,7 +273,8 @@ class TraceForecaster(CompactNetworkState, BaseForecaster):
         from trace_forecast.tasks.forecast import fit_forecast, learnable_context
         from trace_forecast.tasks.setup import backbone_for, network_spec
 
-        min_context = learnable_context(series, horizon, "y", zero_shot=self.fit_strategy == "zero-shot")
+        min_context = learnable_context(series, horizon, "y", zero_shot=self.fit_strategy == "zero-shot",
+                                        zero_shot_option='fit_strategy="zero-shot"')
         backbone = backbone_for(self.backbone, self.context_length)
         return fit_forecast(
             series,

@@ -59,7 +59,8 @@ MIN_HELD_OUT_WINDOWS = 8
 MIN_CONTEXT_FLOOR = 4
 
 
-def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y", zero_shot: bool = False) -> int:
+def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y", zero_shot: bool = False,
+                      zero_shot_option: str | None = None) -> int:
     """The minimum context of training windows for ``series`` at ``horizon``.
 
     ``MIN_CONTEXT`` (one patch) when the longest series has ``horizon + 8`` observations;
@@ -67,7 +68,8 @@ def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y", z
     below that, a :class:`DataError` naming the minimum. A ``zero_shot`` forecast learns
     nothing, so shorter series only need ``MIN_CONTEXT_FLOOR + 1`` observations (context, and
     one target to calibrate on); its intervals are calibrated as far as the data reach
-    (:func:`zero_shot_forecast`).
+    (:func:`zero_shot_forecast`). ``zero_shot_option`` (how the caller asks for a zero-shot
+    forecast) joins the error where the series is long enough for one.
     """
     longest = max((len(s) for s in series), default=0)
     if longest >= horizon + MIN_CONTEXT:
@@ -91,6 +93,8 @@ def learnable_context(series: list[np.ndarray], horizon: int, name: str = "y", z
         f"{name} is too short to learn a {horizon}-step forecast: it needs at least {horizon + MIN_CONTEXT_FLOOR} "
         f"observations ({MIN_CONTEXT_FLOOR} of context plus {horizon} targets; {horizon + MIN_CONTEXT} for a full "
         f"patch of context), the longest series has {longest}"
+        + (f"; a zero-shot forecast ({zero_shot_option}) needs only {MIN_CONTEXT_FLOOR + 1}"
+           if zero_shot_option and longest > MIN_CONTEXT_FLOOR else "")
     )
 
 
