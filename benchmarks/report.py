@@ -39,6 +39,14 @@ def _load(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
     return pd.DataFrame(data["rows"]), data["environment"]
 
 
+def other_machines(name: str, profile: str) -> str | None:
+    """The lines naming the rows of ``<name>_<profile>.json`` that ran on another machine
+    (its ``summary["other_machines"]``, as on the harness's pages); None where there are none."""
+    others = (_record(f"{name}_{profile}.json") or {}).get("other_machines", [])
+    return "\n".join(f"Rows run on another machine: {o['what']} ({o['cpu_model']}, {o['threads']} thread(s), "
+                     f"{o['date']})." for o in others) or None
+
+
 def durations_of(profile: str) -> dict[str, tuple[float, str]]:
     """Wall seconds of the last run of each of the profile's suites (from the result files' run
     logs), with the run's ``note`` (e.g. that it shared the machine)."""
@@ -114,7 +122,9 @@ def long_horizon_section(df: pd.DataFrame) -> str:
     return "\n\n".join(out)
 
 
-def cost_section(df: pd.DataFrame) -> str:
+def cost_section(df: pd.DataFrame, one_machine: bool = True) -> str:
+    """Fit time, prediction throughput and peak memory at ETTh1, H = 96; ratios against TRACE
+    only where every row ran on one machine (``one_machine``)."""
     part = df[(df["dataset"] == "ETTh1") & (df["horizon"] == 96) & df["fit_seconds"].notna()]
     if part.empty or "TRACE" not in set(part["method"]):
         return ""
@@ -122,13 +132,18 @@ def cost_section(df: pd.DataFrame) -> str:
     rows = []
     for method in _order(part["method"].unique()):
         m = part[part["method"] == method][["fit_seconds", "predict_windows_per_s", "peak_rss_mb"]].median()
-        rows.append([method, f"{m.fit_seconds:.1f}", f"{m.fit_seconds / ref.fit_seconds:.2f}",
-                     f"{m.predict_windows_per_s:,.0f}", f"{m.predict_windows_per_s / ref.predict_windows_per_s:.2f}",
-                     f"{m.peak_rss_mb:,.0f}"])
+        ratios = ([f"{m.fit_seconds / ref.fit_seconds:.2f}", None,
+                   f"{m.predict_windows_per_s / ref.predict_windows_per_s:.2f}"] if one_machine else [None, None, None])
+        cells = [f"{m.fit_seconds:.1f}", ratios[0], f"{m.predict_windows_per_s:,.0f}", ratios[2], f"{m.peak_rss_mb:,.0f}"]
+        rows.append([method, *(c for c in cells if c is not None)])
+    header = (["method", "fit s", "fit vs TRACE", "predict windows/s", "throughput vs TRACE", "peak RSS MB"] if one_machine
+              else ["method", "fit s", "predict windows/s", "peak RSS MB"])
+    lead = ("Ratios are against TRACE in the same run." if one_machine else
+            "Some rows ran on another machine (named above), so no ratios are drawn between them.")
     return ("### Cost (ETTh1, H = 96): fit wall time, prediction throughput, peak memory\n\n"
-            "Ratios are against TRACE in the same run. Peak RSS is the resident set of the whole process during the fit\n"
+            f"{lead} Peak RSS is the resident set of the whole process during the fit\n"
             "(it includes the data, the Python runtime and any earlier allocations that were not returned).\n\n"
-            + _table(["method", "fit s", "fit vs TRACE", "predict windows/s", "throughput vs TRACE", "peak RSS MB"], rows))
+            + _table(header, rows))
 
 
 def m4_section(df: pd.DataFrame) -> str:
@@ -648,7 +663,9 @@ def main(argv=None) -> None:
         shared = [f"{k}: {note}" for k, (_, note) in durations_of(p).items() if note]
         caveat = (f"**These timings are not a cost measurement**: the run shared its cores ({'; '.join(shared)}). "
                   "`benchmarks/results/cpu_speed.json` times the defaults on an idle machine.") if shared else None
-        parts += ["## Long-horizon forecasting", long_horizon_section(lh[0]), caveat, cost_section(lh[0])]
+        elsewhere = other_machines("long_horizon", p)
+        parts += ["## Long-horizon forecasting", elsewhere, long_horizon_section(lh[0]), caveat,
+                  cost_section(lh[0], one_machine=elsewhere is None)]
     m4 = _load("m4", p)
     if m4 is not None:
         other = env is not None and m4[1].get("cpu_model") != env.get("cpu_model")
@@ -673,7 +690,10 @@ def main(argv=None) -> None:
         parts += [head_start_section(), backbone_ablation_section(), dsic_ablation_section(), short, scaling_section()]
     else:
         if small is not None:
-            parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data"))
+            ran = small[1].get("cpu_model")
+            parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data")
+                         + (f"\n\nRan on another machine: {ran}, {small[1].get('torch_threads')} thread(s)."
+                            if env is not None and ran != env.get("cpu_model") else ""))
         parts.append(targets_section(None if lh is None else lh[0], None if m4 is None else m4[0],
                                      None if small is None else small[0]))
     made = figures(None if lh is None else lh[0], (_record(f"anomaly_{p}.json") or {}).get("example"),

@@ -36,6 +36,23 @@ def test_report_tables_and_ratios():
     assert "10.0 %" in text and "1.00 %" in text and "0.800" in text  # params and MSE ratios vs LP / full FT
     cost = report.cost_section(pd.DataFrame(rows))
     assert "| linear probing | 4.0 | 2.00 |" in cost
+    mixed = report.cost_section(pd.DataFrame(rows), one_machine=False)  # rows re-run elsewhere: no ratios
+    assert "| linear probing | 4.0 | 100 | 500 |" in mixed and "vs TRACE" not in mixed
+
+
+def test_profile_pages_name_the_rows_run_on_another_machine(tmp_path, monkeypatch):
+    from benchmarks import harness, report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    result = {"benchmark": "long_horizon", "protocol": {}, "environment": {}, "seconds": 1, "rows": [],
+              "summary": {}}
+    (tmp_path / "long_horizon_standard.json").write_text(harness.dumps(result))
+    assert report.other_machines("long_horizon", "standard") is None
+    result["summary"]["other_machines"] = [{"what": "the TRACE rows", "cpu_model": "AMD EPYC", "threads": 1,
+                                            "date": "2026-12-07"}]
+    (tmp_path / "long_horizon_standard.json").write_text(harness.dumps(result))
+    assert report.other_machines("long_horizon", "standard") == (
+        "Rows run on another machine: the TRACE rows (AMD EPYC, 1 thread(s), 2026-12-07).")
 
 
 def test_ablation_sections_render_means_spreads_and_gaps(tmp_path, monkeypatch):
