@@ -324,6 +324,13 @@ _TABLE = [
        "joins them where the training data repeats its shapes (a subsequence's nearest\n"
        "neighbour at least 2.5 times closer than a random one; ``discord_contrast_``), not on\n"
        "irregular series, where every subsequence is a discord of sorts."),
+    _p("spikes", False, '"auto" or bool', bool_or_auto,
+       "Join a point-spike component to the score: each step's height as a local peak or\n"
+       "trough (the smaller of its two steps to its neighbours), in units where the highest\n"
+       "training extremum scores as the highest training score. It sees single-step spikes that\n"
+       "reconstruction misses where the context predicts little (AR(1) noise, a random walk).\n"
+       "``\"auto\"`` joins it on channels whose training first differences are close to Gaussian\n"
+       "(excess kurtosis at most 1), not on bursty ones, whose normal spikes it would rank first."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
     _p("threshold", "auto", options(THRESHOLDS) + " or float", threshold,

@@ -47,6 +47,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
     {parameter:score_window}
     {parameter:smoothing}
     {parameter:discords}
+    {parameter:spikes}
     component_wise : bool, default=False
         ``False``: one score series, the maximum of the components' standardised scores;
         ``True``: one score per component.
@@ -101,6 +102,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         score_window: int = default("score_window"),
         smoothing: str = default("smoothing"),
         discords: bool | str = default("discords"),
+        spikes: bool | str = default("spikes"),
         component_wise: bool = False,
         backbone: str | None = default("backbone"),
         adapter: str = default("adapter"),
@@ -133,6 +135,7 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
         self.score_window = score_window
         self.smoothing = smoothing
         self.discords = discords
+        self.spikes = spikes
         self.component_wise = component_wise
         self.backbone = backbone
         self.adapter = adapter
@@ -223,7 +226,8 @@ class TraceAnomalyScorer(FittableAnomalyScorer):
 
     def _scoring(self) -> ScoreSettings:
         return ScoreSettings.from_params(self.scoring, self.stride, self.score_window, self.context_length,
-                                         self.device, self.discords, self.backbone, self.smoothing)
+                                         self.device, self.discords, self.backbone, self.smoothing,
+                                         getattr(self, "spikes", False))  # older pickles: none
 
     def trainable_parameters(self) -> int:
         """Trainable parameters of the fine-tuned network (0 before ``fit``)."""

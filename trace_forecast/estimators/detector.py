@@ -66,6 +66,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     {parameter:score_window}
     {parameter:smoothing}
     {parameter:discords}
+    {parameter:spikes}
     {parameter:mask_ratio}
     {parameter:multitask}
     {parameter:reconstruction_weight}
@@ -106,6 +107,9 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
     discord_contrast_ : float or None
         With ``discords="auto"``, the training data's relative contrast that decided:
         discords join the score at 2.5 or more (``None`` with ``discords`` True or False).
+    spike_profile_ : SpikeProfile or None
+        The point-spike component's calibration (``spikes``; ``None`` where it does not join
+        the score), with the channels it scores in ``active``.
     flat_channels_ : list
         The columns that held one value throughout the training data: they teach no normal
         variation and are left out of the score (every column flat raises ``DataError``).
@@ -161,6 +165,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         score_window=default("score_window"),
         smoothing=default("smoothing"),
         discords=default("discords"),
+        spikes=default("spikes"),
         mask_ratio=default("mask_ratio"),
         multitask=default("multitask"),
         reconstruction_weight=default("reconstruction_weight"),
@@ -198,6 +203,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.score_window = score_window
         self.smoothing = smoothing
         self.discords = discords
+        self.spikes = spikes
         self.mask_ratio = mask_ratio
         self.multitask = multitask
         self.reconstruction_weight = reconstruction_weight
@@ -231,7 +237,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         from trace_forecast.tasks.anomaly import ScoreSettings
 
         return ScoreSettings.from_params(self.score, self.stride, self.score_window, self.context_length,
-                                         self.device, self.discords, self.backbone, self.smoothing)
+                                         self.device, self.discords, self.backbone, self.smoothing, self.spikes)
 
     def _values(self, X, fitting: bool = False) -> np.ndarray:
         """``X`` as the network sees it, a float32 ``[T, C]`` array: checked, in the fitted
@@ -286,6 +292,7 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
         self.error_scale_, self.multi_scale_, self.discords_ = (calibration.scale, calibration.multi_scale,
                                                                 calibration.discords)
         self.discord_contrast_, self.shape_discords_ = calibration.contrast, calibration.shapes
+        self.spike_profile_ = calibration.spikes
         self.flat_channels_ = [c for c, flat in zip(self.columns_, calibration.flat, strict=True) if flat]
         self.train_scores_, (self.train_errors_,) = calibration.train_scores, calibration.errors
         if self.threshold == "auto":
@@ -350,7 +357,8 @@ class TraceAnomalyDetector(CompactNetworkState, BaseDetector):
 
         flat = np.array([c in getattr(self, "flat_channels_", ()) for c in self.columns_])  # older pickles: none
         return Calibration(self.error_scale_, self.multi_scale_, self.discords_, self.train_scores_,
-                           [self.train_errors_], self.discord_contrast_, self.shape_discords_, flat)
+                           [self.train_errors_], self.discord_contrast_, self.shape_discords_, flat,
+                           getattr(self, "spike_profile_", None))  # older pickles: none
 
     def _step_scores(self, X: pd.DataFrame) -> StepScores:
         """The scored steps of ``X`` (:class:`~trace_forecast.tasks.anomaly.StepScores`)."""

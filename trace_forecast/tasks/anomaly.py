@@ -39,6 +39,7 @@ from trace_forecast.tasks.scoring import (
     unspread,
 )
 from trace_forecast.tasks.shape_discord import SHAPE_WEIGHT, ShapeProfile
+from trace_forecast.tasks.spikes import SPIKE, SpikeProfile, spread
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class ScoreSettings:
     whether embedding discords join the score (``True``, ``False``, or ``"auto"``: where the
     training data repeats its shapes, :func:`discords_wanted`; the pretrained ``backbone`` embeds them;
     ``discord_weight`` and ``discord_floor``: :mod:`trace_forecast.tasks.discord`'s ``WEIGHT``
-    and ``UNIT_FLOOR``)."""
+    and ``UNIT_FLOOR``); ``spikes``: whether the point-spike component joins (``True``,
+    ``False``, or ``"auto"``: channels with Gaussian-like differences; :mod:`~trace_forecast.tasks.spikes`))."""
 
     score: str
     stride: int
@@ -59,13 +61,14 @@ class ScoreSettings:
     discord_weight: float = WEIGHT
     discord_floor: float = UNIT_FLOOR
     shape_weight: float = SHAPE_WEIGHT
+    spikes: bool | str = False
 
     @classmethod
     def from_params(cls, score: str, stride: int | None, score_window: int, context_length: int,
                     device: str, discords: bool | str = False, backbone: object = None,
-                    smoothing: str = "max") -> ScoreSettings:
+                    smoothing: str = "max", spikes: bool | str = False) -> ScoreSettings:
         return cls(score, stride if stride is not None else max(1, context_length // 8), score_window, device,
-                   discords, backbone, smoothing)
+                   discords, backbone, smoothing, spikes=spikes)
 
     def errors(self, network: TraceNetwork, values: np.ndarray) -> np.ndarray:
         """Hidden-step errors ``[T, C]`` of a ``[T, C]`` array."""
@@ -85,17 +88,21 @@ class ScoreSettings:
             distances = calibration.discords.distances(self.pretrained(), values)
         if calibration.shapes is not None:
             shape = calibration.shapes.distances(values)
-        return self.from_errors(calibration, self.errors(network, values), distances, ~np.isfinite(values), shape)
+        return self.from_errors(calibration, self.errors(network, values), distances, ~np.isfinite(values), shape,
+                                values)
 
     def from_errors(self, calibration: Calibration, errors: np.ndarray, distances: np.ndarray | None = None,
-                    missing: np.ndarray | None = None, shape_distances: np.ndarray | None = None) -> StepScores:
+                    missing: np.ndarray | None = None, shape_distances: np.ndarray | None = None,
+                    values: np.ndarray | None = None) -> StepScores:
         """:meth:`step_scores` from the hidden-step errors ``[T, C]`` and, with discords, the
         embedding- and shape-discord distances ``[T, C]`` (what the network, the backbone and
-        :class:`ShapeProfile` compute)."""
+        :class:`ShapeProfile` compute); with the spike component, the scored ``values``."""
         if calibration.discords is not None and distances is None:
             raise ValueError("a calibration with discords needs the discord distances")
         if calibration.shapes is not None and shape_distances is None:
             raise ValueError("a calibration with shape discords needs the shape distances")
+        if calibration.spikes is not None and values is None:
+            raise ValueError("a calibration with the spike component needs the scored values")
         z = calibration.scale.standardise(errors)
         if calibration.multi_scale is not None:
             names = [f"reconstruction, {s}-step span" for s in calibration.multi_scale.scales]
@@ -108,6 +115,9 @@ class ScoreSettings:
             parts["discord"] = evidence["discord"] = calibration.discords.mapped(distances)
         if calibration.shapes is not None:
             parts["shape discord"] = evidence["shape discord"] = calibration.shapes.mapped(shape_distances)
+        if calibration.spikes is not None:  # spread over the short span as the reconstruction's; labels stay on the step
+            evidence[SPIKE] = calibration.spikes.mapped(values)
+            parts[SPIKE] = spread(evidence[SPIKE], max(1, self.score_window // 16))
         if calibration.flat is not None and calibration.flat.any():  # no notion of normal: never the score
             flat = np.broadcast_to(calibration.flat, errors.shape)
             missing = flat if missing is None else missing | flat
@@ -235,9 +245,10 @@ class Calibration:
     discords), the training scores (concatenated, channels aggregated: the thresholds'
     basis), the raw training errors (``[T, C]`` per series), with ``discords="auto"`` the
     training data's relative contrast that decided (:func:`discords_wanted`), the
-    shape-discord profile that joins the embedding discords (``None`` without discords), and
+    shape-discord profile that joins the embedding discords (``None`` without discords),
     which channels were constant in every training series (``[C]`` bool, :func:`flat_channels`;
-    they score at most the median training score, as missing steps do)."""
+    they score at most the median training score, as missing steps do), and the spike
+    component's profile (``None`` without it)."""
 
     scale: ErrorScale
     multi_scale: MultiScale | None
@@ -247,6 +258,7 @@ class Calibration:
     contrast: float | None = None
     shapes: ShapeProfile | None = None
     flat: np.ndarray | None = None
+    spikes: SpikeProfile | None = None
 
 
 def calibrate(network: TraceNetwork, series: list[np.ndarray], scoring: ScoreSettings) -> Calibration:
@@ -286,8 +298,12 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
                                                shape_distances)
         joined = [np.maximum(a, b) for a, b in zip(joined, with_shapes, strict=True)]
     per_channel = joined if wanted else per_channel
+    # never above the training scores it is mapped into, so the thresholds' basis is unchanged
+    spikes = SpikeProfile.fit(series, per_channel, scoring.spikes)
+    if spikes is not None:  # a flat channel has no notion of normal (as above)
+        spikes = replace(spikes, active=spikes.active & ~flat) if (spikes.active & ~flat).any() else None
     return Calibration(scale, multi_scale, discords, np.concatenate([p[:, ~flat].max(axis=1) for p in per_channel]),
-                       errors, contrast, shapes, flat)
+                       errors, contrast, shapes, flat, spikes)
 
 
 def flat_channels(series: list[np.ndarray]) -> np.ndarray:
