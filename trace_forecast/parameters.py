@@ -330,7 +330,9 @@ _TABLE = [
        "training extremum scores as the highest training score. It sees single-step spikes that\n"
        "reconstruction misses where the context predicts little (AR(1) noise, a random walk).\n"
        "``\"auto\"`` joins it on channels whose training first differences are close to Gaussian\n"
-       "(excess kurtosis at most 1), not on bursty ones, whose normal spikes it would rank first."),
+       "(excess kurtosis at most 1), not on bursty ones, whose normal spikes it would rank first.\n"
+       "Off by default: on real series, unlabelled peaks above the training data's cost more\n"
+       "than it gains (``docs/benchmarks_anomaly_notes.md``)."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
     _p("threshold", "auto", options(THRESHOLDS) + " or float", threshold,
