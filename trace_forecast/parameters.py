@@ -326,13 +326,12 @@ _TABLE = [
        "irregular series, where every subsequence is a discord of sorts."),
     _p("spikes", False, '"auto" or bool', bool_or_auto,
        "Join a point-spike component to the score: each step's height as a local peak or\n"
-       "trough (the smaller of its two steps to its neighbours), in units where the highest\n"
-       "training extremum scores as the highest training score. It sees single-step spikes that\n"
+       "trough (the smaller of its two steps to its neighbours); a peak higher than any in the\n"
+       "training data scores above every training score. It sees single-step spikes that\n"
        "reconstruction misses where the context predicts little (AR(1) noise, a random walk).\n"
        "``\"auto\"`` joins it on channels whose training first differences are close to Gaussian\n"
        "(excess kurtosis at most 1), not on bursty ones, whose normal spikes it would rank first.\n"
-       "Off by default: on real series, unlabelled peaks above the training data's cost more\n"
-       "than it gains (``docs/benchmarks_anomaly_notes.md``)."),
+       "Off by default until the anomaly suite decides (``docs/benchmarks_anomaly_notes.md``)."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
     _p("threshold", "auto", options(THRESHOLDS) + " or float", threshold,

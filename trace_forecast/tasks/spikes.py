@@ -9,10 +9,12 @@ to 0.54 on AR(1) and random walks, where the z-scored first difference reaches 0
 A spike stands apart from both neighbours: the component is the *local extremum height*
 ``min(|x[t] - x[t-1]|, |x[t] - x[t+1]|)`` where both differences have the same sign (a peak
 or a trough), and 0 elsewhere, so a level shift (large on one side only) and a steep slope
-(opposite signs) add nothing; reconstruction and discords see those. It is mapped into the
-score's units so that a step as high as the highest training extremum scores as the highest
-training score: only a spike higher than any the training data held outscores every
-training step.
+(opposite signs) add nothing; reconstruction and discords see those. Only a peak higher
+than any the training data held counts: it scores above every training score, by its
+excess over the training top. Lower peaks stay at the median training score, so that
+normal peaks never outrank what the other components see (mapped linearly from the median
+instead, normal peaks of real series outranked their labelled anomalies:
+``docs/benchmarks_anomaly_notes.md``, "Point spikes").
 
 ``spikes="auto"`` keeps the component to channels whose training first differences are close
 to Gaussian (excess kurtosis at most :data:`MAX_KURTOSIS`): there a spike is rare by
@@ -103,9 +105,12 @@ class SpikeProfile:
         return cls(center, np.maximum(top, center + 1e-12), np.median(joined, axis=0), joined.max(axis=0), active)
 
     def mapped(self, values: np.ndarray) -> np.ndarray:
-        """The component ``[T, C]`` of ``values [T, C]`` in the score's units: the training
-        median maps to the median training score, the training top to the top training
-        score; inactive channels stay at the median training score."""
+        """The component ``[T, C]`` of ``values [T, C]`` in the score's units. Only a peak
+        higher than any of the training data's counts: it scores the top training score plus
+        its excess over the training top, in units of the training heights' spread (top less
+        median) per spread of the training scores. Every other step, and every step of an
+        inactive channel, stays at the median training score."""
         heights = extremum_heights(values)
         scale = (self.score_top - self.score_center) / (self.height_top - self.height_center)
-        return np.where(self.active, self.score_center + (heights - self.height_center) * scale, self.score_center)
+        above = self.active & (heights > self.height_top)
+        return np.where(above, self.score_top + (heights - self.height_top) * scale, self.score_center)
