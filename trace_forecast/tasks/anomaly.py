@@ -49,7 +49,7 @@ class ScoreSettings:
     training data repeats its shapes, :func:`discords_wanted`; the pretrained ``backbone`` embeds them;
     ``discord_weight`` and ``discord_floor``: :mod:`trace_forecast.tasks.discord`'s ``WEIGHT``
     and ``UNIT_FLOOR``); ``spikes``: whether the point-spike component joins (``True``,
-    ``False``, or ``"auto"``: channels with Gaussian-like differences; :mod:`~trace_forecast.tasks.spikes`))."""
+    ``False``, or ``"auto"``: channels with Gaussian-like differences, :mod:`~trace_forecast.tasks.spikes`)."""
 
     score: str
     stride: int
