@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.anomaly_suite import metrics
+from benchmarks.anomaly_suite import BASELINES, metrics
 from benchmarks.harness import Record, main
 
 SHAPES = ("sine", "two seasonalities", "AR(1)", "random walk", "ECG-like")
@@ -64,9 +64,8 @@ def spiked(name: str, magnitude: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 def scores(method: str, values: np.ndarray, prefix: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The method's scores of every step and, for TRACE, its ``threshold="auto"`` labels."""
-    if method == "z-scored first difference":
-        step = np.abs(np.diff(values, prepend=values[0]))
-        return (step - np.median(step[:prefix])) / np.std(step[:prefix]), None
+    if method in BASELINES:  # the anomaly suite's own baseline
+        return BASELINES[method]({"values": values, "train_end": prefix}), None
     from trace_forecast import TraceAnomalyDetector
 
     detector = TraceAnomalyDetector(random_state=0, **METHODS[method]).fit(pd.DataFrame({"v": values[:prefix]}))
@@ -75,18 +74,24 @@ def scores(method: str, values: np.ndarray, prefix: int) -> tuple[np.ndarray, np
             np.asarray(detector.transform(frame), bool).ravel())
 
 
-def suite_gate() -> dict:
-    """Per anomaly-suite benchmark: its series, and how many of them ``spikes="auto"`` would
-    score (training first differences close to Gaussian; data only, nothing is fitted)."""
+def gated_suite():
+    """Each anomaly-suite series, its training prefix, and whether ``spikes="auto"`` scores it
+    (the prefix's first differences close to Gaussian; data only, nothing is fitted)."""
     from benchmarks.anomaly_suite import load_suite
     from trace_forecast.tasks.spikes import gaussian_differences
 
-    out: dict = {}
     for series in load_suite("all"):
-        train = np.asarray(series["values"][: series["train_end"]], float)[:, None]
+        train = np.asarray(series["values"][: series["train_end"]], float)
+        yield series, train, bool(gaussian_differences([train[:, None]])[0])
+
+
+def suite_gate() -> dict:
+    """Per anomaly-suite benchmark: its series, and how many of them ``spikes="auto"`` scores."""
+    out: dict = {}
+    for series, _, joins in gated_suite():
         entry = out.setdefault(series["benchmark"], {"series": 0, "auto_joins": 0})
         entry["series"] += 1
-        entry["auto_joins"] += int(gaussian_differences([train])[0])
+        entry["auto_joins"] += int(joins)
     return out
 
 
@@ -99,13 +104,12 @@ def options(parser) -> None:
 
 
 def suite_part(record: Record) -> None:
-    from benchmarks.anomaly_suite import load_suite, split_of
+    from benchmarks.anomaly_suite import split_of
     from trace_forecast import TraceAnomalyDetector
-    from trace_forecast.tasks.spikes import SPIKE, gaussian_differences
+    from trace_forecast.tasks.spikes import SPIKE
 
-    for series in load_suite("all"):
-        train = np.asarray(series["values"][: series["train_end"]], float)
-        if not gaussian_differences([train[:, None]])[0]:
+    for series, train, joins in gated_suite():
+        if not joins:
             continue
         detector = TraceAnomalyDetector(random_state=0, spikes="auto").fit(pd.DataFrame({"v": train}))
         parts = detector.score_components(pd.DataFrame({"v": np.asarray(series["values"], float)}))
