@@ -47,6 +47,14 @@ def other_machines(name: str, profile: str) -> str | None:
                      f"{o['date']})." for o in others) or None
 
 
+def ran_elsewhere(env: dict | None, other: dict) -> str | None:
+    """A line naming ``other``'s machine where a suite ran on another CPU than the page's
+    environment ``env``; None on the same one (or with no page environment yet)."""
+    if env is None or other.get("cpu_model") == env.get("cpu_model"):
+        return None
+    return f"Ran on another machine: {other.get('cpu_model')}, {other.get('torch_threads')} thread(s)."
+
+
 def durations_of(profile: str) -> dict[str, tuple[float, str]]:
     """Wall seconds of the last run of each of the profile's suites (from the result files' run
     logs), with the run's ``note`` (e.g. that it shared the machine)."""
@@ -132,10 +140,11 @@ def cost_section(df: pd.DataFrame, one_machine: bool = True) -> str:
     rows = []
     for method in _order(part["method"].unique()):
         m = part[part["method"] == method][["fit_seconds", "predict_windows_per_s", "peak_rss_mb"]].median()
-        ratios = ([f"{m.fit_seconds / ref.fit_seconds:.2f}", None,
-                   f"{m.predict_windows_per_s / ref.predict_windows_per_s:.2f}"] if one_machine else [None, None, None])
-        cells = [f"{m.fit_seconds:.1f}", ratios[0], f"{m.predict_windows_per_s:,.0f}", ratios[2], f"{m.peak_rss_mb:,.0f}"]
-        rows.append([method, *(c for c in cells if c is not None)])
+        fit, throughput = [f"{m.fit_seconds:.1f}"], [f"{m.predict_windows_per_s:,.0f}"]
+        if one_machine:
+            fit.append(f"{m.fit_seconds / ref.fit_seconds:.2f}")
+            throughput.append(f"{m.predict_windows_per_s / ref.predict_windows_per_s:.2f}")
+        rows.append([method, *fit, *throughput, f"{m.peak_rss_mb:,.0f}"])
     header = (["method", "fit s", "fit vs TRACE", "predict windows/s", "throughput vs TRACE", "peak RSS MB"] if one_machine
               else ["method", "fit s", "predict windows/s", "peak RSS MB"])
     lead = ("Ratios are against TRACE in the same run." if one_machine else
@@ -668,11 +677,8 @@ def main(argv=None) -> None:
                   cost_section(lh[0], one_machine=elsewhere is None)]
     m4 = _load("m4", p)
     if m4 is not None:
-        other = env is not None and m4[1].get("cpu_model") != env.get("cpu_model")
+        parts += ["## Short-horizon forecasting", ran_elsewhere(env, m4[1]), m4_section(m4[0])]
         env = env or m4[1]
-        parts += ["## Short-horizon forecasting",
-                  f"Ran on another machine: {m4[1].get('cpu_model')}, {m4[1].get('torch_threads')} thread(s)."
-                  if other else None, m4_section(m4[0])]
     an = _load("anomaly", p)
     if an is not None:
         env = env or an[1]
@@ -690,10 +696,9 @@ def main(argv=None) -> None:
         parts += [head_start_section(), backbone_ablation_section(), dsic_ablation_section(), short, scaling_section()]
     else:
         if small is not None:
-            ran = small[1].get("cpu_model")
+            elsewhere = ran_elsewhere(env, small[1])
             parts.append(small_data_section(small[0], f"python -m benchmarks.run --profile {p} --suite small_data")
-                         + (f"\n\nRan on another machine: {ran}, {small[1].get('torch_threads')} thread(s)."
-                            if env is not None and ran != env.get("cpu_model") else ""))
+                         + (f"\n\n{elsewhere}" if elsewhere else ""))
         parts.append(targets_section(None if lh is None else lh[0], None if m4 is None else m4[0],
                                      None if small is None else small[0]))
     made = figures(None if lh is None else lh[0], (_record(f"anomaly_{p}.json") or {}).get("example"),
