@@ -298,10 +298,9 @@ def calibrate_errors(errors: list[np.ndarray], series: list[np.ndarray], context
                                                shape_distances)
         joined = [np.maximum(a, b) for a, b in zip(joined, with_shapes, strict=True)]
     per_channel = joined if wanted else per_channel
-    # never above the training scores it is mapped into, so the thresholds' basis is unchanged
-    spikes = SpikeProfile.fit(series, per_channel, scoring.spikes)
-    if spikes is not None:  # a flat channel has no notion of normal (as above)
-        spikes = replace(spikes, active=spikes.active & ~flat) if (spikes.active & ~flat).any() else None
+    # never above the training scores it is mapped into, so the thresholds' basis is unchanged;
+    # a flat channel has no notion of normal (as above)
+    spikes = SpikeProfile.fit(series, per_channel, scoring.spikes, usable=~flat)
     return Calibration(scale, multi_scale, discords, np.concatenate([p[:, ~flat].max(axis=1) for p in per_channel]),
                        errors, contrast, shapes, flat, spikes)
 

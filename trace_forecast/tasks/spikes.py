@@ -90,13 +90,17 @@ class SpikeProfile:
     active: np.ndarray
 
     @classmethod
-    def fit(cls, series: list[np.ndarray], scores: list[np.ndarray], wanted: bool | str) -> SpikeProfile | None:
-        """From the training series and their per-channel scores (``[T, C]`` each); ``None``
-        where no channel takes the component (``wanted`` False, or ``"auto"`` and no channel
-        with Gaussian differences)."""
+    def fit(cls, series: list[np.ndarray], scores: list[np.ndarray], wanted: bool | str,
+            usable: np.ndarray | None = None) -> SpikeProfile | None:
+        """From the training series and their per-channel scores (``[T, C]`` each); only the
+        ``usable`` channels (``[C]`` bool; default all) may take the component. ``None`` where
+        none does (``wanted`` False, or ``"auto"`` and no usable channel with Gaussian
+        differences)."""
         if not wanted:
             return None
         active = gaussian_differences(series) if wanted == "auto" else np.ones(series[0].shape[1], bool)
+        if usable is not None:
+            active = active & usable
         if not active.any():
             return None
         heights = np.concatenate([extremum_heights(s) for s in series])
