@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trace_forecast import TraceForecaster
+from trace_forecast import TraceAnomalyDetector, TraceForecaster
 
 
 def seasonal_series(n: int = 200, seed: int = 0, phase: float = 0.0, period_index: bool = False,
@@ -23,3 +23,10 @@ def tiny_forecaster(backbone, **overrides) -> TraceForecaster:
     params = dict(backbone=str(backbone), context_length=64, max_epochs=1, batch_size=16, random_state=0,
                   dsic_interval=2, dsic_draws=2)
     return TraceForecaster(**{**params, **overrides})
+
+
+def tiny_detector(backbone, **overrides) -> TraceAnomalyDetector:
+    """A detector on the tiny test backbone that fits in about a second."""
+    params = dict(backbone=str(backbone), context_length=64, max_epochs=1, batch_size=16, random_state=0,
+                  max_windows=64, dsic_interval=2, dsic_draws=2)
+    return TraceAnomalyDetector(**{**params, **overrides})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import tiny_detector
 
 from trace_forecast import TraceAnomalyDetector
 from trace_forecast.errors import DataError
@@ -19,13 +20,7 @@ def _signal(n: int = 1200, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def make(tiny_backbone_dir):
-    def _make(**kwargs):
-        params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "batch_size": 16,
-                  "random_state": 0, "max_windows": 64, "dsic_interval": 2, "dsic_draws": 2}
-        params.update(kwargs)
-        return TraceAnomalyDetector(**params)
-
-    return _make
+    return lambda **kwargs: tiny_detector(tiny_backbone_dir, **kwargs)
 
 
 @pytest.mark.parametrize("length", [5, 63, 64, 65, 1000])

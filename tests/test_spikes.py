@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import tiny_detector
 
-from trace_forecast import TraceAnomalyDetector
 from trace_forecast.tasks.spikes import SpikeProfile, extremum_heights, gaussian_differences, spread
 
 
@@ -53,6 +53,11 @@ def test_only_a_peak_above_the_training_top_scores_above_the_training_scores():
     assert spread(component[:, None], 8)[1500 - 3 : 1500 + 4, 0].min() >= component[1500]  # spread over 8 steps
 
 
+@pytest.fixture
+def make(tiny_backbone_dir):
+    return lambda **kwargs: tiny_detector(tiny_backbone_dir, **kwargs)
+
+
 def test_the_detector_finds_spikes_that_reconstruction_misses(make):
     x = _ar1(2400, 3)
     train = pd.DataFrame({"x": x[:800]})
@@ -88,13 +93,3 @@ def test_the_darts_scorer_takes_spikes_too(tiny_backbone_dir):
     x[900] += 8 * np.std(np.diff(x[:600]))
     assert "spike" in scorer.score_components(TimeSeries.from_values(x)).components
     assert scorer.calibration_.spikes is not None
-
-
-@pytest.fixture
-def make(tiny_backbone_dir):
-    def _make(**kwargs):
-        params = {"backbone": str(tiny_backbone_dir), "context_length": 64, "max_epochs": 1, "batch_size": 16,
-                  "random_state": 0, "max_windows": 64, "dsic_interval": 2, "dsic_draws": 2}
-        return TraceAnomalyDetector(**{**params, **kwargs})
-
-    return _make
