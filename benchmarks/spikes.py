@@ -15,9 +15,9 @@ difference.
 
 ``--part suite`` scores the anomaly suite's series that ``spikes="auto"`` reaches (their
 training prefixes' first differences Gaussian-like; the others score bit-identically with
-it) by the suite's protocol (``benchmarks.anomaly_suite``): one fit of
-``TraceAnomalyDetector(spikes="auto")`` per series, its score with and without the spike
-component.
+it) by the suite's protocol (``benchmarks.anomaly_suite``): ``TraceAnomalyDetector()`` and
+``TraceAnomalyDetector(spikes="auto")`` fitted on each series' prefix, their scores' metrics
+and what their ``threshold="auto"`` labels caught (``anomaly_suite.threshold_outcome``).
 """
 
 from __future__ import annotations
@@ -104,20 +104,19 @@ def options(parser) -> None:
 
 
 def suite_part(record: Record) -> None:
-    from benchmarks.anomaly_suite import split_of
-    from trace_forecast import TraceAnomalyDetector
-    from trace_forecast.tasks.spikes import SPIKE
+    from benchmarks.anomaly_suite import split_of, threshold_outcome
 
     for series, train, joins in gated_suite():
         if not joins:
             continue
-        detector = TraceAnomalyDetector(random_state=0, spikes="auto").fit(pd.DataFrame({"v": train}))
-        parts = detector.score_components(pd.DataFrame({"v": np.asarray(series["values"], float)}))
-        for method, score in (("TRACE (default)", parts.drop(columns=[SPIKE]).max(axis=1)),
-                              ('TRACE (spikes="auto")', parts.max(axis=1))):
-            record.add({"part": "suite", "series": series["name"], "magnitude": None, "method": method,
-                        "benchmark": series["benchmark"], "split": split_of(series["family"]),
-                        **metrics(series, score.to_numpy())})
+        frame = pd.DataFrame({"v": np.asarray(series["values"], float)})
+        for method in ("TRACE (default)", 'TRACE (spikes="auto")'):
+            row = {"part": "suite", "series": series["name"], "magnitude": None, "method": method}
+            if record.done(row):
+                continue
+            score, flags = scores(method, frame["v"].to_numpy(), series["train_end"])
+            record.add({**row, "benchmark": series["benchmark"], "split": split_of(series["family"]),
+                        **metrics(series, score), **threshold_outcome(series, flags)})
 
 
 def run(args, record: Record) -> None:
