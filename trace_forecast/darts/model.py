@@ -38,13 +38,9 @@ from trace_forecast.darts.validation import (
 from trace_forecast.darts.windows import SubsampledTrainingDataset, samples_for_windows
 from trace_forecast.engine.interrupt import interruptible
 from trace_forecast.engine.quiet import console
-from trace_forecast.engine.recipe import (
-    GRADIENT_CLIP,
-    ClosedFormHeadStart,
-    recipe_callbacks,
-)
+from trace_forecast.engine.recipe import ClosedFormHeadStart, recipe_callbacks
 from trace_forecast.engine.resume import RandomState
-from trace_forecast.engine.settings import DSICSettings, TrainSettings
+from trace_forecast.engine.settings import GRADIENT_CLIP, DSICSettings, TrainSettings
 from trace_forecast.errors import ParameterError
 from trace_forecast.heads.covariates import CovariateMap
 from trace_forecast.parameters import (

@@ -32,7 +32,8 @@ from trace_forecast.darts.covariates import batch_corrections
 from trace_forecast.darts.windows import SubsampledTrainingDataset
 from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import prediction_autocast
-from trace_forecast.engine.recipe import WEIGHT_DECAY, limited, recipe_optimizers
+from trace_forecast.engine.recipe import limited, recipe_optimizers
+from trace_forecast.engine.settings import WEIGHT_DECAY
 from trace_forecast.engine.threads import limit_worker_threads
 from trace_forecast.heads import reconstruction
 from trace_forecast.heads import ridge as head_start_sizes  # read at each fit (tests shrink them)

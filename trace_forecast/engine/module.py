@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from trace_forecast.engine.recipe import WEIGHT_DECAY, recipe_optimizers
+from trace_forecast.engine.recipe import recipe_optimizers
+from trace_forecast.engine.settings import WEIGHT_DECAY
 from trace_forecast.network import TraceNetwork
 from trace_forecast.parameters import default
 

@@ -4,10 +4,11 @@ and in Darts.
 
 - Optimiser and schedule: AdamW on the trainable parameters with a one-cycle learning
   rate (:func:`recipe_optimizers`).
-- Gradient clipping by norm (:data:`GRADIENT_CLIP`, a trainer setting).
+- Gradient clipping by norm (:data:`~trace_forecast.engine.settings.GRADIENT_CLIP`, a trainer setting).
 - Closed-form head start (:class:`ClosedFormHeadStart`): the head's output layer is
   solved by ridge regression on frozen-backbone features before the first step (LP-FT).
-- Early stopping on validation loss (:data:`EARLY_STOPPING_PATIENCE` epochs), and the
+- Early stopping on validation loss (:data:`~trace_forecast.engine.settings.EARLY_STOPPING_PATIENCE`
+  epochs), and the
   state with the lowest validation loss kept (:class:`BestOnValidation`): the head start
   competes too, so fine-tuning never ends worse on validation than its start.
 - AdaLoRA's step timing and rank allocation (:class:`AdaLoraAllocator`).
@@ -35,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from trace_forecast.adapters.peft_adapters import set_adalora_steps
 from trace_forecast.engine.batching import inference_batch_size
 from trace_forecast.engine.precision import head_start_features
+from trace_forecast.engine.settings import EARLY_STOPPING_PATIENCE, WEIGHT_DECAY, TrainSettings
 from trace_forecast.heads.ridge import (
     MIN_VALIDATION_WINDOWS,
     HeadStart,
@@ -47,13 +49,9 @@ from trace_forecast.heads.ridge import (
 from trace_forecast.losses import WEIGHTINGS
 from trace_forecast.selection import GatedDSIC
 
-WEIGHT_DECAY = 1e-4
-GRADIENT_CLIP = 1.0
-EARLY_STOPPING_PATIENCE = 3
 WARMUP_SHARE = 0.3  # share of the one-cycle schedule spent rising to the peak learning rate
 
 if TYPE_CHECKING:
-    from trace_forecast.engine.settings import TrainSettings
     from trace_forecast.network import TraceNetwork
 
 HeadBatch = tuple[torch.Tensor, ...]  # (x, input_mask, y) or (x, input_mask, y, series scale)

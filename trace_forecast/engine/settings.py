@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trace_forecast.engine.devices import resolve_accelerator
-from trace_forecast.engine.recipe import (
-    EARLY_STOPPING_PATIENCE,
-    GRADIENT_CLIP,
-    WEIGHT_DECAY,
-)
 from trace_forecast.parameters import default
+
+# The recipe's fixed values (:mod:`trace_forecast.engine.recipe` uses them; no parameter sets them).
+WEIGHT_DECAY = 1e-4
+GRADIENT_CLIP = 1.0  # clipping by norm, a trainer setting
+EARLY_STOPPING_PATIENCE = 3  # epochs without a better validation loss
 
 
 @dataclass
@@ -37,7 +37,7 @@ class DSICSettings:
 @dataclass
 class TrainSettings:
     """How to train; defaults are the user-facing ones (:mod:`trace_forecast.parameters`)
-    and the recipe's (:mod:`trace_forecast.engine.recipe`)."""
+    and the recipe's fixed values above."""
 
     max_epochs: int = default("max_epochs")
     max_steps: int = -1
