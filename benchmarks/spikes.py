@@ -130,7 +130,7 @@ def whole_suite(rows: list[dict]) -> dict:
     arms = {(r["series"], r["method"]): r for r in rows}
 
     def gated(dataset: str, method: str) -> dict | None:
-        return next((r for (name, m), r in arms.items() if m == method and dataset.endswith(name)), None)
+        return arms.get((dataset, method))
 
     out: dict = {}
     for r in suite:
