@@ -336,3 +336,23 @@ def test_a_run_of_some_anomaly_suites_keeps_the_other_suites_threshold_lines():
     assert "| UCR | auto | 20% |" in merged and "| NAB | auto | 60% |" in merged and "| WSD | False | 60% |" in merged
     assert "| UCR | 20% / 10% | 20% / 10% |" in merged and "| NAB | 60% / 10% |" in merged
     assert merged_lines(old, new, set()) == old and merged_lines(old, new, {"NAB", "UCR", "WSD"}) == new
+
+
+def test_the_spike_components_whole_suite_means_replace_only_the_gated_series(tmp_path, monkeypatch):
+    import benchmarks.harness as harness
+    from benchmarks.harness import dumps
+    from benchmarks.spikes import whole_suite
+
+    suite = [{"dataset": f"WSD {k}", "benchmark": "WSD", "split": "tuning", "method": "TRACE [package default]",
+              "vus_pr": 0.2 * k, "auc_roc": 0.5, "f1": 0.1} for k in (1, 2, 3)]
+    suite.append({**suite[0], "method": "KMeansAD (Darts KMeansScorer)", "vus_pr": 0.9})  # not the default: left out
+    (tmp_path / "anomaly_suite.json").write_text(dumps({"benchmark": "anomaly_suite", "rows": suite}))
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    gated = [{"series": "WSD 2", "method": m, "vus_pr": v, "auc_roc": 0.8, "f1": 0.1, "caught": c, "false_alarm": 1.0}
+             for m, v, c in (("TRACE (default)", 0.4, 0.0), ('TRACE (spikes="auto")', 1.0, 0.5))]
+    out = whole_suite(gated)["tuning WSD"]
+    assert (out["series"], out["gated"]) == (3, 1)
+    assert out["TRACE (default)"]["vus_pr"] == pytest.approx(0.4)  # (0.2 + 0.4 + 0.6) / 3
+    assert out['TRACE (spikes="auto")']["vus_pr"] == pytest.approx(0.6)  # (0.2 + 1.0 + 0.6) / 3
+    assert out['TRACE (spikes="auto")']["auc_roc"] == pytest.approx(0.6)  # (0.5 + 0.8 + 0.5) / 3
+    assert out['TRACE (spikes="auto")']["gated_caught"] == 0.5 and out["TRACE (default)"]["gated_caught"] == 0.0
