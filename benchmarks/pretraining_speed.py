@@ -3,8 +3,9 @@
 ``python -m benchmarks.pretraining_speed`` writes ``results/pretraining_speed.json``: windows
 per second of one optimiser step (forward, backward, AdamW) of the embedded backbone's
 architecture on the pretraining objective, in fp32 and in bf16 autocast (what
-``python -m trace_forecast.pretrain`` uses where the CPU multiplies bf16 natively), at batch
-sizes 64 and 128 and 1 or all torch threads; and the data pipeline's windows per second
+``python -m trace_forecast.pretrain`` uses where the CPU multiplies bf16 natively), eager and
+through ``torch.compile`` (``pretrain --compile``), at batch sizes 64 and 128 and 1 or all
+torch threads; and the data pipeline's windows per second
 (the corpus windows with their masks, as a leg draws them). Medians of ``--repeats`` timed
 steps after warm-up steps. Run it on an otherwise idle machine.
 """
@@ -19,7 +20,7 @@ import torch
 from benchmarks.harness import Record, main
 
 
-def step_speed(batch_size: int, precision: str, threads: int, repeats: int) -> float:
+def step_speed(batch_size: int, precision: str, threads: int, repeats: int, compiled: bool = False) -> float:
     from trace_forecast.backbone import load_backbone
     from trace_forecast.losses import masked_reconstruction_loss
     from trace_forecast.network import random_patch_mask
@@ -32,14 +33,16 @@ def step_speed(batch_size: int, precision: str, threads: int, repeats: int) -> f
     input_mask = torch.ones(batch_size, 512)
     mask = random_patch_mask(input_mask, 8, 0.3, g)
 
+    objective = torch.compile(masked_reconstruction_loss, dynamic=False) if compiled else masked_reconstruction_loss
+
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = masked_reconstruction_loss(backbone, x, input_mask, mask, visible_weight=0.5)
+            loss = objective(backbone, x, input_mask, mask, visible_weight=0.5)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
+    for _ in range(3):  # warm-up (and compilation)
         step()
     times = []
     for _ in range(repeats):
@@ -76,9 +79,10 @@ def run(args, record: Record) -> None:
     for threads in sorted({1, cores}):
         for batch_size in (64, 128):
             for precision in ("fp32", "bf16"):
-                speed = step_speed(batch_size, precision, threads, args.repeats)
-                record.add({"threads": threads, "batch_size": batch_size, "precision": precision,
-                            "windows_per_s": round(speed, 1)})
+                for compiled in (False, True):
+                    speed = step_speed(batch_size, precision, threads, args.repeats, compiled)
+                    record.add({"threads": threads, "batch_size": batch_size, "precision": precision,
+                                "compiled": compiled, "windows_per_s": round(speed, 1)})
     record.summary.update(native_bf16=native_bf16(), pipeline_windows_per_s=round(
         pipeline_speed(str(shared_data_dir() / "pretraining")), 1))
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Backbone v4: one leg of the resumable pretraining campaign (docs/model_card.md, "v4").
 #
-#   bash docs/pretraining/pretrain_v4.sh DATA_DIR WORK_DIR MINUTES [extra options, e.g. --threads 1]
+#   bash docs/pretraining/pretrain_v4.sh DATA_DIR WORK_DIR MINUTES [extra options, e.g. --threads 1 --compile]
 #
 # DATA_DIR is ../shared/data/pretraining (never the evaluation data sets). The campaign folder
 # docs/pretraining/v4/ is committed: each leg continues from its checkpoint.ckpt (weights, their
@@ -9,7 +9,8 @@
 # 500 steps (atomically) and records itself in legs.json. WORK_DIR (outside the repository)
 # receives the leg's logs and the exported weights (the moving average): config.json +
 # model.safetensors. The first leg starts from v3's weights. Everything below is the recipe and
-# stays fixed from leg to leg; only the leg's length, threads and device may change.
+# stays fixed from leg to leg; only the leg's length, threads, device and --compile (torch.compile of
+# the step: the same objective, faster on a CPU) may change.
 #
 # Against v3's recipe (pretrain_v3.sh): a step-based schedule (warm-up, then constant) with an
 # exponential moving average of the weights instead of a wall-clock cosine, so legs resume

@@ -76,7 +76,7 @@ class PretrainModule(pl.LightningModule):
     def __init__(self, backbone: MomentBackbone, learning_rate: float = 1e-3, total_steps: int = 1000,
                  visible_weight: float = 0.0, time_budget_s: float | None = None,
                  schedule: str | None = None, warmup_steps: int = 200,
-                 cooldown: tuple[int, int] | None = None):
+                 cooldown: tuple[int, int] | None = None, compile_objective: bool = False):
         super().__init__()
         self.backbone = backbone
         self.visible_weight = visible_weight
@@ -91,9 +91,13 @@ class PretrainModule(pl.LightningModule):
             raise ValueError("a cool-down follows the constant schedule only")
         self.cooldown = cooldown
         self.windows_seen = 0  # the data stream's position, saved in every checkpoint
+        # torch.compile fuses the step's many small CPU kernels (benchmarks.pretraining_speed);
+        # the weights, and so the checkpoints, are the module's own either way.
+        self.objective = torch.compile(masked_reconstruction_loss, dynamic=False) if compile_objective \
+            else masked_reconstruction_loss
 
     def training_step(self, batch, batch_idx):
-        loss = masked_reconstruction_loss(self.backbone, *batch, visible_weight=self.visible_weight)
+        loss = self.objective(self.backbone, *batch, visible_weight=self.visible_weight)
         self.log("train_loss", loss, on_step=True, prog_bar=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         self.windows_seen += len(batch[0])
