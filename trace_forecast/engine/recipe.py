@@ -4,13 +4,13 @@ and in Darts.
 
 - Optimiser and schedule: AdamW on the trainable parameters with a one-cycle learning
   rate (:func:`recipe_optimizers`).
-- Gradient clipping by norm (:data:`~trace_forecast.engine.settings.GRADIENT_CLIP`, a trainer setting).
+- Gradient clipping by norm (a trainer setting). This and the other fixed values (weight
+  decay, early-stopping patience) live in :mod:`trace_forecast.engine.settings`.
 - Closed-form head start (:class:`ClosedFormHeadStart`): the head's output layer is
   solved by ridge regression on frozen-backbone features before the first step (LP-FT).
-- Early stopping on validation loss (:data:`~trace_forecast.engine.settings.EARLY_STOPPING_PATIENCE`
-  epochs), and the
-  state with the lowest validation loss kept (:class:`BestOnValidation`): the head start
-  competes too, so fine-tuning never ends worse on validation than its start.
+- Early stopping on validation loss, and the state with the lowest validation loss kept
+  (:class:`BestOnValidation`): the head start competes too, so fine-tuning never ends
+  worse on validation than its start.
 - AdaLoRA's step timing and rank allocation (:class:`AdaLoraAllocator`).
 - Gated DSIC (:class:`~trace_forecast.selection.GatedDSIC`).
 
