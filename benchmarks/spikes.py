@@ -106,15 +106,15 @@ def options(parser) -> None:
 def suite_part(record: Record) -> None:
     from benchmarks.anomaly_suite import split_of, threshold_outcome
 
-    for series, train, joins in gated_suite():
+    for series, _, joins in gated_suite():
         if not joins:
             continue
-        frame = pd.DataFrame({"v": np.asarray(series["values"], float)})
+        values = np.asarray(series["values"], float)
         for method in METHODS_SUITE:
             row = {"part": "suite", "series": series["name"], "magnitude": None, "method": method}
             if record.done(row):
                 continue
-            score, flags = scores(method, frame["v"].to_numpy(), series["train_end"])
+            score, flags = scores(method, values, series["train_end"])
             record.add({**row, "benchmark": series["benchmark"], "split": split_of(series["family"]),
                         **metrics(series, score), **threshold_outcome(series, flags)})
     record.summary["whole_suite"] = whole_suite([r for r in record.rows if r["part"] == "suite"])
@@ -126,25 +126,19 @@ def whole_suite(rows: list[dict]) -> dict:
     (every other series scores bit-identically), and what the labels did on the gated series."""
     from benchmarks.harness import RESULTS, load
 
-    suite = [r for r in load(RESULTS / "anomaly_suite.json")["rows"] if r["method"] == "TRACE [package default]"]
     arms = {(r["series"], r["method"]): r for r in rows}
-
-    def gated(dataset: str, method: str) -> dict | None:
-        return arms.get((dataset, method))
-
+    groups: dict[str, list[dict]] = {}
+    for r in load(RESULTS / "anomaly_suite.json")["rows"]:
+        if r["method"] == "TRACE [package default]":
+            groups.setdefault(f"{r['split']} {r['benchmark']}", []).append(r)
     out: dict = {}
-    for r in suite:
-        entry = out.setdefault(f"{r['split']} {r['benchmark']}", {"series": 0, "gated": 0})
-        entry["series"] += 1
-        entry["gated"] += gated(r["dataset"], "TRACE (default)") is not None
-    for name, entry in out.items():
-        split, bench = name.split(" ")
-        part = [r for r in suite if (r["split"], r["benchmark"]) == (split, bench)]
+    for name, part in groups.items():
+        entry = out[name] = {"series": len(part), "gated": sum((r["dataset"], METHODS_SUITE[0]) in arms for r in part)}
         for method in METHODS_SUITE:
-            picked = [gated(r["dataset"], method) or r for r in part]
+            picked = [arms.get((r["dataset"], method), r) for r in part]
+            labelled = [arms[r["dataset"], method] for r in part if (r["dataset"], method) in arms]
             entry[method] = {k: round(float(np.mean([r[k] for r in picked])), 4)
                              for k in ("vus_pr", "vus_roc", "auc_roc", "hit", "f1") if k in part[0]}
-            labelled = [g for r in part if (g := gated(r["dataset"], method)) is not None]
             entry[method].update({f"gated_{k}": round(float(np.sum([g[k] for g in labelled])), 3)
                                   for k in ("caught", "false_alarm")})
     return out

@@ -213,7 +213,9 @@ def test_a_compiled_pretraining_step_trains_the_same_weights_as_an_eager_one(tmp
     """``--compile`` runs the objective through torch.compile: the same steps from the same
     start reach the same weights (up to the fused kernels' rounding), and the checkpoint a
     compiled leg writes resumes in an eager one."""
+    import torch._inductor.config
     from safetensors.torch import load_file
+    from torch._dynamo.utils import counters
 
     from trace_forecast.pretrain import main
 
@@ -222,9 +224,6 @@ def test_a_compiled_pretraining_step_trains_the_same_weights_as_an_eager_one(tmp
               "--steps", "6", "--schedule", "constant", "--warmup-steps", "2", "--quiet"]
     main(["--out", str(tmp_path / "eager"), *common])
     campaign = ["--out", str(tmp_path / "legs"), "--campaign", str(tmp_path / "campaign"), "--max-minutes", "30"]
-    import torch._inductor.config
-    from torch._dynamo.utils import counters
-
     # compile in this process: inductor's pool of compile workers would outlive the test and
     # take the cores from the suite's other tests (30 s of the suite's wall time)
     monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)

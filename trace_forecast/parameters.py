@@ -331,7 +331,8 @@ _TABLE = [
        "reconstruction misses where the context predicts little (AR(1) noise, a random walk).\n"
        "``\"auto\"`` joins it on channels whose training first differences are close to Gaussian\n"
        "(excess kurtosis at most 1), not on bursty ones, whose normal spikes it would rank first.\n"
-       "Off by default until the anomaly suite decides (``docs/benchmarks_anomaly_notes.md``)."),
+       "Off by default until the anomaly suite's threshold tables are re-measured with it\n"
+       "(``docs/benchmarks_anomaly_notes.md``, \"Point spikes\")."),
     _p("score_window", 128, "int", integer(1, 1_000_000),
        "Longest smoothing span in steps (see ``smoothing``; 1 = raw errors)."),
     _p("threshold", "auto", options(THRESHOLDS) + " or float", threshold,
