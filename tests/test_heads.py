@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -219,6 +220,69 @@ def test_windows_that_prefer_the_last_value_mix_it_into_the_prior(backbone):
     kept = ridge_solve(net, _stats(x_train, zero(x_train) + noise), validation=_stats(x_val, zero(x_val)))
     assert (kept.blend, kept.persistence) == (0.0, 0.0)
     assert torch.equal(layer.weight.detach(), prior)
+
+
+def test_the_last_value_share_reads_windows_whose_context_is_like_the_forecasts(backbone):
+    """On a short series the first windows see a few steps, where the zero-shot map is at its
+    worst: judged on them the last value wins, judged on the windows that see about as much
+    as the forecast will, it does not. Those (``like_the_forecast``) choose its share."""
+    from trace_forecast.heads.ridge import ridge_solve
+
+    net = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1),
+                        seed=0)
+    head = net.forecast_head
+    persistence, prior = head.persistence_weight(), head.prior_weight()
+    n = head.output_layer.in_features
+    g = torch.Generator().manual_seed(0)
+    x_short, x_like, x_val = (torch.randn(k, n, generator=g) for k in (40, 30, 4))
+    last = lambda x: x @ persistence.T  # noqa: E731
+    zero = lambda x: x @ prior.T  # noqa: E731
+    every = _stats(torch.cat([x_short, x_like]), torch.cat([last(x_short), zero(x_like)]))
+    validation = _stats(x_val, zero(x_val))  # 4 windows: too few to choose the blend
+    assert ridge_solve(net, every, validation=validation).persistence > 0.0
+    alike = ridge_solve(net, every, validation=validation, like_the_forecast=_stats(x_like, zero(x_like)))
+    assert (alike.blend, alike.persistence) == (0.0, 0.0)
+    assert torch.equal(head.output_layer.weight.detach(), prior)
+
+
+def test_windows_like_the_forecast_see_at_least_half_its_context():
+    """A forecast from a series' end reads ``min(L, length)`` steps; windows with half of that
+    or more are like it. Series longer than the context give full windows: all of them."""
+    from trace_forecast.engine.windows import like_the_forecast, plan_windows
+
+    train, _ = plan_windows([74], horizon=10, min_context=8, context_length=512)
+    alike = like_the_forecast(train, [74], 512)
+    assert alike.origins[:, 1].min() == 37 and alike.origins[:, 1].max() == train.origins[:, 1].max()
+    long, _ = plan_windows([900, 74], horizon=10, min_context=8, context_length=64)
+    both = like_the_forecast(long, [900, 74], 64)
+    assert set(both.origins[both.origins[:, 0] == 0, 1]) == set(long.origins[long.origins[:, 0] == 0, 1])
+    assert both.origins[both.origins[:, 0] == 1, 1].min() == 32
+    full, _ = plan_windows([900], horizon=10, min_context=8, context_length=64)
+    assert like_the_forecast(full, [900], 64) is full
+
+
+def test_a_short_series_fit_hands_the_head_start_its_windows_like_the_forecast(backbone, monkeypatch):
+    """The forecasting task passes the windows like the forecast only where they are not all
+    of the training windows (a series shorter than its context)."""
+    from trace_forecast.engine import TrainSettings
+    from trace_forecast.tasks import forecast
+
+    seen = []
+    original = forecast.ClosedFormHeadStart
+
+    def capture(*args, **kwargs):
+        seen.append(kwargs.get("like_the_forecast"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(forecast, "ClosedFormHeadStart", capture)
+    spec = lambda: NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1)  # noqa: E731
+    settings = TrainSettings(max_epochs=1, batch_size=16, random_state=0)
+    series = np.sin(np.arange(60) / 3.0).astype(np.float32)
+    forecast.fit_forecast([series], backbone, spec(), settings)
+    forecast.fit_forecast([np.tile(series, 3)], backbone, spec(), settings)
+    short, full = seen
+    assert short is not None and len(short) > 0 and np.minimum(short.plan.origins[:, 1], 64).min() >= 30
+    assert full is None
 
 
 def test_weighted_statistics_ignore_constant_windows(backbone):

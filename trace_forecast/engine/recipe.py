@@ -87,12 +87,16 @@ class ClosedFormHeadStart(Callback):
     ``head_start_validation_batches()`` (Darts' validation samples) -- choose the penalty
     and the blend with the zero-shot map and join the solve
     (:func:`~trace_forecast.heads.ridge.ridge_solve`); ``choice`` records what was chosen.
+    ``like_the_forecast``, where given, holds the training windows whose context is like the
+    forecast's (on short series, not all of them): the last value's share reads those.
     """
 
     def __init__(self, dataset: Dataset | None = None, batch_size: int | None = None,
-                 validation: Dataset | None = None, validation_requested: bool = False) -> None:
+                 validation: Dataset | None = None, validation_requested: bool = False,
+                 like_the_forecast: Dataset | None = None) -> None:
         self.dataset = dataset
         self.validation = validation
+        self.like_the_forecast = like_the_forecast
         self.validation_requested = validation_requested or validation is not None
         self.batch_size = batch_size
         self.choice: HeadStart | None = None
@@ -151,13 +155,17 @@ class ClosedFormHeadStart(Callback):
             stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
             if self.dataset is None:
                 stats = {w: all_reduced(trainer, pl_module, s) for w, s in stats.items()}
+            alike = None if self.like_the_forecast is None else ridge_statistics(
+                features, self._loader(self.like_the_forecast, pl_module), ("series units",))
             if validation is not None and too_little_validation(network, validation):
                 # nothing to choose on validation; the last value's share reads every window
-                self.choice = ridge_solve(network, stats, validation=validation, selection=selection)
+                self.choice = ridge_solve(network, stats, validation=validation, selection=selection,
+                                          like_the_forecast=alike)
             elif stats["fit"].windows > 0:
                 candidates = stats if validation is not None else stats["fit"]
                 joined = None if validation is None else {"fit": validation, "series units": selection}
-                self.choice = ridge_solve(network, candidates, validation=joined, selection=selection)
+                self.choice = ridge_solve(network, candidates, validation=joined, selection=selection,
+                                          like_the_forecast=alike)
         if self.choice is not None and hasattr(pl_module, "loss_weighting"):
             pl_module.loss_weighting = self.choice.weighting  # training weighs windows as the start did
         network.to(dtype)

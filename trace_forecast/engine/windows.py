@@ -19,6 +19,9 @@ from torch.utils.data import Dataset
 
 from trace_forecast.errors import DataError
 
+# Windows whose context is at least this share of their forecast's choose the last value's share.
+LIKE_THE_FORECAST = 0.5
+
 
 def left_pad(history: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """The last ``length`` values of ``history``, left-padded: ``(values, input_mask)``."""
@@ -122,6 +125,23 @@ def subsample(plan: WindowPlan, max_windows: int | None, seed: int = 0) -> Windo
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(plan), size=max_windows, replace=False))
     return WindowPlan(plan.origins[keep])
+
+
+def like_the_forecast(plan: WindowPlan, lengths: Sequence[int], context_length: int,
+                      share: float = LIKE_THE_FORECAST) -> WindowPlan:
+    """The windows of ``plan`` whose context is at least ``share`` of the context their
+    series' forecast will read (``min(context_length, length)``, the forecast being made
+    from the series' end). Where every window has its full context (series longer than
+    ``context_length`` plus the horizon), that is ``plan`` itself. On a short series the
+    first windows see a handful of steps, where any zero-shot forecast is at its worst, and
+    judged on them the last value looked better than the map the forecast actually uses
+    (lynx, 74 years: ``docs/design.md``, "The last value may join the prior")."""
+    if len(plan) == 0:
+        return plan
+    reach = np.minimum(np.asarray(lengths, dtype=np.int64), context_length)[plan.origins[:, 0]]
+    context = np.minimum(plan.origins[:, 1], context_length)
+    keep = context >= share * reach
+    return plan if bool(keep.all()) else WindowPlan(plan.origins[keep])
 
 
 def series_scale(values: np.ndarray) -> float:

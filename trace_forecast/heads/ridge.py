@@ -20,9 +20,11 @@ How much to trust the data (``docs/design.md``, "A head start that adapts to the
   which neither the zero-shot map nor a ridge fit on few windows gives. The prior is
   ``s * persistence + (1 - s) * zero-shot`` (a head's ``persistence_weight()``: every step
   reads the last observed value), with ``s`` from :data:`LAST_VALUE_SHARES` chosen on *every*
-  window, training and validation (neither map is fitted, so all are out of sample), and
-  only where the last value alone forecasts them better than the zero-shot map alone
-  (:func:`choose_last_value_share`; ``docs/design.md`` has what the rules before it did).
+  window, training and validation (neither map is fitted, so all are out of sample), whose
+  context is like the forecast's (at least half of it: on a short series the first windows
+  see a few steps), and only where the last value alone forecasts them better than the
+  zero-shot map alone (:func:`choose_last_value_share`; ``docs/design.md`` has what the
+  rules before it did).
 - **Validation windows choose** ``alpha`` from :data:`ALPHAS`, ``lambda`` from
   :data:`BLENDS` (``lambda = 0`` is the prior itself, so with ``s = 0`` the start is never
   worse than zero-shot on validation) and how the fit weighs windows (RevIN's scale-free loss, or
@@ -325,15 +327,20 @@ def choose_last_value_share(prior: torch.Tensor, persistence: torch.Tensor, wind
 
 
 def last_value_prior(network, prior: torch.Tensor | None, stats: dict[str, RidgeStatistics] | None,
-                     selection: RidgeStatistics | None) -> tuple[float, torch.Tensor | None]:
+                     selection: RidgeStatistics | None,
+                     like_the_forecast: RidgeStatistics | None = None) -> tuple[float, torch.Tensor | None]:
     """The share of the last value in the prior and the prior with it mixed in
     (:func:`choose_last_value_share` on the training windows ``stats`` and the validation
     windows ``selection`` together, in series units where the sums have them; a share of 0
-    without a persistence map or with fewer than :data:`MIN_VALIDATION_WINDOWS` windows)."""
+    without a persistence map or with fewer than :data:`MIN_VALIDATION_WINDOWS` windows).
+    ``like_the_forecast`` (series units), where given, replaces the training windows: those
+    whose context is like the forecast's
+    (:func:`~trace_forecast.engine.windows.like_the_forecast`)."""
     persistence = head_persistence(network)
     if prior is None or persistence is None or not stats:
         return 0.0, prior
-    windows = stats.get("series units", next(iter(stats.values())))
+    windows = like_the_forecast if like_the_forecast is not None else \
+        stats.get("series units", next(iter(stats.values())))
     windows = windows if selection is None else windows + selection
     if windows.windows < MIN_VALIDATION_WINDOWS or windows.weight <= 0:
         return 0.0, prior
@@ -352,7 +359,8 @@ Sums = RidgeStatistics | dict[str, RidgeStatistics]
 
 @torch.no_grad()
 def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, validation: Sums | None = None,
-                selection: RidgeStatistics | None = None) -> HeadStart:
+                selection: RidgeStatistics | None = None,
+                like_the_forecast: RidgeStatistics | None = None) -> HeadStart:
     """Set the head's output layer to its closed-form start; returns what was chosen.
 
     Where the head has a zero-shot map, the prior is that map with a share of the last value
@@ -366,6 +374,8 @@ def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, valid
     sums per weighting of the windows (``{"fit": ..., "series units": ...}``): the weighting is
     then chosen with the rest. ``selection`` (default: ``validation``'s first) are the
     validation windows' sums weighted as the choice weighs them (in each series' units).
+    ``like_the_forecast`` (series units): the training windows whose context is like the
+    forecast's, where that is not all of them; the last value's share reads them.
     """
     prior = head_prior(network)
     if validation is not None and not isinstance(validation, dict):
@@ -375,14 +385,14 @@ def ridge_solve(network, stats: Sums | None, alpha: float = DEFAULT_ALPHA, valid
     first = None if validation is None else next(iter(validation.values()))
     selection = first if selection is None else selection
     if first is not None and too_little_validation(network, first):
-        last_value, mixed = last_value_prior(network, prior, stats, selection)
+        last_value, mixed = last_value_prior(network, prior, stats, selection, like_the_forecast)
         set_output_layer(network, mixed, torch.zeros(prior.shape[0], dtype=prior.dtype))
         return HeadStart(alpha, 0.0, validation_windows=first.windows, persistence=last_value)
     default = next(iter(stats.values()))
     if first is None or default.weight <= 0 or first.weight <= 0:
         set_output_layer(network, *ridge_solution(default, None, alpha))
         return HeadStart(alpha, 1.0, validation_windows=None if first is None else first.windows)
-    last_value, mixed = last_value_prior(network, prior, stats, selection)
+    last_value, mixed = last_value_prior(network, prior, stats, selection, like_the_forecast)
     choice = choose_head_start(stats, selection, mixed)
     if last_value > 0.0:  # the zero-shot map alone, not the prior it was mixed into
         zero_shot = squared_error(selection, prior, torch.zeros(prior.shape[0]))

@@ -28,6 +28,7 @@ from trace_forecast.engine.windows import (
     WindowPlan,
     WindowSets,
     left_pad,
+    like_the_forecast,
     make_window_sets,
     steps_per_run,
 )
@@ -211,9 +212,12 @@ def fit_forecast(
             # Forward passes only: the closed-form head may see more windows than training does.
             ridge_rows = subsample(sets.all_train, max(head_start_sizes.RIDGE_WINDOWS, len(train_ds)), seed + 2)
             ridge_val = subsample(sets.all_val, max(head_start_sizes.RIDGE_VALIDATION_WINDOWS, len(val_ds)), seed + 3)
-            head_start = ClosedFormHeadStart(WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
-                                             validation=WindowDataset(series, ridge_val, spec.context_length,
-                                                                      spec.horizon))
+            alike = like_the_forecast(ridge_rows, [len(s) for s in series], spec.context_length)
+            head_start = ClosedFormHeadStart(
+                WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
+                validation=WindowDataset(series, ridge_val, spec.context_length, spec.horizon),
+                like_the_forecast=None if alike is ridge_rows else WindowDataset(series, alike, spec.context_length,
+                                                                                 spec.horizon))
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
