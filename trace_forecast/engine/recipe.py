@@ -158,7 +158,7 @@ class ClosedFormHeadStart(Callback):
             alike = None if self.like_the_forecast is None else ridge_statistics(
                 features, self._loader(self.like_the_forecast, pl_module), ("series units",))
             if validation is not None and too_little_validation(network, validation):
-                # nothing to choose on validation; the last value's share reads every window
+                # nothing to choose on validation; the last value's share reads the windows (those like the forecast)
                 self.choice = ridge_solve(network, stats, validation=validation, selection=selection,
                                           like_the_forecast=alike)
             elif stats["fit"].windows > 0:
