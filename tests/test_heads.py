@@ -251,14 +251,14 @@ def test_windows_like_the_forecast_see_at_least_half_its_context():
     from trace_forecast.engine.windows import like_the_forecast, plan_windows
 
     train, _ = plan_windows([74], horizon=10, min_context=8, context_length=512)
-    alike = like_the_forecast(train, [74], 512)
-    assert alike.origins[:, 1].min() == 37 and alike.origins[:, 1].max() == train.origins[:, 1].max()
+    alike = train.origins[like_the_forecast(train, [74], 512)]
+    assert alike[:, 1].min() == 37 and alike[:, 1].max() == train.origins[:, 1].max()
     long, _ = plan_windows([900, 74], horizon=10, min_context=8, context_length=64)
     both = like_the_forecast(long, [900, 74], 64)
-    assert set(both.origins[both.origins[:, 0] == 0, 1]) == set(long.origins[long.origins[:, 0] == 0, 1])
-    assert both.origins[both.origins[:, 0] == 1, 1].min() == 32
+    assert both[long.origins[:, 0] == 0].all()
+    assert long.origins[both & (long.origins[:, 0] == 1), 1].min() == 32
     full, _ = plan_windows([900], horizon=10, min_context=8, context_length=64)
-    assert like_the_forecast(full, [900], 64) is full
+    assert like_the_forecast(full, [900], 64).all()
 
 
 def test_a_short_series_fit_hands_the_head_start_its_windows_like_the_forecast(backbone, monkeypatch):
@@ -271,7 +271,7 @@ def test_a_short_series_fit_hands_the_head_start_its_windows_like_the_forecast(b
     original = forecast.ClosedFormHeadStart
 
     def capture(*args, **kwargs):
-        seen.append(kwargs.get("like_the_forecast"))
+        seen.append((args[0], kwargs.get("like_the_forecast")))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(forecast, "ClosedFormHeadStart", capture)
@@ -280,9 +280,39 @@ def test_a_short_series_fit_hands_the_head_start_its_windows_like_the_forecast(b
     series = np.sin(np.arange(60) / 3.0).astype(np.float32)
     forecast.fit_forecast([series], backbone, spec(), settings)
     forecast.fit_forecast([np.tile(series, 3)], backbone, spec(), settings)
-    short, full = seen
-    assert short is not None and len(short) > 0 and np.minimum(short.plan.origins[:, 1], 64).min() >= 30
+    (windows, short), (_, full) = seen
+    assert short is not None and 0 < len(short) < len(windows)
+    assert np.minimum(windows.plan.origins[short, 1], 64).min() >= 30
     assert full is None
+
+
+def test_windows_like_the_forecast_are_summed_once_with_the_rest(backbone, monkeypatch):
+    """The head start sums the windows like the forecast and the rest apart and adds them:
+    the same sums as one pass over every window, each window's features computed once."""
+    from types import SimpleNamespace
+
+    from trace_forecast.engine.recipe import ClosedFormHeadStart
+    from trace_forecast.engine.windows import WindowDataset, like_the_forecast, plan_windows
+
+    net = build_network(backbone, NetworkSpec(horizon=4, context_length=64, adapter="none", future_patches=1),
+                        seed=0)
+    series = [np.sin(np.arange(60) / 3.0).astype(np.float32)]
+    train, _ = plan_windows([60], horizon=4, min_context=8, context_length=64)
+    dataset = WindowDataset(series, train, 64, 4)
+    alike = np.flatnonzero(like_the_forecast(train, [60], 64))
+    assert 0 < len(alike) < len(dataset)
+    module = SimpleNamespace(device=torch.device("cpu"), network=net)
+    whole, none = ClosedFormHeadStart(dataset)._training_statistics(None, module, net)
+    calls, features = [], net.forecast_features
+    monkeypatch.setattr(net, "forecast_features", lambda *args: calls.append(len(args[0])) or features(*args))
+    split, part = ClosedFormHeadStart(dataset, like_the_forecast=alike)._training_statistics(None, module, net)
+    assert sum(calls) == len(dataset)
+    assert none is None and part.windows == len(alike)
+    for weighting, stats in whole.items():
+        for a, b in zip(split[weighting].tensors(), stats.tensors(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="positions"):
+        ClosedFormHeadStart(like_the_forecast=alike)
 
 
 def test_weighted_statistics_ignore_constant_windows(backbone):

@@ -24,14 +24,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from trace_forecast.adapters.peft_adapters import set_adalora_steps
 from trace_forecast.engine.batching import inference_batch_size
@@ -87,13 +88,17 @@ class ClosedFormHeadStart(Callback):
     ``head_start_validation_batches()`` (Darts' validation samples) -- choose the penalty
     and the blend with the zero-shot map and join the solve
     (:func:`~trace_forecast.heads.ridge.ridge_solve`); ``choice`` records what was chosen.
-    ``like_the_forecast``, where given, holds the training windows whose context is like the
-    forecast's (on short series, not all of them): the last value's share reads those.
+    ``like_the_forecast``, where given, holds the positions in ``dataset`` of the windows
+    whose context is like the forecast's (on short series, not all of them): the last value's
+    share reads those. They and the rest are summed apart and added, so each window's
+    features are computed once.
     """
 
     def __init__(self, dataset: Dataset | None = None, batch_size: int | None = None,
                  validation: Dataset | None = None, validation_requested: bool = False,
-                 like_the_forecast: Dataset | None = None) -> None:
+                 like_the_forecast: Sequence[int] | None = None) -> None:
+        if like_the_forecast is not None and dataset is None:
+            raise ValueError("like_the_forecast holds positions in the head start's dataset: give one")
         self.dataset = dataset
         self.validation = validation
         self.like_the_forecast = like_the_forecast
@@ -121,6 +126,21 @@ class ClosedFormHeadStart(Callback):
         batch_size = self.batch_size or inference_batch_size(pl_module.device)
         for batch in DataLoader(dataset, batch_size=batch_size):
             yield tuple(t.to(pl_module.device) for t in batch)
+
+    def _training_statistics(self, trainer: pl.Trainer, pl_module, features
+                             ) -> tuple[dict[str, RidgeStatistics], RidgeStatistics | None]:
+        """Both weightings' sums over the training windows, and the series-unit sums over
+        those like the forecast (``None`` where that is all of them)."""
+        if self.like_the_forecast is None:
+            stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
+            if self.dataset is None:
+                stats = {w: all_reduced(trainer, pl_module, s) for w, s in stats.items()}
+            return stats, None
+        alike_positions = np.asarray(self.like_the_forecast, dtype=np.int64)
+        rest_positions = np.setdiff1d(np.arange(len(self.dataset)), alike_positions)
+        alike, rest = (ridge_statistics(features, self._loader(Subset(self.dataset, positions.tolist()), pl_module),
+                                        WEIGHTINGS) for positions in (alike_positions, rest_positions))
+        return {w: alike[w] + rest[w] for w in WEIGHTINGS}, alike["series units"]
 
     def _validation_batches(self, pl_module) -> Iterator[HeadBatch] | None:
         if self.validation is not None:
@@ -152,11 +172,7 @@ class ClosedFormHeadStart(Callback):
                 if self.dataset is None:  # each rank read its share: add them up
                     validation, selection = (all_reduced(trainer, pl_module, s) for s in (validation, selection))
             # both weightings of the windows, in one pass: validation chooses between them
-            stats = ridge_statistics(features, self._batches(trainer, pl_module), WEIGHTINGS)
-            if self.dataset is None:
-                stats = {w: all_reduced(trainer, pl_module, s) for w, s in stats.items()}
-            alike = None if self.like_the_forecast is None else ridge_statistics(
-                features, self._loader(self.like_the_forecast, pl_module), ("series units",))
+            stats, alike = self._training_statistics(trainer, pl_module, features)
             if validation is not None and too_little_validation(network, validation):
                 # nothing to choose on validation; the last value's share reads the windows (those like the forecast)
                 self.choice = ridge_solve(network, stats, validation=validation, selection=selection,

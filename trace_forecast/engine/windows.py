@@ -128,20 +128,19 @@ def subsample(plan: WindowPlan, max_windows: int | None, seed: int = 0) -> Windo
 
 
 def like_the_forecast(plan: WindowPlan, lengths: Sequence[int], context_length: int,
-                      share: float = LIKE_THE_FORECAST) -> WindowPlan:
-    """The windows of ``plan`` whose context is at least ``share`` of the context their
-    series' forecast will read (``min(context_length, length)``, the forecast being made
-    from the series' end). Where every window has its full context (series longer than
-    ``context_length`` plus the horizon), that is ``plan`` itself. On a short series the
+                      share: float = LIKE_THE_FORECAST) -> np.ndarray:
+    """Which windows of ``plan`` (a boolean mask) have a context of at least ``share`` of the
+    context their series' forecast will read (``min(context_length, length)``, the forecast
+    being made from the series' end). Where every window has its full context (series longer
+    than ``context_length`` plus the horizon), that is all of them. On a short series the
     first windows see a handful of steps, where any zero-shot forecast is at its worst, and
     judged on them the last value looked better than the map the forecast actually uses
     (lynx, 74 years: ``docs/design.md``, "The last value may join the prior")."""
     if len(plan) == 0:
-        return plan
+        return np.ones(0, dtype=bool)
     reach = np.minimum(np.asarray(lengths, dtype=np.int64), context_length)[plan.origins[:, 0]]
     context = np.minimum(plan.origins[:, 1], context_length)
-    keep = context >= share * reach
-    return plan if bool(keep.all()) else WindowPlan(plan.origins[keep])
+    return context >= share * reach
 
 
 def series_scale(values: np.ndarray) -> float:

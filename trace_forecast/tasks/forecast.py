@@ -216,8 +216,7 @@ def fit_forecast(
             head_start = ClosedFormHeadStart(
                 WindowDataset(series, ridge_rows, spec.context_length, spec.horizon),
                 validation=WindowDataset(series, ridge_val, spec.context_length, spec.horizon),
-                like_the_forecast=None if alike is ridge_rows else WindowDataset(series, alike, spec.context_length,
-                                                                                 spec.horizon))
+                like_the_forecast=None if alike.all() else np.flatnonzero(alike))
     else:
         network = init
     result = fit_network(network, train_ds, val_ds if len(val_ds) else None, settings, head_start=head_start)
