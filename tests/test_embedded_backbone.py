@@ -17,6 +17,7 @@ from trace_forecast.pretraining.synthetic import generate_corpus
 
 # Measured when the weights were committed (docs/model_card.md); a different file fails.
 REFERENCE_LOSS = 0.33788347244262695  # v3 (v2: 0.3112; v3 trades synthetic fit for real data)
+REFERENCE_LOSS_V4 = 0.3159218430519104  # the v4 campaign's snapshot after leg 23, opt-in by name
 
 
 def reference_loss(model: MomentBackbone) -> float:
@@ -36,6 +37,30 @@ def test_embedded_weights_are_the_pretrained_ones():
     assert loss == pytest.approx(REFERENCE_LOSS, rel=1e-4)
     torch.manual_seed(0)
     assert reference_loss(MomentBackbone(model.config)) > 2 * loss  # random weights are far worse
+
+
+def test_the_v4_snapshot_loads_by_name_and_the_default_stays_v3():
+    from trace_forecast.backbone.io import EMBEDDED, resolve_checkpoint
+
+    assert resolve_checkpoint(None) == EMBEDDED_DIR == EMBEDDED["trace-moment-tiny"]
+    folder = resolve_checkpoint("trace-moment-tiny-v4")
+    assert folder == EMBEDDED["trace-moment-tiny-v4"] != EMBEDDED_DIR
+    assert json.loads((EMBEDDED_DIR / "config.json").read_text())["trace_forecast"]["version"] == 3
+    v4 = json.loads((folder / "config.json").read_text())["trace_forecast"]
+    assert v4["version"] == 4 and v4["campaign_leg"] == 23
+    assert (folder / "model.safetensors").stat().st_size < 5_000_000
+    assert reference_loss(load_backbone("trace-moment-tiny-v4")) == pytest.approx(REFERENCE_LOSS_V4, rel=1e-4)
+
+
+def test_an_estimator_takes_the_v4_snapshot_by_name():
+    from trace_forecast import TraceForecaster
+    from trace_forecast.datasets import load_etth1
+
+    y = load_etth1()["OT"].iloc[:600]
+    forecasts = {name: TraceForecaster(backbone=name, context_length=512, fit_strategy="zero-shot")
+                 .fit(y, fh=range(1, 25)).predict() for name in (None, "trace-moment-tiny-v4")}
+    assert np.isfinite(forecasts["trace-moment-tiny-v4"]).all()
+    assert not np.allclose(forecasts[None], forecasts["trace-moment-tiny-v4"])
 
 
 def test_embedded_backbone_is_small_and_offline(monkeypatch):

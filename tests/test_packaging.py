@@ -21,6 +21,8 @@ def test_wheel_ships_weights_data_licences_and_type_marker(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in ("trace_forecast/weights/trace-moment-tiny/model.safetensors",
                  "trace_forecast/weights/trace-moment-tiny/config.json",
+                 "trace_forecast/weights/trace-moment-tiny-v4/model.safetensors",
+                 "trace_forecast/weights/trace-moment-tiny-v4/config.json",
                  "trace_forecast/datasets/ETTh1.csv.gz", "trace_forecast/datasets/LICENSE-ETT",
                  "trace_forecast/datasets/NOTICE-ETT", "trace_forecast/py.typed"):
         assert path in names, f"{path} missing from the wheel"

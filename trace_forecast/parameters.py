@@ -157,11 +157,14 @@ def seed(name: str, value: Any) -> None:
         _fail(name, "None or a non-negative integer", value)
 
 
+CHECKPOINT_KINDS = "None (the embedded backbone), an embedded backbone's name, a folder path or a hub id"
+
+
 def checkpoint(name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, str | os.PathLike):
-        _fail(name, "None (the embedded backbone), a folder path or a hub id", value)
-    if isinstance(value, str) and not value.strip():
-        _fail(name, "None (the embedded backbone), a folder path or a hub id", value)
+    if value is None:
+        return
+    if not isinstance(value, str | os.PathLike) or (isinstance(value, str) and not value.strip()):
+        _fail(name, CHECKPOINT_KINDS, value)
 
 
 def folder_or_none(name: str, value: Any) -> None:
@@ -225,8 +228,9 @@ def _p(name: str, default: Any, type_doc: str, rule: Rule, doc: str) -> Paramete
 
 _TABLE = [
     _p("backbone", None, "str, path or None", checkpoint,
-       "Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default, a local\n"
-       'folder, or a hub id such as ``"AutonLab/MOMENT-1-large"``.'),
+       "Checkpoint in MOMENT layout: ``None`` for the embedded pretrained default (v3),\n"
+       '``"trace-moment-tiny-v4"`` for the embedded v4 snapshot (opt-in), a local folder, or a\n'
+       'hub id such as ``"AutonLab/MOMENT-1-large"``.'),
     _p("adapter", "gated_dsic", options(ADAPTERS), choice(ADAPTERS),
        "Fine-tuning mode: TRACE's gated LoRA with Gated DSIC, PEFT's LoRA or AdaLoRA, full\n"
        'fine-tuning, or a frozen backbone (with ``head="linear"``: linear probing; for\n'

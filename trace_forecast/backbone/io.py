@@ -1,8 +1,9 @@
 """Load and save MOMENT-layout checkpoints (``config.json`` + ``model.safetensors``).
 
-A backbone can come from the embedded default (``None``), a local folder, or a
-Hugging Face hub id such as ``AutonLab/MOMENT-1-large`` (downloaded with
-``huggingface_hub``, which honours ``HF_HUB_OFFLINE`` and its cache).
+A backbone can come from the embedded default (``None``), another backbone shipped in the
+package by its name (:data:`EMBEDDED`), a local folder, or a Hugging Face hub id such as
+``AutonLab/MOMENT-1-large`` (downloaded with ``huggingface_hub``, which honours
+``HF_HUB_OFFLINE`` and its cache).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from trace_forecast.rng import GLOBAL_RNG_LOCK
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights" / "trace-moment-tiny"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+EMBEDDED_DIR = WEIGHTS_DIR / "trace-moment-tiny"  # the default (``backbone=None``): v3
+# Backbones shipped in the package, by the name ``backbone=`` takes. A name is looked up
+# before any folder of that name: "trace-moment-tiny-v4" is a snapshot of the v4 pretraining
+# campaign, opt-in while the default stays v3 (docs/choosing_a_backbone.md, docs/model_card.md).
+EMBEDDED = {"trace-moment-tiny": EMBEDDED_DIR, "trace-moment-tiny-v4": WEIGHTS_DIR / "trace-moment-tiny-v4"}
 POSITION_KEY = "patch_embedding.position_embedding.pe"
 # Keys a MOMENT checkpoint may carry that this backbone recomputes or never uses.
 OPTIONAL_KEYS = ("encoder.embed_tokens.weight",)
@@ -31,14 +37,16 @@ _HUB_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
 
 
 def resolve_checkpoint(source: str | Path | None) -> Path:
-    """The local folder holding a checkpoint: embedded, a folder, or a hub download."""
-    if source is None:
-        if not (EMBEDDED_DIR / WEIGHTS_NAME).is_file():
+    """The local folder holding a checkpoint: embedded (``None`` or a name in
+    :data:`EMBEDDED`), a folder, or a hub download."""
+    if source is None or (isinstance(source, str) and source in EMBEDDED):
+        folder = EMBEDDED_DIR if source is None else EMBEDDED[source]  # a benchmark may point the default elsewhere
+        if not (folder / WEIGHTS_NAME).is_file():
             raise CheckpointError(
-                f"the embedded backbone is missing from the installation ({EMBEDDED_DIR}); "
+                f"the embedded backbone is missing from the installation ({folder}); "
                 "reinstall trace-forecast or pass backbone=<folder or hub id>."
             )
-        return EMBEDDED_DIR
+        return folder
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
