@@ -84,6 +84,8 @@ def test_pretraining_runs_a_few_steps_and_resumes(tmp_path):
     assert resumed["steps"] == 6  # continued from step 4, not restarted
     reloaded = load_backbone(tmp_path)
     assert reloaded.config.d_model == 16
+    made = json.loads((tmp_path / "config.json").read_text())["trace_forecast"]
+    assert made["pretrained_by"] == "trace_forecast.pretrain" and made["steps"] == 6 and "from" not in made
 
 
 def test_pretraining_data_folder_errors(tmp_path):

@@ -257,6 +257,7 @@ def main(argv=None) -> dict:
         config = backbone.config
     else:
         backbone = MomentBackbone(config)
+    made_from = {"source": str(args.init), **config.extra.get("trace_forecast", {})} if args.init else None
     ratio = args.mask_ratio[0] if len(args.mask_ratio) == 1 else tuple(args.mask_ratio[:2])
     windows = dict(tail_share=args.tail_share, max_tail_patches=args.max_tail_patches, mask_ratio=ratio)
     train_ds, held_ds, held_mix, data_summary = training_windows(args, config, series, windows)
@@ -297,6 +298,12 @@ def main(argv=None) -> dict:
     wall = time.perf_counter() - start
     backbone.eval()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # What made these weights (not what made the weights it started from: those go under "from").
+    backbone.config.extra["trace_forecast"] = {
+        "pretrained_by": "trace_forecast.pretrain", "steps": int(trainer.global_step),
+        "windows": int(module.windows_seen), **({"campaign": str(campaign)} if campaign else {}),
+        **({"from": made_from} if made_from else {}),
+    }
     save_backbone(backbone, out, moment_compatible=not args.compact)
     summary = {
         "steps": int(trainer.global_step), "batch_size": args.batch_size, "wall_seconds_this_run": round(wall, 1),
