@@ -639,6 +639,11 @@ CAMPAIGN_CELLS = {  # label -> (dataset, fraction or short series' name, horizon
 CAMPAIGN_METRIC = {_ILI: "mse", _M4: "owa", _SHORT: "mase"}
 
 
+def campaign_leg_file(leg: int | str) -> Path:
+    """Leg ``leg``'s committed check on the small-series cells."""
+    return RESULTS / f"data_size_backbone_v4_leg{leg}.json"
+
+
 def campaign_cells(path: Path) -> dict[str, np.ndarray]:
     """Each cell's per-seed scores of ``TRACE (defaults)`` in one result file."""
     rows = [r for r in json.loads(Path(path).read_text())["rows"] if r["method"] == "TRACE (defaults)"]
@@ -717,7 +722,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.campaign:
         print(campaign_table({name: Path(path) for name, path in (
-            item.split("=", 1) if "=" in item else (f"leg {item}", RESULTS / f"data_size_backbone_v4_leg{item}.json")
+            item.split("=", 1) if "=" in item else (f"leg {item}", campaign_leg_file(item))
             for item in args.campaign)}))
         return
     p = args.profile

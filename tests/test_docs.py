@@ -116,12 +116,11 @@ def test_readme_tables_are_the_generated_ones():
 def test_model_cards_leg_by_leg_table_is_the_generated_one():
     """The model card's table of fine-tuned cells by campaign leg is what
     ``python -m benchmarks.report --campaign`` prints from the committed result files."""
-    from benchmarks.harness import RESULTS
-    from benchmarks.report import campaign_table
+    from benchmarks.report import campaign_leg_file, campaign_table
 
     card = (DOCS / "model_card.md").read_text().splitlines()
     start = next(i for i, line in enumerate(card) if line.startswith("| cell | v3 | leg "))
     end = next(i for i in range(start, len(card)) if card[i].startswith("| better / tied / worse"))
     legs = re.findall(r"leg (\d+)", card[start])
-    columns = {f"leg {n}": RESULTS / f"data_size_backbone_v4_leg{n}.json" for n in legs}
+    columns = {f"leg {n}": campaign_leg_file(n) for n in legs}
     assert len(legs) >= 12 and campaign_table(columns) == "\n".join(card[start:end + 1])

@@ -14,7 +14,7 @@
 # 8 to 10 minutes on two idle cores. The data sets come from TRACE_DATA_DIR (../shared/data).
 set -euo pipefail
 LEG=${1:?LEG}
-WEIGHTS=${2:?WEIGHTS}
+WEIGHTS=$(cd "${2:?WEIGHTS}" && pwd)  # absolute: the runs start from the repository root
 PY=${PYTHON:-python3}
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1
