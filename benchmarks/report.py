@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import RESULTS, flat
+from benchmarks.harness import RESULTS, flat, load
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -646,7 +646,7 @@ def campaign_leg_file(leg: int | str) -> Path:
 
 def campaign_cells(path: Path) -> dict[str, np.ndarray]:
     """Each cell's per-seed scores of ``TRACE (defaults)`` in one result file."""
-    rows = [r for r in json.loads(Path(path).read_text())["rows"] if r["method"] == "TRACE (defaults)"]
+    rows = [r for r in load(path)["rows"] if r["method"] == "TRACE (defaults)"]
     return {label: np.array([r[CAMPAIGN_METRIC[data]] for r in rows if r["dataset"] == data and r["fraction"] == fraction
                              and (horizon is None or r["horizon"] == horizon)])
             for label, (data, fraction, horizon) in CAMPAIGN_CELLS.items()}
@@ -663,17 +663,16 @@ def campaign_table(columns: dict[str, Path], baseline: Path = RESULTS / "data_si
     """The Markdown table: a row per cell, v3 then a column per file, and the tallies."""
     base, legs = campaign_cells(baseline), {name: campaign_cells(path) for name, path in columns.items()}
     tallies = {name: {"+": 0, "": 0, "−": 0} for name in legs}
-    lines = ["| cell | v3 | " + " | ".join(legs) + " |", "|---|---|" + "---|" * len(legs)]
+    rows = []
     for label in CAMPAIGN_CELLS:
-        parts = [f"{base[label].mean():.3f}"]
+        row = [label, f"{base[label].mean():.3f}"]
         for name, scores in legs.items():
             sign = campaign_mark(scores[label], base[label])
             tallies[name][sign] += 1
-            parts.append(f"{scores[label].mean():.3f} {sign}".rstrip())
-        lines.append(f"| {label} | " + " | ".join(parts) + " |")
-    lines.append("| better / tied / worse | – | "
-                 + " | ".join(f"{t['+']}/{t['']}/{t['−']}" for t in tallies.values()) + " |")
-    return "\n".join(lines)
+            row.append(f"{scores[label].mean():.3f} {sign}".rstrip())
+        rows.append(row)
+    rows.append(["better / tied / worse", "–", *(f"{t['+']}/{t['']}/{t['−']}" for t in tallies.values())])
+    return _table(["cell", "v3", *legs], rows)
 
 
 INTRO = """# Benchmarks
