@@ -6,6 +6,9 @@ backbone (named as given) into ``results/backbone_compare.json``:
 protocol: lookback 512, every test window, MSE on train-standardised values; past 192 steps
 the forecast rolls out) and on M4 Hourly (OWA against Naive2). ``--plain`` adds each
 backbone's plain zero-shot forecast, without the sign-symmetric average (``docs/design.md``).
+``--future-patches 12 6`` adds rows with that many patches predicted a pass instead of
+``"auto"``'s (more history visible, more passes); ``--split val`` scores ETTh1's validation
+split instead, where design choices are made (no M4 column).
 Held-out pretraining loss per source is ``benchmarks/pretraining_heldout.py``'s job (and each
 campaign leg's record).
 """
@@ -20,14 +23,15 @@ from benchmarks.harness import Record, channel_windows, main, setting
 HORIZONS = (96, 192, 336, 720)
 
 
-def etth1(backbone, horizon: int, stride: int) -> float:
+def etth1(backbone, horizon: int, stride: int, future_patches="auto", split_name: str = "test") -> float:
     from benchmarks.long_horizon import load_split
     from trace_forecast import TraceForecaster
     from trace_forecast.metrics import mse
 
     split = load_split("ETTh1")
-    hist, fut = channel_windows(split.test, 512, horizon, stride)
-    forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, random_state=0)
+    hist, fut = channel_windows(getattr(split, split_name), 512, horizon, stride)
+    forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, future_patches=future_patches,
+                                 random_state=0)
     forecaster.fit(split.train.iloc[-2000:], fh=np.arange(1, horizon + 1))  # zero-shot: the fit trains nothing
     return mse(fut, forecaster.predict_histories(list(hist)))
 
@@ -54,6 +58,9 @@ def options(parser) -> None:
     parser.add_argument("--stride", type=int, default=1, help="every k-th ETTh1 test window")
     parser.add_argument("--plain", action="store_true",
                         help="also the plain zero-shot forecast (not averaged with the negated series')")
+    parser.add_argument("--future-patches", nargs="+", default=["auto"],
+                        help='patches predicted a pass: "auto" and/or integers (one row each)')
+    parser.add_argument("--split", choices=("test", "val"), default="test", help="ETTh1's split to score")
 
 
 def run(args, record: Record) -> None:
@@ -63,10 +70,15 @@ def run(args, record: Record) -> None:
         name, folder = item.split("=", 1)
         backbone = None if folder == "None" else folder
         for symmetric in (True, False) if args.plain else (True,):
-            label = name if symmetric else f"{name}, plain (not sign-symmetric)"
-            with setting(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", symmetric):
-                row = {"backbone": label, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride) for h in HORIZONS}}
-                record.add({**row, "M4 Hourly OWA": m4_owa(backbone)})
+            for patches in [p if p == "auto" else int(p) for p in args.future_patches]:
+                label = name if symmetric else f"{name}, plain (not sign-symmetric)"
+                label += "" if patches == "auto" else f", {patches} patches a pass"
+                with setting(reconstruction, "SIGN_SYMMETRIC_ZERO_SHOT", symmetric):
+                    row = {"backbone": label, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride, patches, args.split)
+                                                 for h in HORIZONS}}
+                    if args.split == "test":
+                        row["M4 Hourly OWA"] = m4_owa(backbone)
+                    record.add(row)
 
 
 if __name__ == "__main__":
