@@ -6,9 +6,9 @@ backbone (named as given) into ``results/backbone_compare.json``:
 protocol: lookback 512, every test window, MSE on train-standardised values; past 192 steps
 the forecast rolls out) and on M4 Hourly (OWA against Naive2). ``--plain`` adds each
 backbone's plain zero-shot forecast, without the sign-symmetric average (``docs/design.md``).
-``--future-patches 12 6`` adds rows with that many patches predicted a pass instead of
-``"auto"``'s (more history visible, more passes); ``--split val`` scores ETTh1's validation
-split instead, where design choices are made (no M4 column).
+``--future-patches auto 12 6`` gives a row for each count of patches predicted a pass
+(``"auto"``: as many as pretrained; fewer: more history visible, more passes); ``--split val``
+scores ETTh1's validation split instead, where design choices are made (no M4 column).
 Held-out pretraining loss per source is ``benchmarks/pretraining_heldout.py``'s job (and each
 campaign leg's record).
 """
