@@ -55,7 +55,7 @@ KEY = ("backbone",)
 
 def options(parser) -> None:
     parser.add_argument("--backbone", nargs="+", default=["embedded=None"], help="NAME=FOLDER (None: embedded)")
-    parser.add_argument("--stride", type=int, default=1, help="every k-th ETTh1 test window")
+    parser.add_argument("--stride", type=int, default=1, help="every k-th ETTh1 window")
     parser.add_argument("--plain", action="store_true",
                         help="also the plain zero-shot forecast (not averaged with the negated series')")
     parser.add_argument("--future-patches", nargs="+", default=["auto"],
