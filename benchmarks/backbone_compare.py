@@ -36,7 +36,7 @@ def etth1(backbone, horizon: int, stride: int, future_patches="auto", split_name
     return mse(fut, forecaster.predict_histories(list(hist)))
 
 
-def m4_owa(backbone) -> float:
+def m4_owa(backbone, future_patches="auto") -> float:
     from benchmarks.m4 import load_m4_hourly, naive2, scores
     from trace_forecast import TraceForecaster
     from trace_forecast.metrics import owa
@@ -44,7 +44,8 @@ def m4_owa(backbone) -> float:
     histories, futures = load_m4_hourly()
     s2, m2 = scores(histories, futures, np.stack([naive2(h) for h in histories]))
     frame = pd.concat({i: pd.DataFrame({"y": h}) for i, h in enumerate(histories)}, names=["series", "t"])
-    forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, random_state=0)
+    forecaster = TraceForecaster(fit_strategy="zero-shot", backbone=backbone, future_patches=future_patches,
+                                 random_state=0)
     forecaster.fit(frame, fh=np.arange(1, 49))
     s, m = scores(histories, futures, forecaster.predict_histories(histories))
     return owa(s, m, s2, m2)
@@ -77,7 +78,7 @@ def run(args, record: Record) -> None:
                     row = {"backbone": label, **{f"ETTh1 H={h}": etth1(backbone, h, args.stride, patches, args.split)
                                                  for h in HORIZONS}}
                     if args.split == "test":
-                        row["M4 Hourly OWA"] = m4_owa(backbone)
+                        row["M4 Hourly OWA"] = m4_owa(backbone, patches)
                     record.add(row)
 
 
